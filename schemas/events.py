@@ -1,0 +1,277 @@
+"""Event contracts shared by the services, version 1.
+
+Every message on Kafka is a CloudEvents 1.0 envelope in structured JSON mode whose `subject`
+is the request id (also the Kafka key, so that one request's events keep their order).
+The `data` models below carry no patient identity: no name, no phone. The patient's contact
+stays in the intake's database.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+SPEC_VERSION = "1.0"
+TYPE_PREFIX = "fr.sas.orientation."
+
+
+class EventData(BaseModel):
+    """Base of every event payload; `event_type` is the CloudEvents `type`."""
+
+    # Consumers ignore fields they do not know: adding a field is not a breaking change.
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    EVENT_TYPE: ClassVar[str] = ""
+
+    request_id: str
+
+    @classmethod
+    def type_name(cls) -> str:
+        return cls.EVENT_TYPE
+
+
+def _event(name: str) -> str:
+    return f"{TYPE_PREFIX}{name}.v1"
+
+
+# --- small value objects -------------------------------------------------------------------
+
+
+class PatientLocation(BaseModel):
+    """Where the patient is: a commune (INSEE code) resolved to its centre, or coordinates."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    commune_insee: str | None = None
+    lat: float
+    lon: float
+
+
+class ProfessionalRef(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    rpps: str
+    name: str
+    profession: str
+
+
+class SiteRef(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    site_id: str
+    name: str
+    commune_insee: str | None = None
+    lat: float
+    lon: float
+
+
+class CandidateExplanation(BaseModel):
+    """Why a candidate ranked where it did (stored with the decision)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    rpps: str
+    kind: Literal["slot", "overflow"]
+    slot_id: str | None = None
+    start: AwareDatetime
+    distance_km: float
+    score: float
+    terms: dict[str, float]
+
+
+Kind = Literal["slot", "overflow"]
+Mode = Literal["in_person", "teleconsultation"]
+Urgency = Literal["48h", "24h"]
+
+
+# --- intake → matcher (topic `requests`) ---------------------------------------------------
+
+
+class RequestReceived(EventData):
+    """A regulator pushed a new orientation request."""
+
+    EVENT_TYPE: ClassVar[str] = _event("request.received")
+    received_at: AwareDatetime
+    urgency: Urgency
+    motive: str
+    location: PatientLocation
+    age: int | None = None
+    teleconsultation_ok: bool = False
+
+
+class RequestCancelled(EventData):
+    """The regulator cancelled the request."""
+
+    EVENT_TYPE: ClassVar[str] = _event("request.cancelled")
+    cancelled_at: AwareDatetime
+
+
+# --- matcher → intake, notifier (topic `matching`) ------------------------------------------
+
+
+class SearchStarted(EventData):
+    """The matcher is looking for a candidate (first time, or after a refusal)."""
+
+    EVENT_TYPE: ClassVar[str] = _event("search.started")
+    deadline: AwareDatetime
+    attempt: int
+
+
+class OfferProposed(EventData):
+    """A candidate was chosen and (for a slot) held: ask that professional."""
+
+    EVENT_TYPE: ClassVar[str] = _event("offer.proposed")
+    offer_id: str
+    professional: ProfessionalRef
+    email: str | None = None
+    phone: str | None = None
+    site: SiteRef
+    kind: Kind
+    mode: Mode
+    start: AwareDatetime = Field(description="the slot's start, or the earliest time for overflow")
+    window_end: AwareDatetime | None = Field(
+        default=None, description="overflow only: the latest time the patient may be seen"
+    )
+    slot_id: str | None = None
+    deadline: AwareDatetime
+    motive: str
+    patient_age: int | None = None
+    patient_commune_insee: str | None = None
+    distance_km: float
+    explanation: list[CandidateExplanation] = Field(default_factory=list)
+
+
+class OfferWithdrawn(EventData):
+    """A pending (or just accepted) offer no longer stands: cancellation, directory change."""
+
+    EVENT_TYPE: ClassVar[str] = _event("offer.withdrawn")
+    offer_id: str
+    reason: str
+
+
+class AppointmentConfirmed(EventData):
+    """The professional accepted; the slot is booked (or the overflow counted)."""
+
+    EVENT_TYPE: ClassVar[str] = _event("appointment.confirmed")
+    offer_id: str
+    professional: ProfessionalRef
+    site: SiteRef
+    start: AwareDatetime
+    kind: Kind
+    mode: Mode
+    slot_id: str | None = None
+
+
+class RequestUnresolved(EventData):
+    """No professional can be found before the deadline, with the reason."""
+
+    EVENT_TYPE: ClassVar[str] = _event("request.unresolved")
+    reason: str
+    detail: str
+
+
+# --- notifier → matcher (topic `offers`) -----------------------------------------------------
+
+
+class OfferAccepted(EventData):
+    EVENT_TYPE: ClassVar[str] = _event("offer.accepted")
+    offer_id: str
+    rpps: str
+    start: AwareDatetime
+    accepted_at: AwareDatetime
+
+
+class OfferRefused(EventData):
+    EVENT_TYPE: ClassVar[str] = _event("offer.refused")
+    offer_id: str
+    rpps: str
+    reason: str | None = None
+    refused_at: AwareDatetime
+
+
+class OfferExpired(EventData):
+    EVENT_TYPE: ClassVar[str] = _event("offer.expired")
+    offer_id: str
+    rpps: str
+    expired_at: AwareDatetime
+
+
+EVENT_MODELS: tuple[type[EventData], ...] = (
+    RequestReceived,
+    RequestCancelled,
+    SearchStarted,
+    OfferProposed,
+    OfferWithdrawn,
+    AppointmentConfirmed,
+    RequestUnresolved,
+    OfferAccepted,
+    OfferRefused,
+    OfferExpired,
+)
+EVENT_TYPES: dict[str, type[EventData]] = {m.type_name(): m for m in EVENT_MODELS}
+
+
+class CloudEvent(BaseModel):
+    """The envelope of every message (CloudEvents 1.0, structured JSON mode)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    specversion: Literal["1.0"] = SPEC_VERSION
+    id: str
+    type: str
+    source: str
+    time: AwareDatetime
+    subject: str
+    datacontenttype: Literal["application/json"] = "application/json"
+    data: dict[str, Any]
+
+    @classmethod
+    def wrap(cls, data: EventData, *, source: str, time: datetime) -> CloudEvent:
+        return cls(
+            id=str(uuid.uuid4()),
+            type=data.type_name(),
+            source=source,
+            time=time,
+            subject=data.request_id,
+            data=data.model_dump(mode="json"),
+        )
+
+    def payload(self) -> EventData:
+        """The typed payload; raises UnknownEventType or pydantic.ValidationError."""
+        model = EVENT_TYPES.get(self.type)
+        if model is None:
+            raise UnknownEventType(self.type)
+        return model.model_validate(self.data)
+
+
+class UnknownEventType(ValueError):
+    def __init__(self, event_type: str) -> None:
+        super().__init__(f"unknown event type {event_type!r}")
+        self.event_type = event_type
+
+
+class DeadLetter(BaseModel):
+    """What a consumer could not handle, with why; published on the dead-letter topic."""
+
+    model_config = ConfigDict(extra="forbid")
+    consumer: str
+    topic: str
+    partition: int
+    offset: int
+    key: str | None
+    value: str
+    reason: str
+    failed_at: AwareDatetime
+    attempts: int
+
+
+EventUnion = Annotated[
+    RequestReceived
+    | RequestCancelled
+    | SearchStarted
+    | OfferProposed
+    | OfferWithdrawn
+    | AppointmentConfirmed
+    | RequestUnresolved
+    | OfferAccepted
+    | OfferRefused
+    | OfferExpired,
+    Field(description="the `data` of a CloudEvent"),
+]

@@ -1,0 +1,34 @@
+"""Kafka topics and who writes them. Names get the deployment's prefix (TOPIC_PREFIX)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Topics:
+    prefix: str = "sas."
+
+    @property
+    def requests(self) -> str:
+        """Written by the intake: request.received, request.cancelled."""
+        return f"{self.prefix}requests.v1"
+
+    @property
+    def matching(self) -> str:
+        """Written by the matcher: search.started, offer.proposed, offer.withdrawn,
+        appointment.confirmed, request.unresolved."""
+        return f"{self.prefix}matching.v1"
+
+    @property
+    def offers(self) -> str:
+        """Written by the notifier: offer.accepted, offer.refused, offer.expired."""
+        return f"{self.prefix}offers.v1"
+
+    @property
+    def dead_letters(self) -> str:
+        """Messages a consumer could not handle, with the reason."""
+        return f"{self.prefix}deadletter.v1"
+
+    def all(self) -> list[str]:
+        return [self.requests, self.matching, self.offers, self.dead_letters]

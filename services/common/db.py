@@ -1,0 +1,121 @@
+"""PostgreSQL access for one service: its own schema, a unit of work, its migrations.
+
+Each service gets an engine whose connections use `search_path = <its schema>`, so its tables
+are declared without a schema and no service can read another's tables by accident.
+A `Transaction` commits the state change and the events it causes (outbox rows) together.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, text
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from schemas.events import CloudEvent, EventData
+from services.common.clock import utcnow
+from services.common.tables import OutboxMessage, ProcessedEvent
+
+MIGRATIONS_ENV = Path(__file__).parent / "migrations"
+
+
+def asyncpg_url(url: str) -> str:
+    """Accept the usual `postgresql://` form and use the asyncpg driver."""
+    for prefix in ("postgresql+asyncpg://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    raise ValueError(f"DATABASE_URL must be a postgresql:// URL, got {url.split(':', 1)[0]}://…")
+
+
+def service_engine(url: str, schema: str, pool_size: int = 5) -> AsyncEngine:
+    return create_async_engine(
+        asyncpg_url(url),
+        pool_size=pool_size,
+        pool_pre_ping=True,
+        connect_args={"server_settings": {"search_path": schema, "application_name": schema}},
+    )
+
+
+@dataclass
+class Transaction:
+    """One database transaction of one service, with the events to publish when it commits."""
+
+    session: AsyncSession
+    source: str
+    emitted: list[CloudEvent] = field(default_factory=list)
+    after_commit: list[Callable[[], None]] = field(default_factory=list)
+
+    def emit(self, topic: str, data: EventData, now: datetime | None = None) -> CloudEvent:
+        """Record an event in the outbox; it is published only if the transaction commits."""
+        event = CloudEvent.wrap(data, source=self.source, time=now or utcnow())
+        self.session.add(
+            OutboxMessage(
+                event_id=uuid.UUID(event.id),
+                topic=topic,
+                key=event.subject,
+                value=event.model_dump(mode="json"),
+                created_at=event.time,
+            )
+        )
+        self.emitted.append(event)
+        return event
+
+    async def first_time(self, consumer: str, event_id: str) -> bool:
+        """Remember that `consumer` handled `event_id`; False if it already had (a redelivery)."""
+        result = await self.session.execute(
+            insert(ProcessedEvent)
+            .values(consumer=consumer, event_id=event_id, processed_at=utcnow())
+            .on_conflict_do_nothing()
+            .returning(ProcessedEvent.event_id)  # type: ignore[arg-type]
+        )
+        return result.first() is not None
+
+
+class Database:
+    """A service's engine plus the unit of work its use cases run in."""
+
+    def __init__(self, engine: AsyncEngine, schema: str, source: str) -> None:
+        self.engine = engine
+        self.schema = schema
+        self.source = source
+        self.sessions = async_sessionmaker(engine, expire_on_commit=False)
+        self.on_commit: list[Callable[[], None]] = []
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Transaction]:
+        async with self.sessions() as session, session.begin():
+            tx = Transaction(session=session, source=self.source)
+            yield tx
+        for callback in (self.on_commit if tx.emitted else []) + tx.after_commit:
+            callback()
+
+    async def migrate(self, versions: Path) -> None:
+        """Create the schema and bring it to the newest migration (serialised across processes)."""
+        async with self.engine.connect() as conn:
+            await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"'))
+            await conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"migrate:{self.schema}"})
+            await conn.run_sync(_upgrade, versions)
+            await conn.commit()
+
+    async def ping(self) -> bool:
+        async with self.engine.connect() as conn:
+            return (await conn.execute(text("SELECT 1"))).scalar() == 1
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+def _upgrade(connection: Connection, versions: Path) -> None:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_ENV))
+    config.set_main_option("version_locations", str(versions))
+    config.attributes["connection"] = connection
+    command.upgrade(config, "heads")

@@ -1,0 +1,51 @@
+"""French communes and great-circle distances (reference data, no I/O beyond the shipped table).
+
+The table `data/communes.csv.gz` is built by `scripts/build_communes.py` from INSEE open data.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import math
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+COMMUNES_FILE = Path(__file__).parent / "data" / "communes.csv.gz"
+EARTH_RADIUS_KM = 6371.0088
+
+
+@dataclass(frozen=True, slots=True)
+class Commune:
+    insee: str
+    name: str
+    department: str
+    lat: float
+    lon: float
+    population: int
+    current: str  # the commune it belongs to today (itself unless merged)
+
+
+@cache
+def communes() -> dict[str, Commune]:
+    text = gzip.decompress(COMMUNES_FILE.read_bytes()).decode()
+    return {
+        r["insee"]: Commune(
+            r["insee"], r["name"], r["dep"], float(r["lat"]), float(r["lon"]), int(r["population"]), r["current"]
+        )
+        for r in csv.DictReader(io.StringIO(text))
+    }
+
+
+def commune(insee: str) -> Commune | None:
+    return communes().get(insee)
+
+
+def distance_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Great-circle (haversine) distance in kilometres."""
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(a)))

@@ -1,0 +1,34 @@
+"""Migration steps every service shares (used from each service's Alembic revisions)."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+from sqlalchemy.dialects.postgresql import JSONB
+
+TS = sa.DateTime(timezone=True)
+
+
+def create_outbox_and_inbox() -> None:
+    op.create_table(
+        "outbox_message",
+        sa.Column("seq", sa.BigInteger, sa.Identity(), primary_key=True),
+        sa.Column("event_id", sa.Uuid, nullable=False, unique=True),
+        sa.Column("topic", sa.String, nullable=False),
+        sa.Column("key", sa.String, nullable=False),
+        sa.Column("value", JSONB, nullable=False),
+        sa.Column("created_at", TS, nullable=False),
+        sa.Column("published_at", TS),
+    )
+    op.create_index("outbox_unpublished", "outbox_message", ["seq"], postgresql_where=sa.text("published_at IS NULL"))
+    op.create_table(
+        "processed_event",
+        sa.Column("consumer", sa.String, primary_key=True),
+        sa.Column("event_id", sa.String, primary_key=True),
+        sa.Column("processed_at", TS, nullable=False),
+    )
+
+
+def drop_outbox_and_inbox() -> None:
+    op.drop_table("processed_event")
+    op.drop_table("outbox_message")

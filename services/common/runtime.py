@@ -1,0 +1,183 @@
+"""Hosting services in a process: migrations, consumers, outbox relays, timers, HTTP routes.
+
+`make run` hosts the three services in one process; each service can also be hosted alone
+(`sas-intake`, `sas-matcher`, `sas-notifier`), several processes per consumer group.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import structlog
+from aiokafka.abc import ConsumerRebalanceListener
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from fastapi import APIRouter, FastAPI
+from fastapi.responses import JSONResponse
+from faststream.kafka import KafkaBroker, KafkaMessage
+
+from schemas.events import EventData
+from schemas.topics import Topics
+from services.common.db import Database
+from services.common.http import install_problem_handlers
+from services.common.messaging import EventConsumer, Handler, OutboxRelay, Pump, ensure_topics, subscriber_options
+from services.common.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class ServicePart:
+    """What one service brings to a process."""
+
+    name: str
+    db: Database
+    migrations: Path
+    routers: list[APIRouter] = field(default_factory=list)
+    subscriptions: list[tuple[list[str], Mapping[type[EventData], Handler]]] = field(default_factory=list)
+    pumps: list[Pump] = field(default_factory=list)
+    timers: list[tuple[Callable[[], Awaitable[Any]], float]] = field(default_factory=list)
+    on_start: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+
+class _Joined(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Marks a consumer ready once it has joined its group (with or without partitions)."""
+
+    def __init__(self) -> None:
+        self.ready = asyncio.Event()
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        return None
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        self.ready.set()
+
+
+def _entry(consumer: EventConsumer) -> Callable[[KafkaMessage], Awaitable[None]]:
+    """A plain function for FastStream to call with the raw message (we decode it ourselves)."""
+
+    async def handle(message: KafkaMessage) -> None:
+        await consumer(message)
+
+    return handle
+
+
+class Runtime:
+    def __init__(
+        self,
+        settings: Settings,
+        broker: KafkaBroker,
+        bootstrap_servers: str,
+        topics: Topics,
+        parts: Sequence[ServicePart],
+    ) -> None:
+        self.settings, self.broker, self.bootstrap_servers = settings, broker, bootstrap_servers
+        self.topics, self.parts = topics, list(parts)
+        self.scheduler = AsyncIOScheduler(timezone="UTC")
+        self.relays: dict[str, OutboxRelay] = {}
+        self.joined: dict[str, _Joined] = {}
+        self._registered = False
+        self.started = False
+
+    def _register(self) -> None:
+        """Subscribers and relays must exist before the broker starts."""
+        if self._registered:
+            return
+        self._registered = True
+        for part in self.parts:
+            relay = OutboxRelay(part.db, self.broker)
+            self.relays[part.name] = relay
+            pump = Pump(f"{part.name}-outbox", relay.relay_once, self.settings.relay_interval_seconds)
+            part.db.on_commit.append(pump.poke)
+            part.pumps.append(pump)
+            for topics, handlers in part.subscriptions:
+                consumer = EventConsumer(
+                    part.name, part.db, self.broker, self.topics, handlers, self.settings.consumer_max_attempts
+                )
+                joined = _Joined()
+                self.joined[part.name] = joined
+
+                self.broker.subscriber(
+                    *topics,
+                    group_id=f"{self.topics.prefix}{part.name}",
+                    listener=joined,
+                    title=f"{part.name}-consumer",
+                    **subscriber_options(self.settings),
+                )(_entry(consumer))
+
+    async def start(self) -> None:
+        for part in self.parts:
+            await part.db.migrate(part.migrations)
+        await ensure_topics(self.bootstrap_servers, self.topics, self.settings.topic_partitions)
+        self._register()
+        await self.broker.start()
+        for part in self.parts:
+            for pump in part.pumps:
+                pump.start()
+            for job, seconds in part.timers:
+                self.scheduler.add_job(job, "interval", seconds=seconds, max_instances=1, coalesce=True)
+            for hook in part.on_start:
+                await hook()
+        self.scheduler.start()
+        self.started = True
+        log.info("services started", services=[p.name for p in self.parts])
+
+    async def stop(self) -> None:
+        self.started = False
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        for part in self.parts:
+            for pump in part.pumps:
+                await pump.stop()
+        await self.broker.stop()
+        for part in self.parts:
+            await part.db.dispose()
+
+    async def health(self) -> dict[str, Any]:
+        checks: dict[str, Any] = {}
+        for part in self.parts:
+            try:
+                checks[f"{part.name}.database"] = await asyncio.wait_for(part.db.ping(), 2)
+            except Exception:
+                checks[f"{part.name}.database"] = False
+        try:
+            checks["broker"] = bool(await self.broker.ping(timeout=2))
+        except Exception:
+            checks["broker"] = False
+        for name, joined in self.joined.items():
+            checks[f"{name}.consumers"] = joined.ready.is_set()
+        checks["started"] = self.started
+        return checks
+
+    def app(
+        self, title: str = "SAS–CPTS orientation", on_started: Callable[[], Awaitable[None]] | None = None
+    ) -> FastAPI:
+        @asynccontextmanager
+        async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+            await self.start()
+            if on_started:
+                await on_started()
+            try:
+                yield
+            finally:
+                await self.stop()
+
+        app = FastAPI(title=title, version="1", lifespan=lifespan)
+        install_problem_handlers(app)
+        for part in self.parts:
+            for router in part.routers:
+                app.include_router(router)
+
+        @app.get("/healthz", tags=["operations"])
+        async def healthz() -> JSONResponse:
+            checks = await self.health()
+            ready = all(checks.values())
+            return JSONResponse(
+                {"status": "ok" if ready else "starting", "checks": checks}, status_code=200 if ready else 503
+            )
+
+        return app

@@ -1,0 +1,87 @@
+"""Every setting of every service, read once from the environment (documented in README.md)."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Typed settings; the environment variable is the field name in upper case."""
+
+    model_config = SettingsConfigDict(env_file=None, extra="ignore")
+
+    # Where things run. Unset URLs mean "start the embedded part".
+    database_url: str | None = None
+    kafka_bootstrap_servers: str | None = None
+    port: int = 8000
+    host: str = "127.0.0.1"
+    data_dir: Path = Path(".data")
+    public_base_url: str | None = None
+
+    # Security.
+    regulator_api_keys: str = ""
+    internal_api_key: str = ""
+    secret_key: str = ""
+    ops_admin_email: str | None = None
+    ops_admin_password: str | None = None
+
+    # E-mail: printed and kept under data_dir/mail when SMTP_HOST is unset.
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = False
+    mail_from: str = "SAS orientation <sas-orientation@localhost>"
+
+    # Kafka tuning. The embedded broker only answers a waiting fetch when it times out,
+    # so the default wait is short there and the Kafka default against a real cluster.
+    topic_prefix: str = "sas."
+    topic_partitions: int = 6
+    kafka_fetch_max_wait_ms: int | None = None
+    kafka_session_timeout_ms: int | None = None
+    kafka_heartbeat_interval_ms: int | None = None
+    kafka_enable_idempotence: bool = False
+    consumer_max_attempts: int = 5
+
+    # Behaviour.
+    demo_data: bool = True
+    offer_timeout_minutes: float = 15.0
+    lead_time_minutes: float = 30.0
+    sweep_interval_seconds: float = 1.0
+    relay_interval_seconds: float = 0.2
+    log_format: str = Field(default="auto", description="auto, console or json")
+    log_level: str = "INFO"
+
+    # Where the notifier asks the intake for a patient's contact when it runs on its own.
+    intake_url: str | None = None
+
+    @cached_property
+    def api_keys(self) -> tuple[str, ...]:
+        return tuple(k.strip() for k in self.regulator_api_keys.split(",") if k.strip())
+
+    @property
+    def fetch_max_wait_ms(self) -> int:
+        if self.kafka_fetch_max_wait_ms is not None:
+            return self.kafka_fetch_max_wait_ms
+        return 500 if self.kafka_bootstrap_servers else 10
+
+    @property
+    def session_timeout_ms(self) -> int:
+        """Group joins take about half of it on the embedded broker: short there."""
+        if self.kafka_session_timeout_ms is not None:
+            return self.kafka_session_timeout_ms
+        return 10_000 if self.kafka_bootstrap_servers else 3_000
+
+    @property
+    def heartbeat_interval_ms(self) -> int:
+        if self.kafka_heartbeat_interval_ms is not None:
+            return self.kafka_heartbeat_interval_ms
+        return self.session_timeout_ms // 6
+
+    @property
+    def base_url(self) -> str:
+        return (self.public_base_url or f"http://{self.host}:{self.port}").rstrip("/")

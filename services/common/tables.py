@@ -1,0 +1,33 @@
+"""Tables every service has in its own schema: the outbox and the processed-event inbox."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, Column, DateTime, Identity
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlmodel import Field, SQLModel
+
+
+class OutboxMessage(SQLModel, table=True):
+    """An event committed with the state change that caused it, waiting for the relay."""
+
+    __tablename__ = "outbox_message"
+    seq: int | None = Field(default=None, sa_column=Column(BigInteger, Identity(), primary_key=True))
+    event_id: uuid.UUID = Field(unique=True)
+    topic: str
+    key: str
+    value: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
+    created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    published_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+
+
+class ProcessedEvent(SQLModel, table=True):
+    """An event id a consumer has handled: a redelivery of it does nothing."""
+
+    __tablename__ = "processed_event"
+    consumer: str = Field(primary_key=True)
+    event_id: str = Field(primary_key=True)
+    processed_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))

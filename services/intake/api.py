@@ -1,0 +1,184 @@
+"""The regulator API (contract v1): push a request, follow it, cancel it."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+from schemas.events import PatientLocation
+from services.common import geo
+from services.common.http import Problem
+from services.common.motives import catalogue
+from services.intake.domain import CannotCancel, RequestConflict, RequestNotFound
+from services.intake.models import OrientationRequest, RequestHistory
+from services.intake.service import IntakeService, NewRequest
+
+REQUEST_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,99}$")
+
+
+class ContactIn(BaseModel):
+    name: str | None = Field(default=None, max_length=200)
+    phone: str | None = Field(default=None, max_length=40, pattern=r"^[0-9+() .\-]{3,40}$")
+
+
+class PatientIn(BaseModel):
+    commune_insee: str | None = Field(default=None, pattern=r"^[0-9][0-9AB][0-9]{3}$")
+    lat: float | None = Field(default=None, ge=-90, le=90)
+    lon: float | None = Field(default=None, ge=-180, le=180)
+    age: int | None = Field(default=None, ge=0, le=130)
+    teleconsultation_ok: bool = False
+    contact: ContactIn | None = None
+
+    @model_validator(mode="after")
+    def located(self) -> PatientIn:
+        if (self.lat is None) != (self.lon is None):
+            raise ValueError("lat and lon go together")
+        if self.commune_insee is None and self.lat is None:
+            raise ValueError("give commune_insee, or lat and lon")
+        return self
+
+
+class RequestIn(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "request_id": "SAS79-2026-000123",
+                "received_at": "2026-11-24T10:12:00+01:00",
+                "urgency": "48h",
+                "motive": "general",
+                "patient": {
+                    "commune_insee": "79191",
+                    "age": 67,
+                    "teleconsultation_ok": False,
+                    "contact": {"name": "…", "phone": "…"},
+                },
+            }
+        }
+    )
+    request_id: str = Field(pattern=REQUEST_ID.pattern, description="the regulator's own id: idempotency key")
+    received_at: AwareDatetime
+    urgency: Literal["48h", "24h"] = "48h"
+    motive: str = "general"
+    patient: PatientIn
+
+
+def _invalid(field: str, message: str) -> Problem:
+    return Problem(
+        422, "Invalid request", f"invalid or missing fields: {field}", errors=[{"field": field, "message": message}]
+    )
+
+
+def to_new_request(body: RequestIn) -> NewRequest:
+    """Check what the schema cannot (known motive, known commune) and locate the patient."""
+    if body.motive not in catalogue().motives:
+        raise _invalid("motive", f"unknown motive {body.motive!r}; see GET /v1/motives")
+    patient = body.patient
+    if patient.lat is not None and patient.lon is not None:
+        location = PatientLocation(commune_insee=patient.commune_insee, lat=patient.lat, lon=patient.lon)
+    else:
+        found = geo.commune(patient.commune_insee or "")
+        if found is None:
+            raise _invalid("patient.commune_insee", f"unknown INSEE commune code {patient.commune_insee!r}")
+        location = PatientLocation(commune_insee=found.current, lat=found.lat, lon=found.lon)
+    contact = patient.contact or ContactIn()
+    return NewRequest(
+        request_id=body.request_id,
+        received_at=body.received_at,
+        urgency=body.urgency,
+        motive=body.motive,
+        location=location,
+        age=patient.age,
+        teleconsultation_ok=patient.teleconsultation_ok,
+        contact_name=contact.name,
+        contact_phone=contact.phone,
+        body=body.model_dump(mode="json"),
+    )
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def request_view(request: OrientationRequest, history: list[RequestHistory]) -> dict[str, Any]:
+    view: dict[str, Any] = {
+        "request_id": request.request_id,
+        "status": request.status,
+        "received_at": _iso(request.received_at),
+        "urgency": request.urgency,
+        "motive": request.motive,
+        "deadline": _iso(request.deadline),
+        "updated_at": _iso(request.updated_at),
+        "history": [
+            {"status": h.status, "at": _iso(h.at), **({"reason": h.reason} if h.reason else {})} for h in history
+        ],
+    }
+    if request.appointment:
+        view["appointment"] = request.appointment
+    if request.reason:
+        view["reason"], view["detail"] = request.reason, request.detail
+    if request.explanation:
+        view["ranking"] = request.explanation
+    return view
+
+
+def build_router(
+    service: IntakeService, require_key: Callable[[Request], None], require_internal_key: Callable[[Request], None]
+) -> APIRouter:
+    router = APIRouter(tags=["regulator"])
+    auth = [Depends(require_key)]
+
+    def accepted(request: OrientationRequest) -> JSONResponse:
+        return JSONResponse(
+            {
+                "request_id": request.request_id,
+                "status": "received",
+                "status_url": f"/v1/requests/{request.request_id}",
+            },
+            status_code=202,
+        )
+
+    @router.post("/v1/requests", status_code=202, dependencies=auth)
+    async def submit(body: RequestIn) -> JSONResponse:
+        try:
+            request, _ = await service.submit(to_new_request(body))
+        except RequestConflict:
+            raise Problem(
+                409, "Conflict", f"request {body.request_id} was already received with a different body"
+            ) from None
+        return accepted(request)
+
+    @router.get("/v1/requests/{request_id}", dependencies=auth)
+    async def status(request_id: str) -> dict[str, Any]:
+        try:
+            return request_view(*await service.get(request_id))
+        except RequestNotFound:
+            raise Problem(404, "Not Found", f"no request {request_id}") from None
+
+    @router.post("/v1/requests/{request_id}/cancel", dependencies=auth)
+    async def cancel(request_id: str) -> dict[str, Any]:
+        try:
+            await service.cancel(request_id)
+            return request_view(*await service.get(request_id))
+        except RequestNotFound:
+            raise Problem(404, "Not Found", f"no request {request_id}") from None
+        except CannotCancel as error:
+            raise Problem(409, "Conflict", str(error)) from None
+
+    @router.get(
+        "/internal/v1/requests/{request_id}/contact",
+        include_in_schema=False,
+        dependencies=[Depends(require_internal_key)],
+    )
+    async def contact(request_id: str) -> dict[str, Any]:
+        found = await service.contact(request_id)
+        if found is None:
+            raise Problem(404, "Not Found", f"no contact for request {request_id}")
+        return {"name": found.name, "phone": found.phone}
+
+    return router

@@ -1,0 +1,30 @@
+"""Wiring of the intake: its database, routes and the events it listens to."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from schemas.events import AppointmentConfirmed, OfferProposed, RequestUnresolved, SearchStarted
+from services.common.context import Context
+from services.common.runtime import ServicePart
+from services.intake.api import build_router
+from services.intake.service import IntakeService
+
+
+def build(ctx: Context) -> tuple[IntakeService, ServicePart]:
+    db = ctx.database("intake")
+    service = IntakeService(db, ctx.topics)
+    handlers = {
+        SearchStarted: service.on_search_started,
+        OfferProposed: service.on_offer_proposed,
+        AppointmentConfirmed: service.on_appointment_confirmed,
+        RequestUnresolved: service.on_unresolved,
+    }
+    part = ServicePart(
+        name="intake",
+        db=db,
+        migrations=Path(__file__).parent / "migrations",
+        routers=[build_router(service, ctx.require_regulator_key, ctx.require_internal_key)],
+        subscriptions=[([ctx.topics.matching], handlers)],
+    )
+    return service, part

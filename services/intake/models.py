@@ -1,0 +1,58 @@
+"""The intake's tables (schema `intake`). The patient's contact is kept apart from the request."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, Column, DateTime, Identity
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlmodel import Field, SQLModel
+
+
+def _ts(nullable: bool = False) -> Any:
+    return Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=nullable))
+
+
+class OrientationRequest(SQLModel, table=True):
+    """A regulator's request, as received and as it progresses (no patient identity here)."""
+
+    __tablename__ = "orientation_request"
+    request_id: str = Field(primary_key=True)
+    fingerprint: str
+    received_at: datetime = _ts()
+    urgency: str
+    motive: str
+    commune_insee: str | None = None
+    lat: float
+    lon: float
+    age: int | None = None
+    teleconsultation_ok: bool = False
+    status: str
+    deadline: datetime | None = _ts(nullable=True)
+    appointment: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONB))
+    explanation: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JSONB))
+    reason: str | None = None
+    detail: str | None = None
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts()
+
+
+class PatientContact(SQLModel, table=True):
+    """Who to call: shown to a professional only after they accepted (health data, GDPR art. 9)."""
+
+    __tablename__ = "patient_contact"
+    request_id: str = Field(primary_key=True, foreign_key="orientation_request.request_id")
+    name: str | None = None
+    phone: str | None = None
+
+
+class RequestHistory(SQLModel, table=True):
+    """Every status a request went through, for the regulator and the audit trail."""
+
+    __tablename__ = "request_history"
+    id: int | None = Field(default=None, sa_column=Column(BigInteger, Identity(), primary_key=True))
+    request_id: str = Field(index=True, foreign_key="orientation_request.request_id")
+    status: str
+    at: datetime = _ts()
+    reason: str | None = None

@@ -1,0 +1,199 @@
+"""The intake's use cases: receive, follow and cancel requests; apply the matcher's news."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import structlog
+from sqlalchemy import select
+
+from schemas.events import (
+    AppointmentConfirmed,
+    CloudEvent,
+    OfferProposed,
+    PatientLocation,
+    RequestCancelled,
+    RequestReceived,
+    RequestUnresolved,
+    SearchStarted,
+)
+from schemas.topics import Topics
+from services.common.clock import utcnow
+from services.common.db import Database, Transaction
+from services.intake.domain import (
+    CannotCancel,
+    RequestConflict,
+    RequestNotFound,
+    RequestStatus,
+    fingerprint,
+    follows,
+)
+from services.intake.models import OrientationRequest, PatientContact, RequestHistory
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class NewRequest:
+    """A validated request as the regulator sent it (the API layer resolved the location)."""
+
+    request_id: str
+    received_at: datetime
+    urgency: str
+    motive: str
+    location: PatientLocation
+    age: int | None
+    teleconsultation_ok: bool
+    contact_name: str | None
+    contact_phone: str | None
+    body: dict[str, Any]  # what was sent, for idempotency
+
+
+@dataclass(frozen=True)
+class Contact:
+    name: str | None
+    phone: str | None
+
+
+class IntakeService:
+    def __init__(self, db: Database, topics: Topics) -> None:
+        self.db = db
+        self.topics = topics
+
+    async def submit(self, new: NewRequest) -> tuple[OrientationRequest, bool]:
+        """Record a request and announce it; the same request again changes nothing.
+
+        Returns the request and whether it was created now. Raises RequestConflict when the
+        id is known with a different body.
+        """
+        print_ = fingerprint(new.body)
+        async with self.db.transaction() as tx:
+            existing = await tx.session.get(OrientationRequest, new.request_id, with_for_update=True)
+            if existing is not None:
+                if existing.fingerprint != print_:
+                    raise RequestConflict(new.request_id)
+                return existing, False
+            now = utcnow()
+            request = OrientationRequest(
+                request_id=new.request_id,
+                fingerprint=print_,
+                received_at=new.received_at,
+                urgency=new.urgency,
+                motive=new.motive,
+                commune_insee=new.location.commune_insee,
+                lat=new.location.lat,
+                lon=new.location.lon,
+                age=new.age,
+                teleconsultation_ok=new.teleconsultation_ok,
+                status=RequestStatus.RECEIVED,
+                created_at=now,
+                updated_at=now,
+            )
+            tx.session.add(request)
+            await tx.session.flush()
+            tx.session.add(PatientContact(request_id=new.request_id, name=new.contact_name, phone=new.contact_phone))
+            tx.session.add(RequestHistory(request_id=new.request_id, status=RequestStatus.RECEIVED, at=now))
+            tx.emit(
+                self.topics.requests,
+                RequestReceived(
+                    request_id=new.request_id,
+                    received_at=new.received_at,
+                    urgency=new.urgency,  # type: ignore[arg-type]
+                    motive=new.motive,
+                    location=new.location,
+                    age=new.age,
+                    teleconsultation_ok=new.teleconsultation_ok,
+                ),
+                now,
+            )
+        log.info("request received", request_id=new.request_id, motive=new.motive, urgency=new.urgency)
+        return request, True
+
+    async def get(self, request_id: str) -> tuple[OrientationRequest, list[RequestHistory]]:
+        async with self.db.transaction() as tx:
+            request = await tx.session.get(OrientationRequest, request_id)
+            if request is None:
+                raise RequestNotFound(request_id)
+            history = (
+                (
+                    await tx.session.execute(
+                        select(RequestHistory)
+                        .where(RequestHistory.request_id == request_id)
+                        .order_by(RequestHistory.id)  # type: ignore[arg-type]
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            return request, list(history)
+
+    async def cancel(self, request_id: str) -> OrientationRequest:
+        async with self.db.transaction() as tx:
+            request = await tx.session.get(OrientationRequest, request_id, with_for_update=True)
+            if request is None:
+                raise RequestNotFound(request_id)
+            if request.status == RequestStatus.CANCELLED:
+                return request
+            if request.status == RequestStatus.UNRESOLVED:
+                raise CannotCancel(f"request {request_id} already ended unresolved ({request.reason})")
+            now = utcnow()
+            _move(tx, request, RequestStatus.CANCELLED, now, reason="cancelled")
+            request.reason, request.detail = "cancelled", "cancelled by the regulator"
+            tx.emit(self.topics.requests, RequestCancelled(request_id=request_id, cancelled_at=now), now)
+        log.info("request cancelled", request_id=request_id)
+        return request
+
+    async def contact(self, request_id: str) -> Contact | None:
+        """The patient's contact, for the professional who accepted (see the notifier)."""
+        async with self.db.transaction() as tx:
+            found = await tx.session.get(PatientContact, request_id)
+            return Contact(found.name, found.phone) if found else None
+
+    # --- the matcher's news (handlers of the `matching` topic) ----------------------------
+
+    async def on_search_started(self, tx: Transaction, event: SearchStarted, ce: CloudEvent) -> None:
+        request = await self._for_update(tx, event.request_id)
+        if request and follows(RequestStatus(request.status), RequestStatus.SEARCHING):
+            request.deadline = event.deadline
+            _move(tx, request, RequestStatus.SEARCHING, ce.time)
+
+    async def on_offer_proposed(self, tx: Transaction, event: OfferProposed, ce: CloudEvent) -> None:
+        request = await self._for_update(tx, event.request_id)
+        if request and follows(RequestStatus(request.status), RequestStatus.OFFERED):
+            request.explanation = [e.model_dump(mode="json") for e in event.explanation]
+            _move(tx, request, RequestStatus.OFFERED, ce.time)
+
+    async def on_appointment_confirmed(self, tx: Transaction, event: AppointmentConfirmed, ce: CloudEvent) -> None:
+        request = await self._for_update(tx, event.request_id)
+        if request and follows(RequestStatus(request.status), RequestStatus.CONFIRMED):
+            request.appointment = {
+                "professional": event.professional.model_dump(mode="json"),
+                "site": event.site.model_dump(mode="json"),
+                "start": event.start.isoformat(),
+                "kind": event.kind,
+                "mode": event.mode,
+            }
+            _move(tx, request, RequestStatus.CONFIRMED, ce.time)
+
+    async def on_unresolved(self, tx: Transaction, event: RequestUnresolved, ce: CloudEvent) -> None:
+        request = await self._for_update(tx, event.request_id)
+        if request and follows(RequestStatus(request.status), RequestStatus.UNRESOLVED):
+            request.reason, request.detail = event.reason, event.detail
+            _move(tx, request, RequestStatus.UNRESOLVED, ce.time, reason=event.reason)
+
+    async def _for_update(self, tx: Transaction, request_id: str) -> OrientationRequest | None:
+        request = await tx.session.get(OrientationRequest, request_id, with_for_update=True)
+        if request is None:
+            log.warning("event for an unknown request ignored")
+        return request
+
+
+def _move(
+    tx: Transaction, request: OrientationRequest, status: RequestStatus, at: datetime, reason: str | None = None
+) -> None:
+    request.status = status
+    request.updated_at = at
+    tx.session.add(RequestHistory(request_id=request.request_id, status=status, at=at, reason=reason))
+    log.info("request status", status=str(status))

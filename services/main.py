@@ -1,0 +1,174 @@
+"""The composition root: settings in, running services out.
+
+`make run` → `sas-run` hosts all three services in one process, starting an embedded
+PostgreSQL and an embedded Kafka-protocol broker when DATABASE_URL / KAFKA_BOOTSTRAP_SERVERS
+are unset. `sas-intake`, `sas-matcher` and `sas-notifier` host one service each against a
+real broker and database (several processes of one service share its consumer group).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import secrets
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+import uvicorn
+from fastapi import FastAPI
+
+from schemas.topics import Topics
+from services.common.clock import Clock, utcnow
+from services.common.context import Context
+from services.common.embedded import EmbeddedKafka, EmbeddedPostgres
+from services.common.logging import configure_logging
+from services.common.messaging import make_broker
+from services.common.runtime import Runtime, ServicePart
+from services.common.settings import Settings
+from services.demo import load_demo
+from services.intake import entrypoint as intake
+from services.intake.service import IntakeService
+from services.matcher import entrypoint as matcher
+from services.notifier import entrypoint as notifier
+from services.notifier.channels import ContactSource, HttpContactSource, PatientContact
+
+log = structlog.get_logger(__name__)
+ALL = ("intake", "matcher", "notifier")
+
+
+@dataclass
+class InProcessContacts:
+    """The notifier asks the intake hosted in the same process."""
+
+    intake: IntakeService
+
+    async def contact(self, request_id: str) -> PatientContact | None:
+        found = await self.intake.contact(request_id)
+        return PatientContact(found.name, found.phone) if found else None
+
+
+def _persistent_secret(path: Path) -> str:
+    """A random value kept in the data folder, so links and keys survive a restart."""
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(32)
+    path.write_text(value)
+    path.chmod(0o600)
+    return value
+
+
+def build_runtime(
+    settings: Settings,
+    database_url: str,
+    bootstrap_servers: str,
+    services: Sequence[str] = ALL,
+    clock: Clock = utcnow,
+) -> tuple[Runtime, Callable[[], object]]:
+    """Every part of the requested services, wired; returns the runtime and its start-up hook."""
+    secret = settings.secret_key or _persistent_secret(settings.data_dir / "secret_key")
+    ctx = Context(settings, database_url, Topics(settings.topic_prefix), clock, secret.encode())
+    parts: list[ServicePart] = []
+    intake_service = directory = None
+    if "intake" in services:
+        intake_service, part = intake.build(ctx)
+        parts.append(part)
+    if "matcher" in services:
+        directory, part = matcher.build(ctx)
+        parts.append(part)
+    if "notifier" in services:
+        contacts: ContactSource
+        if intake_service is not None:
+            contacts = InProcessContacts(intake_service)
+        elif settings.intake_url and settings.internal_api_key:
+            contacts = HttpContactSource(settings.intake_url, settings.internal_api_key)
+        else:
+            raise SystemExit("the notifier alone needs INTAKE_URL and INTERNAL_API_KEY to show patient contacts")
+        _, part = notifier.build(ctx, contacts)
+        parts.append(part)
+    runtime = Runtime(settings, make_broker(settings, bootstrap_servers), bootstrap_servers, ctx.topics, parts)
+
+    async def demo() -> None:
+        if directory is not None and settings.demo_data:
+            await load_demo(directory, clock())
+
+    return runtime, demo
+
+
+def build_app(
+    settings: Settings, database_url: str, bootstrap_servers: str, services: Sequence[str] = ALL, clock: Clock = utcnow
+) -> tuple[FastAPI, Runtime]:
+    runtime, demo = build_runtime(settings, database_url, bootstrap_servers, services, clock)
+    return runtime.app(on_started=demo), runtime  # type: ignore[arg-type]
+
+
+@contextlib.contextmanager
+def infrastructure(settings: Settings) -> Iterator[tuple[str, str]]:
+    """The database URL and Kafka bootstrap servers: configured ones, else embedded ones."""
+    with contextlib.ExitStack() as stack:
+        database_url = settings.database_url
+        if not database_url:
+            pg = EmbeddedPostgres(settings.data_dir / "postgres").start()
+            stack.callback(pg.stop)
+            database_url = pg.url()
+        bootstrap = settings.kafka_bootstrap_servers
+        if not bootstrap:
+            kafka = EmbeddedKafka().start()
+            stack.callback(kafka.stop)
+            bootstrap = kafka.bootstrap_servers
+        yield database_url, bootstrap
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--service", choices=[*ALL, "all"], default="all")
+    args = parser.parse_args(argv)
+    settings = Settings()
+    configure_logging(settings.log_format, settings.log_level)
+    services = ALL if args.service == "all" else (args.service,)
+    if args.service != "all" and not (settings.database_url and settings.kafka_bootstrap_servers):
+        sys.exit(
+            f"sas-{args.service} runs against a shared database and broker: "
+            "set DATABASE_URL and KAFKA_BOOTSTRAP_SERVERS (or use `make run` for everything at once)"
+        )
+    if not settings.api_keys:
+        key = _persistent_secret(settings.data_dir / "demo_api_key")
+        settings.regulator_api_keys = key
+        settings.__dict__.pop("api_keys", None)
+        print(f"\n  No REGULATOR_API_KEYS set: demo regulator key  {key}\n", flush=True)
+    with infrastructure(settings) as (database_url, bootstrap):
+        app, _ = build_app(settings, database_url, bootstrap, services)
+        base = settings.base_url
+        print(
+            f"  Regulator API   {base}/v1/requests   (docs: {base}/docs)\n"
+            f"  Health          {base}/healthz\n"
+            f"  Kafka           {bootstrap}\n",
+            flush=True,
+        )
+        uvicorn.run(
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_config=None,
+            access_log=os.environ.get("ACCESS_LOG", "0") == "1",
+        )
+
+
+def run_intake() -> None:
+    main(["--service", "intake"])
+
+
+def run_matcher() -> None:
+    main(["--service", "matcher"])
+
+
+def run_notifier() -> None:
+    main(["--service", "notifier"])
+
+
+if __name__ == "__main__":
+    main()

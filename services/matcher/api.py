@@ -1,0 +1,227 @@
+"""The directory API (contract v1): territories, professionals and their sites, slots, motives."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import AwareDatetime, BaseModel, EmailStr, Field, field_validator, model_validator
+
+from services.common import geo
+from services.common.http import Problem
+from services.common.motives import catalogue
+from services.matcher import models as m
+from services.matcher.directory import Directory, NotFound, SiteInput, SlotBusy, UnknownReference
+from services.matcher.domain.opening_hours import InvalidOpeningHours, WeeklyHours
+
+Profession = Literal["general_practitioner", "dentist", "pharmacist", "nurse", "physiotherapist", "midwife"]
+INSEE = r"^[0-9][0-9AB][0-9]{3}$"
+IDENT = r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,99}$"
+
+
+class TerritoryIn(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    communes: list[str] = Field(min_length=1)
+    radius_km: float = Field(default=30.0, gt=0, le=300)
+
+    @field_validator("communes")
+    @classmethod
+    def known_communes(cls, communes: list[str]) -> list[str]:
+        unknown = [c for c in communes if geo.commune(c) is None]
+        if unknown:
+            raise ValueError(f"unknown INSEE commune codes: {', '.join(unknown[:10])}")
+        return sorted({geo.communes()[c].current for c in communes})
+
+
+class SiteIn(BaseModel):
+    site_id: str = Field(pattern=IDENT)
+    name: str = Field(min_length=1, max_length=200)
+    commune_insee: str | None = Field(default=None, pattern=INSEE)
+    lat: float | None = Field(default=None, ge=-90, le=90)
+    lon: float | None = Field(default=None, ge=-180, le=180)
+    opening_hours: dict[str, list[list[str]]] | None = None
+
+    @model_validator(mode="after")
+    def located(self) -> SiteIn:
+        if (self.lat is None) != (self.lon is None):
+            raise ValueError("lat and lon go together")
+        if self.commune_insee is None and self.lat is None:
+            raise ValueError("give commune_insee, or lat and lon")
+        if self.commune_insee is not None and geo.commune(self.commune_insee) is None:
+            raise ValueError(f"unknown INSEE commune code {self.commune_insee!r}")
+        if self.opening_hours is not None:
+            try:
+                WeeklyHours.parse(self.opening_hours)
+            except InvalidOpeningHours as error:
+                raise ValueError(f"opening_hours: {error}") from None
+        return self
+
+
+class ProfessionalIn(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    profession: Profession
+    cpts_id: str | None = None
+    sas_participation: Literal["individual", "via_cpts", "none"] = "none"
+    accepts_overflow: bool = False
+    overflow_daily_cap: int = Field(default=0, ge=0, le=50)
+    email: EmailStr | None = None
+    phone: str | None = Field(default=None, pattern=r"^[0-9+() .\-]{3,40}$")
+    sites: list[SiteIn] = Field(min_length=1)
+
+    @field_validator("sites")
+    @classmethod
+    def distinct_sites(cls, sites: list[SiteIn]) -> list[SiteIn]:
+        if len({s.site_id for s in sites}) != len(sites):
+            raise ValueError("site_id values must be distinct")
+        return sites
+
+
+class SlotIn(BaseModel):
+    rpps: str
+    site_id: str
+    start: AwareDatetime
+    end: AwareDatetime
+    mode: Literal["in_person", "teleconsultation"] = "in_person"
+
+    @model_validator(mode="after")
+    def ordered(self) -> SlotIn:
+        if self.end <= self.start:
+            raise ValueError("end must be after start")
+        return self
+
+
+def _site_input(site: SiteIn) -> SiteInput:
+    if site.lat is not None and site.lon is not None:
+        lat, lon = site.lat, site.lon
+        department = geo.communes()[site.commune_insee].department if site.commune_insee else None
+    else:
+        commune = geo.communes()[site.commune_insee or ""]
+        lat, lon, department = commune.lat, commune.lon, commune.department
+    return SiteInput(site.site_id, site.name, site.commune_insee, department, lat, lon, site.opening_hours)
+
+
+def territory_view(t: m.Territory) -> dict[str, Any]:
+    return {"cpts_id": t.cpts_id, "name": t.name, "communes": t.communes, "radius_km": t.radius_km}
+
+
+def professional_view(p: m.Professional, sites: list[m.Site]) -> dict[str, Any]:
+    return {
+        "rpps": p.rpps,
+        "name": p.name,
+        "profession": p.profession,
+        "cpts_id": p.cpts_id,
+        "sas_participation": p.sas_participation,
+        "accepts_overflow": p.accepts_overflow,
+        "overflow_daily_cap": p.overflow_daily_cap,
+        "email": p.email,
+        "phone": p.phone,
+        "sites": [
+            {
+                "site_id": s.site_id,
+                "name": s.name,
+                "commune_insee": s.commune_insee,
+                "lat": s.lat,
+                "lon": s.lon,
+                "opening_hours": s.opening_hours,
+            }
+            for s in sites
+        ],
+    }
+
+
+def slot_view(s: m.Slot) -> dict[str, Any]:
+    return {
+        "slot_id": s.slot_id,
+        "rpps": s.rpps,
+        "site_id": s.site_id,
+        "start": s.start.isoformat(),
+        "end": s.end.isoformat(),
+        "mode": s.mode,
+        "state": s.state,
+    }
+
+
+def _saved(view: dict[str, Any], created: bool) -> JSONResponse:
+    return JSONResponse(view, status_code=201 if created else 200)
+
+
+def build_router(directory: Directory, require_key: Callable[[Request], None]) -> APIRouter:
+    router = APIRouter(tags=["directory"], dependencies=[Depends(require_key)])
+
+    @router.put("/v1/territories/{cpts_id}")
+    async def put_territory(cpts_id: str, body: TerritoryIn) -> JSONResponse:
+        territory, created = await directory.put_territory(cpts_id, body.name, body.communes, body.radius_km)
+        return _saved(territory_view(territory), created)
+
+    @router.get("/v1/territories/{cpts_id}")
+    async def get_territory(cpts_id: str) -> dict[str, Any]:
+        try:
+            return territory_view(await directory.get_territory(cpts_id))
+        except NotFound as error:
+            raise Problem(404, "Not Found", str(error)) from None
+
+    @router.put("/v1/professionals/{rpps}")
+    async def put_professional(rpps: str, body: ProfessionalIn) -> JSONResponse:
+        fields = body.model_dump(exclude={"sites"})
+        pro, sites, created = await directory.put_professional(rpps, fields, [_site_input(s) for s in body.sites])
+        return _saved(professional_view(pro, sites), created)
+
+    @router.get("/v1/professionals/{rpps}")
+    async def get_professional(rpps: str) -> dict[str, Any]:
+        try:
+            return professional_view(*await directory.get_professional(rpps))
+        except NotFound as error:
+            raise Problem(404, "Not Found", str(error)) from None
+
+    @router.put("/v1/slots/{slot_id}")
+    async def put_slot(slot_id: str, body: SlotIn) -> JSONResponse:
+        try:
+            slot, created = await directory.put_slot(slot_id, body.rpps, body.site_id, body.start, body.end, body.mode)
+        except UnknownReference as error:
+            raise Problem(
+                422,
+                "Invalid request",
+                f"invalid or missing fields: {error.field}",
+                errors=[{"field": error.field, "message": str(error)}],
+            ) from None
+        except SlotBusy as error:
+            raise Problem(409, "Conflict", str(error)) from None
+        return _saved(slot_view(slot), created)
+
+    @router.get("/v1/slots/{slot_id}")
+    async def get_slot(slot_id: str) -> dict[str, Any]:
+        try:
+            return slot_view(await directory.get_slot(slot_id))
+        except NotFound as error:
+            raise Problem(404, "Not Found", str(error)) from None
+
+    @router.delete("/v1/slots/{slot_id}", status_code=204)
+    async def delete_slot(slot_id: str) -> Response:
+        try:
+            await directory.withdraw_slot(slot_id)
+        except NotFound as error:
+            raise Problem(404, "Not Found", str(error)) from None
+        except SlotBusy as error:
+            raise Problem(409, "Conflict", str(error)) from None
+        return Response(status_code=204)
+
+    @router.get("/v1/motives")
+    async def motives() -> dict[str, Any]:
+        cat = catalogue()
+        return {
+            "version": cat.version,
+            "motives": [
+                {
+                    "code": mo.code,
+                    "label": mo.label,
+                    "label_en": mo.label_en,
+                    "professions": list(mo.professions),
+                    **({"urgency": mo.urgency} if mo.urgency else {}),
+                }
+                for mo in cat.motives.values()
+            ],
+        }
+
+    return router

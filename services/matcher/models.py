@@ -1,0 +1,142 @@
+"""The matcher's tables (schema `matcher`): the directory and the state of each search."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import Column, DateTime, ForeignKeyConstraint, Index
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlmodel import Field, SQLModel
+
+
+def _ts(nullable: bool = False) -> Any:
+    return Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=nullable))
+
+
+def _json(nullable: bool = True) -> Any:
+    return Field(default=None, sa_column=Column(JSONB, nullable=nullable))
+
+
+class Territory(SQLModel, table=True):
+    """A CPTS and the communes it covers."""
+
+    __tablename__ = "territory"
+    cpts_id: str = Field(primary_key=True)
+    name: str
+    communes: list[str] = _json(nullable=False)
+    radius_km: float = 30.0
+    updated_at: datetime = _ts()
+
+
+class Professional(SQLModel, table=True):
+    __tablename__ = "professional"
+    rpps: str = Field(primary_key=True)
+    name: str
+    profession: str
+    cpts_id: str | None = None
+    sas_participation: str = "none"
+    accepts_overflow: bool = False
+    overflow_daily_cap: int = 0
+    email: str | None = None
+    phone: str | None = None
+    active: bool = True
+    updated_at: datetime = _ts()
+
+
+class Site(SQLModel, table=True):
+    """A practice site of a professional; its own weekly hours, or the reference hours."""
+
+    __tablename__ = "site"
+    rpps: str = Field(primary_key=True, foreign_key="professional.rpps")
+    site_id: str = Field(primary_key=True)
+    name: str
+    commune_insee: str | None = None
+    department: str | None = None
+    lat: float
+    lon: float
+    opening_hours: dict[str, Any] | None = _json()
+    active: bool = True
+
+
+class SlotState(StrEnum):
+    FREE = "free"
+    HELD = "held"  # offered to a professional, waiting for the answer
+    BOOKED = "booked"
+    WITHDRAWN = "withdrawn"
+
+
+class Slot(SQLModel, table=True):
+    """An unscheduled-care slot published by a professional."""
+
+    __tablename__ = "slot"
+    __table_args__ = (
+        ForeignKeyConstraint(["rpps", "site_id"], ["site.rpps", "site.site_id"]),
+        Index("slot_free_by_start", "start", postgresql_where="state = 'free'"),
+    )
+    slot_id: str = Field(primary_key=True)
+    rpps: str
+    site_id: str
+    start: datetime = _ts()
+    end: datetime = _ts()
+    mode: str
+    state: str = SlotState.FREE
+    request_id: str | None = None
+    offer_id: str | None = None
+    updated_at: datetime = _ts()
+
+
+class SearchStatus(StrEnum):
+    SEARCHING = "searching"
+    OFFERED = "offered"
+    CONFIRMED = "confirmed"
+    UNRESOLVED = "unresolved"
+    CANCELLED = "cancelled"
+
+
+class SearchRecord(SQLModel, table=True):
+    """The matcher's copy of a request (no patient identity) and where its search stands."""
+
+    __tablename__ = "search"
+    request_id: str = Field(primary_key=True)
+    received_at: datetime = _ts()
+    deadline: datetime = _ts()
+    urgency: str
+    motive: str
+    commune_insee: str | None = None
+    lat: float
+    lon: float
+    age: int | None = None
+    teleconsultation_ok: bool = False
+    status: str
+    current_offer_id: str | None = None
+    attempts: int = 0
+    updated_at: datetime = _ts()
+
+
+class OfferState(StrEnum):
+    PENDING = "pending"
+    ACCEPTED = "accepted"
+    REFUSED = "refused"
+    EXPIRED = "expired"
+    WITHDRAWN = "withdrawn"
+
+
+class MatchOffer(SQLModel, table=True):
+    """One candidate asked for one request, and why they were chosen."""
+
+    __tablename__ = "match_offer"
+    offer_id: str = Field(primary_key=True)
+    request_id: str = Field(index=True)
+    rpps: str = Field(index=True)
+    site_id: str
+    slot_id: str | None = None
+    kind: str
+    mode: str
+    start: datetime = _ts()
+    window_end: datetime | None = _ts(nullable=True)
+    status: str = OfferState.PENDING
+    explanation: list[dict[str, Any]] | None = _json()
+    created_at: datetime = _ts()
+    decided_at: datetime | None = _ts(nullable=True)

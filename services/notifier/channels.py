@@ -1,0 +1,109 @@
+"""Ways to reach a professional, and the port to the patient's contact (owned by the intake)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+from pathlib import Path
+from typing import Protocol
+
+import aiosmtplib
+import httpx
+import structlog
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class Email:
+    to: str
+    subject: str
+    text: str
+
+
+class MailSender(Protocol):
+    async def send(self, email: Email) -> None: ...
+
+
+def _message(email: Email, sender: str) -> EmailMessage:
+    message = EmailMessage()
+    message["From"], message["To"], message["Subject"] = sender, email.to, email.subject
+    message["Date"], message["Message-ID"] = formatdate(localtime=False), make_msgid(domain="sas-orientation")
+    message.set_content(email.text)
+    return message
+
+
+@dataclass
+class SmtpMailSender:
+    """Real SMTP (SMTP_HOST, SMTP_PORT, optional STARTTLS and login)."""
+
+    host: str
+    port: int
+    sender: str
+    username: str | None = None
+    password: str | None = None
+    starttls: bool = False
+    timeout: float = 10.0
+
+    async def send(self, email: Email) -> None:
+        await aiosmtplib.send(
+            _message(email, self.sender),
+            hostname=self.host,
+            port=self.port,
+            username=self.username,
+            password=self.password,
+            start_tls=self.starttls,
+            timeout=self.timeout,
+        )
+
+
+@dataclass
+class LocalMailbox:
+    """Without SMTP: each e-mail is printed and kept as an .eml file in `folder`."""
+
+    folder: Path
+    sender: str
+
+    async def send(self, email: Email) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        message = _message(email, self.sender)
+        name = re.sub(r"[^A-Za-z0-9]+", "", str(message["Message-ID"]))[:40]
+        path = self.folder / f"{name}.eml"
+        path.write_bytes(bytes(message))
+        print(
+            f"\n--- e-mail to {email.to} (kept in {path}) ---\nSubject: {email.subject}\n\n{email.text}\n---",
+            flush=True,
+        )
+
+
+@dataclass(frozen=True)
+class PatientContact:
+    name: str | None
+    phone: str | None
+
+
+class ContactSource(Protocol):
+    """Where the offer page gets the patient's contact after acceptance (the intake's data)."""
+
+    async def contact(self, request_id: str) -> PatientContact | None: ...
+
+
+@dataclass
+class HttpContactSource:
+    """Asks a separately running intake over its internal endpoint."""
+
+    base_url: str
+    key: str
+
+    async def contact(self, request_id: str) -> PatientContact | None:
+        async with httpx.AsyncClient(base_url=self.base_url, timeout=5.0) as client:
+            response = await client.get(
+                f"/internal/v1/requests/{request_id}/contact", headers={"Authorization": f"Bearer {self.key}"}
+            )
+        if response.status_code == 404:
+            return None
+        response.raise_for_status()
+        body = response.json()
+        return PatientContact(body.get("name"), body.get("phone"))

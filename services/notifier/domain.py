@@ -1,0 +1,52 @@
+"""The notifier's rules (pure): offer links, time limits, what a page may show."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from datetime import datetime, timedelta
+
+REFUSAL_REASONS = {
+    "full": "Agenda complet",
+    "absent": "Absent",
+    "outside_competence": "Hors de ma compétence",
+    "too_far": "Trop loin",
+    "other": "Autre",
+}
+
+
+def offer_token(secret: bytes, offer_id: str, rpps: str) -> str:
+    """The secret of an offer link: unguessable without the server key, bound to one offer
+    and one professional. Only its hash is stored; the link is rebuilt when a message is sent."""
+    mac = hmac.new(secret, f"offer-link:v1:{offer_id}:{rpps}".encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(mac).decode().rstrip("=")
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def offer_expiry(now: datetime, deadline: datetime, timeout: timedelta) -> datetime:
+    """When an unanswered offer lapses: after the time limit, and never after the deadline."""
+    return min(now + timeout, deadline)
+
+
+def age_band(age: int | None) -> str | None:
+    """Enough for a professional to prepare, not enough to identify: ten-year bands."""
+    if age is None:
+        return None
+    if age < 2:
+        return "nourrisson (< 2 ans)"
+    if age < 18:
+        return "enfant (2–17 ans)"
+    low = (age // 10) * 10
+    return f"{low}–{low + 9} ans" if age < 90 else "90 ans et plus"
+
+
+class OfferUnavailable(Exception):
+    """The link cannot be used for a decision: with the page to show instead."""
+
+    def __init__(self, state: str, message: str) -> None:
+        super().__init__(message)
+        self.state = state

@@ -1,0 +1,275 @@
+"""The notifier's use cases: record offers, reach professionals, take their answers, expire."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import structlog
+from jinja2 import Environment
+from sqlalchemy import select
+
+from schemas.events import (
+    AppointmentConfirmed,
+    CloudEvent,
+    OfferAccepted,
+    OfferExpired,
+    OfferProposed,
+    OfferRefused,
+    OfferWithdrawn,
+)
+from schemas.topics import Topics
+from services.common.db import Database, Transaction
+from services.notifier.channels import ContactSource, Email, MailSender, PatientContact
+from services.notifier.domain import (
+    REFUSAL_REASONS,
+    OfferUnavailable,
+    offer_expiry,
+    offer_token,
+    token_hash,
+)
+from services.notifier.models import AuditEntry, Notification, NotificationStatus, Offer, OfferStatus
+
+log = structlog.get_logger(__name__)
+MAX_SEND_ATTEMPTS = 8
+
+
+@dataclass(frozen=True)
+class OfferPage:
+    """What the page behind a link shows: the offer, and the patient's contact once accepted."""
+
+    offer: Offer
+    token: str
+    contact: PatientContact | None = None
+
+
+class NotifierService:
+    def __init__(
+        self,
+        db: Database,
+        topics: Topics,
+        clock: Callable[[], datetime],
+        secret: bytes,
+        base_url: str,
+        offer_timeout: timedelta,
+        mailer: MailSender,
+        contacts: ContactSource,
+        templates: Environment,
+    ) -> None:
+        self.db, self.topics, self.clock, self.secret = db, topics, clock, secret
+        self.base_url, self.offer_timeout, self.mailer, self.contacts = base_url, offer_timeout, mailer, contacts
+        self.templates = templates
+        self.on_notification: list[Callable[[], None]] = []
+
+    def link(self, offer: Offer) -> str:
+        return f"{self.base_url}/o/{offer_token(self.secret, offer.offer_id, offer.rpps)}"
+
+    # --- the matcher's news ------------------------------------------------------------------
+
+    async def on_offer_proposed(self, tx: Transaction, event: OfferProposed, _: CloudEvent) -> None:
+        if await tx.session.get(Offer, event.offer_id) is not None:
+            return
+        now = self.clock()
+        offer = Offer(
+            offer_id=event.offer_id,
+            request_id=event.request_id,
+            rpps=event.professional.rpps,
+            professional_name=event.professional.name,
+            profession=event.professional.profession,
+            email=event.email,
+            phone=event.phone,
+            site=event.site.model_dump(mode="json"),
+            kind=event.kind,
+            mode=event.mode,
+            start=event.start,
+            window_end=event.window_end,
+            deadline=event.deadline,
+            motive=event.motive,
+            patient_age=event.patient_age,
+            patient_commune_insee=event.patient_commune_insee,
+            distance_km=event.distance_km,
+            expires_at=offer_expiry(now, event.deadline, self.offer_timeout),
+            status=OfferStatus.PENDING,
+            token_hash=token_hash(offer_token(self.secret, event.offer_id, event.professional.rpps)),
+            created_at=now,
+        )
+        tx.session.add(offer)
+        self._notify(tx, offer, "offer", now)
+
+    async def on_offer_withdrawn(self, tx: Transaction, event: OfferWithdrawn, _: CloudEvent) -> None:
+        offer = await tx.session.get(Offer, event.offer_id, with_for_update=True)
+        if offer is None or offer.status in (OfferStatus.WITHDRAWN, OfferStatus.REFUSED, OfferStatus.EXPIRED):
+            return
+        now = self.clock()
+        offer.status, offer.decision_reason = OfferStatus.WITHDRAWN, event.reason
+        offer.decided_at = offer.decided_at or now
+        _audit(tx, offer, "system", "withdrawn", event.reason, now)
+        self._notify(tx, offer, "withdrawn", now)
+
+    async def on_appointment_confirmed(self, tx: Transaction, event: AppointmentConfirmed, _: CloudEvent) -> None:
+        offer = await tx.session.get(Offer, event.offer_id, with_for_update=True)
+        if offer is not None and offer.status in (OfferStatus.PENDING, OfferStatus.ACCEPTED):
+            offer.status = OfferStatus.CONFIRMED
+
+    # --- the professional's link ---------------------------------------------------------------
+
+    async def open(self, token: str) -> OfferPage:
+        """The offer behind a link; raises OfferUnavailable for an unknown link."""
+        async with self.db.transaction() as tx:
+            offer = await self._by_token(tx, token)
+            _audit(tx, offer, offer.rpps, "viewed", None, self.clock())
+        return await self._page(offer, token)
+
+    async def accept(self, token: str, chosen_start: datetime | None) -> OfferPage:
+        now = self.clock()
+        async with self.db.transaction() as tx:
+            offer = await self._decidable(tx, token, now)
+            start = offer.start
+            if offer.kind == "overflow" and chosen_start is not None:
+                if not (offer.start <= chosen_start <= (offer.window_end or offer.start)):
+                    raise OfferUnavailable("invalid_time", "the chosen time is outside the proposed window")
+                start = chosen_start
+            offer.status, offer.decided_at, offer.chosen_start = OfferStatus.ACCEPTED, now, start
+            _audit(tx, offer, offer.rpps, "accepted", start.isoformat(), now)
+            tx.emit(
+                self.topics.offers,
+                OfferAccepted(
+                    request_id=offer.request_id, offer_id=offer.offer_id, rpps=offer.rpps, start=start, accepted_at=now
+                ),
+                now,
+            )
+        log.info("offer accepted", request_id=offer.request_id, offer_id=offer.offer_id)
+        return await self._page(offer, token)
+
+    async def refuse(self, token: str, reason: str | None) -> OfferPage:
+        now = self.clock()
+        reason = reason if reason in REFUSAL_REASONS else None
+        async with self.db.transaction() as tx:
+            offer = await self._decidable(tx, token, now)
+            offer.status, offer.decided_at, offer.decision_reason = OfferStatus.REFUSED, now, reason
+            _audit(tx, offer, offer.rpps, "refused", reason, now)
+            tx.emit(
+                self.topics.offers,
+                OfferRefused(
+                    request_id=offer.request_id, offer_id=offer.offer_id, rpps=offer.rpps, reason=reason, refused_at=now
+                ),
+                now,
+            )
+        log.info("offer refused", request_id=offer.request_id, offer_id=offer.offer_id, reason=reason)
+        return await self._page(offer, token)
+
+    async def _by_token(self, tx: Transaction, token: str, lock: bool = False) -> Offer:
+        query = select(Offer).where(Offer.token_hash == token_hash(token))  # type: ignore[arg-type]
+        offer = (await tx.session.execute(query.with_for_update() if lock else query)).scalars().first()
+        if offer is None:
+            raise OfferUnavailable("unknown", "this link is not valid")
+        return offer
+
+    async def _decidable(self, tx: Transaction, token: str, now: datetime) -> Offer:
+        offer = await self._by_token(tx, token, lock=True)
+        if offer.status == OfferStatus.PENDING and offer.expires_at <= now:
+            raise OfferUnavailable("expired", "the time to answer this offer has passed")
+        if offer.status != OfferStatus.PENDING:
+            raise OfferUnavailable(offer.status, f"this offer was already {offer.status}")
+        return offer
+
+    async def _page(self, offer: Offer, token: str) -> OfferPage:
+        contact = None
+        if offer.status in (OfferStatus.ACCEPTED, OfferStatus.CONFIRMED):
+            contact = await self.contacts.contact(offer.request_id)
+        return OfferPage(offer, token, contact)
+
+    # --- background work -----------------------------------------------------------------------
+
+    async def expire_due(self) -> int:
+        """Lapse unanswered offers whose time is up (safe on several processes at once)."""
+        now = self.clock()
+        async with self.db.transaction() as tx:
+            due = (
+                (
+                    await tx.session.execute(
+                        select(Offer)
+                        .where(Offer.status == OfferStatus.PENDING, Offer.expires_at <= now)  # type: ignore[arg-type]
+                        .order_by(Offer.expires_at)
+                        .limit(100)
+                        .with_for_update(skip_locked=True)  # type: ignore[arg-type]
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            for offer in due:
+                offer.status, offer.decided_at = OfferStatus.EXPIRED, now
+                _audit(tx, offer, "system", "expired", None, now)
+                tx.emit(
+                    self.topics.offers,
+                    OfferExpired(request_id=offer.request_id, offer_id=offer.offer_id, rpps=offer.rpps, expired_at=now),
+                    now,
+                )
+        for offer in due:
+            log.info("offer expired", request_id=offer.request_id, offer_id=offer.offer_id)
+        return len(due)
+
+    async def dispatch(self) -> int:
+        """Send the messages waiting to go; a failure is retried later with a growing delay."""
+        now = self.clock()
+        async with self.db.transaction() as tx:
+            batch = (
+                await tx.session.execute(
+                    select(Notification, Offer)
+                    .join(Offer, Offer.offer_id == Notification.offer_id)  # type: ignore[arg-type]
+                    .where(Notification.status == NotificationStatus.PENDING, Notification.next_attempt_at <= now)  # type: ignore[arg-type]
+                    .order_by(Notification.id)
+                    .limit(20)
+                    .with_for_update(of=Notification, skip_locked=True)  # type: ignore[arg-type]
+                )
+            ).all()
+            for notification, offer in batch:
+                await self._send(tx, notification, offer, now)
+        return len(batch)
+
+    async def _send(self, tx: Transaction, notification: Notification, offer: Offer, now: datetime) -> None:
+        template = self.templates.get_template(f"email/{notification.purpose}.txt")
+        subject, _, text = template.render(offer=offer, link=self.link(offer)).partition("\n")
+        notification.attempts += 1
+        try:
+            await self.mailer.send(Email(notification.recipient, subject.removeprefix("Subject: "), text.strip()))
+        except Exception as error:  # the channel's own failure: retry later
+            notification.last_error = f"{type(error).__name__}: {error}"[:500]
+            notification.next_attempt_at = now + timedelta(seconds=2**notification.attempts)
+            if notification.attempts >= MAX_SEND_ATTEMPTS:
+                notification.status = NotificationStatus.FAILED
+            log.warning(
+                "message not sent",
+                offer_id=offer.offer_id,
+                attempts=notification.attempts,
+                error=notification.last_error,
+            )
+            return
+        notification.status, notification.sent_at = NotificationStatus.SENT, now
+        log.info("message sent", offer_id=offer.offer_id, request_id=offer.request_id, purpose=notification.purpose)
+
+    def _notify(self, tx: Transaction, offer: Offer, purpose: str, now: datetime) -> None:
+        if not offer.email:
+            log.warning("professional has no e-mail address: no message sent", rpps=offer.rpps)
+            return
+        tx.session.add(
+            Notification(
+                offer_id=offer.offer_id,
+                purpose=purpose,
+                channel="email",
+                recipient=offer.email,
+                next_attempt_at=now,
+                created_at=now,
+            )
+        )
+        tx.after_commit.extend(self.on_notification)
+
+
+def _audit(tx: Transaction, offer: Offer, actor: str, action: str, detail: str | None, now: datetime) -> None:
+    tx.session.add(
+        AuditEntry(
+            at=now, offer_id=offer.offer_id, request_id=offer.request_id, actor=actor, action=action, detail=detail
+        )
+    )
