@@ -71,7 +71,7 @@ async def load_demo(directory: Directory, now: datetime) -> int:
                 "sas_participation": "via_cpts",
                 "accepts_overflow": cap > 0,
                 "overflow_daily_cap": cap,
-                "email": f"{rpps}@demo.invalid",
+                "email": f"{rpps}@demo.example.org",
                 "phone": None,
             },
             [site],

@@ -116,6 +116,7 @@ class Database:
 def _upgrade(connection: Connection, versions: Path) -> None:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_ENV))
+    config.set_main_option("path_separator", "os")
     config.set_main_option("version_locations", str(versions))
     config.attributes["connection"] = connection
     command.upgrade(config, "heads")

@@ -38,7 +38,9 @@ def make_broker(settings: Settings, bootstrap_servers: str) -> KafkaBroker:
         enable_idempotence=settings.kafka_enable_idempotence,
         acks="all",
         client_id="sas-orientation",
-        logger=logging.getLogger("faststream.sas"),  # quiet below WARNING: our lines carry more context
+        # FastStream's own per-message lines at DEBUG: ours carry more context.
+        logger=logging.getLogger("faststream.sas"),
+        log_level=logging.DEBUG,
     )
 
 

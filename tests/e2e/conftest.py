@@ -1,0 +1,195 @@
+"""All three services running on a real broker and database, HTTP in, real SMTP out."""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import re
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from email import policy
+from email.message import EmailMessage, Message
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from aiosmtpd.controller import Controller
+
+from services.common.clock import PARIS
+from services.common.embedded import free_port
+from services.common.runtime import Runtime
+from services.common.settings import Settings
+from services.main import build_app
+from tests.conftest import TUESDAY_MORNING, FakeClock, create_database
+
+API_KEY = "test-regulator-key"
+LINK = re.compile(r"https?://[^/\s]+(/o/[A-Za-z0-9_\-]+)")
+
+
+class SmtpSink:
+    """A real SMTP server on loopback that keeps what it receives."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[list[str], Message]] = []
+        self._lock = threading.Lock()
+        self.controller = Controller(self, hostname="127.0.0.1", port=free_port())
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        with self._lock:
+            self.messages.append(
+                (list(envelope.rcpt_tos), email.message_from_bytes(envelope.content, policy=policy.default))
+            )
+        return "250 OK"
+
+    def to(self, recipient: str) -> list[Message]:
+        with self._lock:
+            return [m for rcpt, m in self.messages if recipient in rcpt]
+
+    async def wait_for(self, recipient: str, count: int = 1, timeout: float = 15.0) -> list[Message]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = self.to(recipient)
+            if len(found) >= count:
+                return found
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"{count} e-mail(s) to {recipient} expected, got {len(self.to(recipient))}")
+
+
+def body_of(message: Message) -> str:
+    assert isinstance(message, EmailMessage)
+    return str(message.get_content())
+
+
+def link_path(message: Message) -> str:
+    found = LINK.search(body_of(message))
+    assert found, "no offer link in the e-mail"
+    return found.group(1)
+
+
+@dataclass
+class Stack:
+    http: httpx.AsyncClient
+    mail: SmtpSink
+    clock: FakeClock
+    runtime: Runtime
+    auth: dict[str, str] = field(default_factory=lambda: {"Authorization": f"Bearer {API_KEY}"})
+
+    def paris(self, day_offset: int, hour: int, minute: int = 0) -> datetime:
+        """A Paris wall-clock time on the fake clock's day (+ day_offset)."""
+        day = TUESDAY_MORNING.astimezone(PARIS).date() + timedelta(days=day_offset)
+        return datetime(day.year, day.month, day.day, hour, minute, tzinfo=PARIS)
+
+    async def professional(
+        self,
+        rpps: str,
+        commune: str,
+        *,
+        profession: str = "general_practitioner",
+        overflow_cap: int = 0,
+        slots: list[datetime] | None = None,
+    ) -> str:
+        body = {
+            "name": f"Dr {rpps}",
+            "profession": profession,
+            "cpts_id": None,
+            "sas_participation": "individual",
+            "accepts_overflow": overflow_cap > 0,
+            "overflow_daily_cap": overflow_cap,
+            "email": f"{rpps}@sante.example.org",
+            "sites": [{"site_id": "main", "name": f"Cabinet {rpps}", "commune_insee": commune}],
+        }
+        response = await self.http.put(f"/v1/professionals/{rpps}", json=body, headers=self.auth)
+        assert response.status_code in (200, 201), response.text
+        for i, start in enumerate(slots or []):
+            slot = {
+                "rpps": rpps,
+                "site_id": "main",
+                "start": start.isoformat(),
+                "end": (start + timedelta(minutes=20)).isoformat(),
+                "mode": "in_person",
+            }
+            response = await self.http.put(f"/v1/slots/{rpps}-{i}", json=slot, headers=self.auth)
+            assert response.status_code in (200, 201), response.text
+        return f"{rpps}@sante.example.org"
+
+    def request_body(self, commune: str, **extra: Any) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "request_id": f"SAS-{uuid.uuid4().hex[:10]}",
+            "received_at": self.clock.now.isoformat(),
+            "urgency": "48h",
+            "motive": "general",
+            "patient": {
+                "commune_insee": commune,
+                "age": 67,
+                "teleconsultation_ok": False,
+                "contact": {"name": "Jeanne Patiente", "phone": "06 12 34 56 78"},
+            },
+        }
+        body.update(extra)
+        return body
+
+    async def submit(self, commune: str, **extra: Any) -> str:
+        body = self.request_body(commune, **extra)
+        response = await self.http.post("/v1/requests", json=body, headers=self.auth)
+        assert response.status_code == 202, response.text
+        return str(body["request_id"])
+
+    async def status(self, request_id: str) -> dict[str, Any]:
+        response = await self.http.get(f"/v1/requests/{request_id}", headers=self.auth)
+        assert response.status_code == 200, response.text
+        return dict(response.json())
+
+    async def wait_status(self, request_id: str, status: str, timeout: float = 15.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        seen: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            seen = await self.status(request_id)
+            if seen["status"] == status:
+                return seen
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"{request_id}: expected {status}, still {seen.get('status')}: {seen}")
+
+
+@pytest.fixture(scope="module")
+async def stack(kafka_bootstrap: str, postgres_url: str) -> AsyncIterator[Stack]:
+    database_url = await create_database(postgres_url)
+    mail = SmtpSink()
+    mail.controller.start()
+    port = free_port()
+    settings = Settings(
+        regulator_api_keys=API_KEY,
+        internal_api_key="internal-test-key",
+        secret_key="test-secret",
+        smtp_host="127.0.0.1",
+        smtp_port=mail.controller.port,
+        topic_prefix=f"t{uuid.uuid4().hex[:8]}.",
+        port=port,
+        demo_data=False,
+        sweep_interval_seconds=0.1,
+        data_dir=Path(tempfile.mkdtemp()),
+    )
+    clock = FakeClock(TUESDAY_MORNING)
+    app, runtime = build_app(settings, database_url, kafka_bootstrap, clock=clock)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on"))
+    serving = asyncio.create_task(server.serve())
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if (await http.get("/healthz")).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline and not serving.done(), "the services did not become healthy"
+            await asyncio.sleep(0.1)
+        yield Stack(http, mail, clock, runtime)
+    server.should_exit = True
+    await serving
+    mail.controller.stop()
