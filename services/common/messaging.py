@@ -181,6 +181,15 @@ class EventConsumer:
     def __post_init__(self) -> None:
         self._attempts: dict[tuple[str, int, int], int] = {}
 
+    def subscriber_function(self) -> Callable[[KafkaMessage], Awaitable[None]]:
+        """A plain function for `broker.subscriber(...)`: FastStream hands it the raw message
+        (the annotation matters) and we decode it ourselves."""
+
+        async def consume(message: KafkaMessage) -> None:
+            await self(message)
+
+        return consume
+
     async def __call__(self, message: KafkaMessage) -> None:
         record = message.raw_message
         position = (record.topic, record.partition, record.offset)  # type: ignore[union-attr]

@@ -18,7 +18,7 @@ from aiokafka.abc import ConsumerRebalanceListener
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse
-from faststream.kafka import KafkaBroker, KafkaMessage
+from faststream.kafka import KafkaBroker
 
 from schemas.events import EventData
 from schemas.topics import Topics
@@ -55,15 +55,6 @@ class _Joined(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
         self.ready.set()
-
-
-def _entry(consumer: EventConsumer) -> Callable[[KafkaMessage], Awaitable[None]]:
-    """A plain function for FastStream to call with the raw message (we decode it ourselves)."""
-
-    async def handle(message: KafkaMessage) -> None:
-        await consumer(message)
-
-    return handle
 
 
 class Runtime:
@@ -107,7 +98,7 @@ class Runtime:
                     listener=joined,
                     title=f"{part.name}-consumer",
                     **subscriber_options(self.settings),
-                )(_entry(consumer))
+                )(consumer.subscriber_function())
 
     async def start(self) -> None:
         for part in self.parts:

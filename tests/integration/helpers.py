@@ -1,0 +1,79 @@
+"""Small tools for tests on the real broker and database."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.structs import ConsumerRecord
+
+from schemas.events import CloudEvent, EventData
+from schemas.topics import Topics
+from services.common.clock import utcnow
+from services.common.db import Database, service_engine
+
+ROOT = Path(__file__).resolve().parents[2]
+MIGRATIONS = {name: ROOT / "services" / name / "migrations" for name in ("intake", "matcher", "notifier")}
+
+
+def fresh_topics() -> Topics:
+    return Topics(prefix=f"it{uuid.uuid4().hex[:8]}.")
+
+
+async def migrated(database_url: str, schema: str) -> Database:
+    db = Database(service_engine(database_url, schema), schema=schema, source=f"/test/{schema}")
+    await db.migrate(MIGRATIONS[schema])
+    return db
+
+
+async def read_topic(
+    bootstrap: str, topic: str, expected: int, timeout: float = 20.0
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """Every record of `topic` from the start, once at least `expected` arrived."""
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        fetch_max_wait_ms=20,
+    )
+    await consumer.start()
+    records: list[ConsumerRecord[bytes, bytes]] = []
+    try:
+        deadline = time.monotonic() + timeout
+        while len(records) < expected and time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=200)
+            for part in batch.values():
+                records.extend(part)
+    finally:
+        await consumer.stop()
+    return records
+
+
+async def publish_raw(bootstrap: str, topic: str, values: list[tuple[str | None, bytes]]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        for key, value in values:
+            await producer.send_and_wait(topic, value, key=key.encode() if key else None)
+    finally:
+        await producer.stop()
+
+
+def event_bytes(data: EventData, source: str = "/test") -> tuple[CloudEvent, bytes]:
+    event = CloudEvent.wrap(data, source=source, time=utcnow())
+    return event, event.model_dump_json().encode()
+
+
+async def eventually(check, timeout: float = 20.0, every: float = 0.05):  # type: ignore[no-untyped-def]
+    """Wait until the async `check()` returns something truthy; return it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = await check()
+        if result or time.monotonic() > deadline:
+            return result
+        await asyncio.sleep(every)

@@ -1,0 +1,153 @@
+"""Consumers on the real broker: a redelivery does nothing, bad messages are dead-lettered."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+
+from faststream.kafka import KafkaBroker
+from sqlalchemy import func, select, text
+
+from schemas.events import CloudEvent, DeadLetter, PatientLocation, RequestReceived
+from services.common.clock import utcnow
+from services.common.context import Context
+from services.common.db import Transaction
+from services.common.messaging import EventConsumer, ensure_topics, make_broker, subscriber_options
+from services.common.runtime import Runtime
+from services.common.settings import Settings
+from services.matcher import entrypoint as matcher
+from services.matcher.models import SearchRecord
+from tests.integration.helpers import (
+    event_bytes,
+    eventually,
+    fresh_topics,
+    migrated,
+    publish_raw,
+    read_topic,
+)
+
+
+def received(request_id: str) -> RequestReceived:
+    return RequestReceived(
+        request_id=request_id,
+        received_at=utcnow(),
+        urgency="48h",
+        motive="general",
+        location=PatientLocation(commune_insee="79174", lat=46.2, lon=-0.14),
+    )
+
+
+async def test_redelivered_event_changes_nothing_and_poison_goes_to_dead_letters(
+    database_url: str, kafka_bootstrap: str
+) -> None:
+    topics = fresh_topics()
+    settings = Settings(topic_prefix=topics.prefix, secret_key="x", regulator_api_keys="k")
+    ctx = Context(settings, database_url, topics, utcnow, b"x")
+    _, part = matcher.build(ctx)
+    runtime = Runtime(settings, make_broker(settings, kafka_bootstrap), kafka_bootstrap, topics, [part])
+    await runtime.start()
+    try:
+        first, first_bytes = event_bytes(received("REQ-1"))
+        _, last_bytes = event_bytes(received("REQ-2"))
+        bad_data = CloudEvent.wrap(received("REQ-X"), source="/t", time=utcnow()).model_dump(mode="json")
+        del bad_data["data"]["location"]
+        await publish_raw(
+            kafka_bootstrap,
+            topics.requests,
+            [
+                ("REQ-1", first_bytes),
+                ("REQ-1", first_bytes),  # the same event again: a redelivery
+                ("REQ-P", b"this is not json"),
+                ("REQ-U", json.dumps({**bad_data, "type": "fr.sas.orientation.nonsense.v1"}).encode()),
+                ("REQ-X", json.dumps(bad_data).encode()),
+                ("REQ-2", last_bytes),  # the consumer goes on after the bad ones
+            ],
+        )
+
+        async def searches() -> int:
+            async with part.db.transaction() as tx:
+                found = await tx.session.execute(select(func.count()).select_from(SearchRecord))
+                return int(found.scalar_one())
+
+        assert await eventually(lambda: _at_least(searches, 2)) is True
+        async with part.db.engine.connect() as conn:
+            handled = await conn.execute(
+                text("SELECT count(*) FROM processed_event WHERE event_id = :id"), {"id": first.id}
+            )
+            assert handled.scalar() == 1
+            started = await conn.execute(
+                text(
+                    "SELECT count(*) FROM outbox_message WHERE key = 'REQ-1' "
+                    "AND value->>'type' = 'fr.sas.orientation.search.started.v1'"
+                )
+            )
+            assert started.scalar() == 1  # handled once: one search started, not two
+
+        letters = [
+            DeadLetter.model_validate_json(r.value or b"")
+            for r in await read_topic(kafka_bootstrap, topics.dead_letters, expected=3)
+        ]
+        assert sorted(letter.key or "" for letter in letters) == ["REQ-P", "REQ-U", "REQ-X"]
+        for letter in letters:
+            assert letter.consumer == "matcher" and letter.topic == topics.requests
+            assert letter.reason.startswith("undecodable event")
+        by_key = {letter.key: letter for letter in letters}
+        assert by_key["REQ-P"].value == "this is not json"
+        assert "unknown event type" in by_key["REQ-U"].reason
+        assert "location" in by_key["REQ-X"].reason
+    finally:
+        await runtime.stop()
+
+
+async def _at_least(count: Any, n: int) -> bool:
+    return bool(await count() >= n)
+
+
+async def test_a_handler_that_keeps_failing_is_dead_lettered_after_its_attempts(
+    database_url: str, kafka_bootstrap: str
+) -> None:
+    topics = fresh_topics()
+    settings = Settings(topic_prefix=topics.prefix)
+    await ensure_topics(kafka_bootstrap, topics, 2)
+    db = await migrated(database_url, "matcher")
+    handled: list[str] = []
+
+    async def handler(tx: Transaction, event: RequestReceived, _: CloudEvent) -> None:
+        if event.request_id == "BROKEN":
+            raise RuntimeError("the database said no")
+        handled.append(event.request_id)
+
+    broker = KafkaBroker(kafka_bootstrap)
+    consumer = EventConsumer("flaky", db, broker, topics, {RequestReceived: handler}, max_attempts=3, retry_delay=0.01)
+
+    broker.subscriber(topics.requests, group_id=f"{topics.prefix}flaky", **subscriber_options(settings))(
+        consumer.subscriber_function()
+    )
+    await broker.start()
+    try:
+        await publish_raw(
+            kafka_bootstrap,
+            topics.requests,
+            [
+                ("BROKEN", event_bytes(received("BROKEN"))[1]),
+                ("BROKEN", event_bytes(received("OK-AFTER"))[1]),  # same partition, behind the broken one
+            ],
+        )
+
+        async def done() -> bool:
+            return "OK-AFTER" in handled
+
+        assert await eventually(done, timeout=30)
+        [record] = await read_topic(kafka_bootstrap, topics.dead_letters, expected=1)
+        letter = DeadLetter.model_validate_json(record.value or b"")
+        assert letter.consumer == "flaky" and letter.attempts == 3
+        assert "the database said no" in letter.reason
+        assert handled == ["OK-AFTER"]
+        async with db.engine.connect() as conn:  # the failed attempts left nothing behind
+            rows = await conn.execute(text("SELECT count(*) FROM processed_event WHERE consumer = 'flaky'"))
+            assert rows.scalar() == 1
+    finally:
+        await broker.stop()
+        await db.dispose()
+    assert utcnow() - letter.failed_at < timedelta(minutes=5)

@@ -1,0 +1,74 @@
+"""Migrations, schema isolation between services, and slot holds under concurrency."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import text
+
+from services.common.clock import utcnow
+from services.matcher import models as m
+from services.matcher import repository as repo
+from tests.integration.helpers import MIGRATIONS, migrated
+
+
+async def test_each_service_sees_only_its_own_tables_and_migrating_twice_is_harmless(database_url: str) -> None:
+    dbs = {name: await migrated(database_url, name) for name in MIGRATIONS}
+    await dbs["intake"].migrate(MIGRATIONS["intake"])  # again: nothing to do, no error
+    try:
+        async with dbs["intake"].engine.connect() as conn:
+            assert (await conn.execute(text("SELECT to_regclass('orientation_request')"))).scalar()
+            assert (await conn.execute(text("SELECT to_regclass('slot')"))).scalar() is None
+            assert (await conn.execute(text("SELECT to_regclass('offer')"))).scalar() is None
+        async with dbs["matcher"].engine.connect() as conn:
+            assert (await conn.execute(text("SELECT to_regclass('slot')"))).scalar()
+            assert (await conn.execute(text("SELECT to_regclass('patient_contact')"))).scalar() is None
+        async with dbs["notifier"].engine.connect() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO audit_entry (at, offer_id, request_id, actor, action) "
+                    "VALUES (now(), 'o', 'r', 'system', 'viewed')"
+                )
+            )
+            with pytest.raises(Exception, match="append-only"):
+                await conn.execute(text("UPDATE audit_entry SET action = 'accepted'"))
+    finally:
+        for db in dbs.values():
+            await db.dispose()
+
+
+async def test_concurrent_holds_on_one_slot_one_wins(database_url: str) -> None:
+    db = await migrated(database_url, "matcher")
+    now = utcnow()
+    async with db.transaction() as tx:
+        tx.session.add(m.Professional(rpps="1", name="Dr A", profession="general_practitioner", updated_at=now))
+        await tx.session.flush()
+        tx.session.add(m.Site(rpps="1", site_id="s", name="Cabinet", lat=46.0, lon=0.0))
+        await tx.session.flush()
+        tx.session.add(
+            m.Slot(
+                slot_id="last",
+                rpps="1",
+                site_id="s",
+                start=now + timedelta(hours=2),
+                end=now + timedelta(hours=2, minutes=20),
+                mode="in_person",
+                updated_at=now,
+            )
+        )
+
+    async def try_hold(i: int) -> bool:
+        async with db.transaction() as tx:
+            won = await repo.hold_slot(tx.session, "last", f"REQ-{i}", f"offer-{i}", now)
+            await asyncio.sleep(0.05)  # keep the transaction open so that others really overlap
+            return won
+
+    results = await asyncio.gather(*(try_hold(i) for i in range(10)))
+    assert sum(results) == 1
+    async with db.transaction() as tx:
+        slot = await tx.session.get(m.Slot, "last")
+        assert slot is not None and slot.state == m.SlotState.HELD
+        assert slot.request_id == f"REQ-{results.index(True)}"
+    await db.dispose()
