@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from services.common.geo import distance_km
@@ -35,8 +35,12 @@ class UnresolvedReason(StrEnum):
 
 
 def deadline_for(received_at: datetime, urgency: str) -> datetime:
-    """The absolute instant by which the patient must be seen (48 h, or 24 h when urgent)."""
-    return received_at + URGENCY_DELAYS[urgency]
+    """The absolute instant by which the patient must be seen (48 h, or 24 h when urgent).
+
+    Computed in UTC: Python adds a timedelta to a zone-aware datetime on the wall clock, which
+    would make a 48 h window across a daylight-saving change 47 or 49 real hours.
+    """
+    return received_at.astimezone(UTC) + URGENCY_DELAYS[urgency]
 
 
 @dataclass(frozen=True)
@@ -109,7 +113,7 @@ class Candidate:
 
 
 def earliest_start(now: datetime, lead: timedelta) -> datetime:
-    return now + lead
+    return now.astimezone(UTC) + lead
 
 
 def _reachable(search: Search, site: Site, mode: str) -> float | None:

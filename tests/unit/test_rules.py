@@ -1,0 +1,59 @@
+"""Small pure rules of the intake and the notifier."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from services.intake.domain import RequestStatus, fingerprint, follows
+from services.notifier.domain import age_band, offer_expiry, offer_token, token_hash
+
+
+def test_fingerprint_ignores_key_order_but_not_values() -> None:
+    assert fingerprint({"a": 1, "b": {"c": 2, "d": 3}}) == fingerprint({"b": {"d": 3, "c": 2}, "a": 1})
+    assert fingerprint({"a": 1}) != fingerprint({"a": 2})
+
+
+@pytest.mark.parametrize("final", [RequestStatus.CONFIRMED, RequestStatus.UNRESOLVED, RequestStatus.CANCELLED])
+def test_a_final_outcome_is_never_overwritten_by_a_late_event(final: RequestStatus) -> None:
+    assert not any(follows(final, new) for new in RequestStatus)
+
+
+def test_progress_statuses_follow_each_other() -> None:
+    assert follows(RequestStatus.RECEIVED, RequestStatus.SEARCHING)
+    assert follows(RequestStatus.OFFERED, RequestStatus.SEARCHING)  # a refusal: searching again
+    assert follows(RequestStatus.OFFERED, RequestStatus.OFFERED)  # the next candidate's offer
+    assert not follows(RequestStatus.SEARCHING, RequestStatus.RECEIVED)
+
+
+def test_offer_tokens_are_bound_to_the_offer_the_professional_and_the_key() -> None:
+    token = offer_token(b"k1", "offer-1", "100")
+    assert len(token) >= 43 and token == offer_token(b"k1", "offer-1", "100")
+    assert token not in {
+        offer_token(b"k2", "offer-1", "100"),
+        offer_token(b"k1", "offer-2", "100"),
+        offer_token(b"k1", "offer-1", "101"),
+    }
+    assert token_hash(token) != token and len(token_hash(token)) == 64
+
+
+def test_an_offer_never_outlives_the_deadline() -> None:
+    now = datetime(2026, 12, 1, 8, tzinfo=UTC)
+    assert offer_expiry(now, now + timedelta(hours=5), timedelta(minutes=15)) == now + timedelta(minutes=15)
+    assert offer_expiry(now, now + timedelta(minutes=5), timedelta(minutes=15)) == now + timedelta(minutes=5)
+
+
+@pytest.mark.parametrize(
+    ("age", "band"),
+    [
+        (None, None),
+        (0, "nourrisson (< 2 ans)"),
+        (7, "enfant (2–17 ans)"),
+        (18, "10–19 ans"),
+        (67, "60–69 ans"),
+        (95, "90 ans et plus"),
+    ],
+)
+def test_age_is_shown_in_bands(age: int | None, band: str | None) -> None:
+    assert age_band(age) == band
