@@ -14,7 +14,6 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-SPEC_VERSION = "1.0"
 TYPE_PREFIX = "fr.sas.orientation."
 
 
@@ -213,7 +212,7 @@ class CloudEvent(BaseModel):
     """The envelope of every message (CloudEvents 1.0, structured JSON mode)."""
 
     model_config = ConfigDict(extra="allow", frozen=True)
-    specversion: Literal["1.0"] = SPEC_VERSION
+    specversion: Literal["1.0"] = "1.0"
     id: str
     type: str
     source: str

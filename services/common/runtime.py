@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +30,9 @@ from services.common.settings import Settings
 log = structlog.get_logger(__name__)
 
 
+Handlers = dict[type[EventData], Handler]
+
+
 @dataclass
 class ServicePart:
     """What one service brings to a process."""
@@ -38,7 +41,7 @@ class ServicePart:
     db: Database
     migrations: Path
     routers: list[APIRouter] = field(default_factory=list)
-    subscriptions: list[tuple[list[str], Mapping[type[EventData], Handler]]] = field(default_factory=list)
+    subscriptions: list[tuple[list[str], Handlers]] = field(default_factory=list)
     pumps: list[Pump] = field(default_factory=list)
     timers: list[tuple[Callable[[], Awaitable[Any]], float]] = field(default_factory=list)
     on_start: list[Callable[[], Awaitable[None]]] = field(default_factory=list)

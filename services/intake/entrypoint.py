@@ -6,7 +6,7 @@ from pathlib import Path
 
 from schemas.events import AppointmentConfirmed, OfferProposed, RequestUnresolved, SearchStarted
 from services.common.context import Context
-from services.common.runtime import ServicePart
+from services.common.runtime import Handlers, ServicePart
 from services.intake.api import build_router
 from services.intake.service import IntakeService
 
@@ -14,7 +14,7 @@ from services.intake.service import IntakeService
 def build(ctx: Context) -> tuple[IntakeService, ServicePart]:
     db = ctx.database("intake")
     service = IntakeService(db, ctx.topics)
-    handlers = {
+    handlers: Handlers = {
         SearchStarted: service.on_search_started,
         OfferProposed: service.on_offer_proposed,
         AppointmentConfirmed: service.on_appointment_confirmed,

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import select
+from sqlmodel import col, select
 
 from schemas.events import (
     AppointmentConfirmed,
@@ -100,7 +100,7 @@ class IntakeService:
                 RequestReceived(
                     request_id=new.request_id,
                     received_at=new.received_at,
-                    urgency=new.urgency,  # type: ignore[arg-type]
+                    urgency=new.urgency,
                     motive=new.motive,
                     location=new.location,
                     age=new.age,
@@ -120,8 +120,8 @@ class IntakeService:
                 (
                     await tx.session.execute(
                         select(RequestHistory)
-                        .where(RequestHistory.request_id == request_id)
-                        .order_by(RequestHistory.id)  # type: ignore[arg-type]
+                        .where(col(RequestHistory.request_id) == request_id)
+                        .order_by(col(RequestHistory.id))
                     )
                 )
                 .scalars()

@@ -5,12 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import select, update
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import SQLModel, col, select
 
 from services.common.db import Database
 from services.matcher import models as m
+
+Row = TypeVar("Row", bound=SQLModel)
 
 
 class UnknownReference(Exception):
@@ -40,6 +44,17 @@ class SiteInput:
     opening_hours: dict[str, Any] | None
 
 
+def _upsert(session: AsyncSession, row: Row | None, model: type[Row], values: dict[str, Any]) -> Row:
+    """Update `row` with `values`, or create it when there is none yet."""
+    if row is None:
+        row = model(**values)
+    else:
+        for key, value in values.items():
+            setattr(row, key, value)
+    session.add(row)
+    return row
+
+
 class Directory:
     def __init__(self, db: Database, clock: Callable[[], datetime]) -> None:
         self.db = db
@@ -51,10 +66,8 @@ class Directory:
         async with self.db.transaction() as tx:
             territory = await tx.session.get(m.Territory, cpts_id, with_for_update=True)
             created = territory is None
-            territory = territory or m.Territory(cpts_id=cpts_id)
-            territory.name, territory.communes, territory.radius_km = name, communes, radius_km
-            territory.updated_at = self.clock()
-            tx.session.add(territory)
+            fields = {"name": name, "communes": communes, "radius_km": radius_km, "updated_at": self.clock()}
+            territory = _upsert(tx.session, territory, m.Territory, {"cpts_id": cpts_id, **fields})
         return territory, created
 
     async def get_territory(self, cpts_id: str) -> m.Territory:
@@ -73,27 +86,35 @@ class Directory:
         async with self.db.transaction() as tx:
             pro = await tx.session.get(m.Professional, rpps, with_for_update=True)
             created = pro is None
-            pro = pro or m.Professional(rpps=rpps)
-            for key, value in fields.items():
-                setattr(pro, key, value)
-            pro.active, pro.updated_at = True, now
-            tx.session.add(pro)
+            pro = _upsert(tx.session, pro, m.Professional, {"rpps": rpps, **fields, "active": True, "updated_at": now})
             await tx.session.flush()
             existing = {
-                s.site_id: s for s in (await tx.session.execute(select(m.Site).where(m.Site.rpps == rpps))).scalars()
+                s.site_id: s
+                for s in (await tx.session.execute(select(m.Site).where(col(m.Site.rpps) == rpps))).scalars()
             }
             kept: list[m.Site] = []
             for given in sites:
-                site = existing.pop(given.site_id, None) or m.Site(rpps=rpps, site_id=given.site_id)
-                site.name, site.commune_insee, site.department = given.name, given.commune_insee, given.department
-                site.lat, site.lon, site.opening_hours, site.active = given.lat, given.lon, given.opening_hours, True
-                tx.session.add(site)
-                kept.append(site)
+                values = {
+                    "rpps": rpps,
+                    "site_id": given.site_id,
+                    "name": given.name,
+                    "commune_insee": given.commune_insee,
+                    "department": given.department,
+                    "lat": given.lat,
+                    "lon": given.lon,
+                    "opening_hours": given.opening_hours,
+                    "active": True,
+                }
+                kept.append(_upsert(tx.session, existing.pop(given.site_id, None), m.Site, values))
             for gone in existing.values():
                 gone.active = False
                 await tx.session.execute(
                     update(m.Slot)
-                    .where(m.Slot.rpps == rpps, m.Slot.site_id == gone.site_id, m.Slot.state == m.SlotState.FREE)  # type: ignore[arg-type]
+                    .where(
+                        col(m.Slot.rpps) == rpps,
+                        col(m.Slot.site_id) == gone.site_id,
+                        col(m.Slot.state) == m.SlotState.FREE,
+                    )
                     .values(state=m.SlotState.WITHDRAWN, updated_at=now)
                 )
         return pro, kept, created
@@ -106,7 +127,7 @@ class Directory:
             sites = (
                 (
                     await tx.session.execute(
-                        select(m.Site).where(m.Site.rpps == rpps, m.Site.active).order_by(m.Site.site_id)  # type: ignore[arg-type]
+                        select(m.Site).where(col(m.Site.rpps) == rpps, col(m.Site.active)).order_by(col(m.Site.site_id))
                     )
                 )
                 .scalars()
@@ -128,10 +149,19 @@ class Directory:
             created = slot is None
             if slot is not None and slot.state in (m.SlotState.HELD, m.SlotState.BOOKED):
                 raise SlotBusy(f"slot {slot_id} is {slot.state}: it cannot be changed now")
-            slot = slot or m.Slot(slot_id=slot_id)
-            slot.rpps, slot.site_id, slot.start, slot.end, slot.mode = rpps, site_id, start, end, mode
-            slot.state, slot.updated_at = m.SlotState.FREE, self.clock()
-            tx.session.add(slot)
+            values = {
+                "slot_id": slot_id,
+                "rpps": rpps,
+                "site_id": site_id,
+                "start": start,
+                "end": end,
+                "mode": mode,
+                "state": m.SlotState.FREE,
+                "request_id": None,
+                "offer_id": None,
+                "updated_at": self.clock(),
+            }
+            slot = _upsert(tx.session, slot, m.Slot, values)
         return slot, created
 
     async def get_slot(self, slot_id: str) -> m.Slot:
@@ -152,4 +182,4 @@ class Directory:
 
     async def is_empty(self) -> bool:
         async with self.db.transaction() as tx:
-            return (await tx.session.execute(select(m.Territory.cpts_id).limit(1))).first() is None
+            return (await tx.session.execute(select(col(m.Territory.cpts_id)).limit(1))).first() is None

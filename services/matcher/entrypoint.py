@@ -7,7 +7,7 @@ from pathlib import Path
 
 from schemas.events import OfferAccepted, OfferExpired, OfferRefused, RequestCancelled, RequestReceived
 from services.common.context import Context
-from services.common.runtime import ServicePart
+from services.common.runtime import Handlers, ServicePart
 from services.matcher.api import build_router
 from services.matcher.directory import Directory
 from services.matcher.service import MatcherService
@@ -17,7 +17,7 @@ def build(ctx: Context) -> tuple[Directory, ServicePart]:
     db = ctx.database("matcher")
     directory = Directory(db, ctx.clock)
     cascade = MatcherService(ctx.topics, ctx.clock, timedelta(minutes=ctx.settings.lead_time_minutes))
-    handlers = {
+    handlers: Handlers = {
         RequestReceived: cascade.on_request_received,
         RequestCancelled: cascade.on_request_cancelled,
         OfferAccepted: cascade.on_offer_accepted,

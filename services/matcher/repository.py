@@ -5,12 +5,14 @@ from __future__ import annotations
 import math
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, func, or_, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
 
+from services.common.clock import PARIS
 from services.matcher import models as m
 from services.matcher.domain import matching as d
-from services.matcher.domain.opening_hours import PARIS, REFERENCE_HOURS, WeeklyHours
+from services.matcher.domain.opening_hours import REFERENCE_HOURS, WeeklyHours
 
 KM_PER_DEGREE = 111.2
 
@@ -28,7 +30,9 @@ async def territory_of(session: AsyncSession, commune_insee: str | None) -> m.Te
     if not commune_insee:
         return None
     result = await session.execute(
-        select(m.Territory).where(m.Territory.communes.contains([commune_insee])).order_by(m.Territory.cpts_id)  # type: ignore[attr-defined]
+        select(m.Territory)
+        .where(col(m.Territory.communes).contains([commune_insee]))
+        .order_by(col(m.Territory.cpts_id))
     )
     return result.scalars().first()
 
@@ -44,23 +48,23 @@ async def free_slots(
 ) -> list[d.FreeSlot]:
     """Free slots of active professionals of these professions, in time, roughly in reach."""
     lat0, lat1, lon0, lon1 = _box(search)
-    in_box = and_(m.Site.lat.between(lat0, lat1), m.Site.lon.between(lon0, lon1))  # type: ignore[attr-defined]
+    in_box = and_(col(m.Site.lat).between(lat0, lat1), col(m.Site.lon).between(lon0, lon1))
     reach = (
-        or_(in_box, m.Slot.mode == "teleconsultation")
+        or_(in_box, col(m.Slot.mode) == "teleconsultation")
         if search.teleconsultation_ok
-        else and_(in_box, m.Slot.mode == "in_person")
+        else and_(in_box, col(m.Slot.mode) == "in_person")
     )
     rows = await session.execute(
         select(m.Slot, m.Site, m.Professional)
-        .join(m.Site, and_(m.Site.rpps == m.Slot.rpps, m.Site.site_id == m.Slot.site_id))  # type: ignore[arg-type]
-        .join(m.Professional, m.Professional.rpps == m.Slot.rpps)  # type: ignore[arg-type]
+        .join(m.Site, and_(col(m.Site.rpps) == col(m.Slot.rpps), col(m.Site.site_id) == col(m.Slot.site_id)))
+        .join(m.Professional, col(m.Professional.rpps) == col(m.Slot.rpps))
         .where(
-            m.Slot.state == m.SlotState.FREE,
-            m.Slot.start >= from_,  # type: ignore[operator]
-            m.Slot.start <= search.deadline,  # type: ignore[operator]
-            m.Professional.active,
-            m.Site.active,
-            m.Professional.profession.in_(professions),  # type: ignore[attr-defined]
+            col(m.Slot.state) == m.SlotState.FREE,
+            col(m.Slot.start) >= from_,
+            col(m.Slot.start) <= search.deadline,
+            col(m.Professional.active),
+            col(m.Site.active),
+            col(m.Professional.profession).in_(professions),
             reach,
         )
     )
@@ -78,30 +82,30 @@ async def overflow_offers(
     rows = (
         await session.execute(
             select(m.Professional, m.Site)
-            .join(m.Site, m.Site.rpps == m.Professional.rpps)  # type: ignore[arg-type]
+            .join(m.Site, col(m.Site.rpps) == col(m.Professional.rpps))
             .where(
-                m.Professional.active,
-                m.Site.active,
-                m.Professional.accepts_overflow,
-                m.Professional.overflow_daily_cap > 0,
-                m.Professional.profession.in_(professions),  # type: ignore[attr-defined]
-                m.Site.lat.between(lat0, lat1),  # type: ignore[attr-defined]
-                m.Site.lon.between(lon0, lon1),  # type: ignore[attr-defined]
+                col(m.Professional.active),
+                col(m.Site.active),
+                col(m.Professional.accepts_overflow),
+                col(m.Professional.overflow_daily_cap) > 0,
+                col(m.Professional.profession).in_(professions),
+                col(m.Site.lat).between(lat0, lat1),
+                col(m.Site.lon).between(lon0, lon1),
             )
         )
     ).all()
     if not rows:
         return []
-    day = func.to_char(func.timezone(str(PARIS), m.MatchOffer.start), "YYYY-MM-DD")
+    day = func.to_char(func.timezone(str(PARIS), col(m.MatchOffer.start)), "YYYY-MM-DD")
     taken = await session.execute(
-        select(m.MatchOffer.rpps, day, func.count())
+        select(col(m.MatchOffer.rpps), day, func.count())
         .where(
-            m.MatchOffer.kind == "overflow",
-            m.MatchOffer.status.in_([m.OfferState.ACCEPTED, m.OfferState.PENDING]),  # type: ignore[attr-defined]
-            m.MatchOffer.rpps.in_({p.rpps for p, _ in rows}),  # type: ignore[attr-defined]
-            m.MatchOffer.start >= from_ - timedelta(days=1),  # type: ignore[operator]
+            col(m.MatchOffer.kind) == "overflow",
+            col(m.MatchOffer.status).in_([m.OfferState.ACCEPTED, m.OfferState.PENDING]),
+            col(m.MatchOffer.rpps).in_({p.rpps for p, _ in rows}),
+            col(m.MatchOffer.start) >= from_ - timedelta(days=1),
         )
-        .group_by(m.MatchOffer.rpps, day)
+        .group_by(col(m.MatchOffer.rpps), day)
     )
     load: dict[str, dict[str, int]] = {}
     for rpps, on, count in taken.all():
@@ -113,7 +117,7 @@ async def overflow_offers(
 
 
 async def already_asked(session: AsyncSession, request_id: str) -> frozenset[str]:
-    rows = await session.execute(select(m.MatchOffer.rpps).where(m.MatchOffer.request_id == request_id))
+    rows = await session.execute(select(m.MatchOffer.rpps).where(col(m.MatchOffer.request_id) == request_id))
     return frozenset(rows.scalars().all())
 
 
@@ -121,7 +125,7 @@ async def hold_slot(session: AsyncSession, slot_id: str, request_id: str, offer_
     """Hold a free slot for one offer. Atomic: of concurrent holds on one slot, one wins."""
     result = await session.execute(
         update(m.Slot)
-        .where(m.Slot.slot_id == slot_id, m.Slot.state == m.SlotState.FREE)  # type: ignore[arg-type]
+        .where(col(m.Slot.slot_id) == slot_id, col(m.Slot.state) == m.SlotState.FREE)
         .values(state=m.SlotState.HELD, request_id=request_id, offer_id=offer_id, updated_at=now)
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
@@ -132,4 +136,4 @@ async def settle_slot(session: AsyncSession, offer_id: str, state: m.SlotState, 
     values: dict[str, object] = {"state": state, "updated_at": now}
     if state == m.SlotState.FREE:
         values |= {"request_id": None, "offer_id": None}
-    await session.execute(update(m.Slot).where(m.Slot.offer_id == offer_id).values(**values))  # type: ignore[arg-type]
+    await session.execute(update(m.Slot).where(col(m.Slot.offer_id) == offer_id).values(**values))

@@ -95,12 +95,12 @@ class MatcherService:
                 professional=ProfessionalRef(rpps=pro.rpps, name=pro.name, profession=pro.profession),
                 site=_site_ref(site),
                 start=start,
-                kind=offer.kind,  # type: ignore[arg-type]
+                kind=offer.kind,
                 mode=offer.mode,
                 slot_id=offer.slot_id,
             ),
             now,
-        )  # type: ignore[arg-type]
+        )
         log.info("appointment confirmed", rpps=pro.rpps, kind=offer.kind)
 
     async def on_offer_refused(self, tx: Transaction, event: OfferRefused, _: CloudEvent) -> None:
@@ -252,7 +252,7 @@ class MatcherService:
                 kind=c.kind,
                 mode=c.mode,
                 start=c.start,
-                window_end=c.window_end,  # type: ignore[arg-type]
+                window_end=c.window_end,
                 slot_id=c.slot_id,
                 deadline=search.deadline,
                 motive=search.motive,
@@ -275,7 +275,7 @@ def _explain(c: d.Candidate) -> CandidateExplanation:
         rpps=c.professional.rpps,
         kind=c.kind,
         slot_id=c.slot_id,
-        start=c.start,  # type: ignore[arg-type]
+        start=c.start,
         distance_km=c.distance_km,
         score=c.score,
         terms=c.terms,

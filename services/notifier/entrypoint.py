@@ -8,7 +8,7 @@ from pathlib import Path
 from schemas.events import AppointmentConfirmed, OfferProposed, OfferWithdrawn
 from services.common.context import Context
 from services.common.messaging import Pump
-from services.common.runtime import ServicePart
+from services.common.runtime import Handlers, ServicePart
 from services.notifier.channels import ContactSource, LocalMailbox, MailSender, SmtpMailSender
 from services.notifier.pages import build_router, templates
 from services.notifier.service import NotifierService
@@ -37,7 +37,7 @@ def build(ctx: Context, contacts: ContactSource) -> tuple[NotifierService, Servi
     )
     dispatcher = Pump("notifier-dispatch", service.dispatch, ctx.settings.sweep_interval_seconds)
     service.on_notification.append(dispatcher.poke)
-    handlers = {
+    handlers: Handlers = {
         OfferProposed: service.on_offer_proposed,
         OfferWithdrawn: service.on_offer_withdrawn,
         AppointmentConfirmed: service.on_appointment_confirmed,

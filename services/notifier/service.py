@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 import structlog
 from jinja2 import Environment
-from sqlalchemy import select
+from sqlmodel import col, select
 
 from schemas.events import (
     AppointmentConfirmed,
@@ -160,7 +160,7 @@ class NotifierService:
         return await self._page(offer, token)
 
     async def _by_token(self, tx: Transaction, token: str, lock: bool = False) -> Offer:
-        query = select(Offer).where(Offer.token_hash == token_hash(token))  # type: ignore[arg-type]
+        query = select(Offer).where(col(Offer.token_hash) == token_hash(token))
         offer = (await tx.session.execute(query.with_for_update() if lock else query)).scalars().first()
         if offer is None:
             raise OfferUnavailable("unknown", "this link is not valid")
@@ -190,10 +190,10 @@ class NotifierService:
                 (
                     await tx.session.execute(
                         select(Offer)
-                        .where(Offer.status == OfferStatus.PENDING, Offer.expires_at <= now)  # type: ignore[arg-type]
-                        .order_by(Offer.expires_at)
+                        .where(col(Offer.status) == OfferStatus.PENDING, col(Offer.expires_at) <= now)
+                        .order_by(col(Offer.expires_at))
                         .limit(100)
-                        .with_for_update(skip_locked=True)  # type: ignore[arg-type]
+                        .with_for_update(skip_locked=True)
                     )
                 )
                 .scalars()
@@ -218,11 +218,13 @@ class NotifierService:
             batch = (
                 await tx.session.execute(
                     select(Notification, Offer)
-                    .join(Offer, Offer.offer_id == Notification.offer_id)  # type: ignore[arg-type]
-                    .where(Notification.status == NotificationStatus.PENDING, Notification.next_attempt_at <= now)  # type: ignore[arg-type]
-                    .order_by(Notification.id)
+                    .join(Offer, col(Offer.offer_id) == col(Notification.offer_id))
+                    .where(
+                        col(Notification.status) == NotificationStatus.PENDING, col(Notification.next_attempt_at) <= now
+                    )
+                    .order_by(col(Notification.id))
                     .limit(20)
-                    .with_for_update(of=Notification, skip_locked=True)  # type: ignore[arg-type]
+                    .with_for_update(of=Notification, skip_locked=True)
                 )
             ).all()
             for notification, offer in batch:

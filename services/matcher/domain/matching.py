@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
+from services.common.clock import PARIS
 from services.common.geo import distance_km
 from services.matcher.domain.opening_hours import (
-    PARIS,
     REFERENCE_HOURS,
     WeeklyHours,
     first_open_time,

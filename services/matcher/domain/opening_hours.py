@@ -75,7 +75,7 @@ REFERENCE_HOURS = WeeklyHours.parse({day: [["08:00", "20:00"]] for day in WEEKDA
 
 @cache
 def _holidays(year: int, alsace_moselle: bool) -> frozenset[date]:
-    calendar = holidays.France(years=year, subdiv="57" if alsace_moselle else None)
+    calendar = holidays.country_holidays("FR", years=year, subdiv="57" if alsace_moselle else None)
     return frozenset(calendar)
 
 
