@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import hmac
+import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import structlog
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.base import RequestResponseEndpoint
+from starlette.responses import Response
+
+log = structlog.get_logger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -35,6 +41,11 @@ def _field_name(loc: Sequence[Any]) -> str:
 
 
 def install_problem_handlers(app: FastAPI) -> None:
+    @app.exception_handler(Exception)
+    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error", error=type(exc).__name__)
+        return problem_response(500, "Internal Server Error", "an unexpected error occurred; it has been logged")
+
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [{"field": _field_name(e["loc"]), "message": e["msg"]} for e in exc.errors()]
@@ -75,3 +86,22 @@ def bearer_key_checker(keys: Callable[[], Sequence[str]]) -> Callable[[Request],
             raise Problem(401, "Unauthorized", "this API key is not valid")
 
     return check
+
+
+def install_log_context(app: FastAPI) -> None:
+    """Bind a correlation id (X-Request-ID, or a new one) and the path to every log line of a call.
+
+    Offer links carry a secret: their path is logged without it.
+    """
+
+    @app.middleware("http")
+    async def bind(request: Request, call_next: RequestResponseEndpoint) -> Response:
+        structlog.contextvars.clear_contextvars()
+        correlation = request.headers.get("x-request-id") or uuid.uuid4().hex
+        path = request.url.path
+        structlog.contextvars.bind_contextvars(
+            correlation_id=correlation, http=f"{request.method} {'/o/…' if path.startswith('/o/') else path}"
+        )
+        response = await call_next(request)
+        response.headers["X-Request-ID"] = correlation
+        return response

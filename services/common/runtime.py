@@ -23,7 +23,7 @@ from faststream.kafka import KafkaBroker
 from schemas.events import EventData
 from schemas.topics import Topics
 from services.common.db import Database
-from services.common.http import install_problem_handlers
+from services.common.http import install_log_context, install_problem_handlers
 from services.common.messaging import EventConsumer, Handler, OutboxRelay, Pump, ensure_topics, subscriber_options
 from services.common.settings import Settings
 
@@ -162,6 +162,7 @@ class Runtime:
 
         app = FastAPI(title=title, version="1", lifespan=lifespan)
         install_problem_handlers(app)
+        install_log_context(app)
         for part in self.parts:
             for router in part.routers:
                 app.include_router(router)

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Literal
 
+import structlog
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
@@ -145,6 +146,7 @@ def build_router(
 
     @router.post("/v1/requests", status_code=202, dependencies=auth)
     async def submit(body: RequestIn) -> JSONResponse:
+        structlog.contextvars.bind_contextvars(request_id=body.request_id)
         try:
             request, _ = await service.submit(to_new_request(body))
         except RequestConflict:
@@ -155,6 +157,7 @@ def build_router(
 
     @router.get("/v1/requests/{request_id}", dependencies=auth)
     async def status(request_id: str) -> dict[str, Any]:
+        structlog.contextvars.bind_contextvars(request_id=request_id)
         try:
             return request_view(*await service.get(request_id))
         except RequestNotFound:
@@ -162,6 +165,7 @@ def build_router(
 
     @router.post("/v1/requests/{request_id}/cancel", dependencies=auth)
     async def cancel(request_id: str) -> dict[str, Any]:
+        structlog.contextvars.bind_contextvars(request_id=request_id)
         try:
             await service.cancel(request_id)
             return request_view(*await service.get(request_id))

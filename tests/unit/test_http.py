@@ -1,0 +1,64 @@
+"""The HTTP conventions every service shares: problems, keys, correlation ids."""
+
+from __future__ import annotations
+
+import httpx
+from fastapi import Depends, FastAPI
+from pydantic import BaseModel
+
+from services.common.http import bearer_key_checker, install_log_context, install_problem_handlers
+
+
+class Body(BaseModel):
+    count: int
+
+
+def app() -> FastAPI:
+    app = FastAPI()
+    install_problem_handlers(app)
+    install_log_context(app)
+
+    @app.post("/things", dependencies=[Depends(bearer_key_checker(lambda: ("k1", "k2")))])
+    async def things(body: Body) -> dict[str, int]:
+        return {"count": body.count}
+
+    @app.get("/boom")
+    async def boom() -> None:
+        raise RuntimeError("secret internals")
+
+    return app
+
+
+async def call(method: str, path: str, **kwargs: object) -> httpx.Response:
+    transport = httpx.ASGITransport(app=app(), raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        return await client.request(method, path, **kwargs)  # type: ignore[arg-type]
+
+
+async def test_keys() -> None:
+    assert (await call("POST", "/things", json={"count": 1}, headers={"Authorization": "Bearer k2"})).status_code == 200
+    missing = await call("POST", "/things", json={"count": 1})
+    assert missing.status_code == 401 and missing.headers["www-authenticate"] == "Bearer"
+    assert missing.headers["content-type"] == "application/problem+json"
+    wrong = await call("POST", "/things", json={"count": 1}, headers={"Authorization": "Bearer k3"})
+    assert wrong.status_code == 401 and wrong.json()["detail"] == "this API key is not valid"
+
+
+async def test_validation_errors_name_the_fields_without_echoing_values() -> None:
+    response = await call("POST", "/things", json={"count": "many"}, headers={"Authorization": "Bearer k1"})
+    assert response.status_code == 422
+    problem = response.json()
+    assert problem["errors"] == [{"field": "count", "message": problem["errors"][0]["message"]}]
+    assert "many" not in response.text
+
+
+async def test_an_unexpected_error_is_a_500_problem_without_internals() -> None:
+    response = await call("GET", "/boom")
+    assert response.status_code == 500
+    assert response.headers["content-type"] == "application/problem+json"
+    assert "secret internals" not in response.text
+
+
+async def test_every_answer_carries_a_correlation_id() -> None:
+    assert (await call("GET", "/nowhere", headers={"X-Request-ID": "abc"})).headers["x-request-id"] == "abc"
+    assert len((await call("GET", "/nowhere")).headers["x-request-id"]) == 32
