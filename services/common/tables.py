@@ -11,6 +11,15 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
 
+def timestamp(nullable: bool = False) -> Any:
+    """A timezone-aware timestamp column (every instant is stored with its offset)."""
+    return Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=nullable))
+
+
+def json_column(nullable: bool = True) -> Any:
+    return Field(default=None, sa_column=Column(JSONB, nullable=nullable))
+
+
 class OutboxMessage(SQLModel, table=True):
     """An event committed with the state change that caused it, waiting for the relay."""
 

@@ -5,13 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, DateTime, Identity
+from sqlalchemy import BigInteger, Column, Identity
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
-
-def _ts(nullable: bool = False) -> Any:
-    return Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=nullable))
+from services.common.tables import timestamp
 
 
 class OrientationRequest(SQLModel, table=True):
@@ -20,7 +18,7 @@ class OrientationRequest(SQLModel, table=True):
     __tablename__ = "orientation_request"
     request_id: str = Field(primary_key=True)
     fingerprint: str
-    received_at: datetime = _ts()
+    received_at: datetime = timestamp()
     urgency: str
     motive: str
     commune_insee: str | None = None
@@ -29,13 +27,13 @@ class OrientationRequest(SQLModel, table=True):
     age: int | None = None
     teleconsultation_ok: bool = False
     status: str
-    deadline: datetime | None = _ts(nullable=True)
+    deadline: datetime | None = timestamp(nullable=True)
     appointment: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONB))
     explanation: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JSONB))
     reason: str | None = None
     detail: str | None = None
-    created_at: datetime = _ts()
-    updated_at: datetime = _ts()
+    created_at: datetime = timestamp()
+    updated_at: datetime = timestamp()
 
 
 class PatientContact(SQLModel, table=True):
@@ -54,5 +52,5 @@ class RequestHistory(SQLModel, table=True):
     id: int | None = Field(default=None, sa_column=Column(BigInteger, Identity(), primary_key=True))
     request_id: str = Field(index=True, foreign_key="orientation_request.request_id")
     status: str
-    at: datetime = _ts()
+    at: datetime = timestamp()
     reason: str | None = None

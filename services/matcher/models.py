@@ -6,17 +6,10 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Column, DateTime, ForeignKeyConstraint, Index
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import ForeignKeyConstraint, Index
 from sqlmodel import Field, SQLModel
 
-
-def _ts(nullable: bool = False) -> Any:
-    return Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=nullable))
-
-
-def _json(nullable: bool = True) -> Any:
-    return Field(default=None, sa_column=Column(JSONB, nullable=nullable))
+from services.common.tables import json_column, timestamp
 
 
 class Territory(SQLModel, table=True):
@@ -25,9 +18,9 @@ class Territory(SQLModel, table=True):
     __tablename__ = "territory"
     cpts_id: str = Field(primary_key=True)
     name: str
-    communes: list[str] = _json(nullable=False)
+    communes: list[str] = json_column(nullable=False)
     radius_km: float = 30.0
-    updated_at: datetime = _ts()
+    updated_at: datetime = timestamp()
 
 
 class Professional(SQLModel, table=True):
@@ -42,7 +35,7 @@ class Professional(SQLModel, table=True):
     email: str | None = None
     phone: str | None = None
     active: bool = True
-    updated_at: datetime = _ts()
+    updated_at: datetime = timestamp()
 
 
 class Site(SQLModel, table=True):
@@ -56,7 +49,7 @@ class Site(SQLModel, table=True):
     department: str | None = None
     lat: float
     lon: float
-    opening_hours: dict[str, Any] | None = _json()
+    opening_hours: dict[str, Any] | None = json_column()
     active: bool = True
 
 
@@ -78,13 +71,13 @@ class Slot(SQLModel, table=True):
     slot_id: str = Field(primary_key=True)
     rpps: str
     site_id: str
-    start: datetime = _ts()
-    end: datetime = _ts()
+    start: datetime = timestamp()
+    end: datetime = timestamp()
     mode: str
     state: str = SlotState.FREE
     request_id: str | None = None
     offer_id: str | None = None
-    updated_at: datetime = _ts()
+    updated_at: datetime = timestamp()
 
 
 class SearchStatus(StrEnum):
@@ -100,8 +93,8 @@ class SearchRecord(SQLModel, table=True):
 
     __tablename__ = "search"
     request_id: str = Field(primary_key=True)
-    received_at: datetime = _ts()
-    deadline: datetime = _ts()
+    received_at: datetime = timestamp()
+    deadline: datetime = timestamp()
     urgency: str
     motive: str
     commune_insee: str | None = None
@@ -112,7 +105,7 @@ class SearchRecord(SQLModel, table=True):
     status: str
     current_offer_id: str | None = None
     attempts: int = 0
-    updated_at: datetime = _ts()
+    updated_at: datetime = timestamp()
 
 
 class OfferState(StrEnum):
@@ -134,9 +127,9 @@ class MatchOffer(SQLModel, table=True):
     slot_id: str | None = None
     kind: str
     mode: str
-    start: datetime = _ts()
-    window_end: datetime | None = _ts(nullable=True)
+    start: datetime = timestamp()
+    window_end: datetime | None = timestamp(nullable=True)
     status: str = OfferState.PENDING
-    explanation: list[dict[str, Any]] | None = _json()
-    created_at: datetime = _ts()
-    decided_at: datetime | None = _ts(nullable=True)
+    explanation: list[dict[str, Any]] | None = json_column()
+    created_at: datetime = timestamp()
+    decided_at: datetime | None = timestamp(nullable=True)

@@ -7,13 +7,11 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, DateTime, Identity, Index
+from sqlalchemy import BigInteger, Column, Identity, Index
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
-
-def _ts(nullable: bool = False) -> Any:
-    return Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=nullable))
+from services.common.tables import timestamp
 
 
 class OfferStatus(StrEnum):
@@ -38,20 +36,20 @@ class Offer(SQLModel, table=True):
     site: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
     kind: str
     mode: str
-    start: datetime = _ts()
-    window_end: datetime | None = _ts(nullable=True)
-    deadline: datetime = _ts()
+    start: datetime = timestamp()
+    window_end: datetime | None = timestamp(nullable=True)
+    deadline: datetime = timestamp()
     motive: str
     patient_age: int | None = None
     patient_commune_insee: str | None = None
     distance_km: float
-    expires_at: datetime = _ts()
+    expires_at: datetime = timestamp()
     status: str = OfferStatus.PENDING
     token_hash: str = Field(unique=True)
-    chosen_start: datetime | None = _ts(nullable=True)
-    decided_at: datetime | None = _ts(nullable=True)
+    chosen_start: datetime | None = timestamp(nullable=True)
+    decided_at: datetime | None = timestamp(nullable=True)
     decision_reason: str | None = None
-    created_at: datetime = _ts()
+    created_at: datetime = timestamp()
 
 
 class NotificationStatus(StrEnum):
@@ -73,9 +71,9 @@ class Notification(SQLModel, table=True):
     status: str = NotificationStatus.PENDING
     attempts: int = 0
     last_error: str | None = None
-    next_attempt_at: datetime = _ts()
-    created_at: datetime = _ts()
-    sent_at: datetime | None = _ts(nullable=True)
+    next_attempt_at: datetime = timestamp()
+    created_at: datetime = timestamp()
+    sent_at: datetime | None = timestamp(nullable=True)
 
 
 class AuditEntry(SQLModel, table=True):
@@ -83,7 +81,7 @@ class AuditEntry(SQLModel, table=True):
 
     __tablename__ = "audit_entry"
     id: int | None = Field(default=None, sa_column=Column(BigInteger, Identity(), primary_key=True))
-    at: datetime = _ts()
+    at: datetime = timestamp()
     offer_id: str = Field(index=True)
     request_id: str
     actor: str  # the professional's RPPS, or "system"
