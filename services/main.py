@@ -12,6 +12,7 @@ import argparse
 import contextlib
 import os
 import secrets
+import signal
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -140,6 +141,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         settings.regulator_api_keys = key
         settings.__dict__.pop("api_keys", None)
         print(f"\n  No REGULATOR_API_KEYS set: demo regulator key  {key}\n", flush=True)
+    # uvicorn re-raises SIGTERM once it has shut down: exit through the `with` below, so that
+    # the embedded database and broker are stopped too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     with infrastructure(settings) as (database_url, bootstrap):
         app, _ = build_app(settings, database_url, bootstrap, services)
         base = settings.base_url

