@@ -224,3 +224,19 @@ async def test_unknown_request_is_404(stack: Stack) -> None:
     response = await stack.http.get("/v1/requests/nope", headers=stack.auth)
     assert response.status_code == 404
     assert response.json()["detail"] == "no request nope"
+
+
+async def test_cancelling_a_confirmed_request_frees_the_booked_slot_and_tells_the_professional(stack: Stack) -> None:
+    gp = await stack.professional("88000000001", "44109", slots=[stack.paris(0, 12, 0)])  # Nantes
+    request_id = await stack.submit("44109")
+    [offer] = await stack.mail.wait_for(gp)
+    await stack.http.post(f"{link_path(offer)}/accept")
+    await stack.wait_status(request_id, "confirmed")
+    assert (await stack.http.get("/v1/slots/88000000001-0", headers=stack.auth)).json()["state"] == "booked"
+
+    cancelled = await stack.http.post(f"/v1/requests/{request_id}/cancel", headers=stack.auth)
+    assert cancelled.json()["status"] == "cancelled"
+    await stack.mail.wait_for(gp, count=2)  # the professional is told
+    assert (await stack.http.get("/v1/slots/88000000001-0", headers=stack.auth)).json()["state"] == "free"
+    again = await stack.http.post(f"/v1/requests/{request_id}/cancel", headers=stack.auth)
+    assert again.status_code == 200 and again.json()["status"] == "cancelled"
