@@ -41,7 +41,14 @@ class RequestsTopicEvent(Envelope):
 class MatchingTopicEvent(Envelope):
     """On `matching`: written by the matcher."""
 
-    data: e.SearchStarted | e.OfferProposed | e.OfferWithdrawn | e.AppointmentConfirmed | e.RequestUnresolved
+    data: (
+        e.SearchStarted
+        | e.OfferProposed
+        | e.OfferWithdrawn
+        | e.AppointmentConfirmed
+        | e.RequestUnresolved
+        | e.OfferInvalidated
+    )
 
 
 class OffersTopicEvent(Envelope):
@@ -88,6 +95,7 @@ def documentation_broker() -> KafkaBroker:
     )
     _reader(broker, TOPICS.requests, "matcher", RequestsTopicEvent, "Starts and cancels searches.")
     _reader(broker, TOPICS.offers, "matcher", OffersTopicEvent, "Books on acceptance, moves on otherwise.")
+    _reader(broker, TOPICS.matching, "matcher", MatchingTopicEvent, "Goes on when a directory change voids an offer.")
     _reader(broker, TOPICS.matching, "intake", MatchingTopicEvent, "Keeps the regulator's status current.")
     _reader(broker, TOPICS.matching, "notifier", MatchingTopicEvent, "Asks professionals, withdraws offers.")
     return broker

@@ -93,6 +93,8 @@ class RequestReceived(EventData):
     motive: str
     location: PatientLocation
     age: int | None = None
+    sex: Literal["F", "M"] | None = None
+    red_flags: list[str] = Field(default_factory=list, description="codes of GET /v1/motives red_flags")
     teleconsultation_ok: bool = False
 
 
@@ -132,6 +134,7 @@ class OfferProposed(EventData):
     slot_id: str | None = None
     deadline: AwareDatetime
     motive: str
+    protocol: str | None = Field(default=None, description="the cooperation protocol the offer falls under")
     patient_age: int | None = None
     patient_commune_insee: str | None = None
     distance_km: float
@@ -159,12 +162,36 @@ class AppointmentConfirmed(EventData):
     slot_id: str | None = None
 
 
+class Alternative(BaseModel):
+    """Something the regulator may try when the rules found nobody."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    kind: Literal["teleconsultation", "outside_radius"]
+    detail: str
+    rpps: str | None = None
+    name: str | None = None
+    profession: str | None = None
+    start: AwareDatetime | None = None
+    distance_km: float | None = None
+    cpts_id: str | None = None
+
+
 class RequestUnresolved(EventData):
     """No professional can be found before the deadline, with the reason."""
 
     EVENT_TYPE: ClassVar[str] = _event("request.unresolved")
     reason: str
     detail: str
+    alternatives: list[Alternative] = Field(default_factory=list)
+
+
+class OfferInvalidated(EventData):
+    """A directory change voided a pending offer (slot withdrawn, hours changed, professional
+    gone): the matcher withdraws it and goes on with the next candidate."""
+
+    EVENT_TYPE: ClassVar[str] = _event("offer.invalidated")
+    offer_id: str
+    reason: str
 
 
 # --- notifier → matcher (topic `offers`) -----------------------------------------------------
@@ -201,6 +228,7 @@ EVENT_MODELS: tuple[type[EventData], ...] = (
     OfferWithdrawn,
     AppointmentConfirmed,
     RequestUnresolved,
+    OfferInvalidated,
     OfferAccepted,
     OfferRefused,
     OfferExpired,
@@ -269,6 +297,7 @@ EventUnion = Annotated[
     | OfferWithdrawn
     | AppointmentConfirmed
     | RequestUnresolved
+    | OfferInvalidated
     | OfferAccepted
     | OfferRefused
     | OfferExpired,

@@ -17,7 +17,7 @@ class Topics:
     @property
     def matching(self) -> str:
         """Written by the matcher: search.started, offer.proposed, offer.withdrawn,
-        appointment.confirmed, request.unresolved."""
+        appointment.confirmed, request.unresolved, offer.invalidated (for itself)."""
         return f"{self.prefix}matching.v1"
 
     @property

@@ -44,7 +44,8 @@ class ServicePart:
     subscriptions: list[tuple[list[str], Handlers]] = field(default_factory=list)
     pumps: list[Pump] = field(default_factory=list)
     timers: list[tuple[Callable[[], Awaitable[Any]], float]] = field(default_factory=list)
-    on_start: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    on_start: list[Callable[[], Awaitable[None]]] = field(default_factory=list)  # before consuming
+    on_stop: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
 
 class _Joined(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -107,6 +108,9 @@ class Runtime:
         for part in self.parts:
             await part.db.migrate(part.migrations)
         await ensure_topics(self.bootstrap_servers, self.topics, self.settings.topic_partitions)
+        for part in self.parts:
+            for hook in part.on_start:
+                await hook()
         self._register()
         await self.broker.start()
         for part in self.parts:
@@ -114,8 +118,6 @@ class Runtime:
                 pump.start()
             for job, seconds in part.timers:
                 self.scheduler.add_job(job, "interval", seconds=seconds, max_instances=1, coalesce=True)
-            for hook in part.on_start:
-                await hook()
         self.scheduler.start()
         self.started = True
         log.info("services started", services=[p.name for p in self.parts])
@@ -129,6 +131,8 @@ class Runtime:
                 await pump.stop()
         await self.broker.stop()
         for part in self.parts:
+            for hook in part.on_stop:
+                await hook()
             await part.db.dispose()
 
     async def health(self) -> dict[str, Any]:

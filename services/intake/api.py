@@ -33,6 +33,8 @@ class PatientIn(BaseModel):
     lat: float | None = Field(default=None, ge=-90, le=90)
     lon: float | None = Field(default=None, ge=-180, le=180)
     age: int | None = Field(default=None, ge=0, le=130)
+    sex: Literal["F", "M"] | None = None
+    red_flags: list[str] = Field(default_factory=list, description="codes from GET /v1/motives red_flags")
     teleconsultation_ok: bool = False
     contact: ContactIn | None = None
 
@@ -79,6 +81,9 @@ def to_new_request(body: RequestIn) -> NewRequest:
     """Check what the schema cannot (known motive, known commune) and locate the patient."""
     if body.motive not in catalogue().motives:
         raise _invalid("motive", f"unknown motive {body.motive!r}; see GET /v1/motives")
+    unknown_flags = sorted(set(body.patient.red_flags) - set(catalogue().red_flags))
+    if unknown_flags:
+        raise _invalid("patient.red_flags", f"unknown red flags {unknown_flags}; see GET /v1/motives")
     patient = body.patient
     if patient.lat is not None and patient.lon is not None:
         location = PatientLocation(commune_insee=patient.commune_insee, lat=patient.lat, lon=patient.lon)
@@ -95,6 +100,8 @@ def to_new_request(body: RequestIn) -> NewRequest:
         motive=body.motive,
         location=location,
         age=patient.age,
+        sex=patient.sex,
+        red_flags=tuple(sorted(set(patient.red_flags))),
         teleconsultation_ok=patient.teleconsultation_ok,
         contact_name=contact.name,
         contact_phone=contact.phone,

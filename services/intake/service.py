@@ -45,6 +45,8 @@ class NewRequest:
     motive: str
     location: PatientLocation
     age: int | None
+    sex: str | None
+    red_flags: tuple[str, ...]
     teleconsultation_ok: bool
     contact_name: str | None
     contact_phone: str | None
@@ -104,6 +106,8 @@ class IntakeService:
                     motive=new.motive,
                     location=new.location,
                     age=new.age,
+                    sex=new.sex,
+                    red_flags=list(new.red_flags),
                     teleconsultation_ok=new.teleconsultation_ok,
                 ),
                 now,

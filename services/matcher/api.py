@@ -11,7 +11,7 @@ from pydantic import AwareDatetime, BaseModel, EmailStr, Field, field_validator,
 
 from services.common import geo
 from services.common.http import Problem
-from services.common.motives import catalogue
+from services.common.motives import Motive, catalogue
 from services.matcher import models as m
 from services.matcher.directory import Directory, NotFound, SiteInput, SlotBusy, UnknownReference
 from services.matcher.domain.opening_hours import InvalidOpeningHours, WeeklyHours
@@ -35,6 +35,18 @@ class TerritoryIn(BaseModel):
         return sorted({geo.communes()[c].current for c in communes})
 
 
+class ClosureIn(BaseModel):
+    start: AwareDatetime
+    end: AwareDatetime
+    reason: str | None = Field(default=None, max_length=200)
+
+    @model_validator(mode="after")
+    def ordered(self) -> ClosureIn:
+        if self.end <= self.start:
+            raise ValueError("end must be after start")
+        return self
+
+
 class SiteIn(BaseModel):
     site_id: str = Field(pattern=IDENT)
     name: str = Field(min_length=1, max_length=200)
@@ -42,6 +54,7 @@ class SiteIn(BaseModel):
     lat: float | None = Field(default=None, ge=-90, le=90)
     lon: float | None = Field(default=None, ge=-180, le=180)
     opening_hours: dict[str, list[list[str]]] | None = None
+    closures: list[ClosureIn] = Field(default_factory=list, description="holidays, absences: the site is closed")
 
     @model_validator(mode="after")
     def located(self) -> SiteIn:
@@ -68,6 +81,8 @@ class ProfessionalIn(BaseModel):
     overflow_daily_cap: int = Field(default=0, ge=0, le=50)
     email: EmailStr | None = None
     phone: str | None = Field(default=None, pattern=r"^[0-9+() .\-]{3,40}$")
+    teleconsultation: bool = Field(default=False, description="takes overflow patients by teleconsultation too")
+    active: bool = True
     sites: list[SiteIn] = Field(min_length=1)
 
     @field_validator("sites")
@@ -99,7 +114,12 @@ def _site_input(site: SiteIn) -> SiteInput:
     else:
         commune = geo.communes()[site.commune_insee or ""]
         lat, lon, department = commune.lat, commune.lon, commune.department
-    return SiteInput(site.site_id, site.name, site.commune_insee, department, lat, lon, site.opening_hours)
+    closures = [
+        {"start": c.start.isoformat(), "end": c.end.isoformat(), "reason": c.reason or ""} for c in site.closures
+    ]
+    return SiteInput(
+        site.site_id, site.name, site.commune_insee, department, lat, lon, site.opening_hours, closures or None
+    )
 
 
 def territory_view(t: m.Territory) -> dict[str, Any]:
@@ -117,6 +137,8 @@ def professional_view(p: m.Professional, sites: list[m.Site]) -> dict[str, Any]:
         "overflow_daily_cap": p.overflow_daily_cap,
         "email": p.email,
         "phone": p.phone,
+        "teleconsultation": p.teleconsultation,
+        "active": p.active,
         "sites": [
             {
                 "site_id": s.site_id,
@@ -125,6 +147,7 @@ def professional_view(p: m.Professional, sites: list[m.Site]) -> dict[str, Any]:
                 "lat": s.lat,
                 "lon": s.lon,
                 "opening_hours": s.opening_hours,
+                "closures": s.closures or [],
             }
             for s in sites
         ],
@@ -175,6 +198,14 @@ def build_router(directory: Directory, require_key: Callable[[Request], None]) -
         except NotFound as error:
             raise Problem(404, "Not Found", str(error)) from None
 
+    @router.delete("/v1/professionals/{rpps}", status_code=204)
+    async def deactivate_professional(rpps: str) -> Response:
+        try:
+            await directory.deactivate_professional(rpps)
+        except NotFound as error:
+            raise Problem(404, "Not Found", str(error)) from None
+        return Response(status_code=204)
+
     @router.put("/v1/slots/{slot_id}")
     async def put_slot(slot_id: str, body: SlotIn) -> JSONResponse:
         try:
@@ -212,16 +243,29 @@ def build_router(directory: Directory, require_key: Callable[[Request], None]) -
         cat = catalogue()
         return {
             "version": cat.version,
-            "motives": [
-                {
-                    "code": mo.code,
-                    "label": mo.label,
-                    "label_en": mo.label_en,
-                    "professions": list(mo.professions),
-                    **({"urgency": mo.urgency} if mo.urgency else {}),
-                }
-                for mo in cat.motives.values()
-            ],
+            "red_flags": cat.red_flags,
+            "motives": [_motive_view(mo) for mo in cat.motives.values()],
         }
 
     return router
+
+
+def _motive_view(motive: Motive) -> dict[str, Any]:
+    steps = []
+    for step in motive.steps:
+        criteria = {
+            "protocol": step.protocol,
+            "age_min": step.age_min,
+            "age_max": step.age_max,
+            "sexes": list(step.sexes) if step.sexes else None,
+            "exclude": sorted(step.exclude) or None,
+        }
+        steps.append({"professions": list(step.professions), **{k: v for k, v in criteria.items() if v is not None}})
+    return {
+        "code": motive.code,
+        "label": motive.label,
+        "label_en": motive.label_en,
+        "professions": list(motive.professions),
+        **({"urgency": motive.urgency} if motive.urgency else {}),
+        "steps": steps,
+    }

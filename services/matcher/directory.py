@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
@@ -11,8 +11,12 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import SQLModel, col, select
 
-from services.common.db import Database
+from schemas.events import OfferInvalidated
+from schemas.topics import Topics
+from services.common.db import Database, Transaction
 from services.matcher import models as m
+from services.matcher import repository as repo
+from services.matcher.domain import matching as d
 
 Row = TypeVar("Row", bound=SQLModel)
 
@@ -42,6 +46,7 @@ class SiteInput:
     lat: float
     lon: float
     opening_hours: dict[str, Any] | None
+    closures: list[dict[str, str]] | None = None
 
 
 def _upsert(session: AsyncSession, row: Row | None, model: type[Row], values: dict[str, Any]) -> Row:
@@ -56,9 +61,21 @@ def _upsert(session: AsyncSession, row: Row | None, model: type[Row], values: di
 
 
 class Directory:
-    def __init__(self, db: Database, clock: Callable[[], datetime]) -> None:
+    """Directory writes. Each one refreshes this process's candidate index before it returns
+    (other matcher processes hear of it through PostgreSQL notifications), and voids the
+    pending offers it makes impossible (the cascade then goes on, see OfferInvalidated)."""
+
+    def __init__(
+        self,
+        db: Database,
+        clock: Callable[[], datetime],
+        topics: Topics,
+        on_change: Callable[[list[str]], Awaitable[None]],
+    ) -> None:
         self.db = db
         self.clock = clock
+        self.topics = topics
+        self.on_change = on_change
 
     async def put_territory(
         self, cpts_id: str, name: str, communes: list[str], radius_km: float
@@ -68,6 +85,7 @@ class Directory:
             created = territory is None
             fields = {"name": name, "communes": communes, "radius_km": radius_km, "updated_at": self.clock()}
             territory = _upsert(tx.session, territory, m.Territory, {"cpts_id": cpts_id, **fields})
+        await self.on_change([f"territory:{cpts_id}"])
         return territory, created
 
     async def get_territory(self, cpts_id: str) -> m.Territory:
@@ -86,7 +104,7 @@ class Directory:
         async with self.db.transaction() as tx:
             pro = await tx.session.get(m.Professional, rpps, with_for_update=True)
             created = pro is None
-            pro = _upsert(tx.session, pro, m.Professional, {"rpps": rpps, **fields, "active": True, "updated_at": now})
+            pro = _upsert(tx.session, pro, m.Professional, {"rpps": rpps, "active": True, **fields, "updated_at": now})
             await tx.session.flush()
             existing = {
                 s.site_id: s
@@ -103,21 +121,58 @@ class Directory:
                     "lat": given.lat,
                     "lon": given.lon,
                     "opening_hours": given.opening_hours,
+                    "closures": given.closures,
                     "active": True,
                 }
                 kept.append(_upsert(tx.session, existing.pop(given.site_id, None), m.Site, values))
             for gone in existing.values():
                 gone.active = False
-                await tx.session.execute(
-                    update(m.Slot)
-                    .where(
-                        col(m.Slot.rpps) == rpps,
-                        col(m.Slot.site_id) == gone.site_id,
-                        col(m.Slot.state) == m.SlotState.FREE,
-                    )
-                    .values(state=m.SlotState.WITHDRAWN, updated_at=now)
-                )
+                await self._withdraw_free_slots(tx, rpps, gone.site_id, now)
+            if not pro.active:
+                await self._withdraw_free_slots(tx, rpps, None, now)
+            await tx.session.flush()
+            await self._void_impossible_offers(tx, rpps, now)
+        await self.on_change([f"professional:{rpps}", f"load:{rpps}"])
         return pro, kept, created
+
+    async def deactivate_professional(self, rpps: str) -> None:
+        """The professional stops taking SAS patients: free slots withdrawn, pending offer voided."""
+        now = self.clock()
+        async with self.db.transaction() as tx:
+            pro = await tx.session.get(m.Professional, rpps, with_for_update=True)
+            if pro is None:
+                raise NotFound(f"no professional {rpps}")
+            pro.active, pro.updated_at = False, now
+            await self._withdraw_free_slots(tx, rpps, None, now)
+            await tx.session.flush()
+            await self._void_impossible_offers(tx, rpps, now)
+        await self.on_change([f"professional:{rpps}"])
+
+    async def _withdraw_free_slots(self, tx: Transaction, rpps: str, site_id: str | None, now: datetime) -> None:
+        where = [col(m.Slot.rpps) == rpps, col(m.Slot.state) == m.SlotState.FREE]
+        if site_id is not None:
+            where.append(col(m.Slot.site_id) == site_id)
+        await tx.session.execute(update(m.Slot).where(*where).values(state=m.SlotState.WITHDRAWN, updated_at=now))
+
+    async def _void_impossible_offers(self, tx: Transaction, rpps: str, now: datetime) -> None:
+        pro = await tx.session.get(m.Professional, rpps)
+        assert pro is not None
+        for offer in await repo.pending_offers_of(tx.session, rpps):
+            site = await tx.session.get(m.Site, (rpps, offer.site_id))
+            end = offer.window_end
+            if offer.slot_id:
+                slot = await tx.session.get(m.Slot, offer.slot_id)
+                end = slot.end if slot else offer.start
+            assert site is not None and end is not None
+            reason = d.offer_still_possible(
+                repo.to_domain_professional(pro), repo.to_domain_site(site), offer.kind, offer.start, end
+            )
+            if reason:
+                tx.emit(
+                    self.topics.matching,
+                    OfferInvalidated(request_id=offer.request_id, offer_id=offer.offer_id, reason=reason),
+                    now,
+                )
 
     async def get_professional(self, rpps: str) -> tuple[m.Professional, list[m.Site]]:
         async with self.db.transaction() as tx:
@@ -162,6 +217,7 @@ class Directory:
                 "updated_at": self.clock(),
             }
             slot = _upsert(tx.session, slot, m.Slot, values)
+        await self.on_change([f"slot:{slot_id}"])
         return slot, created
 
     async def get_slot(self, slot_id: str) -> m.Slot:
@@ -172,13 +228,24 @@ class Directory:
         return slot
 
     async def withdraw_slot(self, slot_id: str) -> None:
+        """Withdraw a slot; one held for a pending offer is withdrawn too, and the offer voided."""
+        now = self.clock()
         async with self.db.transaction() as tx:
             slot = await tx.session.get(m.Slot, slot_id, with_for_update=True)
             if slot is None:
                 raise NotFound(f"no slot {slot_id}")
-            if slot.state in (m.SlotState.HELD, m.SlotState.BOOKED):
-                raise SlotBusy(f"slot {slot_id} is {slot.state}: it cannot be withdrawn now")
-            slot.state, slot.updated_at = m.SlotState.WITHDRAWN, self.clock()
+            if slot.state == m.SlotState.BOOKED:
+                raise SlotBusy(f"slot {slot_id} is booked: cancel the appointment through the SAS instead")
+            if slot.state == m.SlotState.HELD and slot.request_id and slot.offer_id:
+                tx.emit(
+                    self.topics.matching,
+                    OfferInvalidated(
+                        request_id=slot.request_id, offer_id=slot.offer_id, reason="the professional withdrew the slot"
+                    ),
+                    now,
+                )
+            slot.state, slot.updated_at = m.SlotState.WITHDRAWN, now
+        await self.on_change([f"slot:{slot_id}"])
 
     async def is_empty(self) -> bool:
         async with self.db.transaction() as tx:

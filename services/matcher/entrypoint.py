@@ -1,34 +1,53 @@
-"""Wiring of the matcher: directory routes and the events that drive the cascade."""
+"""Wiring of the matcher: directory routes, the candidate index and the events of the cascade."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
 
-from schemas.events import OfferAccepted, OfferExpired, OfferRefused, RequestCancelled, RequestReceived
+from schemas.events import (
+    OfferAccepted,
+    OfferExpired,
+    OfferInvalidated,
+    OfferRefused,
+    RequestCancelled,
+    RequestReceived,
+)
 from services.common.context import Context
 from services.common.runtime import Handlers, ServicePart
 from services.matcher.api import build_router
 from services.matcher.directory import Directory
+from services.matcher.domain.index import DirectoryIndex
+from services.matcher.index_sync import IndexSync
 from services.matcher.service import MatcherService
 
 
 def build(ctx: Context) -> tuple[Directory, ServicePart]:
     db = ctx.database("matcher")
-    directory = Directory(db, ctx.clock)
-    cascade = MatcherService(ctx.topics, ctx.clock, timedelta(minutes=ctx.settings.lead_time_minutes))
+    index = DirectoryIndex()
+    sync = IndexSync(db, index, ctx.clock)
+    directory = Directory(db, ctx.clock, ctx.topics, sync.refresh)
+    cascade = MatcherService(ctx.topics, ctx.clock, timedelta(minutes=ctx.settings.lead_time_minutes), index)
     handlers: Handlers = {
         RequestReceived: cascade.on_request_received,
         RequestCancelled: cascade.on_request_cancelled,
         OfferAccepted: cascade.on_offer_accepted,
         OfferRefused: cascade.on_offer_refused,
         OfferExpired: cascade.on_offer_expired,
+        OfferInvalidated: cascade.on_offer_invalidated,
     }
     part = ServicePart(
         name="matcher",
         db=db,
         migrations=Path(__file__).parent / "migrations",
         routers=[build_router(directory, ctx.require_regulator_key)],
-        subscriptions=[([ctx.topics.requests, ctx.topics.offers], handlers)],
+        subscriptions=[([ctx.topics.requests, ctx.topics.offers, ctx.topics.matching], handlers)],
+        on_start=[sync.start],
+        on_stop=[sync.stop],
+        timers=[(lambda: _forget_past(index, ctx), 3600.0)],
     )
     return directory, part
+
+
+async def _forget_past(index: DirectoryIndex, ctx: Context) -> None:
+    index.drop_past(ctx.clock())

@@ -21,6 +21,7 @@ class Territory(SQLModel, table=True):
     communes: list[str] = json_column(nullable=False)
     radius_km: float = 30.0
     updated_at: datetime = timestamp()
+    revision: int | None = None  # set by the database on every write
 
 
 class Professional(SQLModel, table=True):
@@ -34,8 +35,10 @@ class Professional(SQLModel, table=True):
     overflow_daily_cap: int = 0
     email: str | None = None
     phone: str | None = None
+    teleconsultation: bool = False  # takes overflow patients by teleconsultation too
     active: bool = True
     updated_at: datetime = timestamp()
+    revision: int | None = None
 
 
 class Site(SQLModel, table=True):
@@ -50,7 +53,9 @@ class Site(SQLModel, table=True):
     lat: float
     lon: float
     opening_hours: dict[str, Any] | None = json_column()
+    closures: list[dict[str, str]] | None = json_column()  # [{"start", "end", "reason"}], RFC 3339
     active: bool = True
+    revision: int | None = None
 
 
 class SlotState(StrEnum):
@@ -78,6 +83,7 @@ class Slot(SQLModel, table=True):
     request_id: str | None = None
     offer_id: str | None = None
     updated_at: datetime = timestamp()
+    revision: int | None = None
 
 
 class SearchStatus(StrEnum):
@@ -101,6 +107,8 @@ class SearchRecord(SQLModel, table=True):
     lat: float
     lon: float
     age: int | None = None
+    sex: str | None = None
+    red_flags: list[str] | None = json_column()
     teleconsultation_ok: bool = False
     status: str
     current_offer_id: str | None = None
@@ -133,3 +141,4 @@ class MatchOffer(SQLModel, table=True):
     explanation: list[dict[str, Any]] | None = json_column()
     created_at: datetime = timestamp()
     decided_at: datetime | None = timestamp(nullable=True)
+    revision: int | None = None

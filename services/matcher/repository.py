@@ -1,124 +1,101 @@
-"""Reads and writes of the matcher's tables, translated to and from the pure domain."""
+"""Reads and writes of the matcher's tables, translated to and from the pure domain.
+
+The in-memory index proposes; these queries decide. `claim` is where concurrent matchers meet:
+it locks the professional's row, so that of two requests wanting the same professional one
+wins and the other moves on, and a slot is held with a conditional update.
+"""
 
 from __future__ import annotations
 
-import math
 from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import and_, func, or_, update
+from sqlalchemy import func, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from services.common.clock import PARIS
 from services.matcher import models as m
 from services.matcher.domain import matching as d
-from services.matcher.domain.opening_hours import REFERENCE_HOURS, WeeklyHours
-
-KM_PER_DEGREE = 111.2
+from services.matcher.domain.opening_hours import REFERENCE_HOURS, Closure, WeeklyHours
 
 
-def to_domain_site(site: m.Site) -> d.Site:
+def closures_of(raw: list[dict[str, str]] | None) -> tuple[Closure, ...]:
+    return tuple(sorted((datetime.fromisoformat(c["start"]), datetime.fromisoformat(c["end"])) for c in raw or []))
+
+
+def to_domain_site(site: Any) -> d.Site:
+    """From a `m.Site` (or any row with the same attributes)."""
     hours = WeeklyHours.parse(site.opening_hours) if site.opening_hours else REFERENCE_HOURS
-    return d.Site(site.site_id, site.name, site.commune_insee, d.Place(site.lat, site.lon), site.department, hours)
-
-
-def to_domain_professional(p: m.Professional) -> d.Professional:
-    return d.Professional(p.rpps, p.name, p.profession, p.email, p.phone)
-
-
-async def territory_of(session: AsyncSession, commune_insee: str | None) -> m.Territory | None:
-    if not commune_insee:
-        return None
-    result = await session.execute(
-        select(m.Territory)
-        .where(col(m.Territory.communes).contains([commune_insee]))
-        .order_by(col(m.Territory.cpts_id))
+    return d.Site(
+        site.site_id,
+        site.name,
+        site.commune_insee,
+        d.Place(site.lat, site.lon),
+        site.department,
+        hours,
+        closures_of(site.closures),
+        bool(site.active),
     )
-    return result.scalars().first()
 
 
-def _box(search: d.Search) -> tuple[float, float, float, float]:
-    dlat = search.radius_km / KM_PER_DEGREE
-    dlon = search.radius_km / (KM_PER_DEGREE * max(0.01, math.cos(math.radians(search.patient.lat))))
-    return search.patient.lat - dlat, search.patient.lat + dlat, search.patient.lon - dlon, search.patient.lon + dlon
-
-
-async def free_slots(
-    session: AsyncSession, search: d.Search, professions: tuple[str, ...], from_: datetime
-) -> list[d.FreeSlot]:
-    """Free slots of active professionals of these professions, in time, roughly in reach."""
-    lat0, lat1, lon0, lon1 = _box(search)
-    in_box = and_(col(m.Site.lat).between(lat0, lat1), col(m.Site.lon).between(lon0, lon1))
-    reach = (
-        or_(in_box, col(m.Slot.mode) == "teleconsultation")
-        if search.teleconsultation_ok
-        else and_(in_box, col(m.Slot.mode) == "in_person")
+def to_domain_professional(p: Any) -> d.Professional:
+    return d.Professional(
+        p.rpps,
+        p.name,
+        p.profession,
+        p.email,
+        p.phone,
+        p.cpts_id,
+        bool(p.accepts_overflow),
+        p.overflow_daily_cap or 0,
+        bool(p.teleconsultation),
+        bool(p.active),
     )
-    rows = await session.execute(
-        select(m.Slot, m.Site, m.Professional)
-        .join(m.Site, and_(col(m.Site.rpps) == col(m.Slot.rpps), col(m.Site.site_id) == col(m.Slot.site_id)))
-        .join(m.Professional, col(m.Professional.rpps) == col(m.Slot.rpps))
-        .where(
-            col(m.Slot.state) == m.SlotState.FREE,
-            col(m.Slot.start) >= from_,
-            col(m.Slot.start) <= search.deadline,
-            col(m.Professional.active),
-            col(m.Site.active),
-            col(m.Professional.profession).in_(professions),
-            reach,
-        )
-    )
-    return [
-        d.FreeSlot(slot.slot_id, to_domain_professional(pro), to_domain_site(site), slot.start, slot.end, slot.mode)
-        for slot, site, pro in rows.all()
-    ]
-
-
-async def overflow_offers(
-    session: AsyncSession, search: d.Search, professions: tuple[str, ...], from_: datetime
-) -> list[d.OverflowOffer]:
-    """Professionals who accept extra patients, at each of their sites in reach, with their load."""
-    lat0, lat1, lon0, lon1 = _box(search)
-    rows = (
-        await session.execute(
-            select(m.Professional, m.Site)
-            .join(m.Site, col(m.Site.rpps) == col(m.Professional.rpps))
-            .where(
-                col(m.Professional.active),
-                col(m.Site.active),
-                col(m.Professional.accepts_overflow),
-                col(m.Professional.overflow_daily_cap) > 0,
-                col(m.Professional.profession).in_(professions),
-                col(m.Site.lat).between(lat0, lat1),
-                col(m.Site.lon).between(lon0, lon1),
-            )
-        )
-    ).all()
-    if not rows:
-        return []
-    day = func.to_char(func.timezone(str(PARIS), col(m.MatchOffer.start)), "YYYY-MM-DD")
-    taken = await session.execute(
-        select(col(m.MatchOffer.rpps), day, func.count())
-        .where(
-            col(m.MatchOffer.kind) == "overflow",
-            col(m.MatchOffer.status).in_([m.OfferState.ACCEPTED, m.OfferState.PENDING]),
-            col(m.MatchOffer.rpps).in_({p.rpps for p, _ in rows}),
-            col(m.MatchOffer.start) >= from_ - timedelta(days=1),
-        )
-        .group_by(col(m.MatchOffer.rpps), day)
-    )
-    load: dict[str, dict[str, int]] = {}
-    for rpps, on, count in taken.all():
-        load.setdefault(rpps, {})[on] = count
-    return [
-        d.OverflowOffer(to_domain_professional(p), to_domain_site(s), p.overflow_daily_cap, load.get(p.rpps, {}))
-        for p, s in rows
-    ]
 
 
 async def already_asked(session: AsyncSession, request_id: str) -> frozenset[str]:
     rows = await session.execute(select(m.MatchOffer.rpps).where(col(m.MatchOffer.request_id) == request_id))
     return frozenset(rows.scalars().all())
+
+
+class Claim(StrEnum):
+    CLAIMED = "claimed"
+    INACTIVE = "inactive"
+    BUSY = "busy"  # an offer of another request is pending with this professional
+    SLOT_TAKEN = "slot_taken"
+    FULL = "full"  # the daily overflow cap is reached
+
+
+async def claim(session: AsyncSession, c: d.Candidate, request_id: str, offer_id: str, now: datetime) -> Claim:
+    """Reserve this candidate for one offer, or say why not. Safe under any concurrency."""
+    pro = await session.get(m.Professional, c.professional.rpps, with_for_update=True)
+    if pro is None or not pro.active:
+        return Claim.INACTIVE
+    pending = await session.execute(
+        select(func.count())
+        .select_from(m.MatchOffer)
+        .where(col(m.MatchOffer.rpps) == pro.rpps, col(m.MatchOffer.status) == m.OfferState.PENDING)
+    )
+    if pending.scalar_one():
+        return Claim.BUSY  # one offer at a time per professional
+    if c.slot_id is not None:
+        held = await hold_slot(session, c.slot_id, request_id, offer_id, now)
+        return Claim.CLAIMED if held else Claim.SLOT_TAKEN
+    day_start = datetime.combine(c.start.astimezone(PARIS).date(), datetime.min.time(), tzinfo=PARIS)
+    taken = await session.execute(
+        select(func.count())
+        .select_from(m.MatchOffer)
+        .where(
+            col(m.MatchOffer.rpps) == pro.rpps,
+            col(m.MatchOffer.kind) == "overflow",
+            col(m.MatchOffer.status).in_([m.OfferState.PENDING, m.OfferState.ACCEPTED]),
+            col(m.MatchOffer.start) >= day_start,
+            col(m.MatchOffer.start) < day_start + timedelta(days=1),  # Paris days have 23 to 25 hours
+        )
+    )
+    return Claim.CLAIMED if taken.scalar_one() < pro.overflow_daily_cap else Claim.FULL
 
 
 async def hold_slot(session: AsyncSession, slot_id: str, request_id: str, offer_id: str, now: datetime) -> bool:
@@ -131,9 +108,25 @@ async def hold_slot(session: AsyncSession, slot_id: str, request_id: str, offer_
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-async def settle_slot(session: AsyncSession, offer_id: str, state: m.SlotState, now: datetime) -> None:
-    """Book or free the slot held (or booked) for this offer."""
-    values: dict[str, object] = {"state": state, "updated_at": now}
-    if state == m.SlotState.FREE:
-        values |= {"request_id": None, "offer_id": None}
-    await session.execute(update(m.Slot).where(col(m.Slot.offer_id) == offer_id).values(**values))
+async def release_slot(session: AsyncSession, offer_id: str, now: datetime) -> None:
+    """Free the slot held or booked for this offer (a withdrawn slot stays withdrawn)."""
+    await session.execute(
+        update(m.Slot)
+        .where(col(m.Slot.offer_id) == offer_id, col(m.Slot.state).in_([m.SlotState.HELD, m.SlotState.BOOKED]))
+        .values(state=m.SlotState.FREE, request_id=None, offer_id=None, updated_at=now)
+    )
+
+
+async def book_slot(session: AsyncSession, offer_id: str, now: datetime) -> None:
+    await session.execute(
+        update(m.Slot)
+        .where(col(m.Slot.offer_id) == offer_id, col(m.Slot.state) == m.SlotState.HELD)
+        .values(state=m.SlotState.BOOKED, updated_at=now)
+    )
+
+
+async def pending_offers_of(session: AsyncSession, rpps: str) -> list[m.MatchOffer]:
+    rows = await session.execute(
+        select(m.MatchOffer).where(col(m.MatchOffer.rpps) == rpps, col(m.MatchOffer.status) == m.OfferState.PENDING)
+    )
+    return list(rows.scalars().all())

@@ -1,19 +1,23 @@
-"""The matcher's cascade: find a candidate, hold it, offer it; on an answer book or move on."""
+"""The matcher's cascade: find a candidate, claim it, offer it; on an answer book or move on."""
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from enum import StrEnum
 
 import structlog
 
 from schemas.events import (
+    Alternative,
     AppointmentConfirmed,
     CandidateExplanation,
     CloudEvent,
     OfferAccepted,
     OfferExpired,
+    OfferInvalidated,
     OfferProposed,
     OfferRefused,
     OfferWithdrawn,
@@ -26,37 +30,52 @@ from schemas.events import (
 )
 from schemas.topics import Topics
 from services.common.db import Transaction
-from services.common.motives import catalogue
+from services.common.motives import Motive, Step, catalogue, effective_urgency
 from services.matcher import models as m
 from services.matcher import repository as repo
 from services.matcher.domain import matching as d
+from services.matcher.domain.index import DirectoryIndex
 
 log = structlog.get_logger(__name__)
 EXPLAINED_CANDIDATES = 3
+CANDIDATES_PER_ROUND = 5
+ROUNDS = 3  # when every candidate of a round was taken meanwhile, look again
+
+
+class Outcome(StrEnum):
+    """How an offer ended, as the matcher records it."""
+
+    REFUSED = m.OfferState.REFUSED
+    EXPIRED = m.OfferState.EXPIRED
+    WITHDRAWN = m.OfferState.WITHDRAWN
 
 
 class MatcherService:
-    def __init__(self, topics: Topics, clock: Callable[[], datetime], lead_time: timedelta) -> None:
-        self.topics = topics
-        self.clock = clock
-        self.lead_time = lead_time
+    def __init__(
+        self, topics: Topics, clock: Callable[[], datetime], lead_time: timedelta, index: DirectoryIndex
+    ) -> None:
+        self.topics, self.clock, self.lead_time, self.index = topics, clock, lead_time, index
 
-    # --- handlers (see consumers.py) -------------------------------------------------------
+    # --- handlers (the table is in entrypoint.py) ------------------------------------------
 
     async def on_request_received(self, tx: Transaction, event: RequestReceived, _: CloudEvent) -> None:
         if await tx.session.get(m.SearchRecord, event.request_id) is not None:
             return  # same request announced twice
         now = self.clock()
+        motive = catalogue().motives.get(event.motive)
+        urgency = effective_urgency(event.urgency, motive)
         search = m.SearchRecord(
             request_id=event.request_id,
             received_at=event.received_at,
-            deadline=d.deadline_for(event.received_at, event.urgency),
-            urgency=event.urgency,
+            deadline=d.deadline_for(event.received_at, urgency),
+            urgency=urgency,
             motive=event.motive,
             commune_insee=event.location.commune_insee,
             lat=event.location.lat,
             lon=event.location.lon,
             age=event.age,
+            sex=event.sex,
+            red_flags=list(event.red_flags),
             teleconsultation_ok=event.teleconsultation_ok,
             status=m.SearchStatus.SEARCHING,
             updated_at=now,
@@ -82,7 +101,7 @@ class MatcherService:
         if offer.kind == "overflow" and offer.window_end and offer.start <= event.start <= offer.window_end:
             start = event.start  # the professional chose a time inside the window
         offer.status, offer.decided_at, offer.start = m.OfferState.ACCEPTED, now, start
-        await repo.settle_slot(tx.session, offer.offer_id, m.SlotState.BOOKED, now)
+        await repo.book_slot(tx.session, offer.offer_id, now)
         search.status, search.updated_at = m.SearchStatus.CONFIRMED, now
         pro = await tx.session.get(m.Professional, offer.rpps)
         site = await tx.session.get(m.Site, (offer.rpps, offer.site_id))
@@ -92,7 +111,7 @@ class MatcherService:
             AppointmentConfirmed(
                 request_id=search.request_id,
                 offer_id=offer.offer_id,
-                professional=ProfessionalRef(rpps=pro.rpps, name=pro.name, profession=pro.profession),
+                professional=_pro_ref(pro),
                 site=_site_ref(site),
                 start=start,
                 kind=offer.kind,
@@ -104,10 +123,13 @@ class MatcherService:
         log.info("appointment confirmed", rpps=pro.rpps, kind=offer.kind)
 
     async def on_offer_refused(self, tx: Transaction, event: OfferRefused, _: CloudEvent) -> None:
-        await self._next_candidate(tx, event.request_id, event.offer_id, m.OfferState.REFUSED)
+        await self._next_candidate(tx, event.request_id, event.offer_id, Outcome.REFUSED)
 
     async def on_offer_expired(self, tx: Transaction, event: OfferExpired, _: CloudEvent) -> None:
-        await self._next_candidate(tx, event.request_id, event.offer_id, m.OfferState.EXPIRED)
+        await self._next_candidate(tx, event.request_id, event.offer_id, Outcome.EXPIRED)
+
+    async def on_offer_invalidated(self, tx: Transaction, event: OfferInvalidated, _: CloudEvent) -> None:
+        await self._next_candidate(tx, event.request_id, event.offer_id, Outcome.WITHDRAWN, event.reason)
 
     async def on_request_cancelled(self, tx: Transaction, event: RequestCancelled, _: CloudEvent) -> None:
         now = self.clock()
@@ -119,7 +141,7 @@ class MatcherService:
             if offer is not None:
                 if offer.status == m.OfferState.PENDING:
                     offer.status, offer.decided_at = m.OfferState.WITHDRAWN, now
-                await repo.settle_slot(tx.session, offer.offer_id, m.SlotState.FREE, now)
+                await repo.release_slot(tx.session, offer.offer_id, now)
                 tx.emit(
                     self.topics.matching,
                     OfferWithdrawn(
@@ -151,19 +173,40 @@ class MatcherService:
             return None, None
         return search, offer
 
-    async def _next_candidate(self, tx: Transaction, request_id: str, offer_id: str, outcome: m.OfferState) -> None:
+    async def _next_candidate(
+        self, tx: Transaction, request_id: str, offer_id: str, outcome: Outcome, withdrawn_because: str | None = None
+    ) -> None:
         now = self.clock()
         search, offer = await self._current(tx, request_id, offer_id)
         if search is None or offer is None:
             return
-        offer.status, offer.decided_at = outcome, now
-        await repo.settle_slot(tx.session, offer.offer_id, m.SlotState.FREE, now)
+        offer.status, offer.decided_at = m.OfferState(outcome), now
+        await repo.release_slot(tx.session, offer.offer_id, now)
+        if withdrawn_because:
+            tx.emit(
+                self.topics.matching,
+                OfferWithdrawn(request_id=request_id, offer_id=offer_id, reason=withdrawn_because),
+                now,
+            )
         search.current_offer_id = None
-        log.info("offer declined, next candidate", outcome=str(outcome), rpps=offer.rpps)
+        log.info("offer ended, next candidate", outcome=str(outcome), rpps=offer.rpps)
         await self._search(tx, search, now)
 
+    def _query(self, search: m.SearchRecord, asked: frozenset[str]) -> d.Search:
+        territory = self.index.territory_of(search.commune_insee)
+        return d.Search(
+            request_id=search.request_id,
+            patient=d.Place(search.lat, search.lon),
+            deadline=search.deadline,
+            teleconsultation_ok=search.teleconsultation_ok,
+            radius_km=territory.radius_km if territory else d.DEFAULT_RADIUS_KM,
+            patient_cpts=territory.cpts_id if territory else None,
+            already_asked=asked,
+            busy=frozenset(self.index.busy),
+        )
+
     async def _search(self, tx: Transaction, search: m.SearchRecord, now: datetime) -> None:
-        """Offer the request to the best candidate that can still be held, or end it unresolved."""
+        """Offer the request to the best candidate that can still be claimed, or end it unresolved."""
         search.attempts += 1
         search.status, search.updated_at = m.SearchStatus.SEARCHING, now
         tx.emit(
@@ -171,40 +214,79 @@ class MatcherService:
             SearchStarted(request_id=search.request_id, deadline=search.deadline, attempt=search.attempts),
             now,
         )
-        territory = await repo.territory_of(tx.session, search.commune_insee)
-        query = d.Search(
-            request_id=search.request_id,
-            patient=d.Place(search.lat, search.lon),
-            deadline=search.deadline,
-            teleconsultation_ok=search.teleconsultation_ok,
-            radius_km=territory.radius_km if territory else d.DEFAULT_RADIUS_KM,
-            already_asked=await repo.already_asked(tx.session, search.request_id),
-        )
-        motive = catalogue().motives.get(search.motive)
-        professions = motive.professions if motive else ("general_practitioner",)
-        from_ = d.earliest_start(now, self.lead_time)
-        candidates = d.rank(
-            query,
-            await repo.free_slots(tx.session, query, professions, from_),
-            await repo.overflow_offers(tx.session, query, professions, from_),
-            now,
-            self.lead_time,
-        )
-        explanation = [_explain(c) for c in candidates[:EXPLAINED_CANDIDATES]]
-        for candidate in candidates:
-            offer_id = str(uuid.uuid4())
-            if candidate.slot_id and not await repo.hold_slot(
-                tx.session, candidate.slot_id, search.request_id, offer_id, now
-            ):
-                continue  # taken by a concurrent request: the next one
-            await self._offer(tx, search, candidate, offer_id, explanation, now)
-            return
+        query = self._query(search, await repo.already_asked(tx.session, search.request_id))
+        steps = _motive(search.motive).steps_for(search.age, search.sex, search.red_flags or [])
+        for step in steps:
+            passed_over: set[str] = set()
+            for _ in range(ROUNDS):
+                round_query = dataclasses.replace(query, already_asked=query.already_asked | passed_over)
+                candidates = self.index.candidates(
+                    round_query, step.professions, now, self.lead_time, CANDIDATES_PER_ROUND
+                )
+                if not candidates:
+                    break
+                explanation = [_explain(c) for c in candidates[:EXPLAINED_CANDIDATES]]
+                for candidate in candidates:
+                    offer_id = str(uuid.uuid4())
+                    claimed = await repo.claim(tx.session, candidate, search.request_id, offer_id, now)
+                    if claimed == repo.Claim.CLAIMED:
+                        await self._offer(tx, search, candidate, offer_id, step, explanation, now)
+                        return
+                    # Taken meanwhile by another request: our copy was stale. The change that
+                    # made it so will reach the index too; until then, do not propose it again.
+                    passed_over.add(candidate.professional.rpps)
+                    if claimed == repo.Claim.SLOT_TAKEN and candidate.slot_id:
+                        self.index.mark_taken(candidate.slot_id)
+                    elif claimed == repo.Claim.BUSY:
+                        self.index.busy.add(candidate.professional.rpps)
         reason, detail = d.why_none(query, now, self.lead_time)
+        alternatives = (
+            self._alternatives(query, steps, now)
+            if reason in (d.UnresolvedReason.NO_CANDIDATE_IN_RADIUS, d.UnresolvedReason.ALL_DECLINED)
+            else []
+        )
         search.status = m.SearchStatus.UNRESOLVED
         tx.emit(
-            self.topics.matching, RequestUnresolved(request_id=search.request_id, reason=reason, detail=detail), now
+            self.topics.matching,
+            RequestUnresolved(request_id=search.request_id, reason=reason, detail=detail, alternatives=alternatives),
+            now,
         )
-        log.info("request unresolved", reason=str(reason))
+        log.info("request unresolved", reason=str(reason), alternatives=len(alternatives))
+
+    def _alternatives(self, query: d.Search, steps: list[Step], now: datetime) -> list[Alternative]:
+        """What the regulator could still try: a teleconsultation, or someone beyond the radius."""
+        professions = tuple(dict.fromkeys(p for s in steps for p in s.professions))
+        found: list[Alternative] = []
+        if not query.teleconsultation_ok:
+            tele = dataclasses.replace(query, teleconsultation_ok=True, radius_km=0.0)
+            for c in self.index.candidates(tele, professions, now, self.lead_time, 1):
+                found.append(
+                    Alternative(
+                        kind="teleconsultation",
+                        rpps=c.professional.rpps,
+                        name=c.professional.name,
+                        profession=c.professional.profession,
+                        start=c.start,
+                        detail=f"a teleconsultation with {c.professional.name} is possible if the patient accepts it",
+                    )
+                )
+        wider = dataclasses.replace(query, radius_km=max(2 * query.radius_km, query.radius_km + 30))
+        for c in self.index.candidates(wider, professions, now, self.lead_time, 3):
+            if c.distance_km > query.radius_km and c.mode == "in_person":
+                found.append(
+                    Alternative(
+                        kind="outside_radius",
+                        rpps=c.professional.rpps,
+                        name=c.professional.name,
+                        profession=c.professional.profession,
+                        start=c.start,
+                        distance_km=c.distance_km,
+                        cpts_id=c.professional.cpts_id,
+                        detail=f"{c.professional.name} could see the patient at {c.distance_km:.0f} km",
+                    )
+                )
+                break
+        return found
 
     async def _offer(
         self,
@@ -212,6 +294,7 @@ class MatcherService:
         search: m.SearchRecord,
         c: d.Candidate,
         offer_id: str,
+        step: Step,
         explanation: list[CandidateExplanation],
         now: datetime,
     ) -> None:
@@ -256,6 +339,7 @@ class MatcherService:
                 slot_id=c.slot_id,
                 deadline=search.deadline,
                 motive=search.motive,
+                protocol=step.protocol,
                 patient_age=search.age,
                 patient_commune_insee=search.commune_insee,
                 distance_km=c.distance_km,
@@ -263,7 +347,17 @@ class MatcherService:
             ),
             now,
         )
-        log.info("offer proposed", rpps=c.professional.rpps, kind=c.kind, score=c.score)
+        tx.after_commit.append(lambda: self.index.busy.add(c.professional.rpps))
+        log.info("offer proposed", rpps=c.professional.rpps, kind=c.kind, score=c.score, protocol=step.protocol)
+
+
+def _motive(code: str) -> Motive:
+    motives = catalogue().motives
+    return motives.get(code) or motives["general"]
+
+
+def _pro_ref(pro: m.Professional) -> ProfessionalRef:
+    return ProfessionalRef(rpps=pro.rpps, name=pro.name, profession=pro.profession)
 
 
 def _site_ref(site: m.Site) -> SiteRef:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.e2e.conftest import Stack
+from tests.e2e.conftest import Stack, link_path
 
 pytestmark = pytest.mark.e2e
 
@@ -83,15 +83,30 @@ async def test_bad_directory_input_gets_422_naming_the_field(
     assert field in {e["field"] for e in response.json()["errors"]}
 
 
-async def test_slots_can_be_withdrawn_while_free_but_not_while_held(stack: Stack) -> None:
-    gp = await stack.professional("89000000001", "21231", slots=[stack.paris(0, 14, 0), stack.paris(0, 15, 0)])
+async def test_withdrawing_a_held_slot_voids_the_offer_and_the_search_goes_on(stack: Stack) -> None:
+    first = await stack.professional("89000000001", "21231", slots=[stack.paris(0, 14, 0), stack.paris(0, 15, 0)])
+    second = await stack.professional("89000000002", "21231", slots=[stack.paris(0, 16, 0)])  # Dijon too
     assert (await stack.http.delete("/v1/slots/89000000001-1", headers=stack.auth)).status_code == 204
     assert (await stack.http.get("/v1/slots/89000000001-1", headers=stack.auth)).json()["state"] == "withdrawn"
-    await stack.submit("21231")  # Dijon: holds the remaining slot for an offer
-    await stack.mail.wait_for(gp)
-    busy = await stack.http.delete("/v1/slots/89000000001-0", headers=stack.auth)
-    assert busy.status_code == 409 and "held" in busy.json()["detail"]
+    request_id = await stack.submit("21231")
+    [offer] = await stack.mail.wait_for(first)
+    assert (await stack.http.delete("/v1/slots/89000000001-0", headers=stack.auth)).status_code == 204
+    told = await stack.mail.wait_for(first, count=2)
+    assert "retirée" in str(told[1]["Subject"])
+    await stack.mail.wait_for(second)  # the cascade went on
+    assert (await stack.status(request_id))["status"] == "offered"
+    assert "retirée" in (await stack.http.get(link_path(offer))).text
     assert (await stack.http.delete("/v1/slots/unknown", headers=stack.auth)).status_code == 404
+
+
+async def test_a_booked_slot_cannot_be_withdrawn(stack: Stack) -> None:
+    gp = await stack.professional("89100000001", "87085", slots=[stack.paris(0, 14, 0)])  # Limoges
+    request_id = await stack.submit("87085")
+    [offer] = await stack.mail.wait_for(gp)
+    await stack.http.post(f"{link_path(offer)}/accept")
+    await stack.wait_status(request_id, "confirmed")
+    busy = await stack.http.delete("/v1/slots/89100000001-0", headers=stack.auth)
+    assert busy.status_code == 409 and "booked" in busy.json()["detail"]
 
 
 async def test_motives_list_codes_and_professions(stack: Stack) -> None:

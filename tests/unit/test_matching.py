@@ -94,17 +94,18 @@ def test_slot_outside_opening_hours_is_not_a_candidate() -> None:
 
 
 def test_a_published_slot_comes_before_an_overflow_gp() -> None:
-    overflow = OverflowOffer(Professional("OVF", "Dr O", "general_practitioner"), site_at(PATIENT.lat, PATIENT.lon), 2)
+    willing = Professional("OVF", "Dr O", "general_practitioner", accepts_overflow=True, overflow_daily_cap=2)
+    overflow = OverflowOffer(willing, site_at(PATIENT.lat, PATIENT.lon))
     ranked = rank(search(), [slot("SLOT", 30, north(25))], [overflow], NOW, LEAD)
     assert [(c.kind, c.professional.rpps) for c in ranked] == [("slot", "SLOT"), ("overflow", "OVF")]
     assert ranked[1].start == NOW + LEAD and ranked[1].window_end == NOW + timedelta(hours=48)
 
 
 def test_overflow_respects_the_daily_cap_in_paris_days() -> None:
-    pro = Professional("OVF", "Dr O", "general_practitioner")
+    pro = Professional("OVF", "Dr O", "general_practitioner", accepts_overflow=True, overflow_daily_cap=2)
     today = NOW.astimezone(PARIS).date().isoformat()
-    full = OverflowOffer(pro, site_at(PATIENT.lat, PATIENT.lon), 2, {today: 2})
-    room = OverflowOffer(pro, site_at(PATIENT.lat, PATIENT.lon), 2, {today: 1})
+    full = OverflowOffer(pro, site_at(PATIENT.lat, PATIENT.lon), {today: 2})
+    room = OverflowOffer(pro, site_at(PATIENT.lat, PATIENT.lon), {today: 1})
     assert rank(search(), [], [full], NOW, LEAD) == []
     assert len(rank(search(), [], [room], NOW, LEAD)) == 1
 

@@ -1,12 +1,23 @@
-"""Who to ask for a request: candidate search, ranking and the "no solution" reason (pure).
+"""Who to ask for a request: the rules of candidate search and ranking (pure).
 
-Values in, decisions out: the caller passes `now` and the directory entries it loaded.
-The first version ranks by a simple explainable score; the full rules grow here.
+Values in, decisions out; the caller passes `now`. `rank()` states the rules plainly over
+every directory entry; `index.DirectoryIndex` finds the same best candidates fast, and the
+tests check that both agree.
+
+Ranking: a published slot always comes before asking a professional to add a patient to a
+full day (overflow). Within a kind, the lowest score wins; the score is in hours:
+- wait_hours: from now to the appointment;
+- travel_hours_equiv: distance / KM_PER_HOUR (nothing for a teleconsultation);
+- load: LOAD_HOURS_PER_PATIENT for each SAS patient the professional already took this week,
+  so that near-equal candidates share the load instead of the nearest always being asked;
+- outside_territory: OUTSIDE_TERRITORY_HOURS when the patient's commune belongs to a CPTS and
+  the professional to another one (the patient's own CPTS comes first).
+Each candidate is the best option of one professional; one offer per professional at a time.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -15,6 +26,7 @@ from services.common.clock import PARIS
 from services.common.geo import distance_km
 from services.matcher.domain.opening_hours import (
     REFERENCE_HOURS,
+    Closure,
     WeeklyHours,
     first_open_time,
     is_open_throughout,
@@ -22,8 +34,9 @@ from services.matcher.domain.opening_hours import (
 
 DEFAULT_RADIUS_KM = 30.0
 URGENCY_DELAYS = {"48h": timedelta(hours=48), "24h": timedelta(hours=24)}
-# Score weights: one hour of waiting weighs as much as KM_PER_HOUR kilometres of travel.
-KM_PER_HOUR = 10.0
+KM_PER_HOUR = 10.0  # one hour of waiting weighs as much as 10 km of travel
+LOAD_HOURS_PER_PATIENT = 0.1
+OUTSIDE_TERRITORY_HOURS = 0.5
 
 
 class UnresolvedReason(StrEnum):
@@ -43,22 +56,40 @@ def deadline_for(received_at: datetime, urgency: str) -> datetime:
     return received_at.astimezone(UTC) + URGENCY_DELAYS[urgency]
 
 
-@dataclass(frozen=True)
+def earliest_start(now: datetime, lead: timedelta) -> datetime:
+    return now.astimezone(UTC) + lead
+
+
+def paris_day(at: datetime) -> str:
+    return at.astimezone(PARIS).date().isoformat()
+
+
+def paris_week(at: datetime) -> str:
+    year, week, _ = at.astimezone(PARIS).isocalendar()
+    return f"{year}-W{week:02d}"
+
+
+@dataclass(frozen=True, slots=True)
 class Place:
     lat: float
     lon: float
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Professional:
     rpps: str
     name: str
     profession: str
     email: str | None = None
     phone: str | None = None
+    cpts_id: str | None = None
+    accepts_overflow: bool = False
+    overflow_daily_cap: int = 0
+    teleconsultation: bool = False  # offers overflow teleconsultations
+    active: bool = True
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Site:
     site_id: str
     name: str
@@ -66,9 +97,11 @@ class Site:
     place: Place
     department: str | None = None
     hours: WeeklyHours = REFERENCE_HOURS
+    closures: tuple[Closure, ...] = ()
+    active: bool = True
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FreeSlot:
     slot_id: str
     professional: Professional
@@ -78,13 +111,12 @@ class FreeSlot:
     mode: str  # in_person | teleconsultation
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class OverflowOffer:
-    """A professional who accepts extra patients at one of their sites, and their cap."""
+    """A professional who accepts extra patients, at one of their sites, and their load."""
 
     professional: Professional
     site: Site
-    daily_cap: int
     taken_on: dict[str, int] = field(default_factory=dict)  # Paris date (ISO) -> overflow patients
 
 
@@ -95,10 +127,12 @@ class Search:
     deadline: datetime
     teleconsultation_ok: bool = False
     radius_km: float = DEFAULT_RADIUS_KM
-    already_asked: frozenset[str] = frozenset()  # RPPS numbers asked before for this request
+    patient_cpts: str | None = None  # the CPTS whose territory holds the patient's commune
+    already_asked: frozenset[str] = frozenset()  # RPPS asked before for this request
+    busy: frozenset[str] = frozenset()  # RPPS with an offer pending for another request
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Candidate:
     kind: str  # slot | overflow
     professional: Professional
@@ -111,27 +145,95 @@ class Candidate:
     score: float
     terms: dict[str, float]
 
+    def order(self) -> tuple[bool, float, datetime, str, str]:
+        return (self.kind != "slot", self.score, self.start, self.professional.rpps, self.slot_id or "")
 
-def earliest_start(now: datetime, lead: timedelta) -> datetime:
-    return now.astimezone(UTC) + lead
+
+def score(
+    wait: timedelta, distance: float, mode: str, pro: Professional, search: Search, week_load: int
+) -> tuple[float, dict[str, float]]:
+    """Lower is better; every term is in hours and shown with the decision."""
+    terms = {
+        "wait_hours": round(wait.total_seconds() / 3600, 3),
+        "travel_hours_equiv": 0.0 if mode == "teleconsultation" else round(distance / KM_PER_HOUR, 3),
+    }
+    if week_load:
+        terms["load"] = round(LOAD_HOURS_PER_PATIENT * week_load, 3)
+    if search.patient_cpts and pro.cpts_id != search.patient_cpts:
+        terms["outside_territory"] = OUTSIDE_TERRITORY_HOURS
+    return round(sum(terms.values()), 3), terms
 
 
-def _reachable(search: Search, site: Site, mode: str) -> float | None:
-    """The distance to the site, or None when it is too far for this mode."""
+def reachable(search: Search, site: Site, mode: str) -> float | None:
+    """The distance to the site, or None when it is out of reach for this mode."""
     d = distance_km(search.patient.lat, search.patient.lon, site.place.lat, site.place.lon)
-    if mode == "teleconsultation" and search.teleconsultation_ok:
-        return d
     if mode == "teleconsultation":
-        return None
+        return d if search.teleconsultation_ok else None
     return d if d <= search.radius_km else None
 
 
-def _score(wait: timedelta, distance: float, mode: str) -> tuple[float, dict[str, float]]:
-    """Lower is better: hours of waiting plus travel counted in hours (KM_PER_HOUR km = 1 h)."""
-    hours = wait.total_seconds() / 3600
-    travel = 0.0 if mode == "teleconsultation" else distance / KM_PER_HOUR
-    terms = {"wait_hours": round(hours, 3), "travel_hours_equiv": round(travel, 3)}
-    return round(sum(terms.values()), 3), terms
+def askable(pro: Professional, site: Site, search: Search, professions: tuple[str, ...]) -> bool:
+    return (
+        pro.active
+        and site.active
+        and pro.profession in professions
+        and pro.rpps not in search.already_asked
+        and pro.rpps not in search.busy
+    )
+
+
+def slot_candidate(
+    slot: FreeSlot, search: Search, professions: tuple[str, ...], now: datetime, lead: timedelta, week_load: int
+) -> Candidate | None:
+    pro, site = slot.professional, slot.site
+    if not askable(pro, site, search, professions):
+        return None
+    if not earliest_start(now, lead) <= slot.start <= search.deadline:
+        return None
+    if not is_open_throughout(site.hours, slot.start, slot.end, site.department, site.closures):
+        return None
+    distance = reachable(search, site, slot.mode)
+    if distance is None:
+        return None
+    total, terms = score(slot.start - now, distance, slot.mode, pro, search, week_load)
+    return Candidate("slot", pro, site, slot.mode, slot.start, None, slot.slot_id, round(distance, 2), total, terms)
+
+
+def overflow_candidate(
+    option: OverflowOffer,
+    search: Search,
+    professions: tuple[str, ...],
+    now: datetime,
+    lead: timedelta,
+    week_load: int,
+    first_open: Callable[[Site], datetime | None] | None = None,
+) -> Candidate | None:
+    pro, site = option.professional, option.site
+    if not (pro.accepts_overflow and pro.overflow_daily_cap > 0 and askable(pro, site, search, professions)):
+        return None
+    mode = "in_person"
+    distance = reachable(search, site, mode)
+    if distance is None and pro.teleconsultation:
+        mode, distance = "teleconsultation", reachable(search, site, "teleconsultation")
+    if distance is None:
+        return None
+    if first_open is not None:
+        start = first_open(site)
+    else:
+        start = first_open_time(site.hours, earliest_start(now, lead), search.deadline, site.department, site.closures)
+    if start is None or option.taken_on.get(paris_day(start), 0) >= pro.overflow_daily_cap:
+        return None
+    total, terms = score(start - now, distance, mode, pro, search, week_load)
+    return Candidate("overflow", pro, site, mode, start, search.deadline, None, round(distance, 2), total, terms)
+
+
+def best_per_professional(candidates: Iterable[Candidate]) -> list[Candidate]:
+    best: dict[str, Candidate] = {}
+    for c in candidates:
+        kept = best.get(c.professional.rpps)
+        if kept is None or c.order() < kept.order():
+            best[c.professional.rpps] = c
+    return sorted(best.values(), key=Candidate.order)
 
 
 def rank(
@@ -140,77 +242,29 @@ def rank(
     overflow: Iterable[OverflowOffer],
     now: datetime,
     lead: timedelta = timedelta(minutes=30),
+    professions: tuple[str, ...] = ("general_practitioner",),
+    week_load: dict[str, int] | None = None,
 ) -> list[Candidate]:
-    """Every candidate who could see the patient before the deadline, best first.
-
-    A published slot always comes before asking someone to add a patient to a full day
-    (overflow); within each kind, the lowest score first.
-    """
-    from_ = earliest_start(now, lead)
-    found: list[Candidate] = []
-    for slot in slots:
-        if slot.professional.rpps in search.already_asked:
-            continue
-        if not (from_ <= slot.start and slot.start <= search.deadline):
-            continue
-        if not is_open_throughout(slot.site.hours, slot.start, slot.end, slot.site.department):
-            continue
-        distance = _reachable(search, slot.site, slot.mode)
-        if distance is None:
-            continue
-        score, terms = _score(slot.start - now, distance, slot.mode)
-        found.append(
-            Candidate(
-                "slot",
-                slot.professional,
-                slot.site,
-                slot.mode,
-                slot.start,
-                None,
-                slot.slot_id,
-                round(distance, 2),
-                score,
-                terms,
-            )
-        )
-    for option in overflow:
-        if option.professional.rpps in search.already_asked:
-            continue
-        distance = _reachable(search, option.site, "in_person")
-        if distance is None:
-            continue
-        start = first_open_time(option.site.hours, from_, search.deadline, option.site.department)
-        if start is None:
-            continue
-        if option.taken_on.get(start.astimezone(PARIS).date().isoformat(), 0) >= option.daily_cap:
-            continue
-        score, terms = _score(start - now, distance, "in_person")
-        found.append(
-            Candidate(
-                "overflow",
-                option.professional,
-                option.site,
-                "in_person",
-                start,
-                search.deadline,
-                None,
-                round(distance, 2),
-                score,
-                terms,
-            )
-        )
-    found.sort(key=lambda c: (c.kind != "slot", c.score, c.start, c.professional.rpps, c.slot_id or ""))
-    return found
+    """Every professional who could see the patient before the deadline, best first
+    (the reference statement of the rules, over every entry)."""
+    load = week_load or {}
+    found = [
+        c for s in slots if (c := slot_candidate(s, search, professions, now, lead, load.get(s.professional.rpps, 0)))
+    ]
+    found += [
+        c
+        for o in overflow
+        if (c := overflow_candidate(o, search, professions, now, lead, load.get(o.professional.rpps, 0)))
+    ]
+    return best_per_professional(found)
 
 
-def why_none(
-    search: Search, now: datetime, lead: timedelta, hours: Sequence[WeeklyHours] = (REFERENCE_HOURS,)
-) -> tuple[UnresolvedReason, str]:
+def why_none(search: Search, now: datetime, lead: timedelta) -> tuple[UnresolvedReason, str]:
     """The reason, in the contract's codes, why no candidate is left."""
     from_ = earliest_start(now, lead)
     if from_ >= search.deadline:
-        return UnresolvedReason.DEADLINE_PASSED, (f"the deadline {search.deadline.isoformat()} cannot be met any more")
-    if all(first_open_time(h, from_, search.deadline) is None for h in hours):
+        return UnresolvedReason.DEADLINE_PASSED, f"the deadline {search.deadline.isoformat()} cannot be met any more"
+    if first_open_time(REFERENCE_HOURS, from_, search.deadline) is None:
         return UnresolvedReason.OUTSIDE_OPENING_HOURS, (
             "no practice opening hours remain before the deadline: this falls to the PDSA "
             "(permanence des soins ambulatoires), the out-of-hours service"
@@ -222,3 +276,19 @@ def why_none(
     return UnresolvedReason.NO_CANDIDATE_IN_RADIUS, (
         f"no free slot or willing professional within {search.radius_km:g} km before the deadline"
     )
+
+
+def offer_still_possible(pro: Professional, site: Site, kind: str, start: datetime, end: datetime) -> str | None:
+    """After a directory change: why a pending offer can no longer be kept, or None.
+
+    `end` is the slot's end, or for an overflow offer the end of the window to choose in.
+    """
+    if not pro.active:
+        return "the professional is no longer available"
+    if not site.active:
+        return "the practice site was removed"
+    if kind == "slot" and not is_open_throughout(site.hours, start, end, site.department, site.closures):
+        return "the site is now closed at the time of the slot"
+    if kind == "overflow" and first_open_time(site.hours, start, end, site.department, site.closures) is None:
+        return "the site is now closed during the whole window"
+    return None

@@ -83,10 +83,18 @@ def is_public_holiday(day: date, department: str | None = None) -> bool:
     return day in _holidays(day.year, department in ALSACE_MOSELLE)
 
 
+Closure = tuple[datetime, datetime]  # a site closed from … to … (absolute instants)
+
+
 def open_intervals(
-    hours: WeeklyHours, start: datetime, end: datetime, department: str | None = None
+    hours: WeeklyHours,
+    start: datetime,
+    end: datetime,
+    department: str | None = None,
+    closures: Sequence[Closure] = (),
 ) -> Iterator[tuple[datetime, datetime]]:
-    """The absolute (UTC) open intervals overlapping [start, end), clipped to it, in order."""
+    """The absolute (UTC) open intervals overlapping [start, end), clipped to it, in order,
+    minus public holidays and the site's closures."""
     if start >= end:
         return
     day = start.astimezone(PARIS).date()
@@ -96,19 +104,41 @@ def open_intervals(
             for opens, closes in hours.days[day.weekday()]:
                 a = datetime.combine(day, opens, tzinfo=PARIS).astimezone(UTC)
                 b = datetime.combine(day, closes, tzinfo=PARIS).astimezone(UTC)
-                a, b = max(a, start), min(b, end)
-                if a < b:
-                    yield a, b
+                yield from _minus(max(a, start), min(b, end), closures)
         day += timedelta(days=1)
 
 
+def _minus(a: datetime, b: datetime, closures: Sequence[Closure]) -> Iterator[tuple[datetime, datetime]]:
+    """[a, b) without the closures (which may overlap each other)."""
+    for closed_from, closed_to in sorted(closures):
+        if a >= b:
+            return
+        if closed_to <= a or closed_from >= b:
+            continue
+        if closed_from > a:
+            yield a, closed_from
+        a = max(a, closed_to)
+    if a < b:
+        yield a, b
+
+
 def first_open_time(
-    hours: WeeklyHours, after: datetime, before: datetime, department: str | None = None
+    hours: WeeklyHours,
+    after: datetime,
+    before: datetime,
+    department: str | None = None,
+    closures: Sequence[Closure] = (),
 ) -> datetime | None:
     """The earliest instant in [after, before) when the site is open, or None."""
-    return next((a for a, _ in open_intervals(hours, after, before, department)), None)
+    return next((a for a, _ in open_intervals(hours, after, before, department, closures)), None)
 
 
-def is_open_throughout(hours: WeeklyHours, start: datetime, end: datetime, department: str | None = None) -> bool:
+def is_open_throughout(
+    hours: WeeklyHours,
+    start: datetime,
+    end: datetime,
+    department: str | None = None,
+    closures: Sequence[Closure] = (),
+) -> bool:
     """Does [start, end) lie inside one open period?"""
-    return any(a <= start and end <= b for a, b in open_intervals(hours, start, end, department))
+    return any(a <= start and end <= b for a, b in open_intervals(hours, start, end, department, closures))

@@ -1,0 +1,326 @@
+"""The directory in memory, arranged to find the best candidates fast (pure, no I/O).
+
+Free slots sit in a grid of cells (about CELL_KM wide) per profession, each cell's slots sorted
+by start. A search walks the cells in reach best-first: every slot of a cell scores at least
+`wait + (the cell's nearest distance) / KM_PER_HOUR`, so slots are taken from a heap ordered by
+that lower bound and the walk stops once it cannot beat the k-th best professional found.
+Only the slots that could win are looked at, however many the directory holds.
+
+The index is a cache: PostgreSQL decides who gets a slot (see repository.claim). Each entry
+carries the revision of the row it mirrors; an older revision never overwrites a newer one,
+so changes may arrive in any order and more than once.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from bisect import bisect_left, insort
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from services.common.geo import distance_km
+from services.matcher.domain import matching as d
+from services.matcher.domain.opening_hours import Closure, first_open_time, is_open_throughout
+
+CELL_KM = 10.0
+KM_PER_DEG_LAT = 111.195
+LOWER_BOUND_SLACK = 0.995  # the cell distance bound is computed on a lat/lon box: keep it a bound
+
+Cell = tuple[int, int]
+SiteKey = tuple[str, str]  # (rpps, site_id)
+
+
+@dataclass(frozen=True)
+class Territory:
+    cpts_id: str
+    name: str
+    communes: frozenset[str]
+    radius_km: float = d.DEFAULT_RADIUS_KM
+
+
+@dataclass(slots=True)
+class SlotEntry:
+    slot_id: str
+    rpps: str
+    site_id: str
+    start: float  # POSIX timestamps: compared millions of times
+    end: float
+    mode: str
+    state: str
+    revision: int
+    listed: Cell | None = None  # where it sits in the grid (None when not listed)
+
+
+@dataclass
+class DirectoryIndex:
+    cell_km: float = CELL_KM
+    professionals: dict[str, d.Professional] = field(default_factory=dict)
+    sites: dict[SiteKey, d.Site] = field(default_factory=dict)
+    slots: dict[str, SlotEntry] = field(default_factory=dict)
+    territories: dict[str, Territory] = field(default_factory=dict)
+    week_load: dict[tuple[str, str], int] = field(default_factory=dict)  # (rpps, ISO week) -> SAS patients
+    overflow_taken: dict[str, dict[str, int]] = field(default_factory=dict)  # rpps -> Paris day -> count
+    busy: set[str] = field(default_factory=set)  # professionals with a pending offer
+    revisions: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.cell_lat = self.cell_km / KM_PER_DEG_LAT
+        self.cell_lon = self.cell_km / (KM_PER_DEG_LAT * math.cos(math.radians(46.5)))
+        # (profession, cell) -> [(start, slot_id)] sorted; tele slots under the cell (0, 0) of "tele:<p>"
+        self._grid: dict[tuple[str, Cell], list[tuple[float, str]]] = defaultdict(list)
+        self._overflow: dict[tuple[str, Cell], set[SiteKey]] = defaultdict(set)
+        self._tele_overflow: dict[str, set[SiteKey]] = defaultdict(set)
+        self._slots_of: dict[str, set[str]] = defaultdict(set)
+        self._commune_cpts: dict[str, str] = {}
+
+    # --- keeping it current --------------------------------------------------------------
+
+    def _newer(self, key: str, revision: int) -> bool:
+        if revision <= self.revisions.get(key, -1):
+            return False
+        self.revisions[key] = revision
+        return True
+
+    def put_territory(self, territory: Territory, revision: int) -> None:
+        if not self._newer(f"territory:{territory.cpts_id}", revision):
+            return
+        old = self.territories.get(territory.cpts_id)
+        for commune in old.communes if old else ():
+            if self._commune_cpts.get(commune) == territory.cpts_id:
+                del self._commune_cpts[commune]
+        self.territories[territory.cpts_id] = territory
+        for commune in territory.communes:
+            self._commune_cpts.setdefault(commune, territory.cpts_id)
+
+    def territory_of(self, commune_insee: str | None) -> Territory | None:
+        cpts = self._commune_cpts.get(commune_insee or "")
+        return self.territories.get(cpts) if cpts else None
+
+    def put_professional(self, pro: d.Professional, sites: list[d.Site], revision: int) -> None:
+        """Replace a professional and all their sites (a site left out is inactive)."""
+        if not self._newer(f"professional:{pro.rpps}", revision):
+            return
+        for key in [k for k in self.sites if k[0] == pro.rpps]:
+            self._unlist_overflow(key)
+        self.professionals[pro.rpps] = pro
+        for site in sites:
+            self.sites[(pro.rpps, site.site_id)] = site
+            self._list_overflow((pro.rpps, site.site_id))
+        for slot_id in list(self._slots_of[pro.rpps]):  # hours, closures or activity may have changed
+            self._relist(self.slots[slot_id])
+
+    def put_slot(
+        self,
+        slot_id: str,
+        rpps: str,
+        site_id: str,
+        start: datetime,
+        end: datetime,
+        mode: str,
+        state: str,
+        revision: int,
+    ) -> None:
+        if not self._newer(f"slot:{slot_id}", revision):
+            return
+        entry = self.slots.get(slot_id)
+        if entry is not None:
+            self._unlist(entry)
+            if entry.rpps != rpps:
+                self._slots_of[entry.rpps].discard(slot_id)
+        entry = SlotEntry(slot_id, rpps, site_id, start.timestamp(), end.timestamp(), mode, state, revision)
+        self.slots[slot_id] = entry
+        self._slots_of[rpps].add(slot_id)
+        self._relist(entry)
+
+    def mark_taken(self, slot_id: str) -> None:
+        """Someone else holds this slot (our copy was stale): stop offering it until told."""
+        entry = self.slots.get(slot_id)
+        if entry is not None:
+            entry.state = "held"
+            self._unlist(entry)
+
+    def drop_past(self, now: datetime) -> int:
+        """Forget slots that started before `now` (they can never be offered again)."""
+        cutoff = now.timestamp()
+        gone = [s for s in self.slots.values() if s.start < cutoff]
+        for entry in gone:
+            self._unlist(entry)
+            self._slots_of[entry.rpps].discard(entry.slot_id)
+            del self.slots[entry.slot_id]
+        return len(gone)
+
+    def _cell(self, lat: float, lon: float) -> Cell:
+        return math.floor(lat / self.cell_lat), math.floor(lon / self.cell_lon)
+
+    def _relist(self, entry: SlotEntry) -> None:
+        self._unlist(entry)
+        pro = self.professionals.get(entry.rpps)
+        site = self.sites.get((entry.rpps, entry.site_id))
+        if entry.state != "free" or pro is None or site is None or not (pro.active and site.active):
+            return
+        start, end = _dt(entry.start), _dt(entry.end)
+        if not is_open_throughout(site.hours, start, end, site.department, site.closures):
+            return
+        cell = (0, 0) if entry.mode == "teleconsultation" else self._cell(site.place.lat, site.place.lon)
+        key = (("tele:" if entry.mode == "teleconsultation" else "") + pro.profession, cell)
+        insort(self._grid[key], (entry.start, entry.slot_id))
+        entry.listed = cell
+
+    def _unlist(self, entry: SlotEntry) -> None:
+        if entry.listed is None:
+            return
+        pro = self.professionals.get(entry.rpps)
+        if pro is not None:
+            key = (("tele:" if entry.mode == "teleconsultation" else "") + pro.profession, entry.listed)
+            cell = self._grid.get(key, [])
+            i = bisect_left(cell, (entry.start, entry.slot_id))
+            if i < len(cell) and cell[i] == (entry.start, entry.slot_id):
+                del cell[i]
+        entry.listed = None
+
+    def _list_overflow(self, key: SiteKey) -> None:
+        pro, site = self.professionals[key[0]], self.sites[key]
+        if pro.active and site.active and pro.accepts_overflow and pro.overflow_daily_cap > 0:
+            self._overflow[(pro.profession, self._cell(site.place.lat, site.place.lon))].add(key)
+            if pro.teleconsultation:
+                self._tele_overflow[pro.profession].add(key)
+
+    def _unlist_overflow(self, key: SiteKey) -> None:
+        pro, site = self.professionals[key[0]], self.sites[key]
+        self._overflow[(pro.profession, self._cell(site.place.lat, site.place.lon))].discard(key)
+        self._tele_overflow[pro.profession].discard(key)
+
+    # --- searching -----------------------------------------------------------------------
+
+    def _cells_in_reach(self, search: d.Search) -> Iterator[tuple[float, Cell]]:
+        """Cells that may hold a site within the radius, with their nearest distance."""
+        lat, lon, r = search.patient.lat, search.patient.lon, search.radius_km
+        dlat = r / KM_PER_DEG_LAT
+        widest = max(0.01, math.cos(math.radians(min(89.0, abs(lat) + dlat))))
+        dlon = r / (KM_PER_DEG_LAT * widest)
+        i0, j0 = self._cell(lat - dlat, lon - dlon)
+        i1, j1 = self._cell(lat + dlat, lon + dlon)
+        for i in range(i0, i1 + 1):
+            lat_near = min(max(lat, i * self.cell_lat), (i + 1) * self.cell_lat)
+            for j in range(j0, j1 + 1):
+                lon_near = min(max(lon, j * self.cell_lon), (j + 1) * self.cell_lon)
+                bound = distance_km(lat, lon, lat_near, lon_near) * LOWER_BOUND_SLACK
+                if bound <= r:
+                    yield bound, (i, j)
+
+    def _load(self, rpps: str, week: str) -> int:
+        return self.week_load.get((rpps, week), 0)
+
+    def candidates(
+        self, search: d.Search, professions: tuple[str, ...], now: datetime, lead: timedelta, limit: int = 5
+    ) -> list[d.Candidate]:
+        """The best `limit` professionals (one candidate each): slots first, then overflow."""
+        found = self._slot_candidates(search, professions, now, lead, limit)
+        if len(found) < limit:
+            found += self._overflow_candidates(
+                search, professions, now, lead, limit - len(found), exclude={c.professional.rpps for c in found}
+            )
+        return found
+
+    def _slot_candidates(
+        self, search: d.Search, professions: tuple[str, ...], now: datetime, lead: timedelta, limit: int
+    ) -> list[d.Candidate]:
+        t0 = d.earliest_start(now, lead).timestamp()
+        deadline, now_ts = search.deadline.timestamp(), now.timestamp()
+        week = d.paris_week(now)
+        heap: list[tuple[float, int, list[tuple[float, str]], int, float]] = []
+        for profession in professions:
+            lists = [(bound, self._grid.get((profession, cell))) for bound, cell in self._cells_in_reach(search)]
+            if search.teleconsultation_ok:
+                lists.append((0.0, self._grid.get((f"tele:{profession}", (0, 0)))))
+            for bound, cell_list in lists:
+                if cell_list:
+                    i = bisect_left(cell_list, (t0, ""))
+                    if i < len(cell_list):
+                        heapq.heappush(heap, (_bound(cell_list[i][0], now_ts, bound), len(heap), cell_list, i, bound))
+        best: dict[str, d.Candidate] = {}
+        kth = math.inf
+        while heap:
+            lower, tie, cell_list, i, bound = heapq.heappop(heap)
+            if len(best) >= limit and lower > kth:
+                break
+            start, slot_id = cell_list[i]
+            if start > deadline:
+                continue  # the rest of this cell is later still
+            if i + 1 < len(cell_list):
+                heapq.heappush(heap, (_bound(cell_list[i + 1][0], now_ts, bound), tie, cell_list, i + 1, bound))
+            entry = self.slots[slot_id]
+            pro = self.professionals[entry.rpps]
+            if pro.rpps in best and best[pro.rpps].score < lower:
+                continue  # this professional already has a better slot
+            site = self.sites[(entry.rpps, entry.site_id)]
+            slot = d.FreeSlot(slot_id, pro, site, _dt(entry.start), _dt(entry.end), entry.mode)
+            candidate = d.slot_candidate(slot, search, professions, now, lead, self._load(pro.rpps, week))
+            if candidate is not None and (pro.rpps not in best or candidate.order() < best[pro.rpps].order()):
+                best[pro.rpps] = candidate
+                if len(best) >= limit:
+                    kth = sorted(c.score for c in best.values())[limit - 1]
+        return sorted(best.values(), key=d.Candidate.order)[:limit]
+
+    def _overflow_candidates(
+        self,
+        search: d.Search,
+        professions: tuple[str, ...],
+        now: datetime,
+        lead: timedelta,
+        limit: int,
+        exclude: set[str],
+    ) -> list[d.Candidate]:
+        week = d.paris_week(now)
+        wait0 = (d.earliest_start(now, lead) - now).total_seconds() / 3600
+        groups = [
+            (bound, self._overflow.get((p, cell), set()))
+            for p in professions
+            for bound, cell in self._cells_in_reach(search)
+        ]
+        if search.teleconsultation_ok:
+            groups += [(0.0, self._tele_overflow.get(p, set())) for p in professions]
+        groups.sort(key=lambda g: g[0])
+        best: dict[str, d.Candidate] = {}
+        kth = math.inf
+        opening = _memo_first_open(d.earliest_start(now, lead), search.deadline)
+        for bound, keys in groups:
+            if len(best) >= limit and wait0 + bound / d.KM_PER_HOUR > kth:
+                break
+            for rpps, site_id in keys:
+                if rpps in exclude:
+                    continue
+                pro, site = self.professionals[rpps], self.sites[(rpps, site_id)]
+                taken = self.overflow_taken.get(rpps, {})
+                candidate = d.overflow_candidate(
+                    d.OverflowOffer(pro, site, taken), search, professions, now, lead, self._load(rpps, week), opening
+                )
+                if candidate is not None and (rpps not in best or candidate.order() < best[rpps].order()):
+                    best[rpps] = candidate
+                    if len(best) >= limit:
+                        kth = sorted(c.score for c in best.values())[limit - 1]
+        return sorted(best.values(), key=d.Candidate.order)[:limit]
+
+
+def _bound(start: float, now: float, distance_bound: float) -> float:
+    return (start - now) / 3600 + distance_bound / d.KM_PER_HOUR
+
+
+def _dt(timestamp: float) -> datetime:
+    return datetime.fromtimestamp(timestamp, UTC)
+
+
+def _memo_first_open(after: datetime, before: datetime) -> Callable[[d.Site], datetime | None]:
+    """Most sites share their hours: work out each distinct set of hours once per search."""
+    seen: dict[tuple[int, str | None, tuple[Closure, ...]], datetime | None] = {}
+
+    def first_open(site: d.Site) -> datetime | None:
+        key = (id(site.hours), site.department, site.closures)
+        if key not in seen:
+            seen[key] = first_open_time(site.hours, after, before, site.department, site.closures)
+        return seen[key]
+
+    return first_open
