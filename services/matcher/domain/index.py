@@ -13,6 +13,7 @@ so changes may arrive in any order and more than once.
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import math
 from bisect import bisect_left, insort
@@ -74,7 +75,21 @@ class DirectoryIndex:
         self._overflow: dict[tuple[str, Cell], set[SiteKey]] = defaultdict(set)
         self._tele_overflow: dict[str, set[SiteKey]] = defaultdict(set)
         self._slots_of: dict[str, set[str]] = defaultdict(set)
+        self._sites_of: dict[str, set[str]] = defaultdict(set)
+        self._open: dict[tuple[int, str | None, tuple[Closure, ...], float, float], bool] = {}
         self._commune_cpts: dict[str, str] = {}
+        self._bulk = False
+
+    @contextlib.contextmanager
+    def bulk(self) -> Iterator[None]:
+        """Load many slots at once: append now, sort each cell once at the end."""
+        self._bulk = True
+        try:
+            yield
+        finally:
+            self._bulk = False
+            for cell in self._grid.values():
+                cell.sort()
 
     # --- keeping it current --------------------------------------------------------------
 
@@ -103,11 +118,12 @@ class DirectoryIndex:
         """Replace a professional and all their sites (a site left out is inactive)."""
         if not self._newer(f"professional:{pro.rpps}", revision):
             return
-        for key in [k for k in self.sites if k[0] == pro.rpps]:
-            self._unlist_overflow(key)
+        for site_id in self._sites_of[pro.rpps]:
+            self._unlist_overflow((pro.rpps, site_id))
         self.professionals[pro.rpps] = pro
         for site in sites:
             self.sites[(pro.rpps, site.site_id)] = site
+            self._sites_of[pro.rpps].add(site.site_id)
             self._list_overflow((pro.rpps, site.site_id))
         for slot_id in list(self._slots_of[pro.rpps]):  # hours, closures or activity may have changed
             self._relist(self.slots[slot_id])
@@ -123,10 +139,10 @@ class DirectoryIndex:
         state: str,
         revision: int,
     ) -> None:
-        if not self._newer(f"slot:{slot_id}", revision):
-            return
         entry = self.slots.get(slot_id)
         if entry is not None:
+            if revision <= entry.revision:
+                return  # a slot's revision lives on its entry: a million dict keys would cost memory
             self._unlist(entry)
             if entry.rpps != rpps:
                 self._slots_of[entry.rpps].discard(slot_id)
@@ -161,13 +177,26 @@ class DirectoryIndex:
         site = self.sites.get((entry.rpps, entry.site_id))
         if entry.state != "free" or pro is None or site is None or not (pro.active and site.active):
             return
-        start, end = _dt(entry.start), _dt(entry.end)
-        if not is_open_throughout(site.hours, start, end, site.department, site.closures):
+        if not self._open_throughout(site, entry.start, entry.end):
             return
         cell = (0, 0) if entry.mode == "teleconsultation" else self._cell(site.place.lat, site.place.lon)
         key = (("tele:" if entry.mode == "teleconsultation" else "") + pro.profession, cell)
-        insort(self._grid[key], (entry.start, entry.slot_id))
+        if self._bulk:
+            self._grid[key].append((entry.start, entry.slot_id))
+        else:
+            insort(self._grid[key], (entry.start, entry.slot_id))
         entry.listed = cell
+
+    def _open_throughout(self, site: d.Site, start: float, end: float) -> bool:
+        """Opening hours of a slot, remembered: sites share hours and slots share times."""
+        key = (id(site.hours), site.department, site.closures, start, end)
+        found = self._open.get(key)
+        if found is None:
+            if len(self._open) > 200_000:
+                self._open.clear()
+            found = is_open_throughout(site.hours, _dt(start), _dt(end), site.department, site.closures)
+            self._open[key] = found
+        return found
 
     def _unlist(self, entry: SlotEntry) -> None:
         if entry.listed is None:
@@ -228,12 +257,15 @@ class DirectoryIndex:
     def _slot_candidates(
         self, search: d.Search, professions: tuple[str, ...], now: datetime, lead: timedelta, limit: int
     ) -> list[d.Candidate]:
+        """Listed slots are free, inside opening hours and of a listed profession: what is
+        left to check per slot is who, how far, and how it scores (see d.slot_candidate)."""
         t0 = d.earliest_start(now, lead).timestamp()
         deadline, now_ts = search.deadline.timestamp(), now.timestamp()
         week = d.paris_week(now)
+        cells = list(self._cells_in_reach(search))
         heap: list[tuple[float, int, list[tuple[float, str]], int, float]] = []
         for profession in professions:
-            lists = [(bound, self._grid.get((profession, cell))) for bound, cell in self._cells_in_reach(search)]
+            lists = [(bound, self._grid.get((profession, cell))) for bound, cell in cells]
             if search.teleconsultation_ok:
                 lists.append((0.0, self._grid.get((f"tele:{profession}", (0, 0)))))
             for bound, cell_list in lists:
@@ -241,11 +273,11 @@ class DirectoryIndex:
                     i = bisect_left(cell_list, (t0, ""))
                     if i < len(cell_list):
                         heapq.heappush(heap, (_bound(cell_list[i][0], now_ts, bound), len(heap), cell_list, i, bound))
-        best: dict[str, d.Candidate] = {}
-        kth = math.inf
+        top = _Top(limit)
+        patient, radius = search.patient, search.radius_km
         while heap:
             lower, tie, cell_list, i, bound = heapq.heappop(heap)
-            if len(best) >= limit and lower > kth:
+            if lower > top.kth:
                 break
             start, slot_id = cell_list[i]
             if start > deadline:
@@ -253,17 +285,19 @@ class DirectoryIndex:
             if i + 1 < len(cell_list):
                 heapq.heappush(heap, (_bound(cell_list[i + 1][0], now_ts, bound), tie, cell_list, i + 1, bound))
             entry = self.slots[slot_id]
-            pro = self.professionals[entry.rpps]
-            if pro.rpps in best and best[pro.rpps].score < lower:
-                continue  # this professional already has a better slot
-            site = self.sites[(entry.rpps, entry.site_id)]
-            slot = d.FreeSlot(slot_id, pro, site, _dt(entry.start), _dt(entry.end), entry.mode)
-            candidate = d.slot_candidate(slot, search, professions, now, lead, self._load(pro.rpps, week))
-            if candidate is not None and (pro.rpps not in best or candidate.order() < best[pro.rpps].order()):
-                best[pro.rpps] = candidate
-                if len(best) >= limit:
-                    kth = sorted(c.score for c in best.values())[limit - 1]
-        return sorted(best.values(), key=d.Candidate.order)[:limit]
+            rpps = entry.rpps
+            if rpps in search.already_asked or rpps in search.busy or not top.could_improve(rpps, lower):
+                continue
+            site = self.sites[(rpps, entry.site_id)]
+            distance = distance_km(patient.lat, patient.lon, site.place.lat, site.place.lon)
+            if entry.mode != "teleconsultation" and distance > radius:
+                continue
+            pro = self.professionals[rpps]
+            total, terms = d.score((start - now_ts) / 3600, distance, entry.mode, pro, search, self._load(rpps, week))
+            top.offer(
+                d.Candidate("slot", pro, site, entry.mode, _dt(start), None, slot_id, round(distance, 2), total, terms)
+            )
+        return top.best()
 
     def _overflow_candidates(
         self,
@@ -284,11 +318,10 @@ class DirectoryIndex:
         if search.teleconsultation_ok:
             groups += [(0.0, self._tele_overflow.get(p, set())) for p in professions]
         groups.sort(key=lambda g: g[0])
-        best: dict[str, d.Candidate] = {}
-        kth = math.inf
+        top = _Top(limit)
         opening = _memo_first_open(d.earliest_start(now, lead), search.deadline)
         for bound, keys in groups:
-            if len(best) >= limit and wait0 + bound / d.KM_PER_HOUR > kth:
+            if wait0 + bound / d.KM_PER_HOUR > top.kth:
                 break
             for rpps, site_id in keys:
                 if rpps in exclude:
@@ -298,11 +331,37 @@ class DirectoryIndex:
                 candidate = d.overflow_candidate(
                     d.OverflowOffer(pro, site, taken), search, professions, now, lead, self._load(rpps, week), opening
                 )
-                if candidate is not None and (rpps not in best or candidate.order() < best[rpps].order()):
-                    best[rpps] = candidate
-                    if len(best) >= limit:
-                        kth = sorted(c.score for c in best.values())[limit - 1]
-        return sorted(best.values(), key=d.Candidate.order)[:limit]
+                if candidate is not None:
+                    top.offer(candidate)
+        return top.best()
+
+
+class _Top:
+    """The best candidate of each professional, keeping only the `limit` best professionals."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.by_rpps: dict[str, d.Candidate] = {}
+        self.kth = math.inf  # the score to beat once `limit` professionals are in
+
+    def could_improve(self, rpps: str, lower_bound: float) -> bool:
+        kept = self.by_rpps.get(rpps)
+        return kept is None or lower_bound <= kept.score
+
+    def offer(self, candidate: d.Candidate) -> None:
+        rpps = candidate.professional.rpps
+        kept = self.by_rpps.get(rpps)
+        if kept is not None and kept.order() <= candidate.order():
+            return
+        self.by_rpps[rpps] = candidate
+        if len(self.by_rpps) > self.limit:
+            worst = max(self.by_rpps.values(), key=d.Candidate.order)
+            del self.by_rpps[worst.professional.rpps]
+        if len(self.by_rpps) == self.limit:
+            self.kth = max(c.score for c in self.by_rpps.values())
+
+    def best(self) -> list[d.Candidate]:
+        return sorted(self.by_rpps.values(), key=d.Candidate.order)
 
 
 def _bound(start: float, now: float, distance_bound: float) -> float:

@@ -150,11 +150,11 @@ class Candidate:
 
 
 def score(
-    wait: timedelta, distance: float, mode: str, pro: Professional, search: Search, week_load: int
+    wait_hours: float, distance: float, mode: str, pro: Professional, search: Search, week_load: int
 ) -> tuple[float, dict[str, float]]:
     """Lower is better; every term is in hours and shown with the decision."""
     terms = {
-        "wait_hours": round(wait.total_seconds() / 3600, 3),
+        "wait_hours": round(wait_hours, 3),
         "travel_hours_equiv": 0.0 if mode == "teleconsultation" else round(distance / KM_PER_HOUR, 3),
     }
     if week_load:
@@ -195,7 +195,7 @@ def slot_candidate(
     distance = reachable(search, site, slot.mode)
     if distance is None:
         return None
-    total, terms = score(slot.start - now, distance, slot.mode, pro, search, week_load)
+    total, terms = score((slot.start - now).total_seconds() / 3600, distance, slot.mode, pro, search, week_load)
     return Candidate("slot", pro, site, slot.mode, slot.start, None, slot.slot_id, round(distance, 2), total, terms)
 
 
@@ -223,7 +223,7 @@ def overflow_candidate(
         start = first_open_time(site.hours, earliest_start(now, lead), search.deadline, site.department, site.closures)
     if start is None or option.taken_on.get(paris_day(start), 0) >= pro.overflow_daily_cap:
         return None
-    total, terms = score(start - now, distance, mode, pro, search, week_load)
+    total, terms = score((start - now).total_seconds() / 3600, distance, mode, pro, search, week_load)
     return Candidate("overflow", pro, site, mode, start, search.deadline, None, round(distance, 2), total, terms)
 
 
