@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
 
+import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 
@@ -14,6 +19,7 @@ from schemas.events import CloudEvent, EventData
 from schemas.topics import Topics
 from services.common.clock import utcnow
 from services.common.db import Database, service_engine
+from services.common.embedded import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 MIGRATIONS = {name: ROOT / "services" / name / "migrations" for name in ("intake", "matcher", "notifier")}
@@ -77,3 +83,44 @@ async def eventually(check, timeout: float = 20.0, every: float = 0.05):  # type
         if result or time.monotonic() > deadline:
             return result
         await asyncio.sleep(every)
+
+
+def start_matcher(database_url: str, bootstrap: str, prefix: str, log: Path) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "TOPIC_PREFIX": prefix,
+        "PORT": str(port),
+        "SECRET_KEY": "s",
+        "REGULATOR_API_KEYS": "k",
+        "DEMO_DATA": "0",
+        "DATA_DIR": tempfile.mkdtemp(),
+        "LOG_FORMAT": "json",
+        "LOG_LEVEL": "INFO",
+        "KAFKA_SESSION_TIMEOUT_MS": "3000",
+        "KAFKA_HEARTBEAT_INTERVAL_MS": "500",
+        "KAFKA_FETCH_MAX_WAIT_MS": "10",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "services.main", "--service", "matcher"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=log.open("wb"),
+    )
+    return process, port
+
+
+def wait_healthy(port: int, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "the matcher process died"
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError("matcher never became healthy")

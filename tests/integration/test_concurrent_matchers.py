@@ -1,0 +1,86 @@
+"""Several matcher processes, many requests at once for the last free slots of a town:
+each slot is held once, each professional gets one offer at a time, the others move on."""
+
+from __future__ import annotations
+
+import tempfile
+from datetime import timedelta
+from pathlib import Path
+
+from sqlalchemy import text
+
+from services.common.clock import utcnow
+from services.matcher.directory import Directory, SiteInput
+from services.matcher.domain.opening_hours import WeeklyHours, first_open_time
+from tests.integration.helpers import (
+    event_bytes,
+    eventually,
+    fresh_topics,
+    migrated,
+    publish_raw,
+    start_matcher,
+    wait_healthy,
+)
+from tests.integration.test_consumer import received
+
+ALWAYS_OPEN = {day: [["00:00", "23:59"]] for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
+REQUESTS = 10
+
+
+async def test_the_last_slots_of_a_town_are_each_given_once(database_url: str, kafka_bootstrap: str) -> None:
+    topics = fresh_topics()
+    db = await migrated(database_url, "matcher")
+
+    async def nothing(_: list[str]) -> None:
+        return None
+
+    directory = Directory(db, utcnow, topics, nothing)
+    now = utcnow()
+    # whenever the test runs: the first open minute in two hours' time (public holidays close every site)
+    start = first_open_time(WeeklyHours.parse(ALWAYS_OPEN), now + timedelta(hours=2), now + timedelta(hours=40), "79")
+    assert start is not None
+    for rpps in ("70000000001", "70000000002"):
+        site = SiteInput("main", "Cabinet", "79174", "79", 46.208, -0.144, ALWAYS_OPEN)
+        await directory.put_professional(rpps, {"name": f"Dr {rpps}", "profession": "general_practitioner"}, [site])
+        await directory.put_slot(f"last-{rpps}", rpps, "main", start, start + timedelta(minutes=20), "in_person")
+
+    logs = [Path(tempfile.mkstemp(suffix=".log")[1]) for _ in range(3)]
+    processes = [start_matcher(database_url, kafka_bootstrap, topics.prefix, log) for log in logs]
+    try:
+        for process, port in processes:
+            wait_healthy(port, process)
+        ids = [f"RUSH-{i:02d}" for i in range(REQUESTS)]
+        await publish_raw(kafka_bootstrap, topics.requests, [(i, event_bytes(received(i))[1]) for i in ids])
+
+        async def all_decided() -> bool:
+            async with db.engine.connect() as conn:
+                left = await conn.execute(
+                    text("SELECT count(*) FROM search WHERE status NOT IN ('offered', 'unresolved')")
+                )
+                total = await conn.execute(text("SELECT count(*) FROM search"))
+                return bool(total.scalar() == REQUESTS and left.scalar() == 0)
+
+        assert await eventually(all_decided, timeout=40)
+    finally:
+        for process, _ in processes:
+            process.terminate()
+            process.wait(timeout=20)
+    async with db.engine.connect() as conn:
+        offers = (
+            await conn.execute(
+                text("SELECT offer_id, request_id, rpps, slot_id FROM match_offer WHERE status = 'pending'")
+            )
+        ).all()
+        slots = dict((await conn.execute(text("SELECT slot_id, offer_id FROM slot"))).all())
+        statuses = dict((await conn.execute(text("SELECT status, count(*) FROM search GROUP BY status"))).all())
+    await db.dispose()
+    assert sorted(o.rpps for o in offers) == ["70000000001", "70000000002"]  # one offer each, no more
+    assert sorted(o.slot_id for o in offers) == ["last-70000000001", "last-70000000002"]
+    assert len({o.request_id for o in offers}) == 2
+    for offer in offers:  # each slot held by exactly the offer that claimed it
+        assert slots[offer.slot_id] == offer.offer_id
+    assert statuses == {"offered": 2, "unresolved": REQUESTS - 2}
+    handled = [
+        log.read_text().count('"offer proposed"') + log.read_text().count('"request unresolved"') for log in logs
+    ]
+    assert sum(handled) == REQUESTS and sum(1 for n in handled if n) >= 2  # the work was shared
