@@ -124,12 +124,12 @@ def decide(index: DirectoryIndex, commune: geo.Commune, tele_ok: bool) -> d.Cand
     """What the cascade does before claiming in the database: search, rank, explain, pick."""
     territory = index.territory_of(commune.insee)
     search = d.Search(
-        "R",
-        d.Place(commune.lat, commune.lon),
-        NOW + timedelta(hours=48),
-        tele_ok,
-        territory.radius_km if territory else 30.0,
-        territory.cpts_id if territory else None,
+        request_id="R",
+        patient=d.Place(commune.lat, commune.lon),
+        deadline=NOW + timedelta(hours=48),
+        teleconsultation_ok=tele_ok,
+        radius_km=territory.radius_km if territory else 30.0,
+        patient_cpts=territory.cpts_id if territory else None,
         busy=frozenset(index.busy),
     )
     candidates = index.candidates(search, ("general_practitioner",), NOW, LEAD, 5)

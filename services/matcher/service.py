@@ -29,12 +29,13 @@ from schemas.events import (
     SiteRef,
 )
 from schemas.topics import Topics
+from services.common import geo
 from services.common.db import Transaction
 from services.common.motives import Motive, Step, catalogue, effective_urgency
 from services.matcher import models as m
 from services.matcher import repository as repo
 from services.matcher.domain import matching as d
-from services.matcher.domain.index import DirectoryIndex
+from services.matcher.domain.index import DirectoryIndex, candidates_by_step
 
 log = structlog.get_logger(__name__)
 EXPLAINED_CANDIDATES = 3
@@ -202,6 +203,7 @@ class MatcherService:
             radius_km=territory.radius_km if territory else d.DEFAULT_RADIUS_KM,
             patient_cpts=territory.cpts_id if territory else None,
             already_asked=asked,
+            department=geo_department(search.commune_insee),
             busy=frozenset(self.index.busy),
         )
 
@@ -216,29 +218,27 @@ class MatcherService:
         )
         query = self._query(search, await repo.already_asked(tx.session, search.request_id))
         steps = _motive(search.motive).steps_for(search.age, search.sex, search.red_flags or [])
-        for step in steps:
-            passed_over: set[str] = set()
-            for _ in range(ROUNDS):
-                round_query = dataclasses.replace(query, already_asked=query.already_asked | passed_over)
-                candidates = self.index.candidates(
-                    round_query, step.professions, now, self.lead_time, CANDIDATES_PER_ROUND
-                )
-                if not candidates:
-                    break
-                explanation = [_explain(c) for c in candidates[:EXPLAINED_CANDIDATES]]
-                for candidate in candidates:
-                    offer_id = str(uuid.uuid4())
-                    claimed = await repo.claim(tx.session, candidate, search.request_id, offer_id, now)
-                    if claimed == repo.Claim.CLAIMED:
-                        await self._offer(tx, search, candidate, offer_id, step, explanation, now)
-                        return
-                    # Taken meanwhile by another request: our copy was stale. The change that
-                    # made it so will reach the index too; until then, do not propose it again.
-                    passed_over.add(candidate.professional.rpps)
-                    if claimed == repo.Claim.SLOT_TAKEN and candidate.slot_id:
-                        self.index.mark_taken(candidate.slot_id)
-                    elif claimed == repo.Claim.BUSY:
-                        self.index.busy.add(candidate.professional.rpps)
+        passed_over: set[str] = set()
+        for _ in range(ROUNDS):
+            round_query = dataclasses.replace(query, already_asked=query.already_asked | passed_over)
+            ranked = candidates_by_step(self.index, round_query, steps, now, self.lead_time, CANDIDATES_PER_ROUND)
+            step, candidates = next(ranked, (None, []))
+            if step is None:
+                break
+            explanation = [_explain(c) for c in candidates[:EXPLAINED_CANDIDATES]]
+            for candidate in candidates:
+                offer_id = str(uuid.uuid4())
+                claimed = await repo.claim(tx.session, candidate, search.request_id, offer_id, now)
+                if claimed == repo.Claim.CLAIMED:
+                    await self._offer(tx, search, candidate, offer_id, step, explanation, now)
+                    return
+                # Taken meanwhile by another request: our copy was stale. The change that made
+                # it so reaches the index too; until then, do not propose it again.
+                passed_over.add(candidate.professional.rpps)
+                if claimed == repo.Claim.SLOT_TAKEN and candidate.slot_id:
+                    self.index.mark_taken(candidate.slot_id)
+                elif claimed == repo.Claim.BUSY:
+                    self.index.busy.add(candidate.professional.rpps)
         reason, detail = d.why_none(query, now, self.lead_time)
         alternatives = (
             self._alternatives(query, steps, now)
@@ -349,6 +349,11 @@ class MatcherService:
         )
         tx.after_commit.append(lambda: self.index.busy.add(c.professional.rpps))
         log.info("offer proposed", rpps=c.professional.rpps, kind=c.kind, score=c.score, protocol=step.protocol)
+
+
+def geo_department(commune_insee: str | None) -> str | None:
+    commune = geo.commune(commune_insee or "")
+    return commune.department if commune else None
 
 
 def _motive(code: str) -> Motive:

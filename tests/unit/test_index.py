@@ -101,7 +101,15 @@ def test_index_agrees_with_the_rules(
     week = d.paris_week(NOW)
     for rpps, n in load.items():
         index.week_load[(rpps, week)] = n
-    search = d.Search("R", CENTRE, NOW + timedelta(hours=48), tele_ok, radius, cpts, frozenset(asked))
+    search = d.Search(
+        request_id="R",
+        patient=CENTRE,
+        deadline=NOW + timedelta(hours=48),
+        teleconsultation_ok=tele_ok,
+        radius_km=radius,
+        patient_cpts=cpts,
+        already_asked=frozenset(asked),
+    )
     professions = ("general_practitioner",)
     expected = d.rank(
         search, slots, [d.OverflowOffer(p, s) for p, s in zip(pros, sites, strict=True)], NOW, LEAD, professions, load
@@ -120,7 +128,7 @@ def test_an_older_revision_never_overwrites_a_newer_one() -> None:
     start = NOW + timedelta(hours=3)
     index.put_slot("x", "P1", "s", start, start + timedelta(minutes=20), "in_person", "held", revision=5)
     index.put_slot("x", "P1", "s", start, start + timedelta(minutes=20), "in_person", "free", revision=4)
-    search = d.Search("R", CENTRE, NOW + timedelta(hours=48))
+    search = d.Search(request_id="R", patient=CENTRE, deadline=NOW + timedelta(hours=48))
     assert index.candidates(search, ("general_practitioner",), NOW, LEAD) == []
     index.put_slot("x", "P1", "s", start, start + timedelta(minutes=20), "in_person", "free", revision=6)
     assert [c.slot_id for c in index.candidates(search, ("general_practitioner",), NOW, LEAD)] == ["x"]

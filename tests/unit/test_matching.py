@@ -42,7 +42,7 @@ def slot(rpps: str, hours_from_now: float, place: Place = PATIENT, mode: str = "
 
 
 def search(**changes: object) -> Search:
-    base = Search("R", PATIENT, NOW + timedelta(hours=48))
+    base = Search(request_id="R", patient=PATIENT, deadline=NOW + timedelta(hours=48))
     return Search(**{**base.__dict__, **changes})  # type: ignore[arg-type]
 
 
@@ -104,10 +104,13 @@ def test_a_published_slot_comes_before_an_overflow_gp() -> None:
 def test_overflow_respects_the_daily_cap_in_paris_days() -> None:
     pro = Professional("OVF", "Dr O", "general_practitioner", accepts_overflow=True, overflow_daily_cap=2)
     today = NOW.astimezone(PARIS).date().isoformat()
-    full = OverflowOffer(pro, site_at(PATIENT.lat, PATIENT.lon), {today: 2})
+    full_today = OverflowOffer(pro, site_at(PATIENT.lat, PATIENT.lon), {today: 2})
     room = OverflowOffer(pro, site_at(PATIENT.lat, PATIENT.lon), {today: 1})
-    assert rank(search(), [], [full], NOW, LEAD) == []
-    assert len(rank(search(), [], [room], NOW, LEAD)) == 1
+    [tomorrow] = rank(search(), [], [full_today], NOW, LEAD)
+    assert tomorrow.start.astimezone(PARIS).strftime("%a %H:%M") == "Wed 08:00"  # the next day with room
+    assert rank(search(), [], [room], NOW, LEAD)[0].start == NOW + LEAD
+    both_full = OverflowOffer(pro, site_at(PATIENT.lat, PATIENT.lon), {today: 2, "2026-12-02": 2, "2026-12-03": 5})
+    assert rank(search(), [], [both_full], NOW, LEAD) == []
 
 
 def test_professionals_already_asked_are_not_asked_again() -> None:

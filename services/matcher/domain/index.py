@@ -23,8 +23,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from services.common.geo import distance_km
+from services.common.motives import Step
 from services.matcher.domain import matching as d
-from services.matcher.domain.opening_hours import Closure, first_open_time, is_open_throughout
+from services.matcher.domain.opening_hours import Closure, is_open_throughout
 
 CELL_KM = 10.0
 KM_PER_DEG_LAT = 111.195
@@ -319,7 +320,7 @@ class DirectoryIndex:
             groups += [(0.0, self._tele_overflow.get(p, set())) for p in professions]
         groups.sort(key=lambda g: g[0])
         top = _Top(limit)
-        opening = _memo_first_open(d.earliest_start(now, lead), search.deadline)
+        opening = _memo_opening_days(d.earliest_start(now, lead), search.deadline)
         for bound, keys in groups:
             if wait0 + bound / d.KM_PER_HOUR > top.kth:
                 break
@@ -372,14 +373,24 @@ def _dt(timestamp: float) -> datetime:
     return datetime.fromtimestamp(timestamp, UTC)
 
 
-def _memo_first_open(after: datetime, before: datetime) -> Callable[[d.Site], datetime | None]:
+def _memo_opening_days(after: datetime, before: datetime) -> Callable[[d.Site], list[datetime]]:
     """Most sites share their hours: work out each distinct set of hours once per search."""
-    seen: dict[tuple[int, str | None, tuple[Closure, ...]], datetime | None] = {}
+    seen: dict[tuple[int, str | None, tuple[Closure, ...]], list[datetime]] = {}
 
-    def first_open(site: d.Site) -> datetime | None:
+    def days(site: d.Site) -> list[datetime]:
         key = (id(site.hours), site.department, site.closures)
         if key not in seen:
-            seen[key] = first_open_time(site.hours, after, before, site.department, site.closures)
+            seen[key] = d.opening_days(site, after, before)
         return seen[key]
 
-    return first_open
+    return days
+
+
+def candidates_by_step(
+    index: DirectoryIndex, search: d.Search, steps: list[Step], now: datetime, lead: timedelta, limit: int
+) -> Iterator[tuple[Step, list[d.Candidate]]]:
+    """For each step of the motive (in order), its best candidates, when it has any."""
+    for step in steps:
+        found = index.candidates(search, step.professions, now, lead, limit)
+        if found:
+            yield step, found

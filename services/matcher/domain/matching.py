@@ -30,6 +30,7 @@ from services.matcher.domain.opening_hours import (
     WeeklyHours,
     first_open_time,
     is_open_throughout,
+    open_intervals,
 )
 
 DEFAULT_RADIUS_KM = 30.0
@@ -120,7 +121,7 @@ class OverflowOffer:
     taken_on: dict[str, int] = field(default_factory=dict)  # Paris date (ISO) -> overflow patients
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Search:
     request_id: str
     patient: Place
@@ -128,6 +129,7 @@ class Search:
     teleconsultation_ok: bool = False
     radius_km: float = DEFAULT_RADIUS_KM
     patient_cpts: str | None = None  # the CPTS whose territory holds the patient's commune
+    department: str | None = None  # the patient's, for public holidays when nobody is found
     already_asked: frozenset[str] = frozenset()  # RPPS asked before for this request
     busy: frozenset[str] = frozenset()  # RPPS with an offer pending for another request
 
@@ -199,6 +201,14 @@ def slot_candidate(
     return Candidate("slot", pro, site, slot.mode, slot.start, None, slot.slot_id, round(distance, 2), total, terms)
 
 
+def opening_days(site: Site, after: datetime, before: datetime) -> list[datetime]:
+    """The first open instant of each day the site opens in [after, before)."""
+    firsts: dict[str, datetime] = {}
+    for a, _ in open_intervals(site.hours, after, before, site.department, site.closures):
+        firsts.setdefault(paris_day(a), a)
+    return list(firsts.values())
+
+
 def overflow_candidate(
     option: OverflowOffer,
     search: Search,
@@ -206,8 +216,9 @@ def overflow_candidate(
     now: datetime,
     lead: timedelta,
     week_load: int,
-    first_open: Callable[[Site], datetime | None] | None = None,
+    days: Callable[[Site], list[datetime]] | None = None,
 ) -> Candidate | None:
+    """An extra patient at the earliest open time of the first day the professional's cap allows."""
     pro, site = option.professional, option.site
     if not (pro.accepts_overflow and pro.overflow_daily_cap > 0 and askable(pro, site, search, professions)):
         return None
@@ -217,11 +228,9 @@ def overflow_candidate(
         mode, distance = "teleconsultation", reachable(search, site, "teleconsultation")
     if distance is None:
         return None
-    if first_open is not None:
-        start = first_open(site)
-    else:
-        start = first_open_time(site.hours, earliest_start(now, lead), search.deadline, site.department, site.closures)
-    if start is None or option.taken_on.get(paris_day(start), 0) >= pro.overflow_daily_cap:
+    firsts = days(site) if days else opening_days(site, earliest_start(now, lead), search.deadline)
+    start = next((t for t in firsts if option.taken_on.get(paris_day(t), 0) < pro.overflow_daily_cap), None)
+    if start is None:
         return None
     total, terms = score((start - now).total_seconds() / 3600, distance, mode, pro, search, week_load)
     return Candidate("overflow", pro, site, mode, start, search.deadline, None, round(distance, 2), total, terms)
@@ -264,7 +273,7 @@ def why_none(search: Search, now: datetime, lead: timedelta) -> tuple[Unresolved
     from_ = earliest_start(now, lead)
     if from_ >= search.deadline:
         return UnresolvedReason.DEADLINE_PASSED, f"the deadline {search.deadline.isoformat()} cannot be met any more"
-    if first_open_time(REFERENCE_HOURS, from_, search.deadline) is None:
+    if first_open_time(REFERENCE_HOURS, from_, search.deadline, search.department) is None:
         return UnresolvedReason.OUTSIDE_OPENING_HOURS, (
             "no practice opening hours remain before the deadline: this falls to the PDSA "
             "(permanence des soins ambulatoires), the out-of-hours service"
