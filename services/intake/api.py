@@ -130,6 +130,8 @@ def request_view(request: OrientationRequest, history: list[RequestHistory]) -> 
         view["appointment"] = request.appointment
     if request.reason:
         view["reason"], view["detail"] = request.reason, request.detail
+    if request.alternatives:
+        view["alternatives"] = request.alternatives
     if request.explanation:
         view["ranking"] = request.explanation
     return view

@@ -9,7 +9,7 @@ from sqlalchemy import BigInteger, Column, Identity
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
-from services.common.tables import timestamp
+from services.common.tables import json_column, timestamp
 
 
 class OrientationRequest(SQLModel, table=True):
@@ -32,6 +32,7 @@ class OrientationRequest(SQLModel, table=True):
     explanation: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JSONB))
     reason: str | None = None
     detail: str | None = None
+    alternatives: list[dict[str, Any]] | None = json_column()
     created_at: datetime = timestamp()
     updated_at: datetime = timestamp()
 

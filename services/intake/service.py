@@ -185,6 +185,7 @@ class IntakeService:
         request = await self._for_update(tx, event.request_id)
         if request and follows(RequestStatus(request.status), RequestStatus.UNRESOLVED):
             request.reason, request.detail = event.reason, event.detail
+            request.alternatives = [a.model_dump(mode="json", exclude_none=True) for a in event.alternatives]
             _move(tx, request, RequestStatus.UNRESOLVED, ce.time, reason=event.reason)
 
     async def _for_update(self, tx: Transaction, request_id: str) -> OrientationRequest | None:
