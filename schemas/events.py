@@ -76,6 +76,20 @@ class CandidateExplanation(BaseModel):
     terms: dict[str, float]
 
 
+class Channel(BaseModel):
+    """One way to reach a professional, in the order the directory lists them."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    type: Literal["email", "sms", "webhook"]
+    address: str = Field(description="e-mail address, phone number, or the webhook's URL")
+
+
+class Period(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    start: AwareDatetime
+    end: AwareDatetime
+
+
 Kind = Literal["slot", "overflow"]
 Mode = Literal["in_person", "teleconsultation"]
 Urgency = Literal["48h", "24h"]
@@ -96,6 +110,7 @@ class RequestReceived(EventData):
     sex: Literal["F", "M"] | None = None
     red_flags: list[str] = Field(default_factory=list, description="codes of GET /v1/motives red_flags")
     teleconsultation_ok: bool = False
+    treating_rpps: str | None = Field(default=None, description="the patient's own doctor (médecin traitant)")
 
 
 class RequestCancelled(EventData):
@@ -124,10 +139,17 @@ class OfferProposed(EventData):
     professional: ProfessionalRef
     email: str | None = None
     phone: str | None = None
+    channels: list[Channel] = Field(default_factory=list, description="how to reach them, in order")
+    answer_by: AwareDatetime | None = Field(
+        default=None, description="the offer lapses then: the territory's time limit, never past closing time"
+    )
     site: SiteRef
     kind: Kind
     mode: Mode
     start: AwareDatetime = Field(description="the slot's start, or the earliest time for overflow")
+    choices: list[Period] = Field(
+        default_factory=list, description="overflow only: the open periods the professional may choose a time in"
+    )
     window_end: AwareDatetime | None = Field(
         default=None, description="overflow only: the latest time the patient may be seen"
     )
@@ -160,6 +182,11 @@ class AppointmentConfirmed(EventData):
     kind: Kind
     mode: Mode
     slot_id: str | None = None
+    treating_doctor: ProfessionalRef | None = Field(
+        default=None, description="the patient's own doctor, when in the directory: told of the appointment"
+    )
+    treating_doctor_channels: list[Channel] = Field(default_factory=list)
+    motive: str | None = None
 
 
 class Alternative(BaseModel):

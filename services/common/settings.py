@@ -35,7 +35,15 @@ class Settings(BaseSettings):
     smtp_username: str | None = None
     smtp_password: str | None = None
     smtp_starttls: bool = False
+    smtp_tls: bool = False  # implicit TLS (port 465)
     mail_from: str = "SAS orientation <sas-orientation@localhost>"
+
+    # SMS through a provider's JSON webhook; booking software webhooks; regulator callbacks.
+    sms_webhook_url: str | None = None
+    sms_webhook_secret: str = ""
+    webhook_secret: str = ""
+    callback_secret: str = ""
+    reminder_minutes: float = 5.0  # remind a professional this long before an offer lapses
 
     # Kafka tuning. The embedded broker only answers a waiting fetch when it times out,
     # so the default wait is short there and the Kafka default against a real cluster.

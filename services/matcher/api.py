@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import AwareDatetime, BaseModel, EmailStr, Field, field_validator, model_validator
+from pydantic import AnyHttpUrl, AwareDatetime, BaseModel, EmailStr, Field, field_validator, model_validator
 
 from services.common import geo
 from services.common.http import Problem
@@ -25,6 +25,7 @@ class TerritoryIn(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     communes: list[str] = Field(min_length=1)
     radius_km: float = Field(default=30.0, gt=0, le=300)
+    offer_timeout_minutes: float = Field(default=15.0, ge=1, le=240, description="time to answer an offer")
 
     @field_validator("communes")
     @classmethod
@@ -72,6 +73,19 @@ class SiteIn(BaseModel):
         return self
 
 
+class ChannelIn(BaseModel):
+    """How to reach the professional; e-mail and SMS use the professional's address and phone."""
+
+    type: Literal["email", "sms", "webhook"]
+    url: AnyHttpUrl | None = Field(default=None, description="webhook only: where the booking software listens")
+
+    @model_validator(mode="after")
+    def addressed(self) -> ChannelIn:
+        if (self.type == "webhook") != (self.url is not None):
+            raise ValueError("a webhook needs a url, and only a webhook has one")
+        return self
+
+
 class ProfessionalIn(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     profession: Profession
@@ -82,8 +96,28 @@ class ProfessionalIn(BaseModel):
     email: EmailStr | None = None
     phone: str | None = Field(default=None, pattern=r"^[0-9+() .\-]{3,40}$")
     teleconsultation: bool = Field(default=False, description="takes overflow patients by teleconsultation too")
+    channels: list[ChannelIn] | None = Field(
+        default=None, description="in order; by default e-mail, then SMS when a phone is given"
+    )
     active: bool = True
     sites: list[SiteIn] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def reachable(self) -> ProfessionalIn:
+        for channel in self.channels or []:
+            if channel.type == "email" and not self.email:
+                raise ValueError("an email channel needs the email address")
+            if channel.type == "sms" and not self.phone:
+                raise ValueError("an sms channel needs the phone number")
+        return self
+
+    def channel_list(self) -> list[dict[str, str]]:
+        given = self.channels
+        if given is None:
+            given = [ChannelIn(type="email")] if self.email else []
+            given += [ChannelIn(type="sms")] if self.phone else []
+        address = {"email": self.email, "sms": self.phone}
+        return [{"type": c.type, "address": str(c.url) if c.url else str(address[c.type])} for c in given]
 
     @field_validator("sites")
     @classmethod
@@ -123,7 +157,13 @@ def _site_input(site: SiteIn) -> SiteInput:
 
 
 def territory_view(t: m.Territory) -> dict[str, Any]:
-    return {"cpts_id": t.cpts_id, "name": t.name, "communes": t.communes, "radius_km": t.radius_km}
+    return {
+        "cpts_id": t.cpts_id,
+        "name": t.name,
+        "communes": t.communes,
+        "radius_km": t.radius_km,
+        "offer_timeout_minutes": t.offer_timeout_minutes,
+    }
 
 
 def professional_view(p: m.Professional, sites: list[m.Site]) -> dict[str, Any]:
@@ -138,6 +178,7 @@ def professional_view(p: m.Professional, sites: list[m.Site]) -> dict[str, Any]:
         "email": p.email,
         "phone": p.phone,
         "teleconsultation": p.teleconsultation,
+        "channels": p.channels or [],
         "active": p.active,
         "sites": [
             {
@@ -175,7 +216,9 @@ def build_router(directory: Directory, require_key: Callable[[Request], None]) -
 
     @router.put("/v1/territories/{cpts_id}")
     async def put_territory(cpts_id: str, body: TerritoryIn) -> JSONResponse:
-        territory, created = await directory.put_territory(cpts_id, body.name, body.communes, body.radius_km)
+        territory, created = await directory.put_territory(
+            cpts_id, body.name, body.communes, body.radius_km, body.offer_timeout_minutes
+        )
         return _saved(territory_view(territory), created)
 
     @router.get("/v1/territories/{cpts_id}")
@@ -187,7 +230,7 @@ def build_router(directory: Directory, require_key: Callable[[Request], None]) -
 
     @router.put("/v1/professionals/{rpps}")
     async def put_professional(rpps: str, body: ProfessionalIn) -> JSONResponse:
-        fields = body.model_dump(exclude={"sites"})
+        fields = body.model_dump(exclude={"sites", "channels"}) | {"channels": body.channel_list()}
         pro, sites, created = await directory.put_professional(rpps, fields, [_site_input(s) for s in body.sites])
         return _saved(professional_view(pro, sites), created)
 

@@ -78,12 +78,18 @@ class Directory:
         self.on_change = on_change
 
     async def put_territory(
-        self, cpts_id: str, name: str, communes: list[str], radius_km: float
+        self, cpts_id: str, name: str, communes: list[str], radius_km: float, offer_timeout_minutes: float = 15.0
     ) -> tuple[m.Territory, bool]:
         async with self.db.transaction() as tx:
             territory = await tx.session.get(m.Territory, cpts_id, with_for_update=True)
             created = territory is None
-            fields = {"name": name, "communes": communes, "radius_km": radius_km, "updated_at": self.clock()}
+            fields = {
+                "name": name,
+                "communes": communes,
+                "radius_km": radius_km,
+                "offer_timeout_minutes": offer_timeout_minutes,
+                "updated_at": self.clock(),
+            }
             territory = _upsert(tx.session, territory, m.Territory, {"cpts_id": cpts_id, **fields})
         await self.on_change([f"territory:{cpts_id}"])
         return territory, created

@@ -27,7 +27,13 @@ def build(ctx: Context) -> tuple[Directory, ServicePart]:
     index = DirectoryIndex()
     sync = IndexSync(db, index, ctx.clock)
     directory = Directory(db, ctx.clock, ctx.topics, sync.refresh)
-    cascade = MatcherService(ctx.topics, ctx.clock, timedelta(minutes=ctx.settings.lead_time_minutes), index)
+    cascade = MatcherService(
+        ctx.topics,
+        ctx.clock,
+        timedelta(minutes=ctx.settings.lead_time_minutes),
+        index,
+        ctx.settings.offer_timeout_minutes,
+    )
     handlers: Handlers = {
         RequestReceived: cascade.on_request_received,
         RequestCancelled: cascade.on_request_cancelled,

@@ -185,4 +185,6 @@ class _Row:
 
 
 def _territory(row: Any) -> Territory:
-    return Territory(row["cpts_id"], row["name"], frozenset(row["communes"]), row["radius_km"])
+    return Territory(
+        row["cpts_id"], row["name"], frozenset(row["communes"]), row["radius_km"], row["offer_timeout_minutes"]
+    )

@@ -20,6 +20,7 @@ class Territory(SQLModel, table=True):
     name: str
     communes: list[str] = json_column(nullable=False)
     radius_km: float = 30.0
+    offer_timeout_minutes: float = 15.0  # time a professional has to answer an offer
     updated_at: datetime = timestamp()
     revision: int | None = None  # set by the database on every write
 
@@ -36,6 +37,7 @@ class Professional(SQLModel, table=True):
     email: str | None = None
     phone: str | None = None
     teleconsultation: bool = False  # takes overflow patients by teleconsultation too
+    channels: list[dict[str, str]] | None = json_column()  # [{"type", "address"}], in order
     active: bool = True
     updated_at: datetime = timestamp()
     revision: int | None = None
@@ -109,6 +111,7 @@ class SearchRecord(SQLModel, table=True):
     age: int | None = None
     sex: str | None = None
     red_flags: list[str] | None = json_column()
+    treating_rpps: str | None = None
     teleconsultation_ok: bool = False
     status: str
     current_offer_id: str | None = None

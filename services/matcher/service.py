@@ -14,6 +14,7 @@ from schemas.events import (
     Alternative,
     AppointmentConfirmed,
     CandidateExplanation,
+    Channel,
     CloudEvent,
     OfferAccepted,
     OfferExpired,
@@ -21,6 +22,7 @@ from schemas.events import (
     OfferProposed,
     OfferRefused,
     OfferWithdrawn,
+    Period,
     ProfessionalRef,
     RequestCancelled,
     RequestReceived,
@@ -53,9 +55,15 @@ class Outcome(StrEnum):
 
 class MatcherService:
     def __init__(
-        self, topics: Topics, clock: Callable[[], datetime], lead_time: timedelta, index: DirectoryIndex
+        self,
+        topics: Topics,
+        clock: Callable[[], datetime],
+        lead_time: timedelta,
+        index: DirectoryIndex,
+        offer_timeout_minutes: float = 15.0,
     ) -> None:
         self.topics, self.clock, self.lead_time, self.index = topics, clock, lead_time, index
+        self.offer_timeout_minutes = offer_timeout_minutes
 
     # --- handlers (the table is in entrypoint.py) ------------------------------------------
 
@@ -78,6 +86,7 @@ class MatcherService:
             sex=event.sex,
             red_flags=list(event.red_flags),
             teleconsultation_ok=event.teleconsultation_ok,
+            treating_rpps=event.treating_rpps,
             status=m.SearchStatus.SEARCHING,
             updated_at=now,
         )
@@ -106,6 +115,10 @@ class MatcherService:
         search.status, search.updated_at = m.SearchStatus.CONFIRMED, now
         pro = await tx.session.get(m.Professional, offer.rpps)
         site = await tx.session.get(m.Site, (offer.rpps, offer.site_id))
+        # the patient's own doctor ("médecin traitant") is told, unless it is them who saw the patient
+        treating = await tx.session.get(m.Professional, search.treating_rpps) if search.treating_rpps else None
+        if treating is not None and (not treating.active or treating.rpps == offer.rpps):
+            treating = None
         assert pro is not None and site is not None  # kept while an offer refers to them
         tx.emit(
             self.topics.matching,
@@ -118,6 +131,11 @@ class MatcherService:
                 kind=offer.kind,
                 mode=offer.mode,
                 slot_id=offer.slot_id,
+                motive=search.motive,
+                treating_doctor=_pro_ref(treating) if treating else None,
+                treating_doctor_channels=[Channel.model_validate(c) for c in (treating.channels or [])]
+                if treating
+                else [],
             ),
             now,
         )
@@ -315,6 +333,9 @@ class MatcherService:
             )
         )
         search.status, search.current_offer_id = m.SearchStatus.OFFERED, offer_id
+        territory = self.index.territory_of(search.commune_insee)
+        timeout = timedelta(minutes=territory.offer_timeout_minutes if territory else self.offer_timeout_minutes)
+        pro_row = await tx.session.get(m.Professional, c.professional.rpps)
         tx.emit(
             self.topics.matching,
             OfferProposed(
@@ -325,6 +346,11 @@ class MatcherService:
                 ),
                 email=c.professional.email,
                 phone=c.professional.phone,
+                channels=[Channel.model_validate(ch) for ch in (pro_row.channels if pro_row else None) or []],
+                answer_by=d.answer_by(now, timeout, search.deadline, c.site),
+                choices=[Period(start=a, end=b) for a, b in d.choices(c.site, c.start, c.window_end)]
+                if c.window_end
+                else [],
                 site=SiteRef(
                     site_id=c.site.site_id,
                     name=c.site.name,

@@ -1,4 +1,9 @@
-"""Ways to reach a professional, and the port to the patient's contact (owned by the intake)."""
+"""Ways to reach a professional (e-mail, SMS, a booking software's webhook), and the port to
+the patient's contact (owned by the intake).
+
+Every sender takes a `Message` and raises on failure; the dispatcher (service.py) records each
+attempt, retries with a growing delay and moves on to the next channel of the professional.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +12,13 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import aiosmtplib
 import httpx
 import structlog
+
+from services.common.signing import DeliveryFailed, post_signed
 
 log = structlog.get_logger(__name__)
 
@@ -35,9 +42,9 @@ def _message(email: Email, sender: str) -> EmailMessage:
     return message
 
 
-@dataclass
+@dataclass(kw_only=True)
 class SmtpMailSender:
-    """Real SMTP (SMTP_HOST, SMTP_PORT, optional STARTTLS and login)."""
+    """Real SMTP (SMTP_HOST, SMTP_PORT, optional STARTTLS or implicit TLS, and login)."""
 
     host: str
     port: int
@@ -45,6 +52,7 @@ class SmtpMailSender:
     username: str | None = None
     password: str | None = None
     starttls: bool = False
+    tls: bool = False
     timeout: float = 10.0
 
     async def send(self, email: Email) -> None:
@@ -55,6 +63,7 @@ class SmtpMailSender:
             username=self.username,
             password=self.password,
             start_tls=self.starttls,
+            use_tls=self.tls,
             timeout=self.timeout,
         )
 
@@ -76,6 +85,55 @@ class LocalMailbox:
             f"\n--- e-mail to {email.to} (kept in {path}) ---\nSubject: {email.subject}\n\n{email.text}\n---",
             flush=True,
         )
+
+
+@dataclass(frozen=True)
+class Message:
+    """One message on one channel. `id` is the same on every retry (receivers may dedup on it)."""
+
+    id: str
+    channel: str  # email | sms | webhook
+    address: str
+    subject: str
+    text: str
+    data: dict[str, Any]
+
+
+class Sender(Protocol):
+    async def send(self, message: Message) -> None: ...
+
+
+@dataclass
+class EmailSender:
+    mail: MailSender
+
+    async def send(self, message: Message) -> None:
+        await self.mail.send(Email(message.address, message.subject, message.text))
+
+
+@dataclass
+class SmsSender:
+    """SMS through a provider's JSON webhook (SMS_WEBHOOK_URL), the body signed with SMS_WEBHOOK_SECRET."""
+
+    url: str | None
+    secret: str
+
+    async def send(self, message: Message) -> None:
+        if not self.url:
+            raise DeliveryFailed("no SMS provider configured (SMS_WEBHOOK_URL)")
+        await post_signed(
+            self.url, {"id": message.id, "to": message.address, "text": message.text}, self.secret, message.id
+        )
+
+
+@dataclass
+class WebhookSender:
+    """The offer as JSON to the professional's booking software, signed with WEBHOOK_SECRET."""
+
+    secret: str
+
+    async def send(self, message: Message) -> None:
+        await post_signed(message.address, {"id": message.id, **message.data}, self.secret, message.id)
 
 
 @dataclass(frozen=True)

@@ -50,3 +50,27 @@ class OfferUnavailable(Exception):
     def __init__(self, state: str, message: str) -> None:
         super().__init__(message)
         self.state = state
+
+
+def within_choices(
+    chosen: datetime, earliest: datetime, latest: datetime | None, choices: list[list[str]] | None
+) -> bool:
+    """Is the time a professional picked for an extra patient inside what was proposed?"""
+    if not earliest <= chosen <= (latest or earliest):
+        return False
+    if not choices:
+        return True
+    return any(datetime.fromisoformat(a) <= chosen <= datetime.fromisoformat(b) for a, b in choices)
+
+
+def time_choices(
+    choices: list[list[str]] | None, earliest: datetime, step: timedelta = timedelta(minutes=15), most: int = 64
+) -> list[datetime]:
+    """Times to pick from on the page, every `step` inside the open periods, earliest first."""
+    found: list[datetime] = []
+    for a, b in choices or [[earliest.isoformat(), earliest.isoformat()]]:
+        t, end = max(datetime.fromisoformat(a), earliest), datetime.fromisoformat(b)
+        while t <= end and len(found) < most:
+            found.append(t)
+            t += step
+    return found or [earliest]

@@ -9,16 +9,41 @@ from schemas.events import AppointmentConfirmed, OfferProposed, OfferWithdrawn
 from services.common.context import Context
 from services.common.messaging import Pump
 from services.common.runtime import Handlers, ServicePart
-from services.notifier.channels import ContactSource, LocalMailbox, MailSender, SmtpMailSender
+from services.notifier.channels import (
+    ContactSource,
+    EmailSender,
+    LocalMailbox,
+    MailSender,
+    Sender,
+    SmsSender,
+    SmtpMailSender,
+    WebhookSender,
+)
 from services.notifier.pages import build_router, templates
 from services.notifier.service import NotifierService
 
 
-def mail_sender(ctx: Context) -> MailSender:
+def senders(ctx: Context) -> dict[str, Sender]:
+    """One sender per channel type, from settings."""
     s = ctx.settings
-    if s.smtp_host:
-        return SmtpMailSender(s.smtp_host, s.smtp_port, s.mail_from, s.smtp_username, s.smtp_password, s.smtp_starttls)
-    return LocalMailbox(s.data_dir / "mail", s.mail_from)
+    mail: MailSender = (
+        SmtpMailSender(
+            host=s.smtp_host,
+            port=s.smtp_port,
+            sender=s.mail_from,
+            username=s.smtp_username,
+            password=s.smtp_password,
+            starttls=s.smtp_starttls,
+            tls=s.smtp_tls,
+        )
+        if s.smtp_host
+        else LocalMailbox(s.data_dir / "mail", s.mail_from)
+    )
+    return {
+        "email": EmailSender(mail),
+        "sms": SmsSender(s.sms_webhook_url, s.sms_webhook_secret),
+        "webhook": WebhookSender(s.webhook_secret),
+    }
 
 
 def build(ctx: Context, contacts: ContactSource) -> tuple[NotifierService, ServicePart]:
@@ -31,9 +56,10 @@ def build(ctx: Context, contacts: ContactSource) -> tuple[NotifierService, Servi
         ctx.secret,
         ctx.settings.base_url,
         timedelta(minutes=ctx.settings.offer_timeout_minutes),
-        mail_sender(ctx),
+        senders(ctx),
         contacts,
         env,
+        ctx.settings.reminder_minutes,
     )
     dispatcher = Pump("notifier-dispatch", service.dispatch, ctx.settings.sweep_interval_seconds)
     service.on_notification.append(dispatcher.poke)
@@ -49,6 +75,9 @@ def build(ctx: Context, contacts: ContactSource) -> tuple[NotifierService, Servi
         routers=[build_router(service, env)],
         subscriptions=[([ctx.topics.matching], handlers)],
         pumps=[dispatcher],
-        timers=[(service.expire_due, ctx.settings.sweep_interval_seconds)],
+        timers=[
+            (service.expire_due, ctx.settings.sweep_interval_seconds),
+            (service.remind_due, ctx.settings.sweep_interval_seconds),
+        ],
     )
     return service, part

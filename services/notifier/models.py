@@ -11,7 +11,7 @@ from sqlalchemy import BigInteger, Column, Identity, Index
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
-from services.common.tables import timestamp
+from services.common.tables import json_column, timestamp
 
 
 class OfferStatus(StrEnum):
@@ -33,19 +33,23 @@ class Offer(SQLModel, table=True):
     profession: str
     email: str | None = None
     phone: str | None = None
+    channels: list[dict[str, str]] | None = json_column()  # [{"type", "address"}], in order
     site: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
     kind: str
     mode: str
     start: datetime = timestamp()
     window_end: datetime | None = timestamp(nullable=True)
+    choices: list[list[str]] | None = json_column()  # overflow: open periods [start, end], RFC 3339
     deadline: datetime = timestamp()
     motive: str
+    protocol: str | None = None
     patient_age: int | None = None
     patient_commune_insee: str | None = None
     distance_km: float
     expires_at: datetime = timestamp()
     status: str = OfferStatus.PENDING
     token_hash: str = Field(unique=True)
+    reminded_at: datetime | None = timestamp(nullable=True)
     chosen_start: datetime | None = timestamp(nullable=True)
     decided_at: datetime | None = timestamp(nullable=True)
     decision_reason: str | None = None
@@ -65,15 +69,32 @@ class Notification(SQLModel, table=True):
     __table_args__ = (Index("notification_pending", "id", postgresql_where="status = 'pending'"),)
     id: int | None = Field(default=None, sa_column=Column(BigInteger, Identity(), primary_key=True))
     offer_id: str = Field(index=True)
-    purpose: str  # offer | withdrawn
-    channel: str  # email
-    recipient: str
+    purpose: str  # offer | reminder | withdrawn | treating_doctor
+    channel: str | None = None  # (first version: one e-mail; now see channels)
+    recipient: str | None = None
+    recipient_name: str | None = None
+    channels: list[dict[str, str]] | None = json_column()  # tried in order, each until it works or gives up
+    channel_index: int = 0  # the channel being tried
+    delivered: list[str] | None = json_column()  # the channel types that took the message
     status: str = NotificationStatus.PENDING
-    attempts: int = 0
+    attempts: int = 0  # on the current channel
     last_error: str | None = None
     next_attempt_at: datetime = timestamp()
     created_at: datetime = timestamp()
     sent_at: datetime | None = timestamp(nullable=True)
+
+
+class DeliveryAttempt(SQLModel, table=True):
+    """Every try on every channel, successful or not."""
+
+    __tablename__ = "delivery_attempt"
+    id: int | None = Field(default=None, sa_column=Column(BigInteger, Identity(), primary_key=True))
+    notification_id: int = Field(index=True)
+    offer_id: str = Field(index=True)
+    channel: str
+    at: datetime = timestamp()
+    ok: bool
+    error: str | None = None
 
 
 class AuditEntry(SQLModel, table=True):

@@ -43,6 +43,10 @@ def local_time(value: datetime | None) -> str:
     return f"{DAYS[t.weekday()]} {t.day} {MONTHS[t.month - 1]} à {t:%H:%M}"
 
 
+def local_time_only(value: datetime | None) -> str:
+    return value.astimezone(PARIS).strftime("%H:%M") if value else ""
+
+
 def motive_label(code: str) -> str:
     motive = catalogue().motives.get(code)
     return motive.label if motive else code
@@ -50,7 +54,7 @@ def motive_label(code: str) -> str:
 
 def templates() -> Environment:
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
-    env.filters.update(local=local_time, motive_label=motive_label, age_band=age_band)
+    env.filters.update(local=local_time, local_time=local_time_only, motive_label=motive_label, age_band=age_band)
     return env
 
 

@@ -21,18 +21,26 @@ from schemas.events import (
 )
 from schemas.topics import Topics
 from services.common.db import Database, Transaction
-from services.notifier.channels import ContactSource, Email, MailSender, PatientContact
+from services.notifier.channels import ContactSource, Message, PatientContact, Sender
 from services.notifier.domain import (
     REFUSAL_REASONS,
     OfferUnavailable,
     offer_expiry,
     offer_token,
     token_hash,
+    within_choices,
 )
-from services.notifier.models import AuditEntry, Notification, NotificationStatus, Offer, OfferStatus
+from services.notifier.models import (
+    AuditEntry,
+    DeliveryAttempt,
+    Notification,
+    NotificationStatus,
+    Offer,
+    OfferStatus,
+)
 
 log = structlog.get_logger(__name__)
-MAX_SEND_ATTEMPTS = 8
+MAX_TRIES_PER_CHANNEL = 4
 
 
 @dataclass(frozen=True)
@@ -53,13 +61,14 @@ class NotifierService:
         secret: bytes,
         base_url: str,
         offer_timeout: timedelta,
-        mailer: MailSender,
+        senders: dict[str, Sender],
         contacts: ContactSource,
         templates: Environment,
+        reminder_minutes: float = 5.0,
     ) -> None:
         self.db, self.topics, self.clock, self.secret = db, topics, clock, secret
-        self.base_url, self.offer_timeout, self.mailer, self.contacts = base_url, offer_timeout, mailer, contacts
-        self.templates = templates
+        self.base_url, self.offer_timeout, self.senders, self.contacts = base_url, offer_timeout, senders, contacts
+        self.templates, self.reminder_minutes = templates, reminder_minutes
         self.on_notification: list[Callable[[], None]] = []
 
     def link(self, offer: Offer) -> str:
@@ -79,17 +88,21 @@ class NotifierService:
             profession=event.professional.profession,
             email=event.email,
             phone=event.phone,
+            channels=[c.model_dump() for c in event.channels]
+            or ([{"type": "email", "address": event.email}] if event.email else []),
             site=event.site.model_dump(mode="json"),
             kind=event.kind,
             mode=event.mode,
             start=event.start,
             window_end=event.window_end,
+            choices=[[p.start.isoformat(), p.end.isoformat()] for p in event.choices] or None,
             deadline=event.deadline,
             motive=event.motive,
+            protocol=event.protocol,
             patient_age=event.patient_age,
             patient_commune_insee=event.patient_commune_insee,
             distance_km=event.distance_km,
-            expires_at=offer_expiry(now, event.deadline, self.offer_timeout),
+            expires_at=event.answer_by or offer_expiry(now, event.deadline, self.offer_timeout),
             status=OfferStatus.PENDING,
             token_hash=token_hash(offer_token(self.secret, event.offer_id, event.professional.rpps)),
             created_at=now,
@@ -109,8 +122,13 @@ class NotifierService:
 
     async def on_appointment_confirmed(self, tx: Transaction, event: AppointmentConfirmed, _: CloudEvent) -> None:
         offer = await tx.session.get(Offer, event.offer_id, with_for_update=True)
-        if offer is not None and offer.status in (OfferStatus.PENDING, OfferStatus.ACCEPTED):
+        if offer is None:
+            return
+        if offer.status in (OfferStatus.PENDING, OfferStatus.ACCEPTED):
             offer.status = OfferStatus.CONFIRMED
+        if event.treating_doctor is not None:  # "retour au médecin traitant"
+            channels = [c.model_dump() for c in event.treating_doctor_channels]
+            self._notify(tx, offer, "treating_doctor", self.clock(), channels, event.treating_doctor.name)
 
     # --- the professional's link ---------------------------------------------------------------
 
@@ -127,7 +145,7 @@ class NotifierService:
             offer = await self._decidable(tx, token, now)
             start = offer.start
             if offer.kind == "overflow" and chosen_start is not None:
-                if not (offer.start <= chosen_start <= (offer.window_end or offer.start)):
+                if not within_choices(chosen_start, offer.start, offer.window_end, offer.choices):
                     raise OfferUnavailable("invalid_time", "the chosen time is outside the proposed window")
                 start = chosen_start
             offer.status, offer.decided_at, offer.chosen_start = OfferStatus.ACCEPTED, now, start
@@ -211,8 +229,42 @@ class NotifierService:
             log.info("offer expired", request_id=offer.request_id, offer_id=offer.offer_id)
         return len(due)
 
+    async def remind_due(self) -> int:
+        """Remind professionals of offers about to lapse (once, and only when there was time)."""
+        now = self.clock()
+        before = timedelta(minutes=self.reminder_minutes)
+        async with self.db.transaction() as tx:
+            due = (
+                (
+                    await tx.session.execute(
+                        select(Offer)
+                        .where(
+                            col(Offer.status) == OfferStatus.PENDING,
+                            col(Offer.reminded_at).is_(None),
+                            col(Offer.expires_at) > now,
+                            col(Offer.expires_at) <= now + before,
+                        )
+                        .with_for_update(skip_locked=True)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            reminded = 0
+            for offer in due:
+                offer.reminded_at = now
+                if offer.expires_at - offer.created_at > 2 * before:  # a short time limit needs no reminder
+                    self._notify(tx, offer, "reminder", now)
+                    reminded += 1
+        return reminded
+
     async def dispatch(self) -> int:
-        """Send the messages waiting to go; a failure is retried later with a growing delay."""
+        """Send what waits to go, one channel at a time in the professional's order.
+
+        A channel is retried with a growing delay; after MAX_TRIES_PER_CHANNEL failures it is
+        given up and the next one is tried. Every channel gets the message (the contract: each
+        offer is e-mailed and sent on the professional's other channels); every attempt is kept.
+        """
         now = self.clock()
         async with self.db.transaction() as tx:
             batch = (
@@ -228,40 +280,112 @@ class NotifierService:
                 )
             ).all()
             for notification, offer in batch:
-                await self._send(tx, notification, offer, now)
+                await self._try_channel(tx, notification, offer, now)
         return len(batch)
 
-    async def _send(self, tx: Transaction, notification: Notification, offer: Offer, now: datetime) -> None:
-        template = self.templates.get_template(f"email/{notification.purpose}.txt")
-        subject, _, text = template.render(offer=offer, link=self.link(offer)).partition("\n")
+    async def _try_channel(self, tx: Transaction, notification: Notification, offer: Offer, now: datetime) -> None:
+        channels = notification.channels or []
+        channel = channels[notification.channel_index]
+        message = self._message(notification, offer, channel)
         notification.attempts += 1
         try:
-            await self.mailer.send(Email(notification.recipient, subject.removeprefix("Subject: "), text.strip()))
-        except Exception as error:  # the channel's own failure: retry later
-            notification.last_error = f"{type(error).__name__}: {error}"[:500]
-            notification.next_attempt_at = now + timedelta(seconds=2**notification.attempts)
-            if notification.attempts >= MAX_SEND_ATTEMPTS:
-                notification.status = NotificationStatus.FAILED
+            await self.senders[channel["type"]].send(message)
+            error = None
+        except Exception as failure:  # the channel's own failure: recorded, retried, then given up
+            error = f"{type(failure).__name__}: {failure}"[:500]
+        assert notification.id is not None
+        tx.session.add(
+            DeliveryAttempt(
+                notification_id=notification.id,
+                offer_id=offer.offer_id,
+                channel=channel["type"],
+                at=now,
+                ok=error is None,
+                error=error,
+            )
+        )
+        if error is None:
+            notification.delivered = [*(notification.delivered or []), channel["type"]]
+            log.info(
+                "message sent",
+                offer_id=offer.offer_id,
+                request_id=offer.request_id,
+                purpose=notification.purpose,
+                channel=channel["type"],
+            )
+        else:
+            notification.last_error = error
             log.warning(
                 "message not sent",
                 offer_id=offer.offer_id,
+                channel=channel["type"],
                 attempts=notification.attempts,
-                error=notification.last_error,
+                error=error,
             )
-            return
-        notification.status, notification.sent_at = NotificationStatus.SENT, now
-        log.info("message sent", offer_id=offer.offer_id, request_id=offer.request_id, purpose=notification.purpose)
+            if notification.attempts < MAX_TRIES_PER_CHANNEL:
+                notification.next_attempt_at = now + timedelta(seconds=min(60, 2**notification.attempts))
+                return
+        notification.channel_index += 1  # this channel is done with: the next one
+        notification.attempts = 0
+        notification.next_attempt_at = now
+        if notification.channel_index >= len(channels):
+            notification.status = NotificationStatus.SENT if notification.delivered else NotificationStatus.FAILED
+            notification.sent_at = now
+        else:
+            tx.after_commit.extend(self.on_notification)  # go on right away
 
-    def _notify(self, tx: Transaction, offer: Offer, purpose: str, now: datetime) -> None:
-        if not offer.email:
-            log.warning("professional has no e-mail address: no message sent", rpps=offer.rpps)
+    def _message(self, notification: Notification, offer: Offer, channel: dict[str, str]) -> Message:
+        link = self.link(offer) if notification.purpose in ("offer", "reminder") else None
+        context = {"offer": offer, "link": link, "recipient_name": notification.recipient_name}
+        subject, _, text = (
+            self.templates.get_template(f"email/{notification.purpose}.txt").render(**context).partition("\n")
+        )
+        if channel["type"] == "sms":
+            text = self.templates.get_template(f"sms/{notification.purpose}.txt").render(**context).strip()
+        data = {
+            "event": notification.purpose,
+            "offer_id": offer.offer_id,
+            "request_id": offer.request_id,
+            "motive": offer.motive,
+            "kind": offer.kind,
+            "mode": offer.mode,
+            "site": offer.site,
+            "start": offer.start.isoformat(),
+            "window_end": offer.window_end.isoformat() if offer.window_end else None,
+            "deadline": offer.deadline.isoformat(),
+            "answer_by": offer.expires_at.isoformat(),
+            "link": link,
+        }
+        return Message(
+            f"{notification.id}-{notification.channel_index}",
+            channel["type"],
+            channel["address"],
+            subject.removeprefix("Subject: ").strip(),
+            text.strip(),
+            data,
+        )
+
+    def _notify(
+        self,
+        tx: Transaction,
+        offer: Offer,
+        purpose: str,
+        now: datetime,
+        channels: list[dict[str, str]] | None = None,
+        recipient_name: str | None = None,
+    ) -> None:
+        """Queue a message (sent by `dispatch` once this transaction is committed)."""
+        channels = offer.channels if channels is None else channels
+        if not channels:
+            log.warning("no way to reach this professional: nothing sent", rpps=offer.rpps, purpose=purpose)
             return
         tx.session.add(
             Notification(
                 offer_id=offer.offer_id,
                 purpose=purpose,
-                channel="email",
-                recipient=offer.email,
+                channels=channels,
+                delivered=[],
+                recipient_name=recipient_name or offer.professional_name,
                 next_attempt_at=now,
                 created_at=now,
             )

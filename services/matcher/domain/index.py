@@ -41,6 +41,7 @@ class Territory:
     name: str
     communes: frozenset[str]
     radius_km: float = d.DEFAULT_RADIUS_KM
+    offer_timeout_minutes: float = 15.0
 
 
 @dataclass(slots=True)

@@ -301,3 +301,20 @@ def offer_still_possible(pro: Professional, site: Site, kind: str, start: dateti
     if kind == "overflow" and first_open_time(site.hours, start, end, site.department, site.closures) is None:
         return "the site is now closed during the whole window"
     return None
+
+
+def answer_by(now: datetime, timeout: timedelta, deadline: datetime, site: Site) -> datetime:
+    """When an unanswered offer lapses: after the territory's time limit, but never past the
+    site's closing time nor the deadline. Sent while the site is closed, the time limit runs
+    from its next opening, so that an offer made at night can be answered in the morning."""
+    now = now.astimezone(UTC)
+    opening = next(open_intervals(site.hours, now, deadline, site.department, site.closures), None)
+    if opening is None:
+        return min(now + timeout, deadline)
+    opens, closes = opening
+    return min((opens if opens > now else now) + timeout, closes, deadline)
+
+
+def choices(site: Site, start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
+    """The open periods in which an extra patient may be seen (the professional picks a time)."""
+    return list(open_intervals(site.hours, start, end, site.department, site.closures))
