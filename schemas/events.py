@@ -81,7 +81,7 @@ class Channel(BaseModel):
 
     model_config = ConfigDict(extra="ignore", frozen=True)
     type: Literal["email", "sms", "webhook"]
-    address: str = Field(description="e-mail address, phone number, or the webhook's URL")
+    destination: str = Field(description="e-mail address, phone number, or the webhook's URL")
 
 
 class Period(BaseModel):

@@ -117,7 +117,7 @@ class ProfessionalIn(BaseModel):
             given = [ChannelIn(type="email")] if self.email else []
             given += [ChannelIn(type="sms")] if self.phone else []
         address = {"email": self.email, "sms": self.phone}
-        return [{"type": c.type, "address": str(c.url) if c.url else str(address[c.type])} for c in given]
+        return [{"type": c.type, "destination": str(c.url) if c.url else str(address[c.type])} for c in given]
 
     @field_validator("sites")
     @classmethod

@@ -93,7 +93,7 @@ class Message:
 
     id: str
     channel: str  # email | sms | webhook
-    address: str
+    destination: str
     subject: str
     text: str
     data: dict[str, Any]
@@ -108,7 +108,7 @@ class EmailSender:
     mail: MailSender
 
     async def send(self, message: Message) -> None:
-        await self.mail.send(Email(message.address, message.subject, message.text))
+        await self.mail.send(Email(message.destination, message.subject, message.text))
 
 
 @dataclass
@@ -122,7 +122,7 @@ class SmsSender:
         if not self.url:
             raise DeliveryFailed("no SMS provider configured (SMS_WEBHOOK_URL)")
         await post_signed(
-            self.url, {"id": message.id, "to": message.address, "text": message.text}, self.secret, message.id
+            self.url, {"id": message.id, "to": message.destination, "text": message.text}, self.secret, message.id
         )
 
 
@@ -133,7 +133,7 @@ class WebhookSender:
     secret: str
 
     async def send(self, message: Message) -> None:
-        await post_signed(message.address, {"id": message.id, **message.data}, self.secret, message.id)
+        await post_signed(message.destination, {"id": message.id, **message.data}, self.secret, message.id)
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ class Offer(SQLModel, table=True):
     profession: str
     email: str | None = None
     phone: str | None = None
-    channels: list[dict[str, str]] | None = json_column()  # [{"type", "address"}], in order
+    channels: list[dict[str, str]] | None = json_column()  # [{"type", "destination"}], in order
     site: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
     kind: str
     mode: str

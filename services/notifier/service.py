@@ -89,7 +89,7 @@ class NotifierService:
             email=event.email,
             phone=event.phone,
             channels=[c.model_dump() for c in event.channels]
-            or ([{"type": "email", "address": event.email}] if event.email else []),
+            or ([{"type": "email", "destination": event.email}] if event.email else []),
             site=event.site.model_dump(mode="json"),
             kind=event.kind,
             mode=event.mode,
@@ -359,7 +359,7 @@ class NotifierService:
         return Message(
             f"{notification.id}-{notification.channel_index}",
             channel["type"],
-            channel["address"],
+            channel["destination"],
             subject.removeprefix("Subject: ").strip(),
             text.strip(),
             data,
