@@ -1,55 +1,213 @@
-"""The page behind an offer link: see the offer, accept or refuse it (HTML forms, no JavaScript)."""
+"""The page behind an offer link: see the offer, accept or refuse it (HTML forms, no JavaScript).
+
+French by default; English with `?lang=en` or when the browser asks for it first. Every answer
+page says plainly what happened; nothing before a valid link shows anything of the offer.
+"""
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, Form
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from services.common import geo
 from services.common.clock import PARIS
 from services.common.motives import catalogue
-from services.notifier.domain import REFUSAL_REASONS, OfferUnavailable, age_band
+from services.notifier.domain import REFUSAL_REASONS, OfferUnavailable, age_band, time_choices
 from services.notifier.models import OfferStatus
 from services.notifier.service import NotifierService, OfferPage
 
 TEMPLATES = Path(__file__).parent / "templates"
-DAYS = ("lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche")
-MONTHS = (
-    "janvier",
-    "février",
-    "mars",
-    "avril",
-    "mai",
-    "juin",
-    "juillet",
-    "août",
-    "septembre",
-    "octobre",
-    "novembre",
-    "décembre",
-)
+DAYS = {
+    "fr": ("lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche"),
+    "en": ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"),
+}
+MONTHS = {
+    "fr": (
+        "janvier",
+        "février",
+        "mars",
+        "avril",
+        "mai",
+        "juin",
+        "juillet",
+        "août",
+        "septembre",
+        "octobre",
+        "novembre",
+        "décembre",
+    ),
+    "en": (
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
+    ),
+}
+REFUSAL_REASONS_EN = {
+    "full": "Fully booked",
+    "absent": "Away",
+    "outside_competence": "Outside my competence",
+    "too_far": "Too far",
+    "other": "Other",
+}
+
+TEXT = {
+    "fr": {
+        "title": "Un patient a besoin d'un rendez-vous",
+        "motive": "Motif",
+        "patient": "Patient",
+        "place": "Lieu",
+        "from_patient": "du patient",
+        "tele": "téléconsultation",
+        "slot": "Créneau proposé",
+        "overflow": "En plus de vos rendez-vous (surnuméraire)",
+        "from": "à partir de",
+        "before": "avant",
+        "see_before": "À voir avant",
+        "answer_before": "Répondre avant",
+        "left": "Il vous reste {n} min pour répondre.",
+        "choose": "Heure du rendez-vous",
+        "accept": "Accepter",
+        "contact_after": "Les coordonnées du patient s'affichent après acceptation.",
+        "reason": "Motif du refus (facultatif)",
+        "refuse": "Refuser",
+        "accepted_title": "Merci, vous avez accepté",
+        "appointment": "Rendez-vous",
+        "name": "Nom",
+        "phone": "Téléphone",
+        "unknown": "non communiqué",
+        "contact_later": "Les coordonnées ne sont pas disponibles pour le moment ; rechargez la page dans un instant.",
+        "protocol": "Protocole",
+        "footer": "Service d'orientation SAS – CPTS",
+        "switch": "English",
+    },
+    "en": {
+        "title": "A patient needs an appointment",
+        "motive": "Reason",
+        "patient": "Patient",
+        "place": "Where",
+        "from_patient": "from the patient",
+        "tele": "teleconsultation",
+        "slot": "Proposed slot",
+        "overflow": "On top of your appointments (extra patient)",
+        "from": "from",
+        "before": "before",
+        "see_before": "To be seen before",
+        "answer_before": "Answer before",
+        "left": "{n} min left to answer.",
+        "choose": "Appointment time",
+        "accept": "Accept",
+        "contact_after": "The patient's contact details show once you accept.",
+        "reason": "Why (optional)",
+        "refuse": "Refuse",
+        "accepted_title": "Thank you, you accepted",
+        "appointment": "Appointment",
+        "name": "Name",
+        "phone": "Phone",
+        "unknown": "not given",
+        "contact_later": "The contact details are not available yet; reload the page in a moment.",
+        "protocol": "Protocol",
+        "footer": "SAS orientation service – CPTS",
+        "switch": "Français",
+    },
+}
 
 
-def local_time(value: datetime | None) -> str:
-    """`mardi 24 novembre à 14:30`, in Paris time."""
+@dataclass(frozen=True)
+class Notice:
+    """A page that says what happened to the link, in both languages."""
+
+    fr: tuple[str, str]
+    en: tuple[str, str]
+    tone: str
+    status: int
+
+    def text(self, lang: str) -> tuple[str, str]:
+        return self.fr if lang == "fr" else self.en
+
+
+MESSAGES: dict[str, Notice] = {
+    "unknown": Notice(
+        fr=("Lien non valide", "Ce lien n'est pas valide. Vérifiez que vous l'avez copié en entier."),
+        en=("Invalid link", "This link is not valid. Check that you copied all of it."),
+        tone="warn",
+        status=404,
+    ),
+    "expired": Notice(
+        fr=(
+            "Délai dépassé",
+            "Le délai pour répondre à cette demande est dépassé. Elle a été proposée à un autre professionnel. Merci.",
+        ),
+        en=("Too late", "The time to answer this request has passed; it went to another professional. Thank you."),
+        tone="warn",
+        status=410,
+    ),
+    "withdrawn": Notice(
+        fr=(
+            "Demande retirée",
+            "Cette demande a été retirée (annulée par le régulateur ou déjà traitée). Vous n'avez rien à faire.",
+        ),
+        en=(
+            "Request withdrawn",
+            "This request was withdrawn (cancelled by the regulator or already handled). Nothing to do.",
+        ),
+        tone="notice",
+        status=410,
+    ),
+    "refused": Notice(
+        fr=(
+            "Refus enregistré",
+            "Vous avez refusé cette demande ; elle est proposée à un autre professionnel. Merci de votre réponse.",
+        ),
+        en=(
+            "Refusal recorded",
+            "You refused this request; it goes to another professional. Thank you for answering.",
+        ),
+        tone="notice",
+        status=200,
+    ),
+    "invalid_time": Notice(
+        fr=("Horaire non valide", "L'horaire choisi est hors de la plage proposée."),
+        en=("Time not valid", "The time you chose is outside the proposed window."),
+        tone="warn",
+        status=422,
+    ),
+}
+
+
+def local_time(value: datetime | None, lang: str = "fr") -> str:
+    """`mardi 24 novembre à 14:30` / `Tuesday 24 November at 14:30`, in Paris time."""
     if value is None:
         return ""
     t = value.astimezone(PARIS)
-    return f"{DAYS[t.weekday()]} {t.day} {MONTHS[t.month - 1]} à {t:%H:%M}"
+    at = "à" if lang == "fr" else "at"
+    return f"{DAYS[lang][t.weekday()]} {t.day} {MONTHS[lang][t.month - 1]} {at} {t:%H:%M}"
 
 
 def local_time_only(value: datetime | None) -> str:
     return value.astimezone(PARIS).strftime("%H:%M") if value else ""
 
 
-def motive_label(code: str) -> str:
+def motive_label(code: str, lang: str = "fr") -> str:
     motive = catalogue().motives.get(code)
-    return motive.label if motive else code
+    if motive is None:
+        return code
+    return motive.label if lang == "fr" else motive.label_en
 
 
 def templates() -> Environment:
@@ -58,78 +216,82 @@ def templates() -> Environment:
     return env
 
 
-MESSAGES = {
-    "unknown": ("Lien non valide", "Ce lien n'est pas valide. Vérifiez que vous l'avez copié en entier.", "warn", 404),
-    "expired": (
-        "Délai dépassé",
-        "Le délai pour répondre à cette demande est dépassé. Elle a été proposée à un autre professionnel. Merci.",
-        "warn",
-        410,
-    ),
-    "withdrawn": (
-        "Demande retirée",
-        "Cette demande a été retirée (annulée par le régulateur ou déjà traitée). Vous n'avez rien à faire.",
-        "notice",
-        410,
-    ),
-    "refused": (
-        "Refus enregistré",
-        "Vous avez refusé cette demande ; elle est proposée à un autre professionnel. Merci de votre réponse.",
-        "notice",
-        200,
-    ),
-    "invalid_time": ("Horaire non valide", "L'horaire choisi est hors de la plage proposée.", "warn", 422),
-}
+def language(request: Request, asked: str | None = None) -> str:
+    if asked in TEXT:
+        return asked
+    first = request.headers.get("accept-language", "fr").split(",")[0].strip().lower()
+    return "en" if first.startswith("en") else "fr"
 
 
 def build_router(service: NotifierService, env: Environment) -> APIRouter:
     router = APIRouter(tags=["professionals"], include_in_schema=False)
+    headers = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
 
-    def message(state: str) -> HTMLResponse:
-        title, text, tone, status = MESSAGES.get(state, MESSAGES["withdrawn"])
-        html = env.get_template("message.html").render(title=title, text=text, tone=tone)
-        return HTMLResponse(html, status_code=status, headers={"Cache-Control": "no-store"})
+    def message(state: str, lang: str) -> HTMLResponse:
+        known = MESSAGES.get(state, MESSAGES["withdrawn"])
+        title, text = known.text(lang)
+        html = env.get_template("message.html").render(title=title, text=text, tone=known.tone, t=TEXT[lang], lang=lang)
+        return HTMLResponse(html, status_code=known.status, headers=headers)
 
-    def render(page: OfferPage) -> HTMLResponse:
-        offer = page.offer
+    def render(page: OfferPage, lang: str) -> HTMLResponse:
+        offer, t = page.offer, TEXT[lang]
         if offer.status in (OfferStatus.ACCEPTED, OfferStatus.CONFIRMED):
-            html = env.get_template("accepted.html").render(offer=offer, contact=page.contact)
+            html = env.get_template("accepted.html").render(offer=offer, contact=page.contact, t=t, lang=lang)
         elif offer.status == OfferStatus.PENDING and offer.expires_at > service.clock():
             commune = geo.commune(offer.patient_commune_insee or "")
+            minutes_left = math.ceil((offer.expires_at - service.clock()).total_seconds() / 60)
+            times = time_choices(offer.choices, offer.start) if offer.kind == "overflow" else []
             html = env.get_template("offer.html").render(
                 offer=offer,
                 token=page.token,
-                reasons=REFUSAL_REASONS,
+                t=t,
+                lang=lang,
+                minutes_left=minutes_left,
+                times=times,
+                reasons=REFUSAL_REASONS if lang == "fr" else REFUSAL_REASONS_EN,
                 patient_commune=commune.name if commune else None,
             )
         else:
-            return message(OfferStatus.EXPIRED if offer.status == OfferStatus.PENDING else offer.status)
-        return HTMLResponse(html, headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
+            return message(OfferStatus.EXPIRED if offer.status == OfferStatus.PENDING else offer.status, lang)
+        return HTMLResponse(html, headers=headers)
 
     @router.get("/o/{token}", response_class=HTMLResponse)
-    async def show(token: str) -> HTMLResponse:
+    async def show(request: Request, token: str, lang: str | None = None) -> HTMLResponse:
+        chosen = language(request, lang)
         try:
-            return render(await service.open(token))
+            return render(await service.open(token), chosen)
         except OfferUnavailable as error:
-            return message(error.state)
+            return message(error.state, chosen)
 
     @router.post("/o/{token}/accept", response_class=HTMLResponse)
-    async def accept(token: str, start: Annotated[datetime | None, Form()] = None) -> HTMLResponse:
+    async def accept(
+        request: Request,
+        token: str,
+        start: Annotated[datetime | None, Form()] = None,
+        lang: Annotated[str | None, Form()] = None,
+    ) -> HTMLResponse:
+        chosen = language(request, lang)
         try:
-            return render(await service.accept(token, start))
+            return render(await service.accept(token, start), chosen)
         except OfferUnavailable as error:
             if error.state in (OfferStatus.ACCEPTED, OfferStatus.CONFIRMED):
-                return render(await service.open(token))  # a second click: show what was accepted
-            return message(error.state)
+                return render(await service.open(token), chosen)  # a second click: show what was accepted
+            return message(error.state, chosen)
 
     @router.post("/o/{token}/refuse", response_class=HTMLResponse)
-    async def refuse(token: str, reason: Annotated[str | None, Form()] = None) -> HTMLResponse:
+    async def refuse(
+        request: Request,
+        token: str,
+        reason: Annotated[str | None, Form()] = None,
+        lang: Annotated[str | None, Form()] = None,
+    ) -> HTMLResponse:
+        chosen = language(request, lang)
         try:
             await service.refuse(token, reason or None)
         except OfferUnavailable as error:
             if error.state in (OfferStatus.ACCEPTED, OfferStatus.CONFIRMED):
-                return render(await service.open(token))
-            return message(error.state)
-        return message("refused")
+                return render(await service.open(token), chosen)
+            return message(error.state, chosen)
+        return message("refused", chosen)
 
     return router

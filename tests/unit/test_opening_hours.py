@@ -148,6 +148,6 @@ def test_first_open_time_is_the_earliest_open_instant(after: datetime, hours: in
         assert not list(open_intervals(REFERENCE_HOURS, after, before))
     else:
         assert after <= found < before
-        assert open_at(found) or (found == after and open_at(after))
-        just_before = found - timedelta(minutes=1)
-        assert found == after or not open_at(just_before)
+        instant = timedelta(microseconds=1)
+        assert is_open_throughout(REFERENCE_HOURS, found, found + instant)  # open at that very instant
+        assert found == after or not is_open_throughout(REFERENCE_HOURS, found - instant, found)
