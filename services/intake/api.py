@@ -10,7 +10,7 @@ from typing import Any, Literal
 import structlog
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AnyHttpUrl, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from schemas.events import PatientLocation
 from services.common import geo
@@ -34,6 +34,9 @@ class PatientIn(BaseModel):
     lon: float | None = Field(default=None, ge=-180, le=180)
     age: int | None = Field(default=None, ge=0, le=130)
     sex: Literal["F", "M"] | None = None
+    treating_rpps: str | None = Field(
+        default=None, pattern=r"^[0-9]{9,11}$", description="the patient's own doctor, told of the appointment"
+    )
     red_flags: list[str] = Field(default_factory=list, description="codes from GET /v1/motives red_flags")
     teleconsultation_ok: bool = False
     contact: ContactIn | None = None
@@ -69,6 +72,10 @@ class RequestIn(BaseModel):
     urgency: Literal["48h", "24h"] = "48h"
     motive: str = "general"
     patient: PatientIn
+    callback_url: AnyHttpUrl | None = Field(
+        default=None, description="status changes are POSTed there, signed (X-SAS-Signature) and retried"
+    )
+    correlation_id: str | None = Field(default=None, max_length=200, description="echoed on every callback")
 
 
 def _invalid(field: str, message: str) -> Problem:
@@ -101,6 +108,9 @@ def to_new_request(body: RequestIn) -> NewRequest:
         location=location,
         age=patient.age,
         sex=patient.sex,
+        treating_rpps=patient.treating_rpps,
+        callback_url=str(body.callback_url) if body.callback_url else None,
+        correlation_id=body.correlation_id,
         red_flags=tuple(sorted(set(patient.red_flags))),
         teleconsultation_ok=patient.teleconsultation_ok,
         contact_name=contact.name,

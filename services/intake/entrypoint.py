@@ -6,6 +6,7 @@ from pathlib import Path
 
 from schemas.events import AppointmentConfirmed, OfferProposed, RequestUnresolved, SearchStarted
 from services.common.context import Context
+from services.common.messaging import Pump
 from services.common.runtime import Handlers, ServicePart
 from services.intake.api import build_router
 from services.intake.service import IntakeService
@@ -13,7 +14,9 @@ from services.intake.service import IntakeService
 
 def build(ctx: Context) -> tuple[IntakeService, ServicePart]:
     db = ctx.database("intake")
-    service = IntakeService(db, ctx.topics)
+    service = IntakeService(db, ctx.topics, ctx.settings.callback_secret, ctx.clock)
+    callbacks = Pump("intake-callbacks", service.deliver_callbacks, ctx.settings.sweep_interval_seconds)
+    service.on_callback.append(callbacks.poke)
     handlers: Handlers = {
         SearchStarted: service.on_search_started,
         OfferProposed: service.on_offer_proposed,
@@ -26,5 +29,6 @@ def build(ctx: Context) -> tuple[IntakeService, ServicePart]:
         migrations=Path(__file__).parent / "migrations",
         routers=[build_router(service, ctx.require_regulator_key, ctx.require_internal_key)],
         subscriptions=[([ctx.topics.matching], handlers)],
+        pumps=[callbacks],
     )
     return service, part

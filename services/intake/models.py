@@ -33,6 +33,8 @@ class OrientationRequest(SQLModel, table=True):
     reason: str | None = None
     detail: str | None = None
     alternatives: list[dict[str, Any]] | None = json_column()
+    callback_url: str | None = None  # where the regulator wants status changes pushed
+    correlation_id: str | None = None  # the regulator's, echoed on every message
     created_at: datetime = timestamp()
     updated_at: datetime = timestamp()
 
@@ -44,6 +46,23 @@ class PatientContact(SQLModel, table=True):
     request_id: str = Field(primary_key=True, foreign_key="orientation_request.request_id")
     name: str | None = None
     phone: str | None = None
+
+
+class CallbackDelivery(SQLModel, table=True):
+    """A status change waiting to be pushed to the regulator (retried until it is taken)."""
+
+    __tablename__ = "callback_delivery"
+    id: int | None = Field(default=None, sa_column=Column(BigInteger, Identity(), primary_key=True))
+    event_id: str = Field(unique=True)
+    request_id: str = Field(index=True)
+    url: str
+    payload: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
+    status: str = "pending"  # pending | delivered | failed
+    attempts: int = 0
+    last_error: str | None = None
+    next_attempt_at: datetime = timestamp()
+    created_at: datetime = timestamp()
+    delivered_at: datetime | None = timestamp(nullable=True)
 
 
 class RequestHistory(SQLModel, table=True):

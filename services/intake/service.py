@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
+from sqlalchemy import text
 from sqlmodel import col, select
 
 from schemas.events import (
@@ -22,6 +25,7 @@ from schemas.events import (
 from schemas.topics import Topics
 from services.common.clock import utcnow
 from services.common.db import Database, Transaction
+from services.common.signing import DeliveryFailed, post_signed
 from services.intake.domain import (
     CannotCancel,
     RequestConflict,
@@ -30,9 +34,10 @@ from services.intake.domain import (
     fingerprint,
     follows,
 )
-from services.intake.models import OrientationRequest, PatientContact, RequestHistory
+from services.intake.models import CallbackDelivery, OrientationRequest, PatientContact, RequestHistory
 
 log = structlog.get_logger(__name__)
+CALLBACK_TRIES = 12
 
 
 @dataclass(frozen=True)
@@ -46,6 +51,9 @@ class NewRequest:
     location: PatientLocation
     age: int | None
     sex: str | None
+    treating_rpps: str | None
+    callback_url: str | None
+    correlation_id: str | None
     red_flags: tuple[str, ...]
     teleconsultation_ok: bool
     contact_name: str | None
@@ -60,9 +68,93 @@ class Contact:
 
 
 class IntakeService:
-    def __init__(self, db: Database, topics: Topics) -> None:
+    def __init__(
+        self, db: Database, topics: Topics, callback_secret: str = "", clock: Callable[[], datetime] = utcnow
+    ) -> None:
         self.db = db
         self.topics = topics
+        self.callback_secret = callback_secret
+        self.clock = clock
+        self.on_callback: list[Callable[[], None]] = []  # pokes the callback dispatcher after a commit
+
+    def _move(
+        self,
+        tx: Transaction,
+        request: OrientationRequest,
+        status: RequestStatus,
+        at: datetime,
+        reason: str | None = None,
+    ) -> None:
+        """Record a status change, and queue it for the regulator's callback URL when there is one."""
+        request.status = status
+        request.updated_at = at
+        tx.session.add(RequestHistory(request_id=request.request_id, status=status, at=at, reason=reason))
+        if request.callback_url:
+            event_id = str(uuid.uuid4())
+            tx.session.add(
+                CallbackDelivery(
+                    event_id=event_id,
+                    request_id=request.request_id,
+                    url=request.callback_url,
+                    payload=callback_payload(request, event_id, at),
+                    status="pending",
+                    next_attempt_at=at,
+                    created_at=at,
+                )
+            )
+            tx.after_commit.extend(self.on_callback)
+        log.info("request status", status=str(status))
+
+    async def deliver_callbacks(self) -> int:
+        """Push status changes to regulators, oldest first and in order for each request.
+
+        The same event id on every retry; a 2xx or a 409 (the receiver already had it) is
+        delivered; anything else is retried with a growing delay, up to CALLBACK_TRIES times.
+        """
+        now = self.clock()
+        async with self.db.transaction() as tx:
+            due = (
+                (
+                    await tx.session.execute(
+                        text(
+                            "SELECT id FROM callback_delivery d WHERE status = 'pending' AND next_attempt_at <= :now "
+                            "AND NOT EXISTS (SELECT 1 FROM callback_delivery e WHERE e.request_id = d.request_id "
+                            "AND e.status = 'pending' AND e.id < d.id) ORDER BY id LIMIT 20 FOR UPDATE SKIP LOCKED"
+                        ),
+                        {"now": now},
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            for delivery_id in due:
+                delivery = await tx.session.get(CallbackDelivery, delivery_id)
+                assert delivery is not None
+                delivery.attempts += 1
+                try:
+                    await post_signed(
+                        delivery.url,
+                        delivery.payload,
+                        self.callback_secret,
+                        delivery.event_id,
+                        {
+                            "X-Request-ID": delivery.request_id,
+                            "X-Correlation-ID": str(delivery.payload.get("correlation_id") or delivery.request_id),
+                        },
+                    )
+                    delivery.status, delivery.delivered_at = "delivered", now
+                except DeliveryFailed as error:
+                    delivery.last_error = str(error)[:500]
+                    delivery.next_attempt_at = now + timedelta(seconds=min(300, 2**delivery.attempts))
+                    if delivery.attempts >= CALLBACK_TRIES:
+                        delivery.status = "failed"
+                    log.warning(
+                        "callback not delivered",
+                        request_id=delivery.request_id,
+                        attempts=delivery.attempts,
+                        error=delivery.last_error,
+                    )
+        return len(due)
 
     async def submit(self, new: NewRequest) -> tuple[OrientationRequest, bool]:
         """Record a request and announce it; the same request again changes nothing.
@@ -89,6 +181,8 @@ class IntakeService:
                 lon=new.location.lon,
                 age=new.age,
                 teleconsultation_ok=new.teleconsultation_ok,
+                callback_url=new.callback_url,
+                correlation_id=new.correlation_id,
                 status=RequestStatus.RECEIVED,
                 created_at=now,
                 updated_at=now,
@@ -108,6 +202,7 @@ class IntakeService:
                     age=new.age,
                     sex=new.sex,
                     red_flags=list(new.red_flags),
+                    treating_rpps=new.treating_rpps,
                     teleconsultation_ok=new.teleconsultation_ok,
                 ),
                 now,
@@ -143,8 +238,8 @@ class IntakeService:
             if request.status == RequestStatus.UNRESOLVED:
                 raise CannotCancel(f"request {request_id} already ended unresolved ({request.reason})")
             now = utcnow()
-            _move(tx, request, RequestStatus.CANCELLED, now, reason="cancelled")
             request.reason, request.detail = "cancelled", "cancelled by the regulator"
+            self._move(tx, request, RequestStatus.CANCELLED, now, reason="cancelled")
             tx.emit(self.topics.requests, RequestCancelled(request_id=request_id, cancelled_at=now), now)
         log.info("request cancelled", request_id=request_id)
         return request
@@ -161,13 +256,13 @@ class IntakeService:
         request = await self._for_update(tx, event.request_id)
         if request and follows(RequestStatus(request.status), RequestStatus.SEARCHING):
             request.deadline = event.deadline
-            _move(tx, request, RequestStatus.SEARCHING, ce.time)
+            self._move(tx, request, RequestStatus.SEARCHING, ce.time)
 
     async def on_offer_proposed(self, tx: Transaction, event: OfferProposed, ce: CloudEvent) -> None:
         request = await self._for_update(tx, event.request_id)
         if request and follows(RequestStatus(request.status), RequestStatus.OFFERED):
             request.explanation = [e.model_dump(mode="json") for e in event.explanation]
-            _move(tx, request, RequestStatus.OFFERED, ce.time)
+            self._move(tx, request, RequestStatus.OFFERED, ce.time)
 
     async def on_appointment_confirmed(self, tx: Transaction, event: AppointmentConfirmed, ce: CloudEvent) -> None:
         request = await self._for_update(tx, event.request_id)
@@ -179,14 +274,14 @@ class IntakeService:
                 "kind": event.kind,
                 "mode": event.mode,
             }
-            _move(tx, request, RequestStatus.CONFIRMED, ce.time)
+            self._move(tx, request, RequestStatus.CONFIRMED, ce.time)
 
     async def on_unresolved(self, tx: Transaction, event: RequestUnresolved, ce: CloudEvent) -> None:
         request = await self._for_update(tx, event.request_id)
         if request and follows(RequestStatus(request.status), RequestStatus.UNRESOLVED):
             request.reason, request.detail = event.reason, event.detail
             request.alternatives = [a.model_dump(mode="json", exclude_none=True) for a in event.alternatives]
-            _move(tx, request, RequestStatus.UNRESOLVED, ce.time, reason=event.reason)
+            self._move(tx, request, RequestStatus.UNRESOLVED, ce.time, reason=event.reason)
 
     async def _for_update(self, tx: Transaction, request_id: str) -> OrientationRequest | None:
         request = await tx.session.get(OrientationRequest, request_id, with_for_update=True)
@@ -195,10 +290,19 @@ class IntakeService:
         return request
 
 
-def _move(
-    tx: Transaction, request: OrientationRequest, status: RequestStatus, at: datetime, reason: str | None = None
-) -> None:
-    request.status = status
-    request.updated_at = at
-    tx.session.add(RequestHistory(request_id=request.request_id, status=status, at=at, reason=reason))
-    log.info("request status", status=str(status))
+def callback_payload(request: OrientationRequest, event_id: str, at: datetime) -> dict[str, Any]:
+    """What the regulator receives: the request's new status, as GET /v1/requests/{id} shows it."""
+    payload: dict[str, Any] = {
+        "event_id": event_id,
+        "request_id": request.request_id,
+        "correlation_id": request.correlation_id,
+        "status": request.status,
+        "at": at.isoformat(),
+    }
+    if request.appointment:
+        payload["appointment"] = request.appointment
+    if request.reason:
+        payload |= {"reason": request.reason, "detail": request.detail}
+    if request.alternatives:
+        payload["alternatives"] = request.alternatives
+    return payload
