@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import email
+import json
 import re
 import tempfile
 import threading
@@ -21,11 +22,13 @@ import httpx
 import pytest
 import uvicorn
 from aiosmtpd.controller import Controller
+from fastapi import FastAPI, Request, Response
 
 from services.common.clock import PARIS
 from services.common.embedded import free_port
 from services.common.runtime import Runtime
 from services.common.settings import Settings
+from services.common.signing import verify
 from services.main import build_app
 from tests.conftest import TUESDAY_MORNING, FakeClock, create_database
 
@@ -73,12 +76,57 @@ def link_path(message: Message) -> str:
     return found.group(1)
 
 
+SECRET = "test-signing-secret"
+
+
+class Receiver:
+    """A local HTTP endpoint standing for an SMS provider, a booking software or a regulator:
+    it keeps what it receives and can be told to fail."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.received: list[tuple[str, dict[str, str], bytes]] = []
+        self.failures: dict[str, int] = {}  # path -> how many calls to answer 500 first
+        app = FastAPI()
+
+        @app.post("/{path:path}")
+        async def take(path: str, request: Request) -> Response:
+            body = await request.body()
+            if self.failures.get(path, 0) > 0:
+                self.failures[path] -= 1
+                return Response(status_code=500)
+            self.received.append((path, dict(request.headers), body))
+            return Response(status_code=204)
+
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_config=None))
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}/{path}"
+
+    def bodies(self, path: str) -> list[dict[str, Any]]:
+        found = []
+        for got_path, headers, body in self.received:
+            if got_path == path:
+                assert verify(SECRET, body, headers["x-sas-signature"]), "bad signature"
+                found.append(json.loads(body))
+        return found
+
+    async def wait_for(self, path: str, count: int = 1, timeout: float = 15.0) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if len(self.bodies(path)) >= count:
+                return self.bodies(path)
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"{count} call(s) to /{path} expected, got {len(self.bodies(path))}")
+
+
 @dataclass
 class Stack:
     http: httpx.AsyncClient
     mail: SmtpSink
     clock: FakeClock
     runtime: Runtime
+    receiver: Receiver
     auth: dict[str, str] = field(default_factory=lambda: {"Authorization": f"Bearer {API_KEY}"})
 
     def paris(self, day_offset: int, hour: int, minute: int = 0) -> datetime:
@@ -94,6 +142,7 @@ class Stack:
         profession: str = "general_practitioner",
         overflow_cap: int = 0,
         slots: list[datetime] | None = None,
+        **extra: Any,
     ) -> str:
         body = {
             "name": f"Dr {rpps}",
@@ -104,6 +153,7 @@ class Stack:
             "overflow_daily_cap": overflow_cap,
             "email": f"{rpps}@sante.example.org",
             "sites": [{"site_id": "main", "name": f"Cabinet {rpps}", "commune_insee": commune}],
+            **extra,
         }
         response = await self.http.put(f"/v1/professionals/{rpps}", json=body, headers=self.auth)
         assert response.status_code in (200, 201), response.text
@@ -163,7 +213,13 @@ async def stack(kafka_bootstrap: str, postgres_url: str) -> AsyncIterator[Stack]
     mail = SmtpSink()
     mail.controller.start()
     port = free_port()
+    receiver = Receiver()
+    receiving = asyncio.create_task(receiver.server.serve())
     settings = Settings(
+        sms_webhook_url=receiver.url("sms"),
+        sms_webhook_secret=SECRET,
+        webhook_secret=SECRET,
+        callback_secret=SECRET,
         regulator_api_keys=API_KEY,
         internal_api_key="internal-test-key",
         secret_key="test-secret",
@@ -189,7 +245,8 @@ async def stack(kafka_bootstrap: str, postgres_url: str) -> AsyncIterator[Stack]
                 pass
             assert time.monotonic() < deadline and not serving.done(), "the services did not become healthy"
             await asyncio.sleep(0.1)
-        yield Stack(http, mail, clock, runtime)
-    server.should_exit = True
+        yield Stack(http, mail, clock, runtime, receiver)
+    server.should_exit = receiver.server.should_exit = True
     await serving
+    await receiving
     mail.controller.stop()
