@@ -85,7 +85,10 @@ async def eventually(check, timeout: float = 20.0, every: float = 0.05):  # type
         await asyncio.sleep(every)
 
 
-def start_matcher(database_url: str, bootstrap: str, prefix: str, log: Path) -> tuple[subprocess.Popen[bytes], int]:
+def start_service(
+    service: str, database_url: str, bootstrap: str, prefix: str, log: Path, **extra_env: str
+) -> tuple[subprocess.Popen[bytes], int]:
+    """One service (`intake`, `matcher`, `notifier`) as its own OS process, logging JSON to `log`."""
     port = free_port()
     env = {
         **os.environ,
@@ -102,15 +105,20 @@ def start_matcher(database_url: str, bootstrap: str, prefix: str, log: Path) -> 
         "KAFKA_SESSION_TIMEOUT_MS": "3000",
         "KAFKA_HEARTBEAT_INTERVAL_MS": "500",
         "KAFKA_FETCH_MAX_WAIT_MS": "10",
+        **extra_env,
     }
     process = subprocess.Popen(
-        [sys.executable, "-m", "services.main", "--service", "matcher"],
+        [sys.executable, "-m", "services.main", "--service", service],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=log.open("wb"),
+        stderr=log.open("ab"),
     )
     return process, port
+
+
+def start_matcher(database_url: str, bootstrap: str, prefix: str, log: Path) -> tuple[subprocess.Popen[bytes], int]:
+    return start_service("matcher", database_url, bootstrap, prefix, log)
 
 
 def wait_healthy(port: int, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
