@@ -82,8 +82,12 @@ async def test_a_redelivered_offer_event_sends_nothing_twice(stack: Stack) -> No
     request_id = await stack.submit("86066")
     await stack.mail.wait_for(email)
     topics = Topics(stack.runtime.topics.prefix)
-    records = await read_topic(stack.runtime.bootstrap_servers, topics.matching, expected=1)
-    proposed = [r for r in records if r.key == request_id.encode() and b"offer.proposed" in (r.value or b"")]
+    proposed = await read_topic(
+        stack.runtime.bootstrap_servers,
+        topics.matching,
+        expected=1,
+        wanted=lambda r: r.key == request_id.encode() and b"offer.proposed" in (r.value or b""),
+    )
     await publish_raw(stack.runtime.bootstrap_servers, topics.matching, [(request_id, proposed[0].value or b"")])
     await asyncio.sleep(1.0)
     assert len(stack.mail.to(email)) == 1

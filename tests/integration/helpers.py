@@ -9,6 +9,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -36,9 +37,13 @@ async def migrated(database_url: str, schema: str) -> Database:
 
 
 async def read_topic(
-    bootstrap: str, topic: str, expected: int, timeout: float = 20.0
+    bootstrap: str,
+    topic: str,
+    expected: int,
+    timeout: float = 20.0,
+    wanted: Callable[[ConsumerRecord[bytes, bytes]], bool] = lambda _: True,
 ) -> list[ConsumerRecord[bytes, bytes]]:
-    """Every record of `topic` from the start, once at least `expected` arrived."""
+    """The records of `topic` from the start that are `wanted`, once at least `expected` of them arrived."""
     consumer = AIOKafkaConsumer(
         topic,
         bootstrap_servers=bootstrap,
@@ -54,7 +59,7 @@ async def read_topic(
         while len(records) < expected and time.monotonic() < deadline:
             batch = await consumer.getmany(timeout_ms=200)
             for part in batch.values():
-                records.extend(part)
+                records.extend(r for r in part if wanted(r))
     finally:
         await consumer.stop()
     return records
