@@ -51,6 +51,12 @@ class MatchingTopicEvent(Envelope):
     )
 
 
+class DirectoryTopicEvent(Envelope):
+    """On `directory`: written by the matcher."""
+
+    data: e.ProfessionalChanged | e.SlotChanged
+
+
 class OffersTopicEvent(Envelope):
     """On `offers`: written by the notifier."""
 
@@ -86,6 +92,12 @@ def documentation_broker() -> KafkaBroker:
         title=f"{TOPICS.offers} written by notifier",
         schema=OffersTopicEvent,
         description="A professional's answer, or no answer in time.",
+    )
+    broker.publisher(
+        TOPICS.directory,
+        title=f"{TOPICS.directory} written by matcher",
+        schema=DirectoryTopicEvent,
+        description="Professionals and slots as they change: what the indicators count.",
     )
     broker.publisher(
         TOPICS.dead_letters,

@@ -18,17 +18,28 @@ TYPE_PREFIX = "fr.sas.orientation."
 
 
 class EventData(BaseModel):
-    """Base of every event payload; `event_type` is the CloudEvents `type`."""
+    """Base of every event payload; `EVENT_TYPE` is the CloudEvents `type`, `subject()` its subject
+    and the Kafka key (so that the events of one subject keep their order)."""
 
     # Consumers ignore fields they do not know: adding a field is not a breaking change.
     model_config = ConfigDict(extra="ignore", frozen=True)
     EVENT_TYPE: ClassVar[str] = ""
 
-    request_id: str
-
     @classmethod
     def type_name(cls) -> str:
         return cls.EVENT_TYPE
+
+    def subject(self) -> str:
+        raise NotImplementedError
+
+
+class RequestEventData(EventData):
+    """An event about one orientation request: its subject is the request id."""
+
+    request_id: str
+
+    def subject(self) -> str:
+        return self.request_id
 
 
 def _event(name: str) -> str:
@@ -98,7 +109,7 @@ Urgency = Literal["48h", "24h"]
 # --- intake → matcher (topic `requests`) ---------------------------------------------------
 
 
-class RequestReceived(EventData):
+class RequestReceived(RequestEventData):
     """A regulator pushed a new orientation request."""
 
     EVENT_TYPE: ClassVar[str] = _event("request.received")
@@ -113,7 +124,7 @@ class RequestReceived(EventData):
     treating_rpps: str | None = Field(default=None, description="the patient's own doctor (médecin traitant)")
 
 
-class RequestCancelled(EventData):
+class RequestCancelled(RequestEventData):
     """The regulator cancelled the request."""
 
     EVENT_TYPE: ClassVar[str] = _event("request.cancelled")
@@ -123,20 +134,22 @@ class RequestCancelled(EventData):
 # --- matcher → intake, notifier (topic `matching`) ------------------------------------------
 
 
-class SearchStarted(EventData):
+class SearchStarted(RequestEventData):
     """The matcher is looking for a candidate (first time, or after a refusal)."""
 
     EVENT_TYPE: ClassVar[str] = _event("search.started")
     deadline: AwareDatetime
     attempt: int
+    cpts_id: str | None = Field(default=None, description="the CPTS whose territory holds the patient's commune")
 
 
-class OfferProposed(EventData):
+class OfferProposed(RequestEventData):
     """A candidate was chosen and (for a slot) held: ask that professional."""
 
     EVENT_TYPE: ClassVar[str] = _event("offer.proposed")
     offer_id: str
     professional: ProfessionalRef
+    professional_cpts_id: str | None = None
     email: str | None = None
     phone: str | None = None
     channels: list[Channel] = Field(default_factory=list, description="how to reach them, in order")
@@ -163,7 +176,7 @@ class OfferProposed(EventData):
     explanation: list[CandidateExplanation] = Field(default_factory=list)
 
 
-class OfferWithdrawn(EventData):
+class OfferWithdrawn(RequestEventData):
     """A pending (or just accepted) offer no longer stands: cancellation, directory change."""
 
     EVENT_TYPE: ClassVar[str] = _event("offer.withdrawn")
@@ -171,12 +184,13 @@ class OfferWithdrawn(EventData):
     reason: str
 
 
-class AppointmentConfirmed(EventData):
+class AppointmentConfirmed(RequestEventData):
     """The professional accepted; the slot is booked (or the overflow counted)."""
 
     EVENT_TYPE: ClassVar[str] = _event("appointment.confirmed")
     offer_id: str
     professional: ProfessionalRef
+    professional_cpts_id: str | None = None
     site: SiteRef
     start: AwareDatetime
     kind: Kind
@@ -203,7 +217,7 @@ class Alternative(BaseModel):
     cpts_id: str | None = None
 
 
-class RequestUnresolved(EventData):
+class RequestUnresolved(RequestEventData):
     """No professional can be found before the deadline, with the reason."""
 
     EVENT_TYPE: ClassVar[str] = _event("request.unresolved")
@@ -212,7 +226,7 @@ class RequestUnresolved(EventData):
     alternatives: list[Alternative] = Field(default_factory=list)
 
 
-class OfferInvalidated(EventData):
+class OfferInvalidated(RequestEventData):
     """A directory change voided a pending offer (slot withdrawn, hours changed, professional
     gone): the matcher withdraws it and goes on with the next candidate."""
 
@@ -224,7 +238,7 @@ class OfferInvalidated(EventData):
 # --- notifier → matcher (topic `offers`) -----------------------------------------------------
 
 
-class OfferAccepted(EventData):
+class OfferAccepted(RequestEventData):
     EVENT_TYPE: ClassVar[str] = _event("offer.accepted")
     offer_id: str
     rpps: str
@@ -232,7 +246,7 @@ class OfferAccepted(EventData):
     accepted_at: AwareDatetime
 
 
-class OfferRefused(EventData):
+class OfferRefused(RequestEventData):
     EVENT_TYPE: ClassVar[str] = _event("offer.refused")
     offer_id: str
     rpps: str
@@ -240,11 +254,46 @@ class OfferRefused(EventData):
     refused_at: AwareDatetime
 
 
-class OfferExpired(EventData):
+class OfferExpired(RequestEventData):
     EVENT_TYPE: ClassVar[str] = _event("offer.expired")
     offer_id: str
     rpps: str
     expired_at: AwareDatetime
+
+
+# --- matcher → anyone (topic `directory`): what the indicators count ------------------------
+
+
+class ProfessionalChanged(EventData):
+    """A professional was registered or changed (participation in the SAS, CPTS, activity)."""
+
+    EVENT_TYPE: ClassVar[str] = _event("professional.changed")
+    rpps: str
+    name: str
+    profession: str
+    cpts_id: str | None = None
+    sas_participation: Literal["individual", "via_cpts", "none"]
+    active: bool
+    changed_at: AwareDatetime
+
+    def subject(self) -> str:
+        return f"professional:{self.rpps}"
+
+
+class SlotChanged(EventData):
+    """A slot was published, changed or withdrawn (holds and bookings travel as offers)."""
+
+    EVENT_TYPE: ClassVar[str] = _event("slot.changed")
+    slot_id: str
+    rpps: str
+    start: AwareDatetime
+    end: AwareDatetime
+    mode: Mode
+    state: Literal["free", "withdrawn"]
+    changed_at: AwareDatetime
+
+    def subject(self) -> str:
+        return f"slot:{self.slot_id}"
 
 
 EVENT_MODELS: tuple[type[EventData], ...] = (
@@ -259,6 +308,8 @@ EVENT_MODELS: tuple[type[EventData], ...] = (
     OfferAccepted,
     OfferRefused,
     OfferExpired,
+    ProfessionalChanged,
+    SlotChanged,
 )
 EVENT_TYPES: dict[str, type[EventData]] = {m.type_name(): m for m in EVENT_MODELS}
 
@@ -283,7 +334,7 @@ class CloudEvent(BaseModel):
             type=data.type_name(),
             source=source,
             time=time,
-            subject=data.request_id,
+            subject=data.subject(),
             data=data.model_dump(mode="json"),
         )
 

@@ -26,9 +26,14 @@ class Topics:
         return f"{self.prefix}offers.v1"
 
     @property
+    def directory(self) -> str:
+        """Written by the matcher: professional.changed, slot.changed (what the indicators count)."""
+        return f"{self.prefix}directory.v1"
+
+    @property
     def dead_letters(self) -> str:
         """Messages a consumer could not handle, with the reason."""
         return f"{self.prefix}deadletter.v1"
 
     def all(self) -> list[str]:
-        return [self.requests, self.matching, self.offers, self.dead_letters]
+        return [self.requests, self.matching, self.offers, self.directory, self.dead_letters]

@@ -11,7 +11,7 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import SQLModel, col, select
 
-from schemas.events import OfferInvalidated
+from schemas.events import OfferInvalidated, ProfessionalChanged, SlotChanged
 from schemas.topics import Topics
 from services.common.db import Database, Transaction
 from services.matcher import models as m
@@ -138,6 +138,7 @@ class Directory:
                 await self._withdraw_free_slots(tx, rpps, None, now)
             await tx.session.flush()
             await self._void_impossible_offers(tx, rpps, now)
+            self._announce_professional(tx, pro, now)
         await self.on_change([f"professional:{rpps}", f"load:{rpps}"])
         return pro, kept, created
 
@@ -152,13 +153,48 @@ class Directory:
             await self._withdraw_free_slots(tx, rpps, None, now)
             await tx.session.flush()
             await self._void_impossible_offers(tx, rpps, now)
+            self._announce_professional(tx, pro, now)
         await self.on_change([f"professional:{rpps}"])
 
     async def _withdraw_free_slots(self, tx: Transaction, rpps: str, site_id: str | None, now: datetime) -> None:
         where = [col(m.Slot.rpps) == rpps, col(m.Slot.state) == m.SlotState.FREE]
         if site_id is not None:
             where.append(col(m.Slot.site_id) == site_id)
-        await tx.session.execute(update(m.Slot).where(*where).values(state=m.SlotState.WITHDRAWN, updated_at=now))
+        gone = await tx.session.execute(
+            update(m.Slot).where(*where).values(state=m.SlotState.WITHDRAWN, updated_at=now).returning(m.Slot)
+        )
+        for slot in gone.scalars().all():
+            self._announce_slot(tx, slot, now)
+
+    def _announce_slot(self, tx: Transaction, slot: m.Slot, now: datetime) -> None:
+        tx.emit(
+            self.topics.directory,
+            SlotChanged(
+                slot_id=slot.slot_id,
+                rpps=slot.rpps,
+                start=slot.start,
+                end=slot.end,
+                mode=slot.mode,
+                state="withdrawn" if slot.state == m.SlotState.WITHDRAWN else "free",
+                changed_at=now,
+            ),
+            now,
+        )
+
+    def _announce_professional(self, tx: Transaction, pro: m.Professional, now: datetime) -> None:
+        tx.emit(
+            self.topics.directory,
+            ProfessionalChanged(
+                rpps=pro.rpps,
+                name=pro.name,
+                profession=pro.profession,
+                cpts_id=pro.cpts_id,
+                sas_participation=pro.sas_participation,
+                active=pro.active,
+                changed_at=now,
+            ),
+            now,
+        )
 
     async def _void_impossible_offers(self, tx: Transaction, rpps: str, now: datetime) -> None:
         pro = await tx.session.get(m.Professional, rpps)
@@ -223,6 +259,7 @@ class Directory:
                 "updated_at": self.clock(),
             }
             slot = _upsert(tx.session, slot, m.Slot, values)
+            self._announce_slot(tx, slot, self.clock())
         await self.on_change([f"slot:{slot_id}"])
         return slot, created
 
@@ -251,6 +288,7 @@ class Directory:
                     now,
                 )
             slot.state, slot.updated_at = m.SlotState.WITHDRAWN, now
+            self._announce_slot(tx, slot, now)
         await self.on_change([f"slot:{slot_id}"])
 
     async def is_empty(self) -> bool:

@@ -126,6 +126,7 @@ class MatcherService:
                 request_id=search.request_id,
                 offer_id=offer.offer_id,
                 professional=_pro_ref(pro),
+                professional_cpts_id=pro.cpts_id,
                 site=_site_ref(site),
                 start=start,
                 kind=offer.kind,
@@ -229,12 +230,17 @@ class MatcherService:
         """Offer the request to the best candidate that can still be claimed, or end it unresolved."""
         search.attempts += 1
         search.status, search.updated_at = m.SearchStatus.SEARCHING, now
+        query = self._query(search, await repo.already_asked(tx.session, search.request_id))
         tx.emit(
             self.topics.matching,
-            SearchStarted(request_id=search.request_id, deadline=search.deadline, attempt=search.attempts),
+            SearchStarted(
+                request_id=search.request_id,
+                deadline=search.deadline,
+                attempt=search.attempts,
+                cpts_id=query.patient_cpts,
+            ),
             now,
         )
-        query = self._query(search, await repo.already_asked(tx.session, search.request_id))
         steps = _motive(search.motive).steps_for(search.age, search.sex, search.red_flags or [])
         passed_over: set[str] = set()
         for _ in range(ROUNDS):
@@ -344,6 +350,7 @@ class MatcherService:
                 professional=ProfessionalRef(
                     rpps=c.professional.rpps, name=c.professional.name, profession=c.professional.profession
                 ),
+                professional_cpts_id=c.professional.cpts_id,
                 email=c.professional.email,
                 phone=c.professional.phone,
                 channels=[Channel.model_validate(ch) for ch in (pro_row.channels if pro_row else None) or []],
