@@ -1,0 +1,259 @@
+"""The figures a CPTS is paid on, and those its coordinators watch (pure arithmetic).
+
+Facts in (from the read model, itself fed by the topics only), figures out. Periods are Paris
+calendar days, both ends included. DEFINITION_VERSION changes whenever a definition does.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from services.common.clock import PARIS
+from services.matcher.domain.opening_hours import is_public_holiday
+
+DEFINITION_VERSION = "2026-11-24.1"
+DEFINITIONS = {
+    "doctors_participating_in_sas": "GPs of the CPTS, active, declaring SAS participation (individually or via the "
+    "CPTS) at the end of the last day of the period",
+    "sas_requests_with_appointment": "requests received in the period that ended in a confirmed appointment with a "
+    "professional of the CPTS",
+    "requests_received": "requests received in the period whose patient lives in the CPTS's territory, or that "
+    "ended with a professional of the CPTS",
+    "minutes_to_appointment": "from receipt to confirmation, for the appointments counted in indicator 2",
+    "within_deadline": "share of indicator 2 whose appointment starts before the request's deadline",
+    "acts_friday_saturday_or_holiday_eve": "share of indicator 2 whose appointment falls on a Friday, a Saturday or "
+    "the day before a public holiday",
+    "slot_utilisation": "slots of the CPTS's professionals starting in the period: booked / published (not withdrawn)",
+    "from_outside_territory": "indicator 2 requests whose patient lives outside the CPTS's territory",
+    "regulated_consultations": "per GP and ISO week, appointments after SAS regulation, capped at 20 (Avenant 9)",
+    "visible_slot_hours": "per GP and ISO week, hours of slots published to the SAS; 2 h is the forfait threshold",
+    "overflow_patients": "per GP and quarter, extra patients taken after regulation (Avenant 9 indicator 9)",
+}
+WEEKLY_CONSULTATION_CAP = 20
+VISIBLE_HOURS_THRESHOLD = 2.0
+
+
+@dataclass(frozen=True)
+class RequestFacts:
+    request_id: str
+    received_at: datetime
+    patient_cpts: str | None
+    status: str  # open | confirmed | unresolved | cancelled
+    deadline: datetime | None = None
+    confirmed_at: datetime | None = None
+    appointment_start: datetime | None = None
+    appointment_rpps: str | None = None
+    appointment_cpts: str | None = None
+    kind: str | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class OfferFacts:
+    offer_id: str
+    request_id: str
+    rpps: str
+    cpts_id: str | None
+    proposed_at: datetime
+    outcome: str  # pending | accepted | refused | expired | withdrawn
+    refusal_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class ProfessionalVersion:
+    """A professional as declared from `at` on."""
+
+    rpps: str
+    at: datetime
+    profession: str
+    cpts_id: str | None
+    sas_participation: str
+    active: bool
+
+
+@dataclass(frozen=True)
+class SlotFacts:
+    slot_id: str
+    rpps: str
+    start: datetime
+    end: datetime
+    withdrawn: bool
+    booked: bool
+
+
+def paris_date(at: datetime) -> date:
+    return at.astimezone(PARIS).date()
+
+
+def in_period(at: datetime, first: date, last: date) -> bool:
+    return first <= paris_date(at) <= last
+
+
+def participants(versions: Iterable[ProfessionalVersion], cpts_id: str, last: date) -> list[str]:
+    """Indicator 1: the GPs participating as of the end of `last`."""
+    end = datetime.combine(last + timedelta(days=1), datetime.min.time(), tzinfo=PARIS)
+    latest: dict[str, ProfessionalVersion] = {}
+    for v in sorted(versions, key=lambda v: v.at):
+        if v.at < end:
+            latest[v.rpps] = v
+    return sorted(
+        v.rpps
+        for v in latest.values()
+        if v.cpts_id == cpts_id
+        and v.active
+        and v.profession == "general_practitioner"
+        and v.sas_participation in ("individual", "via_cpts")
+    )
+
+
+def through_cpts(requests: Iterable[RequestFacts], cpts_id: str, first: date, last: date) -> list[RequestFacts]:
+    """Indicator 2: requests of the period confirmed with a professional of the CPTS."""
+    return [
+        r
+        for r in requests
+        if r.status == "confirmed" and r.appointment_cpts == cpts_id and in_period(r.received_at, first, last)
+    ]
+
+
+def _share(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+def _friday_saturday_or_holiday_eve(at: datetime) -> bool:
+    day = paris_date(at)
+    return day.weekday() in (4, 5) or is_public_holiday(day + timedelta(days=1))
+
+
+def _iso_week(at: datetime) -> str:
+    year, week, _ = at.astimezone(PARIS).isocalendar()
+    return f"{year}-W{week:02d}"
+
+
+def _quarter(at: datetime) -> str:
+    d = paris_date(at)
+    return f"{d.year}-Q{(d.month - 1) // 3 + 1}"
+
+
+def figures(
+    cpts_id: str,
+    first: date,
+    last: date,
+    requests: list[RequestFacts],
+    offers: list[OfferFacts],
+    versions: list[ProfessionalVersion],
+    slots: list[SlotFacts],
+) -> dict[str, Any]:
+    """Every figure of `GET /v1/indicators` for one CPTS and period."""
+    confirmed = through_cpts(requests, cpts_id, first, last)
+    mine = [
+        r
+        for r in requests
+        if in_period(r.received_at, first, last) and (r.patient_cpts == cpts_id or r.appointment_cpts == cpts_id)
+    ]
+    waits = sorted((r.confirmed_at - r.received_at).total_seconds() / 60 for r in confirmed if r.confirmed_at)
+    period_offers = [o for o in offers if o.cpts_id == cpts_id and in_period(o.proposed_at, first, last)]
+    gps = {v.rpps for v in versions if v.cpts_id == cpts_id}
+    cpts_slots = [s for s in slots if s.rpps in gps and in_period(s.start, first, last) and not s.withdrawn]
+    utilisation: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
+    for s in cpts_slots:
+        cell = utilisation[s.rpps][_iso_week(s.start)]
+        cell[0] += s.booked
+        cell[1] += 1
+    return {
+        "cpts_id": cpts_id,
+        "from": first.isoformat(),
+        "to": last.isoformat(),
+        "definition_version": DEFINITION_VERSION,
+        "doctors_participating_in_sas": len(participants(versions, cpts_id, last)),
+        "sas_requests_with_appointment": len(confirmed),
+        "requests_received": len(mine),
+        "requests_confirmed": sum(r.status == "confirmed" for r in mine),
+        "requests_unresolved": dict(
+            sorted(Counter(r.reason or "unknown" for r in mine if r.status == "unresolved").items())
+        ),
+        "requests_cancelled": sum(r.status == "cancelled" for r in mine),
+        "minutes_to_appointment": {
+            "median": round(statistics.median(waits), 1) if waits else None,
+            "p90": round(waits[min(len(waits) - 1, int(0.9 * len(waits)))], 1) if waits else None,
+        },
+        "share_within_deadline": _share(
+            sum(1 for r in confirmed if r.deadline and r.appointment_start and r.appointment_start <= r.deadline),
+            len(confirmed),
+        ),
+        "offers": {
+            "accepted": sum(o.outcome == "accepted" for o in period_offers),
+            "refused": dict(
+                sorted(
+                    Counter(o.refusal_reason or "unspecified" for o in period_offers if o.outcome == "refused").items()
+                )
+            ),
+            "expired": sum(o.outcome == "expired" for o in period_offers),
+            "withdrawn": sum(o.outcome == "withdrawn" for o in period_offers),
+        },
+        "share_acts_friday_saturday_or_holiday_eve": _share(
+            sum(1 for r in confirmed if r.appointment_start and _friday_saturday_or_holiday_eve(r.appointment_start)),
+            len(confirmed),
+        ),
+        "slot_utilisation": {
+            "booked": sum(s.booked for s in cpts_slots),
+            "published": len(cpts_slots),
+            "share": _share(sum(s.booked for s in cpts_slots), len(cpts_slots)),
+            "by_professional_and_week": {
+                rpps: {week: {"booked": b, "published": p} for week, (b, p) in weeks.items()}
+                for rpps, weeks in sorted(utilisation.items())
+            },
+        },
+        "from_outside_territory": sum(r.patient_cpts != cpts_id for r in confirmed),
+        "remuneration": remuneration(cpts_id, first, last, requests, versions, slots),
+        "definitions": DEFINITIONS,
+    }
+
+
+def remuneration(
+    cpts_id: str,
+    first: date,
+    last: date,
+    requests: list[RequestFacts],
+    versions: list[ProfessionalVersion],
+    slots: list[SlotFacts],
+) -> dict[str, Any]:
+    """Avenant 9 helpers per GP of the CPTS: regulated consultations per week (capped at 20),
+    hours of slots visible to the SAS per week (threshold 2 h) with declared participation,
+    extra patients per quarter."""
+    declared = set(participants(versions, cpts_id, last))
+    gps = {v.rpps for v in versions if v.cpts_id == cpts_id and v.profession == "general_practitioner"}
+    consultations: dict[str, Counter[str]] = defaultdict(Counter)
+    overflow: dict[str, Counter[str]] = defaultdict(Counter)
+    for r in requests:
+        if (
+            r.status == "confirmed"
+            and r.appointment_rpps in gps
+            and r.appointment_start
+            and in_period(r.appointment_start, first, last)
+        ):
+            consultations[r.appointment_rpps][_iso_week(r.appointment_start)] += 1
+            if r.kind == "overflow":
+                overflow[r.appointment_rpps][_quarter(r.appointment_start)] += 1
+    hours: dict[str, Counter[str]] = defaultdict(Counter)
+    for s in slots:
+        if s.rpps in gps and not s.withdrawn and in_period(s.start, first, last):
+            hours[s.rpps][_iso_week(s.start)] += (s.end - s.start).total_seconds() / 3600
+    return {
+        rpps: {
+            "declared_participation": rpps in declared,
+            "regulated_consultations_by_week": {
+                w: min(n, WEEKLY_CONSULTATION_CAP) for w, n in sorted(consultations[rpps].items())
+            },
+            "visible_slot_hours_by_week": {
+                w: {"hours": round(h, 2), "threshold_met": h >= VISIBLE_HOURS_THRESHOLD}
+                for w, h in sorted(hours[rpps].items())
+            },
+            "overflow_patients_by_quarter": dict(sorted(overflow[rpps].items())),
+        }
+        for rpps in sorted(gps)
+    }
