@@ -239,7 +239,7 @@ def remuneration(
             consultations[r.appointment_rpps][_iso_week(r.appointment_start)] += 1
             if r.kind == "overflow":
                 overflow[r.appointment_rpps][_quarter(r.appointment_start)] += 1
-    hours: dict[str, Counter[str]] = defaultdict(Counter)
+    hours: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     for s in slots:
         if s.rpps in gps and not s.withdrawn and in_period(s.start, first, last):
             hours[s.rpps][_iso_week(s.start)] += (s.end - s.start).total_seconds() / 3600
