@@ -23,7 +23,7 @@ from faststream.kafka import KafkaBroker, KafkaMessage
 from pydantic import ValidationError
 from sqlalchemy import text
 
-from schemas.events import CloudEvent, DeadLetter, EventData, UnknownEventType
+from schemas.events import CloudEvent, DeadLetter, EventData, RequestEventData, UnknownEventType
 from schemas.topics import Topics
 from services.common.clock import utcnow
 from services.common.db import Database, Transaction
@@ -204,8 +204,9 @@ class EventConsumer:
         if handler is None:
             await message.ack()
             return
+        about = {"request_id": event.subject} if isinstance(data, RequestEventData) else {"subject": event.subject}
         with structlog.contextvars.bound_contextvars(
-            request_id=event.subject, event_id=event.id, event_type=event.type, consumer=self.name
+            **about, event_id=event.id, event_type=event.type, consumer=self.name
         ):
             try:
                 async with self.db.transaction() as tx:

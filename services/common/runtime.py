@@ -34,6 +34,15 @@ Handlers = dict[type[EventData], Handler]
 
 
 @dataclass
+class Subscription:
+    """A consumer group: its name (also what it remembers handled event ids under), topics, handlers."""
+
+    name: str
+    topics: list[str]
+    handlers: Handlers
+
+
+@dataclass
 class ServicePart:
     """What one service brings to a process."""
 
@@ -41,7 +50,7 @@ class ServicePart:
     db: Database
     migrations: Path
     routers: list[APIRouter] = field(default_factory=list)
-    subscriptions: list[tuple[list[str], Handlers]] = field(default_factory=list)
+    subscriptions: list[Subscription] = field(default_factory=list)
     pumps: list[Pump] = field(default_factory=list)
     timers: list[tuple[Callable[[], Awaitable[Any]], float]] = field(default_factory=list)
     on_start: list[Callable[[], Awaitable[None]]] = field(default_factory=list)  # before consuming
@@ -89,18 +98,18 @@ class Runtime:
             pump = Pump(f"{part.name}-outbox", relay.relay_once, self.settings.relay_interval_seconds)
             part.db.on_commit.append(pump.poke)
             part.pumps.append(pump)
-            for topics, handlers in part.subscriptions:
+            for sub in part.subscriptions:
                 consumer = EventConsumer(
-                    part.name, part.db, self.broker, self.topics, handlers, self.settings.consumer_max_attempts
+                    sub.name, part.db, self.broker, self.topics, sub.handlers, self.settings.consumer_max_attempts
                 )
                 joined = _Joined()
-                self.joined[part.name] = joined
+                self.joined[sub.name] = joined
 
                 self.broker.subscriber(
-                    *topics,
-                    group_id=f"{self.topics.prefix}{part.name}",
+                    *sub.topics,
+                    group_id=f"{self.topics.prefix}{sub.name}",
                     listener=joined,
-                    title=f"{part.name}-consumer",
+                    title=f"{sub.name}-consumer",
                     **subscriber_options(self.settings),
                 )(consumer.subscriber_function())
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from schemas.events import AppointmentConfirmed, OfferProposed, RequestUnresolved, SearchStarted
 from services.common.context import Context
 from services.common.messaging import Pump
-from services.common.runtime import Handlers, ServicePart
+from services.common.runtime import Handlers, ServicePart, Subscription
 from services.intake.api import build_router
 from services.intake.service import IntakeService
 
@@ -28,7 +28,7 @@ def build(ctx: Context) -> tuple[IntakeService, ServicePart]:
         db=db,
         migrations=Path(__file__).parent / "migrations",
         routers=[build_router(service, ctx.require_regulator_key, ctx.require_internal_key)],
-        subscriptions=[([ctx.topics.matching], handlers)],
+        subscriptions=[Subscription("intake", [ctx.topics.matching], handlers)],
         pumps=[callbacks],
     )
     return service, part

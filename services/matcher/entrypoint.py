@@ -14,7 +14,7 @@ from schemas.events import (
     RequestReceived,
 )
 from services.common.context import Context
-from services.common.runtime import Handlers, ServicePart
+from services.common.runtime import Handlers, ServicePart, Subscription
 from services.matcher.api import build_router
 from services.matcher.directory import Directory
 from services.matcher.domain.index import DirectoryIndex
@@ -47,7 +47,9 @@ def build(ctx: Context) -> tuple[Directory, ServicePart]:
         db=db,
         migrations=Path(__file__).parent / "migrations",
         routers=[build_router(directory, ctx.require_regulator_key)],
-        subscriptions=[([ctx.topics.requests, ctx.topics.offers, ctx.topics.matching], handlers)],
+        subscriptions=[
+            Subscription("matcher", [ctx.topics.requests, ctx.topics.offers, ctx.topics.matching], handlers)
+        ],
         on_start=[sync.start],
         on_stop=[sync.stop],
         timers=[(lambda: _forget_past(index, ctx), 3600.0)],

@@ -8,7 +8,8 @@ from pathlib import Path
 from schemas.events import AppointmentConfirmed, OfferProposed, OfferWithdrawn
 from services.common.context import Context
 from services.common.messaging import Pump
-from services.common.runtime import Handlers, ServicePart
+from services.common.runtime import Handlers, ServicePart, Subscription
+from services.notifier import ops_api, read_model
 from services.notifier.channels import (
     ContactSource,
     EmailSender,
@@ -72,8 +73,11 @@ def build(ctx: Context, contacts: ContactSource) -> tuple[NotifierService, Servi
         name="notifier",
         db=db,
         migrations=Path(__file__).parent / "migrations",
-        routers=[build_router(service, env)],
-        subscriptions=[([ctx.topics.matching], handlers)],
+        routers=[build_router(service, env), ops_api.build_router(db, ctx.require_regulator_key)],
+        subscriptions=[
+            Subscription("notifier", [ctx.topics.matching], handlers),
+            Subscription(read_model.CONSUMER, read_model.topics_of(ctx.topics), read_model.HANDLERS),
+        ],
         pumps=[dispatcher],
         timers=[
             (service.expire_due, ctx.settings.sweep_interval_seconds),

@@ -1,0 +1,78 @@
+"""GET /v1/indicators (contract v1) and the CSV of the rows behind every figure."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable
+from datetime import date
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response
+
+from services.common.db import Database
+from services.common.http import Problem
+from services.notifier import indicators as ind
+from services.notifier import read_model
+
+MAX_DAYS = 400
+
+
+def _period(first: date, last: date) -> tuple[date, date]:
+    if last < first:
+        raise Problem(
+            422,
+            "Invalid request",
+            "invalid or missing fields: to",
+            errors=[{"field": "to", "message": "`to` is before `from`"}],
+        )
+    if (last - first).days > MAX_DAYS:
+        raise Problem(
+            422,
+            "Invalid request",
+            "invalid or missing fields: to",
+            errors=[{"field": "to", "message": f"a period is at most {MAX_DAYS} days"}],
+        )
+    return first, last
+
+
+def build_router(db: Database, require_key: Callable[[Request], None]) -> APIRouter:
+    router = APIRouter(tags=["operations"], dependencies=[Depends(require_key)])
+
+    @router.get("/v1/indicators")
+    async def indicators(
+        cpts_id: str,
+        first: Annotated[date, Query(alias="from")],
+        last: Annotated[date, Query(alias="to")],
+    ) -> dict[str, Any]:
+        """National indicators 1 and 2 and the coordinators' figures, for one CPTS and period."""
+        first, last = _period(first, last)
+        return ind.figures(cpts_id, first, last, *await read_model.facts(db, first, last))
+
+    @router.get("/v1/indicators/export.csv")
+    async def export(
+        rows: Annotated[str, Query(pattern="^(requests|offers|slots|professionals)$")],
+        first: Annotated[date, Query(alias="from")],
+        last: Annotated[date, Query(alias="to")],
+    ) -> Response:
+        """The recorded rows behind the figures of a period, to check any of them by hand."""
+        first, last = _period(first, last)
+        columns, found = await read_model.export_rows(db, rows, first, last)
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(columns)
+        writer.writerows(
+            [["" if v is None else (v.isoformat() if hasattr(v, "isoformat") else v) for v in row] for row in found]
+        )
+        name = f"{rows}-{first}-{last}.csv"
+        return Response(
+            out.getvalue(),
+            media_type="text/csv; charset=utf-8",
+            headers={
+                "Content-Disposition": f'attachment; filename="{name}"',
+                "X-Definition-Version": ind.DEFINITION_VERSION,
+            },
+        )
+
+    return router

@@ -1,0 +1,360 @@
+"""The operations read model: what happened to requests, offers, professionals and slots,
+recorded from the topics only (never from another service's tables).
+
+Each handler writes only the facts its event carries (upserts), and every status is derived
+from those facts, so the rows do not depend on the order the topics are read in: replaying all
+of them from the start (`rebuild`) gives the same rows, hence the same figures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import structlog
+from aiokafka import AIOKafkaConsumer
+from sqlalchemy import text
+
+from schemas.events import (
+    AppointmentConfirmed,
+    CloudEvent,
+    OfferAccepted,
+    OfferExpired,
+    OfferProposed,
+    OfferRefused,
+    OfferWithdrawn,
+    ProfessionalChanged,
+    RequestCancelled,
+    RequestReceived,
+    RequestUnresolved,
+    SearchStarted,
+    SlotChanged,
+    UnknownEventType,
+)
+from schemas.topics import Topics
+from services.common.clock import PARIS
+from services.common.db import Database, Transaction
+from services.common.runtime import Handlers
+from services.notifier import indicators as ind
+
+log = structlog.get_logger(__name__)
+CONSUMER = "notifier-ops"
+TABLES = ("ops_request", "ops_offer", "ops_professional_version", "ops_slot")
+
+
+async def _upsert(tx: Transaction, table: str, key: str, values: dict[str, Any], when: str | None = None) -> None:
+    columns = ", ".join(f'"{c}"' for c in values)  # quoted: "end" is a keyword
+    placeholders = ", ".join(f":{c}" for c in values)
+    updates = ", ".join(f'"{c}" = excluded."{c}"' for c in values if c != key)
+    condition = f" WHERE {when}" if when else ""
+    await tx.session.execute(
+        text(
+            f"INSERT INTO {table} ({columns}) VALUES ({placeholders}) "
+            f"ON CONFLICT ({key}) DO UPDATE SET {updates}{condition}"
+        ),
+        values,
+    )
+
+
+async def on_received(tx: Transaction, e: RequestReceived, ce: CloudEvent) -> None:
+    await _upsert(
+        tx,
+        "ops_request",
+        "request_id",
+        {"request_id": e.request_id, "received_at": e.received_at, "commune_insee": e.location.commune_insee},
+    )
+
+
+async def on_search(tx: Transaction, e: SearchStarted, ce: CloudEvent) -> None:
+    await _upsert(
+        tx, "ops_request", "request_id", {"request_id": e.request_id, "deadline": e.deadline, "patient_cpts": e.cpts_id}
+    )
+
+
+async def on_confirmed(tx: Transaction, e: AppointmentConfirmed, ce: CloudEvent) -> None:
+    await _upsert(
+        tx,
+        "ops_request",
+        "request_id",
+        {
+            "request_id": e.request_id,
+            "confirmed_at": ce.time,
+            "appointment_start": e.start,
+            "appointment_rpps": e.professional.rpps,
+            "appointment_cpts": e.professional_cpts_id,
+            "kind": e.kind,
+            "slot_id": e.slot_id,
+        },
+    )
+    if e.slot_id:  # booked, unless the request was cancelled (whichever event is read first)
+        await tx.session.execute(
+            text(
+                "INSERT INTO ops_slot (slot_id, rpps, booked) VALUES (:s, :r, NOT EXISTS (SELECT 1 FROM ops_request "
+                "WHERE request_id = :q AND cancelled_at IS NOT NULL)) ON CONFLICT (slot_id) DO UPDATE SET "
+                "booked = excluded.booked"
+            ),
+            {"s": e.slot_id, "r": e.professional.rpps, "q": e.request_id},
+        )
+
+
+async def on_unresolved(tx: Transaction, e: RequestUnresolved, ce: CloudEvent) -> None:
+    await _upsert(
+        tx, "ops_request", "request_id", {"request_id": e.request_id, "unresolved_at": ce.time, "reason": e.reason}
+    )
+
+
+async def on_cancelled(tx: Transaction, e: RequestCancelled, ce: CloudEvent) -> None:
+    await _upsert(tx, "ops_request", "request_id", {"request_id": e.request_id, "cancelled_at": e.cancelled_at})
+    await tx.session.execute(
+        text(
+            "UPDATE ops_slot SET booked = false WHERE slot_id = (SELECT slot_id FROM ops_request WHERE request_id = :q)"
+        ),
+        {"q": e.request_id},
+    )
+
+
+async def on_proposed(tx: Transaction, e: OfferProposed, ce: CloudEvent) -> None:
+    await _upsert(
+        tx,
+        "ops_offer",
+        "offer_id",
+        {
+            "offer_id": e.offer_id,
+            "request_id": e.request_id,
+            "rpps": e.professional.rpps,
+            "cpts_id": e.professional_cpts_id,
+            "proposed_at": ce.time,
+        },
+    )
+
+
+async def on_accepted(tx: Transaction, e: OfferAccepted, ce: CloudEvent) -> None:
+    await _upsert(
+        tx, "ops_offer", "offer_id", {"offer_id": e.offer_id, "request_id": e.request_id, "accepted_at": e.accepted_at}
+    )
+
+
+async def on_refused(tx: Transaction, e: OfferRefused, ce: CloudEvent) -> None:
+    await _upsert(
+        tx,
+        "ops_offer",
+        "offer_id",
+        {"offer_id": e.offer_id, "request_id": e.request_id, "refused_at": e.refused_at, "refusal_reason": e.reason},
+    )
+
+
+async def on_expired(tx: Transaction, e: OfferExpired, ce: CloudEvent) -> None:
+    await _upsert(
+        tx, "ops_offer", "offer_id", {"offer_id": e.offer_id, "request_id": e.request_id, "expired_at": e.expired_at}
+    )
+
+
+async def on_withdrawn(tx: Transaction, e: OfferWithdrawn, ce: CloudEvent) -> None:
+    await _upsert(
+        tx, "ops_offer", "offer_id", {"offer_id": e.offer_id, "request_id": e.request_id, "withdrawn_at": ce.time}
+    )
+
+
+async def on_professional(tx: Transaction, e: ProfessionalChanged, ce: CloudEvent) -> None:
+    await tx.session.execute(
+        text(
+            "INSERT INTO ops_professional_version (rpps, at, profession, cpts_id, sas_participation, active) "
+            "VALUES (:rpps, :at, :profession, :cpts_id, :sas, :active) ON CONFLICT DO NOTHING"
+        ),
+        {
+            "rpps": e.rpps,
+            "at": e.changed_at,
+            "profession": e.profession,
+            "cpts_id": e.cpts_id,
+            "sas": e.sas_participation,
+            "active": e.active,
+        },
+    )
+
+
+async def on_slot(tx: Transaction, e: SlotChanged, ce: CloudEvent) -> None:
+    await _upsert(
+        tx,
+        "ops_slot",
+        "slot_id",
+        {
+            "slot_id": e.slot_id,
+            "rpps": e.rpps,
+            "start": e.start,
+            "end": e.end,
+            "state": e.state,
+            "changed_at": e.changed_at,
+        },
+        when="ops_slot.changed_at IS NULL OR ops_slot.changed_at <= excluded.changed_at",
+    )
+
+
+HANDLERS: Handlers = {
+    RequestReceived: on_received,
+    SearchStarted: on_search,
+    AppointmentConfirmed: on_confirmed,
+    RequestUnresolved: on_unresolved,
+    RequestCancelled: on_cancelled,
+    OfferProposed: on_proposed,
+    OfferAccepted: on_accepted,
+    OfferRefused: on_refused,
+    OfferExpired: on_expired,
+    OfferWithdrawn: on_withdrawn,
+    ProfessionalChanged: on_professional,
+    SlotChanged: on_slot,
+}
+
+
+def topics_of(topics: Topics) -> list[str]:
+    return [topics.requests, topics.matching, topics.offers, topics.directory]
+
+
+# --- reading it back -------------------------------------------------------------------------
+
+
+def _status(r: Any) -> str:
+    if r.cancelled_at:
+        return "cancelled"
+    if r.confirmed_at:
+        return "confirmed"
+    return "unresolved" if r.unresolved_at else "open"
+
+
+def _outcome(o: Any) -> str:
+    for outcome in ("accepted", "refused", "expired", "withdrawn"):
+        if getattr(o, f"{outcome}_at"):
+            return outcome
+    return "pending"
+
+
+def _bounds(first: date, last: date) -> tuple[datetime, datetime]:
+    start = datetime.combine(first, datetime.min.time(), tzinfo=PARIS)
+    return start, datetime.combine(last + timedelta(days=1), datetime.min.time(), tzinfo=PARIS)
+
+
+async def facts(
+    db: Database, first: date, last: date
+) -> tuple[list[ind.RequestFacts], list[ind.OfferFacts], list[ind.ProfessionalVersion], list[ind.SlotFacts]]:
+    """What the arithmetic needs for a period (requests from three days before: acts of the period)."""
+    start, end = _bounds(first, last)
+    async with db.engine.connect() as conn:
+        requests = (
+            await conn.execute(
+                text("SELECT * FROM ops_request WHERE received_at >= :a AND received_at < :b"),
+                {"a": start - timedelta(days=3), "b": end},
+            )
+        ).all()
+        offers = (
+            await conn.execute(
+                text("SELECT * FROM ops_offer WHERE proposed_at >= :a AND proposed_at < :b"), {"a": start, "b": end}
+            )
+        ).all()
+        versions = (await conn.execute(text("SELECT * FROM ops_professional_version WHERE at < :b"), {"b": end})).all()
+        slots = (
+            await conn.execute(text("SELECT * FROM ops_slot WHERE start >= :a AND start < :b"), {"a": start, "b": end})
+        ).all()
+    return (
+        [
+            ind.RequestFacts(
+                r.request_id,
+                r.received_at,
+                r.patient_cpts,
+                _status(r),
+                r.deadline,
+                r.confirmed_at,
+                r.appointment_start,
+                r.appointment_rpps,
+                r.appointment_cpts,
+                r.kind,
+                r.reason,
+            )
+            for r in requests
+            if r.received_at
+        ],
+        [
+            ind.OfferFacts(o.offer_id, o.request_id, o.rpps, o.cpts_id, o.proposed_at, _outcome(o), o.refusal_reason)
+            for o in offers
+            if o.proposed_at
+        ],
+        [
+            ind.ProfessionalVersion(v.rpps, v.at, v.profession, v.cpts_id, v.sas_participation, v.active)
+            for v in versions
+        ],
+        [
+            ind.SlotFacts(s.slot_id, s.rpps, s.start, s.end, s.state == "withdrawn", bool(s.booked))
+            for s in slots
+            if s.start
+        ],
+    )
+
+
+EXPORTS: dict[str, tuple[str, str]] = {
+    "requests": ("ops_request", "received_at"),
+    "offers": ("ops_offer", "proposed_at"),
+    "slots": ("ops_slot", "start"),
+    "professionals": ("ops_professional_version", "at"),
+}
+
+
+async def export_rows(db: Database, kind: str, first: date, last: date) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """The rows behind the figures, for a CSV (no patient identity is in the read model)."""
+    table, column = EXPORTS[kind]
+    start, end = _bounds(first, last)
+    async with db.engine.connect() as conn:
+        result = await conn.execute(
+            text(f"SELECT * FROM {table} WHERE {column} >= :a AND {column} < :b ORDER BY {column}"),
+            {"a": start - timedelta(days=3) if kind == "requests" else start, "b": end},
+        )
+        return list(result.keys()), [tuple(r) for r in result.all()]
+
+
+async def rebuild(
+    db: Database, bootstrap_servers: str, topics: Topics, progress: Callable[[int], None] | None = None
+) -> int:
+    """Empty the read model and replay every topic from its start through the same handlers."""
+    async with db.transaction() as tx:
+        for table in TABLES:
+            await tx.session.execute(text(f"DELETE FROM {table}"))
+        await tx.session.execute(text("DELETE FROM processed_event WHERE consumer = :c"), {"c": CONSUMER})
+    consumer = AIOKafkaConsumer(
+        *topics_of(topics),
+        bootstrap_servers=bootstrap_servers,
+        group_id=None,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    replayed = 0
+    try:
+        await consumer.seek_to_beginning()
+        ends = await consumer.end_offsets(list(consumer.assignment()))
+
+        async def behind() -> bool:
+            for partition, end in ends.items():
+                if await consumer.position(partition) < end:
+                    return True
+            return False
+
+        while await behind():
+            batch = await consumer.getmany(timeout_ms=500)
+            for records in batch.values():
+                for record in records:
+                    try:
+                        event = CloudEvent.model_validate_json(record.value or b"")
+                        data = event.payload()
+                    except (ValueError, UnknownEventType):
+                        continue  # what the live consumer dead-lettered
+                    handler = HANDLERS.get(type(data))
+                    if handler is None:
+                        continue
+                    async with db.transaction() as tx:
+                        if await tx.first_time(CONSUMER, event.id):
+                            await handler(tx, data, event)
+                    replayed += 1
+            if progress:
+                progress(replayed)
+    finally:
+        await consumer.stop()
+    log.info("read model rebuilt", events=replayed)
+    return replayed

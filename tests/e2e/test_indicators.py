@@ -1,0 +1,81 @@
+"""Indicators from the read model the topics feed; rebuilding it from the topics changes nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import time
+from typing import Any
+
+import pytest
+
+from services.notifier import read_model
+from tests.e2e.conftest import Stack, link_path
+
+pytestmark = pytest.mark.e2e
+PERIOD = {"cpts_id": "cpts-e2e", "from": "2026-12-01", "to": "2026-12-01"}
+
+
+async def figures(stack: Stack, until: dict[str, Any] | None = None, timeout: float = 15) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        response = await stack.http.get("/v1/indicators", params=PERIOD, headers=stack.auth)
+        assert response.status_code == 200, response.text
+        found = dict(response.json())
+        if until is None or all(found.get(k) == v for k, v in until.items()) or time.monotonic() > deadline:
+            return found
+        await asyncio.sleep(0.1)
+
+
+async def test_indicators_follow_what_happened_and_survive_a_rebuild(stack: Stack) -> None:
+    territory = {"name": "CPTS e2e", "communes": ["54395", "54547"], "radius_km": 30}  # Nancy, Vandœuvre
+    assert (await stack.http.put("/v1/territories/cpts-e2e", json=territory, headers=stack.auth)).status_code == 201
+    a = await stack.professional("40000000001", "54395", slots=[stack.paris(0, 14, 0)], cpts_id="cpts-e2e")
+    b = await stack.professional(
+        "40000000002", "54547", slots=[stack.paris(0, 15, 0)], cpts_id="cpts-e2e", sas_participation="via_cpts"
+    )
+    await stack.professional("40000000003", "54395", cpts_id="cpts-e2e", sas_participation="none")
+
+    first = await stack.submit("54395")  # A accepts
+    [offer_a] = await stack.mail.wait_for(a)
+    await stack.http.post(f"{link_path(offer_a)}/accept")
+    await stack.wait_status(first, "confirmed")
+
+    second = await stack.submit("54395")  # B refuses ("full"): nobody else is free → unresolved
+    [offer_b] = await stack.mail.wait_for(b)
+    await stack.http.post(f"{link_path(offer_b)}/refuse", data={"reason": "full"})
+    await stack.wait_status(second, "unresolved")
+
+    third = await stack.submit("54395")  # cancelled by the regulator while B's slot is offered again
+    await stack.wait_status(third, "offered")
+    await stack.http.post(f"/v1/requests/{third}/cancel", headers=stack.auth)
+
+    live = await figures(stack, until={"sas_requests_with_appointment": 1, "requests_cancelled": 1})
+    assert live["definition_version"]
+    assert live["doctors_participating_in_sas"] == 2  # A (individual) and B (via the CPTS); C declared none
+    assert live["sas_requests_with_appointment"] == 1
+    assert live["requests_received"] == 3
+    assert live["requests_unresolved"] == {"all_declined": 1}
+    assert live["requests_cancelled"] == 1
+    assert live["offers"]["accepted"] == 1 and live["offers"]["refused"] == {"full": 1}
+    assert live["slot_utilisation"]["booked"] == 1 and live["slot_utilisation"]["published"] == 2
+    assert live["minutes_to_appointment"]["median"] == 0.0  # the services' clock stood still
+
+    notifier = next(p for p in stack.runtime.parts if p.name == "notifier")
+    replayed = await read_model.rebuild(notifier.db, stack.runtime.bootstrap_servers, stack.runtime.topics)
+    assert replayed > 10
+    assert await figures(stack) == live  # the same figures from the topics alone
+
+
+async def test_the_rows_behind_the_figures_as_csv(stack: Stack) -> None:
+    response = await stack.http.get(
+        "/v1/indicators/export.csv", params={**PERIOD, "rows": "requests"}, headers=stack.auth
+    )
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(response.text)))
+    assert len(rows) >= 3 and {"request_id", "received_at", "patient_cpts", "reason"} <= rows[0].keys()
+    assert "Jeanne" not in response.text  # no patient identity in the read model
+    bad = await stack.http.get("/v1/indicators", params={**PERIOD, "from": "2026-12-02"}, headers=stack.auth)
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "to"
+    assert (await stack.http.get("/v1/indicators", params=PERIOD)).status_code == 401
