@@ -25,6 +25,7 @@ from sqlalchemy import text
 
 from schemas.events import CloudEvent, DeadLetter, EventData, RequestEventData, UnknownEventType
 from schemas.topics import Topics
+from services.common import metrics
 from services.common.clock import utcnow
 from services.common.db import Database, Transaction
 from services.common.settings import Settings
@@ -212,6 +213,7 @@ class EventConsumer:
                 async with self.db.transaction() as tx:
                     if await tx.first_time(self.name, event.id):
                         await handler(tx, data, event)
+                        tx.after_commit.append(lambda: metrics.EVENTS_HANDLED.labels(self.name, event.type).inc())
                     else:
                         log.info("redelivered event ignored")
             except Exception as error:
@@ -242,6 +244,7 @@ class EventConsumer:
             attempts=attempts,
         )
         log.error("dead letter", topic=letter.topic, offset=letter.offset, reason=reason)
+        metrics.DEAD_LETTERS.labels(self.name).inc()
         await self.broker.publish(
             letter.model_dump_json().encode(), self.topics.dead_letters, key=key.encode() if key else None
         )

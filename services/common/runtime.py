@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -17,11 +18,13 @@ import structlog
 from aiokafka.abc import ConsumerRebalanceListener
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from fastapi import APIRouter, FastAPI
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from faststream.kafka import KafkaBroker
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from schemas.events import EventData
 from schemas.topics import Topics
+from services.common import metrics
 from services.common.db import Database
 from services.common.http import install_log_context, install_problem_handlers
 from services.common.messaging import EventConsumer, Handler, OutboxRelay, Pump, ensure_topics, subscriber_options
@@ -144,6 +147,24 @@ class Runtime:
                 await hook()
             await part.db.dispose()
 
+    async def measure(self) -> None:
+        """Gauges read at scrape time: outbox backlog per service, consumer lag per group."""
+        for name, relay in self.relays.items():
+            with contextlib.suppress(Exception):
+                metrics.OUTBOX_BACKLOG.labels(name).set(await relay.backlog())
+        for subscriber in self.broker.subscribers:
+            consumer = getattr(subscriber, "consumer", None)
+            if consumer is None:
+                continue
+            lag = 0
+            with contextlib.suppress(Exception):
+                for partition in consumer.assignment():
+                    highwater = consumer.highwater(partition)
+                    if highwater is not None:
+                        lag += max(0, highwater - await consumer.position(partition))
+                group = str(getattr(subscriber, "group_id", None) or "none").removeprefix(self.topics.prefix)
+                metrics.CONSUMER_LAG.labels(group).set(lag)
+
     async def health(self) -> dict[str, Any]:
         checks: dict[str, Any] = {}
         for part in self.parts:
@@ -179,6 +200,11 @@ class Runtime:
         for part in self.parts:
             for router in part.routers:
                 app.include_router(router)
+
+        @app.get("/metrics", tags=["operations"], include_in_schema=False)
+        async def prometheus() -> Response:
+            await self.measure()
+            return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
         @app.get("/healthz", tags=["operations"])
         async def healthz() -> JSONResponse:

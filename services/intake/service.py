@@ -23,6 +23,7 @@ from schemas.events import (
     SearchStarted,
 )
 from schemas.topics import Topics
+from services.common import metrics
 from services.common.clock import utcnow
 from services.common.db import Database, Transaction
 from services.common.signing import DeliveryFailed, post_signed
@@ -103,6 +104,7 @@ class IntakeService:
                 )
             )
             tx.after_commit.extend(self.on_callback)
+        tx.after_commit.append(lambda: metrics.REQUEST_STATUS.labels(str(status)).inc())
         log.info("request status", status=str(status))
 
     async def deliver_callbacks(self) -> int:

@@ -31,7 +31,7 @@ from schemas.events import (
     SiteRef,
 )
 from schemas.topics import Topics
-from services.common import geo
+from services.common import geo, metrics
 from services.common.db import Transaction
 from services.common.motives import Motive, Step, catalogue, effective_urgency
 from services.matcher import models as m
@@ -228,6 +228,10 @@ class MatcherService:
 
     async def _search(self, tx: Transaction, search: m.SearchRecord, now: datetime) -> None:
         """Offer the request to the best candidate that can still be claimed, or end it unresolved."""
+        with metrics.MATCH_SECONDS.time():
+            await self._search_and_decide(tx, search, now)
+
+    async def _search_and_decide(self, tx: Transaction, search: m.SearchRecord, now: datetime) -> None:
         search.attempts += 1
         search.status, search.updated_at = m.SearchStatus.SEARCHING, now
         query = self._query(search, await repo.already_asked(tx.session, search.request_id))

@@ -20,6 +20,7 @@ from schemas.events import (
     OfferWithdrawn,
 )
 from schemas.topics import Topics
+from services.common import metrics
 from services.common.db import Database, Transaction
 from services.notifier.channels import ContactSource, Message, PatientContact, Sender
 from services.notifier.domain import (
@@ -294,6 +295,7 @@ class NotifierService:
         except Exception as failure:  # the channel's own failure: recorded, retried, then given up
             error = f"{type(failure).__name__}: {failure}"[:500]
         assert notification.id is not None
+        tx.after_commit.append(lambda: metrics.MESSAGES.labels(channel["type"], "failed" if error else "sent").inc())
         tx.session.add(
             DeliveryAttempt(
                 notification_id=notification.id,
@@ -394,6 +396,8 @@ class NotifierService:
 
 
 def _audit(tx: Transaction, offer: Offer, actor: str, action: str, detail: str | None, now: datetime) -> None:
+    if action != "viewed":
+        tx.after_commit.append(lambda: metrics.OFFERS.labels(action).inc())
     tx.session.add(
         AuditEntry(
             at=now, offer_id=offer.offer_id, request_id=offer.request_id, actor=actor, action=action, detail=detail

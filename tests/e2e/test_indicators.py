@@ -79,3 +79,20 @@ async def test_the_rows_behind_the_figures_as_csv(stack: Stack) -> None:
     bad = await stack.http.get("/v1/indicators", params={**PERIOD, "from": "2026-12-02"}, headers=stack.auth)
     assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "to"
     assert (await stack.http.get("/v1/indicators", params=PERIOD)).status_code == 401
+
+
+async def test_prometheus_metrics_show_what_happened(stack: Stack) -> None:
+    response = await stack.http.get("/metrics")
+    assert response.status_code == 200
+    samples = {}
+    for line in response.text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            samples[name] = float(value)
+    assert samples['sas_request_status_total{status="confirmed"}'] >= 1
+    assert samples['sas_offers_total{outcome="accepted"}'] >= 1
+    assert samples['sas_offers_total{outcome="refused"}'] >= 1
+    assert samples["sas_match_seconds_count"] >= 3
+    assert samples['sas_messages_total{channel="email",result="sent"}'] >= 2
+    assert 'sas_outbox_backlog{service="intake"}' in samples
+    assert any(name.startswith("sas_consumer_lag{") for name in samples)

@@ -87,5 +87,6 @@ async def test_two_notifiers_expire_each_offer_once_even_when_one_is_killed(
     await db.dispose()
     assert events == {f"lapse-{i}": 1 for i in range(OFFERS)}  # every offer expired, none twice
     assert audits == OFFERS
-    swept_by = [log.read_text().count('"offer expired"') for log in logs]
-    assert sum(swept_by) == OFFERS and sum(1 for n in swept_by if n) >= 2
+    # which process took which offer is a matter of timing (SKIP LOCKED hands due rows to whoever
+    # comes first); what matters is above: every offer once, none lost when a sweeper died
+    assert sum(log.read_text().count('"offer expired"') for log in logs) == OFFERS

@@ -1,0 +1,18 @@
+"""Prometheus metrics of every service process, served on /metrics (see deploy/grafana-dashboard.json)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+REQUEST_STATUS = Counter("sas_request_status_total", "Requests reaching a status", ["status"])
+MATCH_SECONDS = Histogram(
+    "sas_match_seconds",
+    "Time to search and claim a candidate for one request",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
+)
+OFFERS = Counter("sas_offers_total", "Offers by outcome", ["outcome"])
+MESSAGES = Counter("sas_messages_total", "Messages to professionals by channel and result", ["channel", "result"])
+DEAD_LETTERS = Counter("sas_dead_letters_total", "Messages a consumer could not handle", ["consumer"])
+EVENTS_HANDLED = Counter("sas_events_handled_total", "Events handled by consumer and type", ["consumer", "type"])
+OUTBOX_BACKLOG = Gauge("sas_outbox_backlog", "Committed events not yet published", ["service"])
+CONSUMER_LAG = Gauge("sas_consumer_lag", "Messages behind the end of the topics", ["consumer"])
