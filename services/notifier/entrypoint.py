@@ -9,7 +9,8 @@ from schemas.events import AppointmentConfirmed, OfferProposed, OfferWithdrawn
 from services.common.context import Context
 from services.common.messaging import Pump
 from services.common.runtime import Handlers, ServicePart, Subscription
-from services.notifier import ops_api, read_model
+from services.notifier import ops_api, ops_pages, read_model
+from services.notifier.accounts import Accounts
 from services.notifier.channels import (
     ContactSource,
     EmailSender,
@@ -62,6 +63,7 @@ def build(ctx: Context, contacts: ContactSource) -> tuple[NotifierService, Servi
         env,
         ctx.settings.reminder_minutes,
     )
+    accounts = Accounts(db, ctx.clock)
     dispatcher = Pump("notifier-dispatch", service.dispatch, ctx.settings.sweep_interval_seconds)
     service.on_notification.append(dispatcher.poke)
     handlers: Handlers = {
@@ -73,7 +75,12 @@ def build(ctx: Context, contacts: ContactSource) -> tuple[NotifierService, Servi
         name="notifier",
         db=db,
         migrations=Path(__file__).parent / "migrations",
-        routers=[build_router(service, env), ops_api.build_router(db, ctx.require_regulator_key)],
+        routers=[
+            build_router(service, env),
+            ops_api.build_router(db, ctx.require_regulator_key, accounts),
+            ops_pages.build_router(db, accounts, env, ctx.settings.base_url.startswith("https://")),
+        ],
+        on_start=[lambda: _admin_from_settings(ctx, accounts)],
         subscriptions=[
             Subscription("notifier", [ctx.topics.matching], handlers),
             Subscription(read_model.CONSUMER, read_model.topics_of(ctx.topics), read_model.HANDLERS),
@@ -85,3 +92,9 @@ def build(ctx: Context, contacts: ContactSource) -> tuple[NotifierService, Servi
         ],
     )
     return service, part
+
+
+async def _admin_from_settings(ctx: Context, accounts: Accounts) -> None:
+    """OPS_ADMIN_EMAIL and OPS_ADMIN_PASSWORD create or update a sas_admin account at start."""
+    if ctx.settings.ops_admin_email and ctx.settings.ops_admin_password:
+        await accounts.put(ctx.settings.ops_admin_email, ctx.settings.ops_admin_password, "sas_admin", None)

@@ -8,13 +8,14 @@ from collections.abc import Callable
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from services.common.db import Database
 from services.common.http import Problem
 from services.notifier import indicators as ind
 from services.notifier import read_model
+from services.notifier.accounts import Accounts
 
 MAX_DAYS = 400
 
@@ -37,35 +38,49 @@ def _period(first: date, last: date) -> tuple[date, date]:
     return first, last
 
 
-def build_router(db: Database, require_key: Callable[[Request], None]) -> APIRouter:
-    router = APIRouter(tags=["operations"], dependencies=[Depends(require_key)])
+def build_router(db: Database, require_key: Callable[[Request], None], accounts: Accounts) -> APIRouter:
+    """Readable with a regulator key (the SAS reads every CPTS) or an operations session
+    (a coordinator reads their own CPTS only)."""
+    router = APIRouter(tags=["operations"])
+
+    async def allowed(request: Request, cpts_id: str) -> None:
+        operator = await accounts.operator(request.cookies.get("sas_ops"))
+        if operator is None:
+            require_key(request)  # 401 without a valid key
+        elif not operator.may_see(cpts_id):
+            raise Problem(403, "Forbidden", f"this account does not see CPTS {cpts_id}")
 
     @router.get("/v1/indicators")
     async def indicators(
+        request: Request,
         cpts_id: str,
         first: Annotated[date, Query(alias="from")],
         last: Annotated[date, Query(alias="to")],
     ) -> dict[str, Any]:
         """National indicators 1 and 2 and the coordinators' figures, for one CPTS and period."""
+        await allowed(request, cpts_id)
         first, last = _period(first, last)
         return ind.figures(cpts_id, first, last, *await read_model.facts(db, first, last))
 
     @router.get("/v1/indicators/export.csv")
     async def export(
+        request: Request,
+        cpts_id: str,
         rows: Annotated[str, Query(pattern="^(requests|offers|slots|professionals)$")],
         first: Annotated[date, Query(alias="from")],
         last: Annotated[date, Query(alias="to")],
     ) -> Response:
         """The recorded rows behind the figures of a period, to check any of them by hand."""
+        await allowed(request, cpts_id)
         first, last = _period(first, last)
-        columns, found = await read_model.export_rows(db, rows, first, last)
+        columns, found = await read_model.export_rows(db, rows, cpts_id, first, last)
         out = io.StringIO()
         writer = csv.writer(out)
         writer.writerow(columns)
         writer.writerows(
             [["" if v is None else (v.isoformat() if hasattr(v, "isoformat") else v) for v in row] for row in found]
         )
-        name = f"{rows}-{first}-{last}.csv"
+        name = f"{rows}-{cpts_id}-{first}-{last}.csv"
         return Response(
             out.getvalue(),
             media_type="text/csv; charset=utf-8",

@@ -289,22 +289,24 @@ async def facts(
     )
 
 
-EXPORTS: dict[str, tuple[str, str]] = {
-    "requests": ("ops_request", "received_at"),
-    "offers": ("ops_offer", "proposed_at"),
-    "slots": ("ops_slot", "start"),
-    "professionals": ("ops_professional_version", "at"),
+EXPORTS: dict[str, tuple[str, str, str]] = {  # table, date column, which rows are the CPTS's
+    "requests": ("ops_request", "received_at", "(patient_cpts = :c OR appointment_cpts = :c)"),
+    "offers": ("ops_offer", "proposed_at", "cpts_id = :c"),
+    "slots": ("ops_slot", "start", "rpps IN (SELECT rpps FROM ops_professional_version WHERE cpts_id = :c)"),
+    "professionals": ("ops_professional_version", "at", "cpts_id = :c"),
 }
 
 
-async def export_rows(db: Database, kind: str, first: date, last: date) -> tuple[list[str], list[tuple[Any, ...]]]:
-    """The rows behind the figures, for a CSV (no patient identity is in the read model)."""
-    table, column = EXPORTS[kind]
+async def export_rows(
+    db: Database, kind: str, cpts_id: str, first: date, last: date
+) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """The CPTS's rows behind the figures, for a CSV (no patient identity is in the read model)."""
+    table, column, mine = EXPORTS[kind]
     start, end = _bounds(first, last)
     async with db.engine.connect() as conn:
         result = await conn.execute(
-            text(f"SELECT * FROM {table} WHERE {column} >= :a AND {column} < :b ORDER BY {column}"),
-            {"a": start - timedelta(days=3) if kind == "requests" else start, "b": end},
+            text(f"SELECT * FROM {table} WHERE {column} >= :a AND {column} < :b AND {mine} ORDER BY {column}"),
+            {"a": start - timedelta(days=3) if kind == "requests" else start, "b": end, "c": cpts_id},
         )
         return list(result.keys()), [tuple(r) for r in result.all()]
 

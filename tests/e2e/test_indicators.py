@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import re
 import time
 from typing import Any
 
+import httpx
 import pytest
 
 from services.notifier import read_model
+from services.notifier.accounts import Accounts
 from tests.e2e.conftest import Stack, link_path
 
 pytestmark = pytest.mark.e2e
@@ -96,3 +99,61 @@ async def test_prometheus_metrics_show_what_happened(stack: Stack) -> None:
     assert samples['sas_messages_total{channel="email",result="sent"}'] >= 2
     assert 'sas_outbox_backlog{service="intake"}' in samples
     assert any(name.startswith("sas_consumer_lag{") for name in samples)
+
+
+async def operator_client(stack: Stack, email: str, password: str) -> httpx.AsyncClient:
+    client = httpx.AsyncClient(base_url=str(stack.http.base_url), timeout=10)
+    form = await client.get("/ops/login")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
+    assert csrf
+    logged = await client.post("/ops/login", data={"email": email, "password": password, "csrf": csrf.group(1)})
+    assert logged.status_code == 303 and logged.headers["location"] == "/ops", logged.text
+    cookie = logged.headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=strict" in cookie
+    return client
+
+
+async def test_coordinators_see_their_own_cpts_only(stack: Stack) -> None:
+    notifier = next(p for p in stack.runtime.parts if p.name == "notifier")
+    accounts = Accounts(notifier.db, stack.clock)
+    await accounts.put("coord@cpts-e2e.example.org", "un mot de passe long", "coordinator", "cpts-e2e")
+    await accounts.put("coord@elsewhere.example.org", "un autre mot de passe", "coordinator", "elsewhere")
+    mine = await operator_client(stack, "coord@cpts-e2e.example.org", "un mot de passe long")
+    other = await operator_client(stack, "coord@elsewhere.example.org", "un autre mot de passe")
+    try:
+        page = await mine.get("/ops")
+        assert page.status_code == 200 and 'id="indicator-2">1<' in page.text
+        assert "Dernières issues" in page.text and "export.csv?rows=requests" in page.text
+        assert (await mine.get("/v1/indicators", params=PERIOD)).json()["sas_requests_with_appointment"] == 1
+        assert (await mine.get("/ops/live")).status_code == 200
+
+        assert (await other.get("/ops", params={"cpts_id": "cpts-e2e"})).status_code == 403
+        assert (await other.get("/v1/indicators", params=PERIOD)).status_code == 403
+        assert (await other.get("/v1/indicators/export.csv", params={**PERIOD, "rows": "requests"})).status_code == 403
+        assert 'id="indicator-2">0<' in (await other.get("/ops")).text  # their own CPTS: nothing happened there
+
+        assert (await mine.post("/ops/logout", data={"csrf": "forged"})).status_code == 403
+        assert (await mine.get("/ops")).status_code == 200  # a forged logout did nothing
+        csrf = re.search(r'name="csrf" value="([^"]+)"', (await mine.get("/ops")).text)
+        assert csrf
+        await mine.post("/ops/logout", data={"csrf": csrf.group(1)})
+        assert (await mine.get("/ops")).status_code == 303
+    finally:
+        await mine.aclose()
+        await other.aclose()
+
+
+async def test_logins_need_the_form_token_and_are_rate_limited(stack: Stack) -> None:
+    async with httpx.AsyncClient(base_url=str(stack.http.base_url), timeout=10) as client:
+        no_token = await client.post("/ops/login", data={"email": "x@y.org", "password": "p", "csrf": "made-up"})
+        assert no_token.status_code == 403
+        statuses = []
+        for _ in range(7):
+            form = await client.get("/ops/login")
+            csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
+            assert csrf
+            answer = await client.post(
+                "/ops/login", data={"email": "intruder@y.org", "password": "guess", "csrf": csrf.group(1)}
+            )
+            statuses.append(answer.status_code)
+        assert statuses[:5] == [401] * 5 and statuses[5:] == [429, 429]
