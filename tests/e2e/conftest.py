@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import email
 import json
+import os
 import re
+import shutil
+import subprocess
 import tempfile
 import threading
 import time
@@ -23,6 +26,7 @@ import pytest
 import uvicorn
 from aiosmtpd.controller import Controller
 from fastapi import FastAPI, Request, Response
+from playwright.async_api import Browser, async_playwright
 
 from services.common.clock import PARIS
 from services.common.embedded import free_port
@@ -250,3 +254,43 @@ async def stack(kafka_bootstrap: str, postgres_url: str) -> AsyncIterator[Stack]
     await serving
     await receiving
     mail.controller.stop()
+
+
+def chromium() -> str:
+    """Debian's Chromium, installed here when it is missing (Playwright's own download cannot work here)."""
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found:
+        return found
+    if os.geteuid() != 0:
+        pytest.fail("Chromium is missing and only root can install it: apt-get install -y chromium")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env, capture_output=True)
+    subprocess.run(
+        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium"],
+        check=True,
+        env=env,
+        capture_output=True,
+    )
+    found = shutil.which("chromium")
+    assert found, "chromium did not install"
+    return found
+
+
+@pytest.fixture(scope="module")
+async def browser() -> AsyncIterator[Browser]:
+    path = chromium()
+    async with async_playwright() as p:
+        launched = await p.chromium.launch(
+            executable_path=path,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                "--disable-quic",
+            ],
+        )
+        yield launched
+        await launched.close()

@@ -5,15 +5,11 @@ Screenshots go to test-artifacts/ (not in git).
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, Page
 from sqlalchemy import text
 
 from tests.e2e.conftest import Stack, link_path
@@ -21,46 +17,6 @@ from tests.e2e.conftest import Stack, link_path
 pytestmark = pytest.mark.e2e
 ARTIFACTS = Path(__file__).parents[2] / "test-artifacts"
 PHONE = {"width": 360, "height": 740}
-
-
-def chromium() -> str:
-    """Debian's Chromium, installed here when it is missing (Playwright's own download cannot work here)."""
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if found:
-        return found
-    if os.geteuid() != 0:
-        pytest.fail("Chromium is missing and only root can install it: apt-get install -y chromium")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env, capture_output=True)
-    subprocess.run(
-        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium"],
-        check=True,
-        env=env,
-        capture_output=True,
-    )
-    found = shutil.which("chromium")
-    assert found, "chromium did not install"
-    return found
-
-
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    path = chromium()
-    async with async_playwright() as p:
-        launched = await p.chromium.launch(
-            executable_path=path,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-                "--disable-quic",
-            ],
-        )
-        yield launched
-        await launched.close()
 
 
 async def phone_page(browser: Browser, stack: Stack, path: str) -> Page:

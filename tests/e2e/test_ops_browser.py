@@ -1,0 +1,60 @@
+"""A coordinator watches the dashboard in a real browser: a request appears live, its outcome
+follows, the CSV downloads; a coordinator of another CPTS sees none of it."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.async_api import Browser, Page
+
+from services.notifier.accounts import Accounts
+from tests.e2e.conftest import Stack, link_path
+from tests.e2e.test_browser import shot
+
+pytestmark = pytest.mark.e2e
+LIVE_WAIT_MS = 15_000  # the live view polls every 5 s
+
+
+async def logged_in(browser: Browser, stack: Stack, email: str, password: str) -> Page:
+    context = await browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+    page = await context.new_page()
+    await page.goto(f"{stack.http.base_url}/ops/login")
+    await page.fill("#email", email)
+    await page.fill("#password", password)
+    await page.get_by_role("button", name="Se connecter").click()
+    await page.wait_for_url("**/ops")
+    return page
+
+
+async def test_a_coordinator_follows_a_request_live(stack: Stack, browser: Browser) -> None:
+    territory = {"name": "CPTS Rouen", "communes": ["76540"], "radius_km": 30}
+    assert (await stack.http.put("/v1/territories/cpts-rouen", json=territory, headers=stack.auth)).status_code == 201
+    gp = await stack.professional("30000000001", "76540", slots=[stack.paris(0, 15, 0)], cpts_id="cpts-rouen")
+    notifier = next(p for p in stack.runtime.parts if p.name == "notifier")
+    accounts = Accounts(notifier.db, stack.clock)
+    await accounts.put("coord@rouen.example.org", "mot de passe de Rouen", "coordinator", "cpts-rouen")
+    await accounts.put("coord@caen.example.org", "mot de passe de Caen", "coordinator", "cpts-caen")
+    mine = await logged_in(browser, stack, "coord@rouen.example.org", "mot de passe de Rouen")
+    other = await logged_in(browser, stack, "coord@caen.example.org", "mot de passe de Caen")
+
+    request_id = await stack.submit("76540")
+    await mine.wait_for_selector(f'[data-request="{request_id}"]', timeout=LIVE_WAIT_MS)  # appears, no reload
+    await shot(mine, "ops-live-request")
+
+    [offer] = await stack.mail.wait_for(gp)
+    await stack.http.post(f"{link_path(offer)}/accept")
+    outcome = await mine.wait_for_selector(f'[data-outcome="{request_id}"]', timeout=LIVE_WAIT_MS)
+    assert outcome is not None and "rendez-vous" in await outcome.inner_text()
+    assert await mine.locator(f'[data-request="{request_id}"]').count() == 0  # no longer in progress
+    await shot(mine, "ops-live-confirmed")
+
+    async with mine.expect_download() as waiting:
+        await mine.get_by_role("link", name="requests").click()
+    download = await waiting.value
+    path = await download.path()
+    assert request_id in path.read_text(encoding="utf-8")
+
+    await other.reload()
+    assert request_id not in await other.content()
+    assert await other.locator("#indicator-2").inner_text() == "0"
+    await mine.context.close()
+    await other.context.close()
