@@ -51,6 +51,8 @@ class RequestFacts:
     appointment_cpts: str | None = None
     kind: str | None = None
     reason: str | None = None
+    commune_insee: str | None = None  # the patient's
+    appointment_commune: str | None = None
 
 
 @dataclass(frozen=True)

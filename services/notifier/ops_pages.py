@@ -20,8 +20,8 @@ from sqlalchemy import text
 from services.common.clock import PARIS
 from services.common.db import Database
 from services.common.http import Problem
+from services.notifier import charts, read_model
 from services.notifier import indicators as ind
-from services.notifier import read_model
 from services.notifier.accounts import Accounts, Operator, TooManyAttempts
 
 SESSION_COOKIE = "sas_ops"
@@ -113,9 +113,16 @@ def build_router(db: Database, accounts: Accounts, env: Environment, secure_cook
                 "invalid or missing fields: from, to",
                 errors=[{"field": "from", "message": "dates are YYYY-MM-DD"}],
             ) from None
-        figures = ind.figures(cpts, first, last, *await read_model.facts(db, first, last))
+        requests, offers, versions, slots = await read_model.facts(db, first, last)
+        figures = ind.figures(cpts, first, last, requests, offers, versions, slots)
         html = env.get_template("ops_dashboard.html").render(
-            operator=operator, cpts=cpts, first=first, last=last, f=figures, live=await live_view(db, accounts, cpts)
+            operator=operator,
+            cpts=cpts,
+            first=first,
+            last=last,
+            f=figures,
+            live=await live_view(db, accounts, cpts),
+            charts=period_charts(cpts, first, last, requests, figures),
         )
         return HTMLResponse(html, headers=headers)
 
@@ -193,4 +200,28 @@ async def live_view(db: Database, accounts: Accounts, cpts: str) -> dict[str, An
         "outcomes": [
             {"request_id": o.request_id, "outcome": o.outcome, "reason": o.reason, "at": o.at} for o in outcomes
         ],
+    }
+
+
+def period_charts(
+    cpts: str, first: date, last: date, requests: list[ind.RequestFacts], figures: dict[str, Any]
+) -> dict[str, str]:
+    """The period's charts and map, as SVG (see charts.py)."""
+    mine = [
+        r
+        for r in requests
+        if ind.in_period(r.received_at, first, last) and cpts in (r.patient_cpts, r.appointment_cpts)
+    ]
+    through = ind.through_cpts(requests, cpts, first, last)
+    utilisation = []
+    for rpps, weeks in figures["slot_utilisation"]["by_professional_and_week"].items():
+        booked = sum(w["booked"] for w in weeks.values())
+        published = sum(w["published"] for w in weeks.values())
+        utilisation.append((rpps, round(100 * booked / max(1, published))))
+    return {
+        "per_day": charts.requests_per_day(mine, first, last),
+        "waits": charts.bars(charts.wait_distribution(through), "Délai entre la demande et le rendez-vous"),
+        "refusals": charts.bars(list(figures["offers"]["refused"].items()), "Refus par motif", "#cf222e"),
+        "utilisation": charts.bars(utilisation, "Créneaux réservés, en % des publiés, par professionnel", "#1a7f37"),
+        "map": charts.commune_map(mine),
     }

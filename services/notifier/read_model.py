@@ -82,6 +82,7 @@ async def on_confirmed(tx: Transaction, e: AppointmentConfirmed, ce: CloudEvent)
             "confirmed_at": ce.time,
             "appointment_start": e.start,
             "appointment_rpps": e.professional.rpps,
+            "appointment_commune": e.site.commune_insee,
             "appointment_cpts": e.professional_cpts_id,
             "kind": e.kind,
             "slot_id": e.slot_id,
@@ -268,6 +269,8 @@ async def facts(
                 r.appointment_cpts,
                 r.kind,
                 r.reason,
+                r.commune_insee,
+                r.appointment_commune,
             )
             for r in requests
             if r.received_at

@@ -1,0 +1,146 @@
+"""Charts and the map of the dashboard, drawn as SVG on the server (pure functions).
+
+No chart library and no map tiles: the machines that run this may have no internet, and the
+pages work without JavaScript. Every text is escaped.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Sequence
+from datetime import date, timedelta
+from html import escape
+
+from services.common import geo
+from services.notifier.indicators import RequestFacts, paris_date
+
+COLOURS = {
+    "confirmed": "#1a7f37",
+    "unresolved": "#cf222e",
+    "cancelled": "#8c959f",
+    "open": "#0969da",
+    "requests": "#0969da",
+    "appointments": "#1a7f37",
+}
+WAIT_BUCKETS = ((15, "< 15 min"), (30, "15–30"), (60, "30–60"), (120, "1–2 h"), (240, "2–4 h"), (math.inf, "> 4 h"))
+
+
+def bars(values: Sequence[tuple[str, float]], title: str, colour: str = "#0969da", width: int = 420) -> str:
+    """Horizontal bars, one per label."""
+    if not values:
+        return (
+            f'<svg role="img" aria-label="{escape(title)}" width="{width}" height="30"><text x="0" y="20" '
+            f'font-size="13" fill="#57606a">{escape(title)} : rien sur la période</text></svg>'
+        )
+    top = max(v for _, v in values) or 1
+    row, label_w = 22, 150
+    height = row * len(values) + 26
+    parts = [
+        f'<svg role="img" aria-label="{escape(title)}" viewBox="0 0 {width} {height}" width="100%">',
+        f'<text x="0" y="14" font-size="13" font-weight="600">{escape(title)}</text>',
+    ]
+    for i, (label, value) in enumerate(values):
+        y = 24 + i * row
+        w = (width - label_w - 50) * value / top
+        parts.append(
+            f'<text x="0" y="{y + 14}" font-size="12">{escape(label)}</text>'
+            f'<rect x="{label_w}" y="{y + 3}" width="{w:.1f}" height="14" fill="{colour}"/>'
+            f'<text x="{label_w + w + 4:.1f}" y="{y + 14}" font-size="12">{value:g}</text>'
+        )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def requests_per_day(requests: Sequence[RequestFacts], first: date, last: date, width: int = 720) -> str:
+    """Stacked columns: requests received each day, by what became of them."""
+    days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+    counts: dict[date, Counter[str]] = {d: Counter() for d in days}
+    for r in requests:
+        day = paris_date(r.received_at)
+        if day in counts:
+            counts[day][r.status] += 1
+    top = max([sum(c.values()) for c in counts.values()] + [1])
+    height, base, column = 170, 140, (width - 30) / len(days)
+    title = "Demandes reçues par jour, selon leur issue"
+    parts = [
+        f'<svg role="img" aria-label="{title}" viewBox="0 0 {width} {height}" width="100%">',
+        f'<text x="0" y="14" font-size="13" font-weight="600">{title}</text>',
+        f'<text x="0" y="{base}" font-size="11">0</text><text x="0" y="30" font-size="11">{top}</text>',
+    ]
+    for i, day in enumerate(days):
+        x, y = 30 + i * column, float(base)
+        for status in ("confirmed", "open", "unresolved", "cancelled"):
+            n = counts[day][status]
+            if n:
+                h = (base - 24) * n / top
+                y -= h
+                parts.append(
+                    f'<rect x="{x:.1f}" y="{y:.1f}" width="{max(1.0, column - 2):.1f}" height="{h:.1f}" '
+                    f'fill="{COLOURS[status]}"><title>{day} {status}: {n}</title></rect>'
+                )
+        if (len(days) <= 31 and i % 7 == 0 and i + 3 < len(days)) or i == len(days) - 1:
+            anchor = ' text-anchor="end"' if i == len(days) - 1 else ""  # the last one ends at the edge
+            at = x + column if anchor else x
+            parts.append(f'<text x="{at:.1f}" y="{base + 14}" font-size="10"{anchor}>{day:%d/%m}</text>')
+    legend = [
+        ("confirmed", "rendez-vous"),
+        ("open", "en cours"),
+        ("unresolved", "sans solution"),
+        ("cancelled", "annulée"),
+    ]
+    for i, (status, label) in enumerate(legend):
+        parts.append(
+            f'<rect x="{30 + i * 130}" y="{height - 12}" width="10" height="10" fill="{COLOURS[status]}"/>'
+            f'<text x="{44 + i * 130}" y="{height - 3}" font-size="11">{label}</text>'
+        )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def wait_distribution(requests: Sequence[RequestFacts]) -> list[tuple[str, float]]:
+    """Confirmed requests by time from receipt to confirmation, in buckets."""
+    counts: Counter[str] = Counter()
+    for r in requests:
+        if r.status == "confirmed" and r.confirmed_at:
+            minutes = (r.confirmed_at - r.received_at).total_seconds() / 60
+            counts[next(label for limit, label in WAIT_BUCKETS if minutes < limit)] += 1
+    return [(label, counts[label]) for _, label in WAIT_BUCKETS]
+
+
+def commune_map(requests: Sequence[RequestFacts], width: int = 420, height: int = 420) -> str:
+    """Requests (blue, by the patient's commune) and appointments (green, by where they took
+    place), as circles on the communes' coordinates; the area grows with the count."""
+    points: Counter[tuple[str, str]] = Counter()
+    for r in requests:
+        if r.commune_insee:
+            points[("requests", r.commune_insee)] += 1
+        if r.status == "confirmed" and r.appointment_commune:
+            points[("appointments", r.appointment_commune)] += 1
+    placed = [(kind, c, n) for (kind, code), n in points.items() if (c := geo.commune(code))]
+    title = "Carte des demandes (bleu) et des rendez-vous (vert) par commune"
+    if not placed:
+        return (
+            f'<svg role="img" aria-label="{title}" width="{width}" height="30"><text x="0" y="20" font-size="13" '
+            f'fill="#57606a">Carte : rien sur la période</text></svg>'
+        )
+    lats, lons = [c.lat for _, c, _ in placed], [c.lon for _, c, _ in placed]
+    span = max(max(lats) - min(lats), (max(lons) - min(lons)) * math.cos(math.radians(sum(lats) / len(lats))), 0.3)
+    lat0, lon0 = (max(lats) + min(lats)) / 2, (max(lons) + min(lons)) / 2
+    scale = (min(width, height) - 60) / span
+    squash = math.cos(math.radians(lat0))
+    parts = [
+        f'<svg role="img" aria-label="{title}" viewBox="0 0 {width} {height}" width="100%" '
+        f'style="background:#eef3f8;border-radius:.4rem">'
+    ]
+    for kind, c, n in sorted(placed, key=lambda p: -p[2]):
+        x = width / 2 + (c.lon - lon0) * squash * scale
+        y = height / 2 - (c.lat - lat0) * scale
+        radius = 3 + 3 * math.sqrt(n)
+        parts.append(
+            f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{radius:.1f}" fill="{COLOURS[kind]}" fill-opacity=".55">'
+            f"<title>{escape(c.name)} : {n} {'demande(s)' if kind == 'requests' else 'rendez-vous'}"
+            f"</title></circle>"
+        )
+    parts.append(f'<text x="8" y="{height - 8}" font-size="11" fill="#57606a">{escape(title)}</text></svg>')
+    return "".join(parts)
