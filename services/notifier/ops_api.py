@@ -6,10 +6,11 @@ import csv
 import io
 from collections.abc import Callable
 from datetime import date
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
+from pydantic import BaseModel, Field
 
 from services.common.db import Database
 from services.common.http import Problem
@@ -90,4 +91,36 @@ def build_router(db: Database, require_key: Callable[[Request], None], accounts:
             },
         )
 
+    @router.put("/v1/ops/accounts/{email}", status_code=204)
+    async def put_account(request: Request, email: str, body: AccountIn) -> Response:
+        """Create or update an operations account (the SAS, or a sas_admin, does it)."""
+        operator = await accounts.operator(request.cookies.get("sas_ops"))
+        if operator is None:
+            require_key(request)
+        elif operator.role != "sas_admin":
+            raise Problem(403, "Forbidden", "only a sas_admin manages accounts")
+        if "@" not in email or len(email) > 200:
+            raise Problem(
+                422,
+                "Invalid request",
+                "invalid or missing fields: email",
+                errors=[{"field": "email", "message": "an e-mail address"}],
+            )
+        try:
+            await accounts.put(email, body.password, body.role, body.cpts_id)
+        except ValueError as error:
+            raise Problem(
+                422,
+                "Invalid request",
+                "invalid or missing fields: cpts_id",
+                errors=[{"field": "cpts_id", "message": str(error)}],
+            ) from None
+        return Response(status_code=204)
+
     return router
+
+
+class AccountIn(BaseModel):
+    password: str = Field(min_length=12, max_length=200)
+    role: Literal["coordinator", "sas_admin"]
+    cpts_id: str | None = None

@@ -157,3 +157,20 @@ async def test_logins_need_the_form_token_and_are_rate_limited(stack: Stack) -> 
             )
             statuses.append(answer.status_code)
         assert statuses[:5] == [401] * 5 and statuses[5:] == [429, 429]
+
+
+async def test_accounts_are_managed_by_the_sas(stack: Stack) -> None:
+    body = {"password": "a long enough password", "role": "coordinator", "cpts_id": "cpts-e2e"}
+    created = await stack.http.put("/v1/ops/accounts/new@cpts-e2e.example.org", json=body, headers=stack.auth)
+    assert created.status_code == 204
+    client = await operator_client(stack, "new@cpts-e2e.example.org", "a long enough password")
+    try:
+        forbidden = await client.put("/v1/ops/accounts/mine@x.org", json=body)  # a coordinator cannot
+        assert forbidden.status_code == 403
+    finally:
+        await client.aclose()
+    short = await stack.http.put("/v1/ops/accounts/a@b.org", json={**body, "password": "short"}, headers=stack.auth)
+    assert short.status_code == 422 and short.json()["errors"][0]["field"] == "password"
+    no_cpts = await stack.http.put("/v1/ops/accounts/a@b.org", json={**body, "cpts_id": None}, headers=stack.auth)
+    assert no_cpts.status_code == 422
+    assert (await stack.http.put("/v1/ops/accounts/a@b.org", json=body)).status_code == 401
