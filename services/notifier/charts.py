@@ -29,10 +29,7 @@ WAIT_BUCKETS = ((15, "< 15 min"), (30, "15–30"), (60, "30–60"), (120, "1–2
 def bars(values: Sequence[tuple[str, float]], title: str, colour: str = "#0969da", width: int = 420) -> str:
     """Horizontal bars, one per label."""
     if not values:
-        return (
-            f'<svg role="img" aria-label="{escape(title)}" width="{width}" height="30"><text x="0" y="20" '
-            f'font-size="13" fill="#57606a">{escape(title)} : rien sur la période</text></svg>'
-        )
+        return f'<p class="muted">{escape(title)} : rien sur la période</p>'
     top = max(v for _, v in values) or 1
     row, label_w = 22, 150
     height = row * len(values) + 26
@@ -120,10 +117,7 @@ def commune_map(requests: Sequence[RequestFacts], width: int = 420, height: int 
     placed = [(kind, c, n) for (kind, code), n in points.items() if (c := geo.commune(code))]
     title = "Carte des demandes (bleu) et des rendez-vous (vert) par commune"
     if not placed:
-        return (
-            f'<svg role="img" aria-label="{title}" width="{width}" height="30"><text x="0" y="20" font-size="13" '
-            f'fill="#57606a">Carte : rien sur la période</text></svg>'
-        )
+        return '<p class="muted">Carte : rien sur la période</p>'
     lats, lons = [c.lat for _, c, _ in placed], [c.lon for _, c, _ in placed]
     span = max(max(lats) - min(lats), (max(lons) - min(lons)) * math.cos(math.radians(sum(lats) / len(lats))), 0.3)
     lat0, lon0 = (max(lats) + min(lats)) / 2, (max(lons) + min(lons)) / 2
