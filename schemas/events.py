@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -365,19 +365,3 @@ class DeadLetter(BaseModel):
     reason: str
     failed_at: AwareDatetime
     attempts: int
-
-
-EventUnion = Annotated[
-    RequestReceived
-    | RequestCancelled
-    | SearchStarted
-    | OfferProposed
-    | OfferWithdrawn
-    | AppointmentConfirmed
-    | RequestUnresolved
-    | OfferInvalidated
-    | OfferAccepted
-    | OfferRefused
-    | OfferExpired,
-    Field(description="the `data` of a CloudEvent"),
-]

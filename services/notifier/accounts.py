@@ -8,7 +8,7 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from sqlalchemy import text
 
@@ -130,6 +130,9 @@ class Accounts:
         async with self.db.transaction() as tx:
             await tx.session.execute(text("DELETE FROM ops_session WHERE token_hash = :t"), {"t": _hash(token)})
 
-    async def sessions_expire(self, now: datetime) -> None:
+    async def forget_expired(self) -> None:
+        """Drop sessions past their time and login attempts older than the lockout window."""
+        now = self.clock()
         async with self.db.transaction() as tx:
             await tx.session.execute(text("DELETE FROM ops_session WHERE expires_at < :now"), {"now": now})
+            await tx.session.execute(text("DELETE FROM ops_login_attempt WHERE at < :old"), {"old": now - LOCKOUT})

@@ -89,6 +89,7 @@ def build(ctx: Context, contacts: ContactSource) -> tuple[NotifierService, Servi
         timers=[
             (service.expire_due, ctx.settings.sweep_interval_seconds),
             (service.remind_due, ctx.settings.sweep_interval_seconds),
+            (accounts.forget_expired, 3600.0),
         ],
     )
     return service, part

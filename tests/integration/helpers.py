@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import httpx
@@ -120,6 +121,22 @@ def start_service(
         stderr=log.open("ab"),
     )
     return process, port
+
+
+@contextlib.asynccontextmanager
+async def matcher_processes(database_url: str, bootstrap: str, prefix: str, count: int) -> AsyncIterator[list[Path]]:
+    """`count` healthy `sas-matcher` processes in one consumer group; yields their log files."""
+    logs = [Path(tempfile.mkstemp(suffix=".log")[1]) for _ in range(count)]
+    processes = [start_matcher(database_url, bootstrap, prefix, log) for log in logs]
+    try:
+        for process, port in processes:
+            wait_healthy(port, process)
+        yield logs
+        await asyncio.sleep(0.3)  # let the last log lines reach the files
+    finally:
+        for process, _ in processes:
+            process.terminate()
+            process.wait(timeout=20)
 
 
 def start_matcher(database_url: str, bootstrap: str, prefix: str, log: Path) -> tuple[subprocess.Popen[bytes], int]:

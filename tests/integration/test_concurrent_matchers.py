@@ -3,9 +3,7 @@ each slot is held once, each professional gets one offer at a time, the others m
 
 from __future__ import annotations
 
-import tempfile
 from datetime import timedelta
-from pathlib import Path
 
 from sqlalchemy import text
 
@@ -16,10 +14,9 @@ from tests.integration.helpers import (
     event_bytes,
     eventually,
     fresh_topics,
+    matcher_processes,
     migrated,
     publish_raw,
-    start_matcher,
-    wait_healthy,
 )
 from tests.integration.test_consumer import received
 
@@ -44,11 +41,7 @@ async def test_the_last_slots_of_a_town_are_each_given_once(database_url: str, k
         await directory.put_professional(rpps, {"name": f"Dr {rpps}", "profession": "general_practitioner"}, [site])
         await directory.put_slot(f"last-{rpps}", rpps, "main", start, start + timedelta(minutes=20), "in_person")
 
-    logs = [Path(tempfile.mkstemp(suffix=".log")[1]) for _ in range(3)]
-    processes = [start_matcher(database_url, kafka_bootstrap, topics.prefix, log) for log in logs]
-    try:
-        for process, port in processes:
-            wait_healthy(port, process)
+    async with matcher_processes(database_url, kafka_bootstrap, topics.prefix, 3) as logs:
         ids = [f"RUSH-{i:02d}" for i in range(REQUESTS)]
         await publish_raw(kafka_bootstrap, topics.requests, [(i, event_bytes(received(i))[1]) for i in ids])
 
@@ -61,10 +54,6 @@ async def test_the_last_slots_of_a_town_are_each_given_once(database_url: str, k
                 return bool(total.scalar() == REQUESTS and left.scalar() == 0)
 
         assert await eventually(all_decided, timeout=40)
-    finally:
-        for process, _ in processes:
-            process.terminate()
-            process.wait(timeout=20)
     async with db.engine.connect() as conn:
         offers = (
             await conn.execute(

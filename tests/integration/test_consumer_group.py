@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import tempfile
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -14,10 +12,9 @@ from tests.integration.helpers import (
     event_bytes,
     eventually,
     fresh_topics,
+    matcher_processes,
     migrated,
     publish_raw,
-    start_matcher,
-    wait_healthy,
 )
 from tests.integration.test_consumer import received
 
@@ -37,25 +34,18 @@ def handled_requests(log: Path) -> set[str]:
 async def test_two_matcher_processes_split_the_partitions(database_url: str, kafka_bootstrap: str) -> None:
     topics = fresh_topics()
     db = await migrated(database_url, "matcher")  # both processes also migrate: that must be harmless
-    logs = [Path(tempfile.mkstemp(suffix=".log")[1]) for _ in range(2)]
-    processes = [start_matcher(database_url, kafka_bootstrap, topics.prefix, log) for log in logs]
     try:
-        for process, port in processes:
-            wait_healthy(port, process)
-        ids = [f"GRP-{i:03d}" for i in range(REQUESTS)]
-        await publish_raw(kafka_bootstrap, topics.requests, [(i, event_bytes(received(i))[1]) for i in ids])
+        async with matcher_processes(database_url, kafka_bootstrap, topics.prefix, 2) as logs:
+            ids = [f"GRP-{i:03d}" for i in range(REQUESTS)]
+            await publish_raw(kafka_bootstrap, topics.requests, [(i, event_bytes(received(i))[1]) for i in ids])
 
-        async def all_searched() -> bool:
-            async with db.transaction() as tx:
-                count = await tx.session.execute(select(func.count()).select_from(SearchRecord))
-                return int(count.scalar_one()) >= REQUESTS
+            async def all_searched() -> bool:
+                async with db.transaction() as tx:
+                    count = await tx.session.execute(select(func.count()).select_from(SearchRecord))
+                    return int(count.scalar_one()) >= REQUESTS
 
-        assert await eventually(all_searched, timeout=30)
-        await asyncio.sleep(0.3)  # let the last log lines reach the files
+            assert await eventually(all_searched, timeout=30)
     finally:
-        for process, _ in processes:
-            process.terminate()
-            process.wait(timeout=20)
         await db.dispose()
     first, second = (handled_requests(log) for log in logs)
     assert first and second, f"one process got every partition: {len(first)} / {len(second)}"

@@ -312,11 +312,8 @@ class DirectoryIndex:
     ) -> list[d.Candidate]:
         week = d.paris_week(now)
         wait0 = (d.earliest_start(now, lead) - now).total_seconds() / 3600
-        groups = [
-            (bound, self._overflow.get((p, cell), set()))
-            for p in professions
-            for bound, cell in self._cells_in_reach(search)
-        ]
+        cells = list(self._cells_in_reach(search))  # once, not once per profession
+        groups = [(bound, self._overflow.get((p, cell), set())) for p in professions for bound, cell in cells]
         if search.teleconsultation_ok:
             groups += [(0.0, self._tele_overflow.get(p, set())) for p in professions]
         groups.sort(key=lambda g: g[0])
