@@ -104,6 +104,7 @@ class Period(BaseModel):
 Kind = Literal["slot", "overflow"]
 Mode = Literal["in_person", "teleconsultation"]
 Urgency = Literal["48h", "24h"]
+WithdrawalCause = Literal["cancelled", "taken", "directory", "handled"]
 
 
 # --- intake → matcher (topic `requests`) ---------------------------------------------------
@@ -177,11 +178,28 @@ class OfferProposed(RequestEventData):
 
 
 class OfferWithdrawn(RequestEventData):
-    """A pending (or just accepted) offer no longer stands: cancellation, directory change."""
+    """A pending (or just accepted) offer no longer stands: cancellation, directory change, or
+    (parallel offers) another professional accepted first."""
 
     EVENT_TYPE: ClassVar[str] = _event("offer.withdrawn")
     offer_id: str
     reason: str
+    cause: WithdrawalCause | None = Field(
+        default=None,
+        description="cancelled by the regulator; taken by another professional first; voided by a directory "
+        "change; the request was already handled",
+    )
+
+
+class RequestWaiting(RequestEventData):
+    """Nobody can be asked now, but someone could still see the patient before the deadline: the
+    request waits (still `searching`) and is offered as soon as someone is free or open."""
+
+    EVENT_TYPE: ClassVar[str] = _event("request.waiting")
+    reason: Literal["candidates_busy", "not_yet_open"]
+    detail: str
+    look_again_at: AwareDatetime = Field(description="when it is looked at again at the latest")
+    deadline: AwareDatetime
 
 
 class AppointmentConfirmed(RequestEventData):
@@ -300,6 +318,7 @@ EVENT_MODELS: tuple[type[EventData], ...] = (
     RequestReceived,
     RequestCancelled,
     SearchStarted,
+    RequestWaiting,
     OfferProposed,
     OfferWithdrawn,
     AppointmentConfirmed,

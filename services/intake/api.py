@@ -144,6 +144,8 @@ def request_view(request: OrientationRequest, history: list[RequestHistory]) -> 
         view["alternatives"] = request.alternatives
     if request.explanation:
         view["ranking"] = request.explanation
+    if request.waiting and request.status == "searching":
+        view["waiting"] = request.waiting  # why nobody is asked yet, and when it is looked at again
     return view
 
 

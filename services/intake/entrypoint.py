@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from schemas.events import AppointmentConfirmed, OfferProposed, RequestUnresolved, SearchStarted
+from schemas.events import AppointmentConfirmed, OfferProposed, RequestUnresolved, RequestWaiting, SearchStarted
 from services.common.context import Context
 from services.common.messaging import Pump
 from services.common.runtime import Handlers, ServicePart, Subscription
@@ -22,6 +22,7 @@ def build(ctx: Context) -> tuple[IntakeService, ServicePart]:
         OfferProposed: service.on_offer_proposed,
         AppointmentConfirmed: service.on_appointment_confirmed,
         RequestUnresolved: service.on_unresolved,
+        RequestWaiting: service.on_request_waiting,
     }
     part = ServicePart(
         name="intake",

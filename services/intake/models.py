@@ -33,6 +33,7 @@ class OrientationRequest(SQLModel, table=True):
     reason: str | None = None
     detail: str | None = None
     alternatives: list[dict[str, Any]] | None = json_column()
+    waiting: dict[str, Any] | None = json_column()  # while searching: why nobody is asked yet
     callback_url: str | None = None  # where the regulator wants status changes pushed
     correlation_id: str | None = None  # the regulator's, echoed on every message
     created_at: datetime = timestamp()

@@ -20,6 +20,7 @@ from schemas.events import (
     RequestCancelled,
     RequestReceived,
     RequestUnresolved,
+    RequestWaiting,
     SearchStarted,
 )
 from schemas.topics import Topics
@@ -260,15 +261,30 @@ class IntakeService:
             request.deadline = event.deadline
             self._move(tx, request, RequestStatus.SEARCHING, ce.time)
 
+    async def on_request_waiting(self, tx: Transaction, event: RequestWaiting, ce: CloudEvent) -> None:
+        request = await self._for_update(tx, event.request_id)
+        if request and follows(RequestStatus(request.status), RequestStatus.SEARCHING):
+            request.deadline = event.deadline
+            request.waiting = {
+                "reason": event.reason,
+                "detail": event.detail,
+                "since": ce.time.isoformat(),
+                "look_again_at": event.look_again_at.isoformat(),
+            }
+            self._move(tx, request, RequestStatus.SEARCHING, ce.time, reason=f"waiting: {event.reason}")
+
     async def on_offer_proposed(self, tx: Transaction, event: OfferProposed, ce: CloudEvent) -> None:
         request = await self._for_update(tx, event.request_id)
         if request and follows(RequestStatus(request.status), RequestStatus.OFFERED):
             request.explanation = [e.model_dump(mode="json") for e in event.explanation]
-            self._move(tx, request, RequestStatus.OFFERED, ce.time)
+            request.waiting = None
+            if request.status != RequestStatus.OFFERED:  # a second parallel offer is no news to the regulator
+                self._move(tx, request, RequestStatus.OFFERED, ce.time)
 
     async def on_appointment_confirmed(self, tx: Transaction, event: AppointmentConfirmed, ce: CloudEvent) -> None:
         request = await self._for_update(tx, event.request_id)
         if request and follows(RequestStatus(request.status), RequestStatus.CONFIRMED):
+            request.waiting = None
             request.appointment = {
                 "professional": event.professional.model_dump(mode="json"),
                 "site": event.site.model_dump(mode="json"),
@@ -281,7 +297,7 @@ class IntakeService:
     async def on_unresolved(self, tx: Transaction, event: RequestUnresolved, ce: CloudEvent) -> None:
         request = await self._for_update(tx, event.request_id)
         if request and follows(RequestStatus(request.status), RequestStatus.UNRESOLVED):
-            request.reason, request.detail = event.reason, event.detail
+            request.reason, request.detail, request.waiting = event.reason, event.detail, None
             request.alternatives = [a.model_dump(mode="json", exclude_none=True) for a in event.alternatives]
             self._move(tx, request, RequestStatus.UNRESOLVED, ce.time, reason=event.reason)
 
@@ -307,4 +323,6 @@ def callback_payload(request: OrientationRequest, event_id: str, at: datetime) -
         payload |= {"reason": request.reason, "detail": request.detail}
     if request.alternatives:
         payload["alternatives"] = request.alternatives
+    if request.waiting and request.status == "searching":
+        payload["waiting"] = request.waiting
     return payload

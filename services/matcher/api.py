@@ -26,6 +26,9 @@ class TerritoryIn(BaseModel):
     communes: list[str] = Field(min_length=1)
     radius_km: float = Field(default=30.0, gt=0, le=300)
     offer_timeout_minutes: float = Field(default=15.0, ge=1, le=240, description="time to answer an offer")
+    parallel_offers: int = Field(
+        default=1, ge=1, le=5, description="professionals asked at once; the first to accept takes the patient"
+    )
 
     @field_validator("communes")
     @classmethod
@@ -163,6 +166,7 @@ def territory_view(t: m.Territory) -> dict[str, Any]:
         "communes": t.communes,
         "radius_km": t.radius_km,
         "offer_timeout_minutes": t.offer_timeout_minutes,
+        "parallel_offers": t.parallel_offers,
     }
 
 
@@ -217,7 +221,7 @@ def build_router(directory: Directory, require_key: Callable[[Request], None]) -
     @router.put("/v1/territories/{cpts_id}")
     async def put_territory(cpts_id: str, body: TerritoryIn) -> JSONResponse:
         territory, created = await directory.put_territory(
-            cpts_id, body.name, body.communes, body.radius_km, body.offer_timeout_minutes
+            cpts_id, body.name, body.communes, body.radius_km, body.offer_timeout_minutes, body.parallel_offers
         )
         return _saved(territory_view(territory), created)
 

@@ -78,7 +78,13 @@ class Directory:
         self.on_change = on_change
 
     async def put_territory(
-        self, cpts_id: str, name: str, communes: list[str], radius_km: float, offer_timeout_minutes: float = 15.0
+        self,
+        cpts_id: str,
+        name: str,
+        communes: list[str],
+        radius_km: float,
+        offer_timeout_minutes: float = 15.0,
+        parallel_offers: int = 1,
     ) -> tuple[m.Territory, bool]:
         async with self.db.transaction() as tx:
             territory = await tx.session.get(m.Territory, cpts_id, with_for_update=True)
@@ -88,6 +94,7 @@ class Directory:
                 "communes": communes,
                 "radius_km": radius_km,
                 "offer_timeout_minutes": offer_timeout_minutes,
+                "parallel_offers": parallel_offers,
                 "updated_at": self.clock(),
             }
             territory = _upsert(tx.session, territory, m.Territory, {"cpts_id": cpts_id, **fields})

@@ -14,6 +14,7 @@ from schemas.events import (
     RequestReceived,
 )
 from services.common.context import Context
+from services.common.messaging import Pump
 from services.common.runtime import Handlers, ServicePart, Subscription
 from services.matcher.api import build_router
 from services.matcher.directory import Directory
@@ -28,12 +29,17 @@ def build(ctx: Context) -> tuple[Directory, ServicePart]:
     sync = IndexSync(db, index, ctx.clock)
     directory = Directory(db, ctx.clock, ctx.topics, sync.refresh)
     cascade = MatcherService(
+        db,
         ctx.topics,
         ctx.clock,
         timedelta(minutes=ctx.settings.lead_time_minutes),
         index,
         ctx.settings.offer_timeout_minutes,
     )
+    # waiting requests: looked at again after every change the index takes in, and on time
+    waiting = Pump("matcher-waiting", cascade.serve_waiting, ctx.settings.sweep_interval_seconds)
+    cascade.wake = waiting.poke
+    sync.on_change.append(cascade.something_changed)
     handlers: Handlers = {
         RequestReceived: cascade.on_request_received,
         RequestCancelled: cascade.on_request_cancelled,
@@ -50,6 +56,7 @@ def build(ctx: Context) -> tuple[Directory, ServicePart]:
         subscriptions=[
             Subscription("matcher", [ctx.topics.requests, ctx.topics.offers, ctx.topics.matching], handlers)
         ],
+        pumps=[waiting],
         on_start=[sync.start],
         on_stop=[sync.stop],
         timers=[(lambda: _forget_past(index, ctx), 3600.0)],

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -34,6 +34,7 @@ class IndexSync:
     def __init__(self, db: Database, index: DirectoryIndex, clock: Clock, interval: float = 0.005) -> None:
         self.db, self.index, self.clock, self.interval = db, index, clock, interval
         self._pending: set[str] = set()
+        self.on_change: list[Callable[[], None]] = []  # told after the index took in a change
         self._wake = asyncio.Event()
         self._listener: asyncpg.Connection | None = None
         self._task: asyncio.Task[None] | None = None
@@ -89,7 +90,9 @@ class IndexSync:
             for row in territories:
                 self.index.put_territory(_territory(row), row["revision"])
             await self._load_professionals(conn, None)
-            await self._load_slots(conn, "start >= :since AND state = 'free'", {"since": now - timedelta(hours=1)})
+            await self._load_slots(
+                conn, "start >= :since AND state IN ('free', 'held')", {"since": now - timedelta(hours=1)}
+            )
             await self._load_offers(conn, None, now)
         log.info(
             "candidate index loaded",
@@ -117,6 +120,8 @@ class IndexSync:
                 await self._load_slots(conn, "slot_id = ANY(:ids)", {"ids": wanted["slot"]})
             if wanted["load"]:
                 await self._load_offers(conn, wanted["load"], self.clock())
+        for callback in self.on_change:
+            callback()
 
     async def _load_professionals(self, conn: AsyncConnection, rpps: list[str] | None) -> None:
         where, params = ("WHERE p.rpps = ANY(:ids)", {"ids": rpps}) if rpps is not None else ("", {})
@@ -186,5 +191,10 @@ class _Row:
 
 def _territory(row: Any) -> Territory:
     return Territory(
-        row["cpts_id"], row["name"], frozenset(row["communes"]), row["radius_km"], row["offer_timeout_minutes"]
+        row["cpts_id"],
+        row["name"],
+        frozenset(row["communes"]),
+        row["radius_km"],
+        row["offer_timeout_minutes"],
+        row["parallel_offers"],
     )

@@ -21,6 +21,7 @@ class Territory(SQLModel, table=True):
     communes: list[str] = json_column(nullable=False)
     radius_km: float = 30.0
     offer_timeout_minutes: float = 15.0  # time a professional has to answer an offer
+    parallel_offers: int = 1  # professionals asked at once; the first to accept takes the patient
     updated_at: datetime = timestamp()
     revision: int | None = None  # set by the database on every write
 
@@ -90,6 +91,7 @@ class Slot(SQLModel, table=True):
 
 class SearchStatus(StrEnum):
     SEARCHING = "searching"
+    WAITING = "waiting"  # nobody can be asked now; someone could still be in time (still "searching" outside)
     OFFERED = "offered"
     CONFIRMED = "confirmed"
     UNRESOLVED = "unresolved"
@@ -114,8 +116,10 @@ class SearchRecord(SQLModel, table=True):
     treating_rpps: str | None = None
     teleconsultation_ok: bool = False
     status: str
-    current_offer_id: str | None = None
     attempts: int = 0
+    wait_reason: str | None = None
+    look_again_at: datetime | None = timestamp(nullable=True)
+    waited: bool = False  # waited for someone at least once
     updated_at: datetime = timestamp()
 
 

@@ -130,3 +130,28 @@ async def pending_offers_of(session: AsyncSession, rpps: str) -> list[m.MatchOff
         select(m.MatchOffer).where(col(m.MatchOffer.rpps) == rpps, col(m.MatchOffer.status) == m.OfferState.PENDING)
     )
     return list(rows.scalars().all())
+
+
+async def pending_offers_for(session: AsyncSession, request_id: str) -> list[m.MatchOffer]:
+    """The offers of a request still waiting for an answer (several with parallel offers)."""
+    rows = await session.execute(
+        select(m.MatchOffer)
+        .where(col(m.MatchOffer.request_id) == request_id, col(m.MatchOffer.status) == m.OfferState.PENDING)
+        .order_by(col(m.MatchOffer.offer_id))
+        .with_for_update()
+    )
+    return list(rows.scalars().all())
+
+
+async def live_offers_for(session: AsyncSession, request_id: str) -> list[m.MatchOffer]:
+    """Pending or accepted offers of a request: what a cancellation must undo."""
+    rows = await session.execute(
+        select(m.MatchOffer)
+        .where(
+            col(m.MatchOffer.request_id) == request_id,
+            col(m.MatchOffer.status).in_([m.OfferState.PENDING, m.OfferState.ACCEPTED]),
+        )
+        .order_by(col(m.MatchOffer.offer_id))
+        .with_for_update()
+    )
+    return list(rows.scalars().all())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import uuid
 from collections.abc import Callable
@@ -9,6 +10,8 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 import structlog
+from sqlalchemy import text
+from sqlmodel import col, select
 
 from schemas.events import (
     Alternative,
@@ -27,22 +30,25 @@ from schemas.events import (
     RequestCancelled,
     RequestReceived,
     RequestUnresolved,
+    RequestWaiting,
     SearchStarted,
     SiteRef,
+    WithdrawalCause,
 )
 from schemas.topics import Topics
 from services.common import geo, metrics
-from services.common.db import Transaction
+from services.common.db import Database, Transaction
 from services.common.motives import Motive, Step, catalogue, effective_urgency
 from services.matcher import models as m
 from services.matcher import repository as repo
 from services.matcher.domain import matching as d
-from services.matcher.domain.index import DirectoryIndex, candidates_by_step
+from services.matcher.domain.decision import Ask, Decision, GiveUp, Policy, Wait, WaitReason, decide, serving_order
+from services.matcher.domain.index import DirectoryIndex
 
 log = structlog.get_logger(__name__)
 EXPLAINED_CANDIDATES = 3
-CANDIDATES_PER_ROUND = 5
 ROUNDS = 3  # when every candidate of a round was taken meanwhile, look again
+RETRY_SOON = timedelta(seconds=5)
 
 
 class Outcome(StrEnum):
@@ -56,14 +62,17 @@ class Outcome(StrEnum):
 class MatcherService:
     def __init__(
         self,
+        db: Database,
         topics: Topics,
         clock: Callable[[], datetime],
         lead_time: timedelta,
         index: DirectoryIndex,
         offer_timeout_minutes: float = 15.0,
     ) -> None:
-        self.topics, self.clock, self.lead_time, self.index = topics, clock, lead_time, index
+        self.db, self.topics, self.clock, self.lead_time, self.index = db, topics, clock, lead_time, index
         self.offer_timeout_minutes = offer_timeout_minutes
+        self.wake: Callable[[], None] = lambda: None  # runs serve_waiting soon (set by the wiring)
+        self._changed = True  # look at every waiting request at start
 
     # --- handlers (the table is in entrypoint.py) ------------------------------------------
 
@@ -103,6 +112,7 @@ class MatcherService:
                     request_id=event.request_id,
                     offer_id=event.offer_id,
                     reason="this offer no longer stands (the request was cancelled or already handled)",
+                    cause="handled",
                 ),
                 now,
             )
@@ -113,6 +123,8 @@ class MatcherService:
         offer.status, offer.decided_at, offer.start = m.OfferState.ACCEPTED, now, start
         await repo.book_slot(tx.session, offer.offer_id, now)
         search.status, search.updated_at = m.SearchStatus.CONFIRMED, now
+        for other in await repo.pending_offers_for(tx.session, search.request_id):  # parallel offers: first wins
+            await self._withdraw(tx, other, "another professional accepted this patient first", "taken", now)
         pro = await tx.session.get(m.Professional, offer.rpps)
         site = await tx.session.get(m.Site, (offer.rpps, offer.site_id))
         # the patient's own doctor ("médecin traitant") is told, unless it is them who saw the patient
@@ -156,37 +168,37 @@ class MatcherService:
         search = await tx.session.get(m.SearchRecord, event.request_id, with_for_update=True)
         if search is None or search.status == m.SearchStatus.CANCELLED:
             return
-        if search.current_offer_id and search.status in (m.SearchStatus.OFFERED, m.SearchStatus.CONFIRMED):
-            offer = await tx.session.get(m.MatchOffer, search.current_offer_id)
-            if offer is not None:
-                if offer.status == m.OfferState.PENDING:
-                    offer.status, offer.decided_at = m.OfferState.WITHDRAWN, now
-                await repo.release_slot(tx.session, offer.offer_id, now)
-                tx.emit(
-                    self.topics.matching,
-                    OfferWithdrawn(
-                        request_id=search.request_id,
-                        offer_id=offer.offer_id,
-                        reason="the regulator cancelled the request",
-                    ),
-                    now,
-                )
+        for offer in await repo.live_offers_for(tx.session, search.request_id):  # pending, or accepted (booked)
+            await self._withdraw(tx, offer, "the regulator cancelled the request", "cancelled", now)
         search.status, search.updated_at = m.SearchStatus.CANCELLED, now
         log.info("search cancelled")
 
     # --- the cascade -----------------------------------------------------------------------
 
+    async def _withdraw(
+        self, tx: Transaction, offer: m.MatchOffer, reason: str, cause: WithdrawalCause, now: datetime
+    ) -> None:
+        """End a pending offer (or undo an accepted one), free its slot, tell the professional."""
+        if offer.status == m.OfferState.PENDING:
+            offer.status, offer.decided_at = m.OfferState.WITHDRAWN, now
+        await repo.release_slot(tx.session, offer.offer_id, now)
+        tx.emit(
+            self.topics.matching,
+            OfferWithdrawn(request_id=offer.request_id, offer_id=offer.offer_id, reason=reason, cause=cause),
+            now,
+        )
+
     async def _current(
         self, tx: Transaction, request_id: str, offer_id: str
     ) -> tuple[m.SearchRecord | None, m.MatchOffer | None]:
-        """The search and its pending offer, if this answer is for the offer that still stands."""
+        """The search and its pending offer, if this answer is for an offer that still stands."""
         search = await tx.session.get(m.SearchRecord, request_id, with_for_update=True)
         offer = await tx.session.get(m.MatchOffer, offer_id, with_for_update=True)
         if (
             search is None
             or offer is None
+            or offer.request_id != request_id
             or search.status != m.SearchStatus.OFFERED
-            or search.current_offer_id != offer_id
             or offer.status != m.OfferState.PENDING
         ):
             log.info("answer to an offer that no longer stands ignored", offer_id=offer_id)
@@ -205,10 +217,9 @@ class MatcherService:
         if withdrawn_because:
             tx.emit(
                 self.topics.matching,
-                OfferWithdrawn(request_id=request_id, offer_id=offer_id, reason=withdrawn_because),
+                OfferWithdrawn(request_id=request_id, offer_id=offer_id, reason=withdrawn_because, cause="directory"),
                 now,
             )
-        search.current_offer_id = None
         log.info("offer ended, next candidate", outcome=str(outcome), rpps=offer.rpps)
         await self._search(tx, search, now)
 
@@ -223,43 +234,53 @@ class MatcherService:
             patient_cpts=territory.cpts_id if territory else None,
             already_asked=asked,
             department=geo_department(search.commune_insee),
-            busy=frozenset(self.index.busy),
         )
 
+    def _policy(self, search: m.SearchRecord) -> Policy:
+        territory = self.index.territory_of(search.commune_insee)
+        return Policy(wait=True, parallel_offers=territory.parallel_offers if territory else 1)
+
     async def _search(self, tx: Transaction, search: m.SearchRecord, now: datetime) -> None:
-        """Offer the request to the best candidate that can still be claimed, or end it unresolved."""
+        """Ask the best candidates who can be claimed, or wait for one, or end the request unresolved."""
         with metrics.MATCH_SECONDS.time():
             await self._search_and_decide(tx, search, now)
 
     async def _search_and_decide(self, tx: Transaction, search: m.SearchRecord, now: datetime) -> None:
-        search.attempts += 1
-        search.status, search.updated_at = m.SearchStatus.SEARCHING, now
+        pending = len(await repo.pending_offers_for(tx.session, search.request_id))
         query = self._query(search, await repo.already_asked(tx.session, search.request_id))
-        tx.emit(
-            self.topics.matching,
-            SearchStarted(
-                request_id=search.request_id,
-                deadline=search.deadline,
-                attempt=search.attempts,
-                cpts_id=query.patient_cpts,
-            ),
-            now,
-        )
+        if not pending and (search.attempts == 0 or search.status == m.SearchStatus.OFFERED):  # a new round
+            search.attempts += 1
+            tx.emit(
+                self.topics.matching,
+                SearchStarted(
+                    request_id=search.request_id,
+                    deadline=search.deadline,
+                    attempt=search.attempts,
+                    cpts_id=query.patient_cpts,
+                ),
+                now,
+            )
+        search.updated_at = now
         steps = _motive(search.motive).steps_for(search.age, search.sex, search.red_flags or [])
+        policy = self._policy(search)
         passed_over: set[str] = set()
+        decision: Decision | None = None
+        made = 0
         for _ in range(ROUNDS):
-            round_query = dataclasses.replace(query, already_asked=query.already_asked | passed_over)
-            ranked = candidates_by_step(self.index, round_query, steps, now, self.lead_time, CANDIDATES_PER_ROUND)
-            step, candidates = next(ranked, (None, []))
-            if step is None:
+            round_query = dataclasses.replace(query, busy=frozenset(passed_over))
+            decision = decide(self.index, round_query, steps, now, self.lead_time, policy, pending, search.waited)
+            if not isinstance(decision, Ask):
                 break
-            explanation = [_explain(c) for c in candidates[:EXPLAINED_CANDIDATES]]
-            for candidate in candidates:
+            explanation = [_explain(c) for c in decision.candidates[:EXPLAINED_CANDIDATES]]
+            for candidate in decision.candidates:
                 offer_id = str(uuid.uuid4())
                 claimed = await repo.claim(tx.session, candidate, search.request_id, offer_id, now)
                 if claimed == repo.Claim.CLAIMED:
-                    await self._offer(tx, search, candidate, offer_id, step, explanation, now)
-                    return
+                    await self._offer(tx, search, candidate, offer_id, decision.step, explanation, now)
+                    made += 1
+                    if made == decision.wanted:
+                        return
+                    continue
                 # Taken meanwhile by another request: our copy was stale. The change that made
                 # it so reaches the index too; until then, do not propose it again.
                 passed_over.add(candidate.professional.rpps)
@@ -267,19 +288,103 @@ class MatcherService:
                     self.index.mark_taken(candidate.slot_id)
                 elif claimed == repo.Claim.BUSY:
                     self.index.busy.add(candidate.professional.rpps)
-        reason, detail = d.why_none(query, now, self.lead_time)
+            if made:
+                return  # fewer than wanted: the others are asked when someone frees up
+        if pending:
+            return  # the offers already out stand; nothing more to ask for now
+        if isinstance(decision, Ask) or decision is None:  # every candidate was taken meanwhile, round after round
+            decision = Wait(
+                WaitReason.CANDIDATES_BUSY, "every candidate was just taken by other requests", now + RETRY_SOON
+            )
+        if isinstance(decision, Wait):
+            self._wait(tx, search, decision, now)
+            return
+        self._give_up(tx, search, query, steps, decision, now)
+
+    def _wait(self, tx: Transaction, search: m.SearchRecord, decision: Wait, now: datetime) -> None:
+        """Keep the request searching until someone frees up or opens (see serve_waiting)."""
+        announced = search.status == m.SearchStatus.WAITING and search.wait_reason == decision.reason
+        search.status, search.wait_reason, search.look_again_at = (
+            m.SearchStatus.WAITING,
+            decision.reason,
+            decision.look_again_at,
+        )
+        search.waited = True
+        if not announced:
+            tx.emit(
+                self.topics.matching,
+                RequestWaiting(
+                    request_id=search.request_id,
+                    reason=decision.reason,
+                    detail=decision.detail,
+                    look_again_at=decision.look_again_at,
+                    deadline=search.deadline,
+                ),
+                now,
+            )
+            log.info("request waiting", reason=str(decision.reason), look_again_at=decision.look_again_at.isoformat())
+
+    def _give_up(
+        self,
+        tx: Transaction,
+        search: m.SearchRecord,
+        query: d.Search,
+        steps: list[Step],
+        decision: GiveUp,
+        now: datetime,
+    ) -> None:
+        reason, detail = decision.reason, decision.detail
         alternatives = (
             self._alternatives(query, steps, now)
             if reason in (d.UnresolvedReason.NO_CANDIDATE_IN_RADIUS, d.UnresolvedReason.ALL_DECLINED)
             else []
         )
-        search.status = m.SearchStatus.UNRESOLVED
+        search.status, search.wait_reason, search.look_again_at = m.SearchStatus.UNRESOLVED, None, None
         tx.emit(
             self.topics.matching,
             RequestUnresolved(request_id=search.request_id, reason=reason, detail=detail, alternatives=alternatives),
             now,
         )
         log.info("request unresolved", reason=str(reason), alternatives=len(alternatives))
+
+    # --- the waiting list ------------------------------------------------------------------
+
+    def something_changed(self) -> None:
+        """A professional, a slot or an offer changed: every waiting request deserves a look."""
+        self._changed = True
+        self.wake()
+
+    async def serve_waiting(self) -> int:
+        """Look again at waiting requests, most urgent first (24 h, then the earliest deadline):
+        all of them after a change, else those whose time to look again has come.
+
+        One matcher process at a time serves the list (an advisory lock), so that the order
+        holds across processes; a process that finds the lock taken tries again shortly.
+        """
+        now = self.clock()
+        changed, self._changed = self._changed, False
+        async with self.db.engine.connect() as conn:
+            if not await conn.scalar(text("SELECT pg_try_advisory_lock(hashtext('matcher:waiting'))")):
+                self._changed = self._changed or changed
+                asyncio.get_running_loop().call_later(0.1, self.wake)
+                return 0
+            try:
+                await conn.commit()
+                waiting = select(m.SearchRecord).where(col(m.SearchRecord.status) == m.SearchStatus.WAITING)
+                if not changed:
+                    waiting = waiting.where(col(m.SearchRecord.look_again_at) <= now)
+                async with self.db.transaction() as tx:
+                    rows = (await tx.session.execute(waiting)).scalars().all()
+                queue = sorted(rows, key=lambda r: serving_order(r.urgency, r.deadline, r.received_at, r.request_id))
+                for row in queue:
+                    async with self.db.transaction() as tx:
+                        search = await tx.session.get(m.SearchRecord, row.request_id, with_for_update=True)
+                        if search is not None and search.status == m.SearchStatus.WAITING:
+                            await self._search(tx, search, self.clock())
+                return 0
+            finally:
+                await conn.execute(text("SELECT pg_advisory_unlock(hashtext('matcher:waiting'))"))
+                await conn.commit()
 
     def _alternatives(self, query: d.Search, steps: list[Step], now: datetime) -> list[Alternative]:
         """What the regulator could still try: a teleconsultation, or someone beyond the radius."""
@@ -342,7 +447,7 @@ class MatcherService:
                 created_at=now,
             )
         )
-        search.status, search.current_offer_id = m.SearchStatus.OFFERED, offer_id
+        search.status, search.wait_reason, search.look_again_at = m.SearchStatus.OFFERED, None, None
         territory = self.index.territory_of(search.commune_insee)
         timeout = timedelta(minutes=territory.offer_timeout_minutes if territory else self.offer_timeout_minutes)
         pro_row = await tx.session.get(m.Professional, c.professional.rpps)

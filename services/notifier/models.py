@@ -53,6 +53,7 @@ class Offer(SQLModel, table=True):
     chosen_start: datetime | None = timestamp(nullable=True)
     decided_at: datetime | None = timestamp(nullable=True)
     decision_reason: str | None = None
+    withdrawal_cause: str | None = None  # cancelled | taken | directory | handled (see OfferWithdrawn)
     created_at: datetime = timestamp()
 
 

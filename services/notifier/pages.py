@@ -169,6 +169,19 @@ MESSAGES: dict[str, Notice] = {
         tone="notice",
         status=410,
     ),
+    "taken": Notice(
+        fr=(
+            "Patient déjà pris en charge",
+            "Un autre professionnel a accepté ce patient avant vous. Merci de votre disponibilité : vous n'avez "
+            "rien à faire.",
+        ),
+        en=(
+            "Patient already taken",
+            "Another professional accepted this patient before you. Thank you for being available: nothing to do.",
+        ),
+        tone="notice",
+        status=410,
+    ),
     "refused": Notice(
         fr=(
             "Refus enregistré",

@@ -42,6 +42,12 @@ from services.notifier.models import (
 
 log = structlog.get_logger(__name__)
 MAX_TRIES_PER_CHANNEL = 4
+WITHDRAWAL_REASONS = {  # shown to the professional, in French (the e-mail's language)
+    "cancelled": "annulée par le régulateur",
+    "taken": "un autre professionnel a accepté ce patient avant vous",
+    "directory": "vos disponibilités ont changé",
+    "handled": "la demande a déjà été traitée",
+}
 
 
 @dataclass(frozen=True)
@@ -116,7 +122,8 @@ class NotifierService:
         if offer is None or offer.status in (OfferStatus.WITHDRAWN, OfferStatus.REFUSED, OfferStatus.EXPIRED):
             return
         now = self.clock()
-        offer.status, offer.decision_reason = OfferStatus.WITHDRAWN, event.reason
+        offer.status, offer.withdrawal_cause = OfferStatus.WITHDRAWN, event.cause
+        offer.decision_reason = WITHDRAWAL_REASONS.get(event.cause or "", event.reason)
         offer.decided_at = offer.decided_at or now
         _audit(tx, offer, "system", "withdrawn", event.reason, now)
         self._notify(tx, offer, "withdrawn", now)
@@ -134,10 +141,14 @@ class NotifierService:
     # --- the professional's link ---------------------------------------------------------------
 
     async def open(self, token: str) -> OfferPage:
-        """The offer behind a link; raises OfferUnavailable for an unknown link."""
+        """The offer behind a link; raises OfferUnavailable for an unknown link, or when another
+        professional already accepted the patient (parallel offers)."""
         async with self.db.transaction() as tx:
             offer = await self._by_token(tx, token)
             _audit(tx, offer, offer.rpps, "viewed", None, self.clock())
+            taken = offer.status == OfferStatus.PENDING and await self._taken_by_another(tx, offer)
+        if taken or offer.withdrawal_cause == "taken":
+            raise OfferUnavailable("taken", "another professional accepted this patient first")
         return await self._page(offer, token)
 
     async def accept(self, token: str, chosen_start: datetime | None) -> OfferPage:
@@ -186,12 +197,38 @@ class NotifierService:
         return offer
 
     async def _decidable(self, tx: Transaction, token: str, now: datetime) -> Offer:
+        """The offer behind a link, locked with its siblings (the other offers of the same request,
+        in one order so that two answers never deadlock), if it can still be decided."""
+        found = await self._by_token(tx, token)
+        await tx.session.execute(
+            select(Offer.offer_id)
+            .where(col(Offer.request_id) == found.request_id)
+            .order_by(col(Offer.offer_id))
+            .with_for_update()
+        )
         offer = await self._by_token(tx, token, lock=True)
+        await tx.session.refresh(offer)
+        if offer.withdrawal_cause == "taken" or (
+            offer.status == OfferStatus.PENDING and await self._taken_by_another(tx, offer)
+        ):
+            raise OfferUnavailable("taken", "another professional accepted this patient first")
         if offer.status == OfferStatus.PENDING and offer.expires_at <= now:
             raise OfferUnavailable("expired", "the time to answer this offer has passed")
         if offer.status != OfferStatus.PENDING:
             raise OfferUnavailable(offer.status, f"this offer was already {offer.status}")
         return offer
+
+    async def _taken_by_another(self, tx: Transaction, offer: Offer) -> bool:
+        """Parallel offers: has another professional accepted this request already? The first
+        acceptance wins here, at once, so that a second one never sees the patient's contact."""
+        found = await tx.session.execute(
+            select(Offer.offer_id).where(
+                col(Offer.request_id) == offer.request_id,
+                col(Offer.offer_id) != offer.offer_id,
+                col(Offer.status).in_([OfferStatus.ACCEPTED, OfferStatus.CONFIRMED]),
+            )
+        )
+        return found.first() is not None
 
     async def _page(self, offer: Offer, token: str) -> OfferPage:
         contact = None

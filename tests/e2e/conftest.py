@@ -210,6 +210,17 @@ class Stack:
             await asyncio.sleep(0.05)
         raise AssertionError(f"{request_id}: expected {status}, still {seen.get('status')}: {seen}")
 
+    async def wait_waiting(self, request_id: str, timeout: float = 15.0) -> dict[str, Any]:
+        """Until the request is searching and waits for someone (see `waiting` in its status)."""
+        deadline = time.monotonic() + timeout
+        seen: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            seen = await self.status(request_id)
+            if seen["status"] == "searching" and "waiting" in seen:
+                return seen
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"{request_id}: expected to be waiting, got {seen}")
+
 
 @pytest.fixture(scope="module")
 async def stack(kafka_bootstrap: str, postgres_url: str) -> AsyncIterator[Stack]:

@@ -91,7 +91,8 @@ async def test_a_professional_who_leaves_is_no_longer_asked(stack: Stack) -> Non
         "withdrawn",
     )
     second = await stack.submit("63113")
-    await stack.wait_status(second, "unresolved")  # the one left is busy with the first request
+    waiting = await stack.wait_waiting(second)  # the one left is busy with the first request: wait for them
+    assert waiting["waiting"]["reason"] == "candidates_busy"
 
 
 async def test_unresolved_requests_come_with_alternatives(stack: Stack) -> None:

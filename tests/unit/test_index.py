@@ -61,6 +61,7 @@ def directories(draw: st.DrawFn) -> tuple[list[d.Professional], list[d.Site], li
                     start,
                     start + timedelta(minutes=20),
                     draw(st.sampled_from(["in_person", "in_person", "teleconsultation"])),
+                    draw(st.sampled_from([False, False, True])),  # held for another request's offer
                 )
             )
     return pros, sites, slots
@@ -79,6 +80,9 @@ def _fields(pro: d.Professional) -> dict[str, object]:
     st.integers(1, 6),
     st.sets(st.sampled_from([f"P{i}" for i in range(12)]), max_size=3),
     st.dictionaries(st.sampled_from([f"P{i}" for i in range(12)]), st.integers(0, 5), max_size=4),
+    st.sets(st.sampled_from([f"P{i}" for i in range(12)]), max_size=3),
+    st.booleans(),
+    st.sampled_from([None, NOW, NOW + timedelta(hours=13)]),  # 09:00 (open) or 22:00 (closed) in Paris
 )
 def test_index_agrees_with_the_rules(
     directory: tuple[list[d.Professional], list[d.Site], list[d.FreeSlot]],
@@ -88,6 +92,9 @@ def test_index_agrees_with_the_rules(
     limit: int,
     asked: set[str],
     load: dict[str, int],
+    busy: set[str],
+    include_held: bool,
+    asking_at: datetime | None,
 ) -> None:
     pros, sites, slots = directory
     index = DirectoryIndex()
@@ -96,7 +103,14 @@ def test_index_agrees_with_the_rules(
         index.put_professional(pro, [site], revision=1)
     for slot in slots:
         index.put_slot(
-            slot.slot_id, slot.professional.rpps, slot.site.site_id, slot.start, slot.end, slot.mode, "free", revision=1
+            slot.slot_id,
+            slot.professional.rpps,
+            slot.site.site_id,
+            slot.start,
+            slot.end,
+            slot.mode,
+            "held" if slot.held else "free",
+            revision=1,
         )
     week = d.paris_week(NOW)
     for rpps, n in load.items():
@@ -109,6 +123,9 @@ def test_index_agrees_with_the_rules(
         radius_km=radius,
         patient_cpts=cpts,
         already_asked=frozenset(asked),
+        busy=frozenset(busy),
+        include_held=include_held,
+        asking_at=asking_at,
     )
     professions = ("general_practitioner",)
     expected = d.rank(

@@ -15,9 +15,7 @@ from services.matcher.domain.matching import (
     Professional,
     Search,
     Site,
-    UnresolvedReason,
     rank,
-    why_none,
 )
 
 NOW = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)  # Tuesday 09:00 in Paris
@@ -118,11 +116,19 @@ def test_professionals_already_asked_are_not_asked_again() -> None:
     assert [c.professional.rpps for c in ranked] == ["B"]
 
 
-def test_reasons_when_nobody_is_left() -> None:
-    assert why_none(search(), NOW, LEAD)[0] == UnresolvedReason.NO_CANDIDATE_IN_RADIUS
-    assert why_none(search(already_asked=frozenset({"A"})), NOW, LEAD)[0] == UnresolvedReason.ALL_DECLINED
-    late = NOW + timedelta(hours=47, minutes=45)
-    assert why_none(search(), late, LEAD)[0] == UnresolvedReason.DEADLINE_PASSED
-    saturday_evening = datetime(2026, 12, 5, 19, 0, tzinfo=UTC)  # 20:00 Paris, deadline Sunday 20:00
-    reason, detail = why_none(search(deadline=saturday_evening + timedelta(hours=24)), saturday_evening, LEAD)
-    assert reason == UnresolvedReason.OUTSIDE_OPENING_HOURS and "PDSA" in detail
+def test_held_slots_and_closed_practices_are_left_out_unless_asked_for() -> None:
+    held = FreeSlot(
+        "H",
+        Professional("A", "Dr A", "general_practitioner"),
+        site_at(PATIENT.lat, PATIENT.lon),
+        NOW + timedelta(hours=2),
+        NOW + timedelta(hours=2, minutes=20),
+        "in_person",
+        held=True,
+    )
+    assert rank(search(), [held], [], NOW, LEAD) == []
+    assert [c.slot_id for c in rank(search(include_held=True), [held], [], NOW, LEAD)] == ["H"]
+    night = datetime(2026, 12, 1, 21, 0, tzinfo=UTC)  # 22:00 Paris: the practice is closed
+    tomorrow = slot("B", 24)  # Wednesday 09:00
+    assert rank(search(asking_at=night), [tomorrow], [], NOW, LEAD) == []
+    assert rank(search(asking_at=NOW), [tomorrow], [], NOW, LEAD) != []

@@ -13,7 +13,8 @@ from services.common import geo
 from services.common.clock import PARIS
 from services.common.motives import catalogue, effective_urgency
 from services.matcher.domain import matching as d
-from services.matcher.domain.index import DirectoryIndex, Territory, candidates_by_step
+from services.matcher.domain.decision import Ask, GiveUp, decide
+from services.matcher.domain.index import DirectoryIndex, Territory
 
 TABLE = Path(__file__).parents[1] / "scenarios" / "worked_scenarios.md"
 MONDAY = date(2026, 11, 30)
@@ -130,7 +131,13 @@ def directory(text: str, now: datetime) -> Directory:
     return built
 
 
-def decide(row: Row) -> str:
+def shown(at: datetime) -> str:
+    local = at.astimezone(PARIS)
+    in_week = MONDAY <= local.date() < MONDAY + timedelta(days=7)
+    return f"{DAYS[local.weekday()]} {local:%H:%M}" if in_week else f"{local:%Y-%m-%d %H:%M}"
+
+
+def outcome(row: Row) -> str:
     request = [r.strip() for r in row.request.split(",")]
     now = when(request[0])
     urgency = next((r for r in request[1:] if r in ("24h", "48h")), "48h")
@@ -164,24 +171,22 @@ def decide(row: Row) -> str:
         patient_cpts=territory.cpts_id if territory else None,
         department=place.department,
         already_asked=frozenset(built.names[a] for a in asked_letters),
-        busy=frozenset(built.index.busy),
     )
-    steps = motive.steps_for(age, sex, flags)
-    _, candidates = next(candidates_by_step(built.index, search, steps, now, LEAD, 5), (None, []))
-    if not candidates:
-        return f"unresolved {d.why_none(search, now, LEAD)[0]}"
-    best = candidates[0]
+    decision = decide(built.index, search, motive.steps_for(age, sex, flags), now, LEAD)
+    if isinstance(decision, GiveUp):
+        return f"unresolved {decision.reason}"
+    if not isinstance(decision, Ask):
+        waited = f"wait {decision.reason}"
+        return f"{waited} {shown(decision.look_again_at)}" if decision.reason == "not_yet_open" else waited
+    best = decision.candidates[0]
     letter = {rpps: letter for letter, rpps in built.names.items()}[best.professional.rpps]
-    start = best.start.astimezone(PARIS)
-    in_week = MONDAY <= start.date() < MONDAY + timedelta(days=7)
-    shown = f"{DAYS[start.weekday()]} {start:%H:%M}" if in_week else f"{start:%Y-%m-%d %H:%M}"
-    return f"{best.kind} {letter} {shown}"
+    return f"{best.kind} {letter} {shown(best.start)}"
 
 
 @pytest.mark.parametrize("row", rows(), ids=lambda r: f"{r.number}-{r.situation}")
 def test_worked_scenario(row: Row) -> None:
-    assert decide(row) == row.expected, row.situation
+    assert outcome(row) == row.expected, row.situation
 
 
 def test_the_table_has_all_its_rows() -> None:
-    assert len(rows()) == 32
+    assert len(rows()) == 37

@@ -42,6 +42,7 @@ class Territory:
     communes: frozenset[str]
     radius_km: float = d.DEFAULT_RADIUS_KM
     offer_timeout_minutes: float = 15.0
+    parallel_offers: int = 1
 
 
 @dataclass(slots=True)
@@ -158,7 +159,6 @@ class DirectoryIndex:
         entry = self.slots.get(slot_id)
         if entry is not None:
             entry.state = "held"
-            self._unlist(entry)
 
     def drop_past(self, now: datetime) -> int:
         """Forget slots that started before `now` (they can never be offered again)."""
@@ -177,7 +177,7 @@ class DirectoryIndex:
         self._unlist(entry)
         pro = self.professionals.get(entry.rpps)
         site = self.sites.get((entry.rpps, entry.site_id))
-        if entry.state != "free" or pro is None or site is None or not (pro.active and site.active):
+        if entry.state not in ("free", "held") or pro is None or site is None or not (pro.active and site.active):
             return
         if not self._open_throughout(site, entry.start, entry.end):
             return
@@ -259,7 +259,7 @@ class DirectoryIndex:
     def _slot_candidates(
         self, search: d.Search, professions: tuple[str, ...], now: datetime, lead: timedelta, limit: int
     ) -> list[d.Candidate]:
-        """Listed slots are free, inside opening hours and of a listed profession: what is
+        """Listed slots are free or held, inside opening hours and of a listed profession: what is
         left to check per slot is who, how far, and how it scores (see d.slot_candidate)."""
         t0 = d.earliest_start(now, lead).timestamp()
         deadline, now_ts = search.deadline.timestamp(), now.timestamp()
@@ -277,6 +277,7 @@ class DirectoryIndex:
                         heapq.heappush(heap, (_bound(cell_list[i][0], now_ts, bound), len(heap), cell_list, i, bound))
         top = _Top(limit)
         patient, radius = search.patient, search.radius_km
+        open_now = _memo_open_at(search.asking_at)
         while heap:
             lower, tie, cell_list, i, bound = heapq.heappop(heap)
             if lower > top.kth:
@@ -290,7 +291,11 @@ class DirectoryIndex:
             rpps = entry.rpps
             if rpps in search.already_asked or rpps in search.busy or not top.could_improve(rpps, lower):
                 continue
+            if entry.state != "free" and not search.include_held:
+                continue  # held for another request's offer: it may come free again
             site = self.sites[(rpps, entry.site_id)]
+            if not open_now(site):
+                continue
             distance = distance_km(patient.lat, patient.lon, site.place.lat, site.place.lon)
             if entry.mode != "teleconsultation" and distance > radius:
                 continue
@@ -369,6 +374,21 @@ def _bound(start: float, now: float, distance_bound: float) -> float:
 
 def _dt(timestamp: float) -> datetime:
     return datetime.fromtimestamp(timestamp, UTC)
+
+
+def _memo_open_at(at: datetime | None) -> Callable[[d.Site], bool]:
+    """Is a site open at `at` (always, when `at` is None), worked out once per distinct hours."""
+    seen: dict[tuple[int, str | None, tuple[Closure, ...]], bool] = {}
+
+    def is_open(site: d.Site) -> bool:
+        if at is None:
+            return True
+        key = (id(site.hours), site.department, site.closures)
+        if key not in seen:
+            seen[key] = d.is_open_at(site, at)
+        return seen[key]
+
+    return is_open
 
 
 def _memo_opening_days(after: datetime, before: datetime) -> Callable[[d.Site], list[datetime]]:

@@ -44,7 +44,8 @@ class UnresolvedReason(StrEnum):
     NO_CANDIDATE_IN_RADIUS = "no_candidate_in_radius"
     OUTSIDE_OPENING_HOURS = "outside_opening_hours"
     ALL_DECLINED = "all_declined"
-    DEADLINE_PASSED = "deadline_passed"
+    DEADLINE_CANNOT_BE_MET = "deadline_cannot_be_met"
+    CANDIDATES_BUSY = "candidates_busy"  # only when the policy does not wait (today's behaviour, simulated)
     CANCELLED = "cancelled"
 
 
@@ -110,6 +111,7 @@ class FreeSlot:
     start: datetime
     end: datetime
     mode: str  # in_person | teleconsultation
+    held: bool = False  # held for an offer pending with another request
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +134,8 @@ class Search:
     department: str | None = None  # the patient's, for public holidays when nobody is found
     already_asked: frozenset[str] = frozenset()  # RPPS asked before for this request
     busy: frozenset[str] = frozenset()  # RPPS with an offer pending for another request
+    include_held: bool = False  # count slots held for other requests' offers (who could free up)
+    asking_at: datetime | None = None  # only professionals whose site is open then (they can answer)
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +178,11 @@ def reachable(search: Search, site: Site, mode: str) -> float | None:
     return d if d <= search.radius_km else None
 
 
+def is_open_at(site: Site, at: datetime) -> bool:
+    """Is the site open at this instant (is the professional at work to answer)?"""
+    return first_open_time(site.hours, at, at + timedelta(seconds=1), site.department, site.closures) == at
+
+
 def askable(pro: Professional, site: Site, search: Search, professions: tuple[str, ...]) -> bool:
     return (
         pro.active
@@ -181,6 +190,7 @@ def askable(pro: Professional, site: Site, search: Search, professions: tuple[st
         and pro.profession in professions
         and pro.rpps not in search.already_asked
         and pro.rpps not in search.busy
+        and (search.asking_at is None or is_open_at(site, search.asking_at))
     )
 
 
@@ -188,6 +198,8 @@ def slot_candidate(
     slot: FreeSlot, search: Search, professions: tuple[str, ...], now: datetime, lead: timedelta, week_load: int
 ) -> Candidate | None:
     pro, site = slot.professional, slot.site
+    if slot.held and not search.include_held:
+        return None
     if not askable(pro, site, search, professions):
         return None
     if not earliest_start(now, lead) <= slot.start <= search.deadline:
@@ -266,25 +278,6 @@ def rank(
         if (c := overflow_candidate(o, search, professions, now, lead, load.get(o.professional.rpps, 0)))
     ]
     return best_per_professional(found)
-
-
-def why_none(search: Search, now: datetime, lead: timedelta) -> tuple[UnresolvedReason, str]:
-    """The reason, in the contract's codes, why no candidate is left."""
-    from_ = earliest_start(now, lead)
-    if from_ >= search.deadline:
-        return UnresolvedReason.DEADLINE_PASSED, f"the deadline {search.deadline.isoformat()} cannot be met any more"
-    if first_open_time(REFERENCE_HOURS, from_, search.deadline, search.department) is None:
-        return UnresolvedReason.OUTSIDE_OPENING_HOURS, (
-            "no practice opening hours remain before the deadline: this falls to the PDSA "
-            "(permanence des soins ambulatoires), the out-of-hours service"
-        )
-    if search.already_asked:
-        return UnresolvedReason.ALL_DECLINED, (
-            f"{len(search.already_asked)} professional(s) were asked and none accepted; nobody else is available"
-        )
-    return UnresolvedReason.NO_CANDIDATE_IN_RADIUS, (
-        f"no free slot or willing professional within {search.radius_km:g} km before the deadline"
-    )
 
 
 def offer_still_possible(pro: Professional, site: Site, kind: str, start: datetime, end: datetime) -> str | None:
