@@ -29,6 +29,7 @@ lines, one per policy:
 from __future__ import annotations
 
 import argparse
+import functools
 import heapq
 import itertools
 import math
@@ -36,6 +37,7 @@ import random
 import statistics
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -170,7 +172,7 @@ class Simulation:
                     "free",
                     next(self.revision),
                 )
-        self.events: list[tuple[datetime, int, str, object]] = []
+        self.events: list[tuple[datetime, int, Callable[[datetime], None]]] = []
         self.seq = itertools.count()
         self.requests: list[Request] = []
         self.offers: dict[str, Offer] = {}
@@ -180,23 +182,19 @@ class Simulation:
         self.wakes: set[datetime] = set()
         self.decisions = 0
 
-    def at(self, when: datetime, kind: str, what: object) -> None:
-        heapq.heappush(self.events, (when, next(self.seq), kind, what))
+    def at(self, when: datetime, action: Callable[[datetime], None]) -> None:
+        heapq.heappush(self.events, (when, next(self.seq), action))
 
     def run(self, arriving: list[tuple[datetime, geo.Commune, str]]) -> None:
         for n, (when, commune, urgency) in enumerate(arriving):
-            self.at(when, "arrival", (f"R{n:05d}", commune, urgency))
+            self.at(when, functools.partial(self.arrive, request_id=f"R{n:05d}", commune=commune, urgency=urgency))
         while self.events:
-            now, _, kind, what = heapq.heappop(self.events)
-            if kind == "arrival":
-                request_id, commune, urgency = what  # type: ignore[misc]
-                self.arrive(now, request_id, commune, urgency)
-            elif kind == "answer":
-                offer_id, answer = what  # type: ignore[misc]
-                self.answer(now, self.offers[offer_id], answer)
-            elif kind == "wake":
-                self.wakes.discard(now)
-                self.serve_waiting(now)
+            now, _, action = heapq.heappop(self.events)
+            action(now)
+
+    def wake(self, now: datetime) -> None:
+        self.wakes.discard(now)
+        self.serve_waiting(now)
 
     # --- the matcher's side --------------------------------------------------------------
 
@@ -230,7 +228,7 @@ class Simulation:
             self.waiting[request.request_id] = request
             if decision.look_again_at not in self.wakes:
                 self.wakes.add(decision.look_again_at)
-                self.at(decision.look_again_at, "wake", None)
+                self.at(decision.look_again_at, self.wake)
         else:
             assert isinstance(decision, GiveUp)
             self.waiting.pop(request.request_id, None)
@@ -264,10 +262,10 @@ class Simulation:
         delay = timedelta(minutes=self.rng.lognormvariate(math.log(self.p.answer_median_min), self.p.answer_sigma))
         accept_draw = self.rng.random()
         if draw < self.p.no_answer or at_work + delay >= answer_by:
-            self.at(answer_by, "answer", (offer.offer_id, "expired"))
+            self.at(answer_by, functools.partial(self.answer, offer=offer, answer="expired"))
         else:
             answer = "accepted" if accept_draw < self.p.accept else "refused"
-            self.at(at_work + delay, "answer", (offer.offer_id, answer))
+            self.at(at_work + delay, functools.partial(self.answer, offer=offer, answer=answer))
 
     def answer(self, now: datetime, offer: Offer, answer: str) -> None:
         if offer.state != "pending":
