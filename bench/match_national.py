@@ -38,6 +38,8 @@ from pathlib import Path
 
 from services.common import geo
 from services.common.embedded import free_port
+from services.common.motives import catalogue
+from services.matcher.domain import decision as decision_core
 from services.matcher.domain import matching as d
 from services.matcher.domain.index import DirectoryIndex, Territory
 from services.matcher.domain.opening_hours import REFERENCE_HOURS, open_intervals
@@ -53,6 +55,7 @@ PROFESSIONS = [
     ("midwife", 0.02),
 ]
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
+GP_STEPS = catalogue().motives["general"].steps_for(50, None, [])
 
 
 @dataclass
@@ -121,7 +124,8 @@ def requests(count: int, rng: random.Random) -> list[tuple[geo.Commune, bool]]:
 
 
 def decide(index: DirectoryIndex, commune: geo.Commune, tele_ok: bool) -> d.Candidate | None:
-    """What the cascade does before claiming in the database: search, rank, explain, pick."""
+    """What the cascade does before claiming in the database: the decision core, then the
+    explanation it stores."""
     territory = index.territory_of(commune.insee)
     search = d.Search(
         request_id="R",
@@ -130,11 +134,13 @@ def decide(index: DirectoryIndex, commune: geo.Commune, tele_ok: bool) -> d.Cand
         teleconsultation_ok=tele_ok,
         radius_km=territory.radius_km if territory else 30.0,
         patient_cpts=territory.cpts_id if territory else None,
-        busy=frozenset(index.busy),
+        department=commune.department,
     )
-    candidates = index.candidates(search, ("general_practitioner",), NOW, LEAD, 5)
-    _ = [(c.professional.rpps, c.score, c.terms) for c in candidates[:3]]  # the stored explanation
-    return candidates[0] if candidates else None
+    decision = decision_core.decide(index, search, GP_STEPS, NOW, LEAD)
+    if not isinstance(decision, decision_core.Ask):
+        return None
+    _ = [(c.professional.rpps, c.score, c.terms) for c in decision.candidates[:3]]  # the stored explanation
+    return decision.candidates[0]
 
 
 def percentile(values: list[float], q: float) -> float:

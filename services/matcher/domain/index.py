@@ -81,6 +81,8 @@ class DirectoryIndex:
         self._sites_of: dict[str, set[str]] = defaultdict(set)
         self._open: dict[tuple[int, str | None, tuple[Closure, ...], float, float], bool] = {}
         self._commune_cpts: dict[str, str] = {}
+        self._open_now: dict[tuple[int, str | None, tuple[Closure, ...], float], bool] = {}
+        self._open_now_minute = -1.0
         self._bulk = False
 
     @contextlib.contextmanager
@@ -200,6 +202,25 @@ class DirectoryIndex:
             self._open[key] = found
         return found
 
+    def _open_at(self, at: datetime | None) -> Callable[[d.Site], bool]:
+        """Is a site open at `at` (always, when `at` is None)? Remembered: sites share their hours,
+        and requests arriving in the same minute share the answer."""
+        if at is None:
+            return lambda _: True
+        minute = at.timestamp() // 60
+        if minute != self._open_now_minute:
+            self._open_now.clear()
+            self._open_now_minute = minute
+
+        def is_open(site: d.Site) -> bool:
+            key = (id(site.hours), site.department, site.closures, at.timestamp())
+            found = self._open_now.get(key)
+            if found is None:
+                found = self._open_now[key] = d.is_open_at(site, at)
+            return found
+
+        return is_open
+
     def _unlist(self, entry: SlotEntry) -> None:
         if entry.listed is None:
             return
@@ -277,7 +298,7 @@ class DirectoryIndex:
                         heapq.heappush(heap, (_bound(cell_list[i][0], now_ts, bound), len(heap), cell_list, i, bound))
         top = _Top(limit)
         patient, radius = search.patient, search.radius_km
-        open_now = _memo_open_at(search.asking_at)
+        open_now = self._open_at(search.asking_at)
         while heap:
             lower, tie, cell_list, i, bound = heapq.heappop(heap)
             if lower > top.kth:
@@ -374,21 +395,6 @@ def _bound(start: float, now: float, distance_bound: float) -> float:
 
 def _dt(timestamp: float) -> datetime:
     return datetime.fromtimestamp(timestamp, UTC)
-
-
-def _memo_open_at(at: datetime | None) -> Callable[[d.Site], bool]:
-    """Is a site open at `at` (always, when `at` is None), worked out once per distinct hours."""
-    seen: dict[tuple[int, str | None, tuple[Closure, ...]], bool] = {}
-
-    def is_open(site: d.Site) -> bool:
-        if at is None:
-            return True
-        key = (id(site.hours), site.department, site.closures)
-        if key not in seen:
-            seen[key] = d.is_open_at(site, at)
-        return seen[key]
-
-    return is_open
 
 
 def _memo_opening_days(after: datetime, before: datetime) -> Callable[[d.Site], list[datetime]]:
