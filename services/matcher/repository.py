@@ -155,3 +155,23 @@ async def live_offers_for(session: AsyncSession, request_id: str) -> list[m.Matc
         .with_for_update()
     )
     return list(rows.scalars().all())
+
+
+async def asked_for(session: AsyncSession, request_ids: list[str]) -> dict[str, frozenset[str]]:
+    """Who was asked for each of these requests (one query for the whole waiting list)."""
+    rows = await session.execute(
+        select(m.MatchOffer.request_id, m.MatchOffer.rpps).where(col(m.MatchOffer.request_id).in_(request_ids))
+    )
+    found: dict[str, set[str]] = {}
+    for request_id, rpps in rows.all():
+        found.setdefault(request_id, set()).add(rpps)
+    return {request_id: frozenset(asked) for request_id, asked in found.items()}
+
+
+async def move_look_again(session: AsyncSession, request_id: str, at: datetime) -> None:
+    """A waiting request's time to look again at the latest moved (it still waits)."""
+    await session.execute(
+        update(m.SearchRecord)
+        .where(col(m.SearchRecord.request_id) == request_id, col(m.SearchRecord.status) == m.SearchStatus.WAITING)
+        .values(look_again_at=at)
+    )

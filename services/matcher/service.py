@@ -236,9 +236,11 @@ class MatcherService:
             department=geo_department(search.commune_insee),
         )
 
-    def _policy(self, search: m.SearchRecord) -> Policy:
+    def _decide(self, search: m.SearchRecord, query: d.Search, now: datetime, pending: int = 0) -> Decision:
+        """The decision core on this request, under its territory's policy."""
         territory = self.index.territory_of(search.commune_insee)
-        return Policy(wait=True, parallel_offers=territory.parallel_offers if territory else 1)
+        policy = Policy(wait=True, parallel_offers=territory.parallel_offers if territory else 1)
+        return decide(self.index, query, _steps(search), now, self.lead_time, policy, pending, search.waited)
 
     async def _search(self, tx: Transaction, search: m.SearchRecord, now: datetime) -> None:
         """Ask the best candidates who can be claimed, or wait for one, or end the request unresolved."""
@@ -261,14 +263,12 @@ class MatcherService:
                 now,
             )
         search.updated_at = now
-        steps = _motive(search.motive).steps_for(search.age, search.sex, search.red_flags or [])
-        policy = self._policy(search)
+        steps = _steps(search)
         passed_over: set[str] = set()
         decision: Decision | None = None
         made = 0
         for _ in range(ROUNDS):
-            round_query = dataclasses.replace(query, busy=frozenset(passed_over))
-            decision = decide(self.index, round_query, steps, now, self.lead_time, policy, pending, search.waited)
+            decision = self._decide(search, dataclasses.replace(query, busy=frozenset(passed_over)), now, pending)
             if not isinstance(decision, Ask):
                 break
             explanation = [_explain(c) for c in decision.candidates[:EXPLAINED_CANDIDATES]]
@@ -349,6 +349,22 @@ class MatcherService:
 
     # --- the waiting list ------------------------------------------------------------------
 
+    async def _look_again(self, row: m.SearchRecord, asked: frozenset[str]) -> None:
+        """Decide in memory first: a request that still waits for the same reason costs no
+        transaction (at most its time to look again moves); otherwise the cascade runs on the
+        locked row, as for any other event."""
+        now = self.clock()
+        decision = self._decide(row, self._query(row, asked), now)
+        if isinstance(decision, Wait) and decision.reason == row.wait_reason:
+            if decision.look_again_at != row.look_again_at:
+                async with self.db.transaction() as tx:
+                    await repo.move_look_again(tx.session, row.request_id, decision.look_again_at)
+            return
+        async with self.db.transaction() as tx:
+            search = await tx.session.get(m.SearchRecord, row.request_id, with_for_update=True)
+            if search is not None and search.status == m.SearchStatus.WAITING:
+                await self._search(tx, search, now)
+
     def something_changed(self) -> None:
         """A professional, a slot or an offer changed: every waiting request deserves a look."""
         self._changed = True
@@ -375,12 +391,10 @@ class MatcherService:
                     waiting = waiting.where(col(m.SearchRecord.look_again_at) <= now)
                 async with self.db.transaction() as tx:
                     rows = (await tx.session.execute(waiting)).scalars().all()
+                    asked = await repo.asked_for(tx.session, [r.request_id for r in rows])
                 queue = sorted(rows, key=lambda r: serving_order(r.urgency, r.deadline, r.received_at, r.request_id))
                 for row in queue:
-                    async with self.db.transaction() as tx:
-                        search = await tx.session.get(m.SearchRecord, row.request_id, with_for_update=True)
-                        if search is not None and search.status == m.SearchStatus.WAITING:
-                            await self._search(tx, search, self.clock())
+                    await self._look_again(row, asked.get(row.request_id, frozenset()))
                 return 0
             finally:
                 await conn.execute(text("SELECT pg_advisory_unlock(hashtext('matcher:waiting'))"))
@@ -496,6 +510,10 @@ class MatcherService:
 def geo_department(commune_insee: str | None) -> str | None:
     commune = geo.commune(commune_insee or "")
     return commune.department if commune else None
+
+
+def _steps(search: m.SearchRecord) -> list[Step]:
+    return _motive(search.motive).steps_for(search.age, search.sex, search.red_flags or [])
 
 
 def _motive(code: str) -> Motive:

@@ -151,17 +151,21 @@ async def test_a_request_whose_only_candidate_opens_tomorrow_is_offered_at_openi
         overflow_cap=3,
         sites=[{"site_id": "main", "name": "Cabinet", "commune_insee": "76540", "opening_hours": wednesday_only}],
     )
-    request_id = await stack.submit("76540")
+    request_id = await stack.submit("76540", callback_url=stack.receiver.url("rouen"), correlation_id="C-76")
     waiting = await stack.wait_waiting(request_id)
     assert waiting["waiting"]["reason"] == "not_yet_open"
     opening = stack.paris(1, 8, 0)
     assert datetime.fromisoformat(waiting["waiting"]["look_again_at"]) == opening
+    told = await stack.receiver.wait_for("rouen", count=2)  # the regulator is told it waits, and why
+    assert [c["status"] for c in told] == ["searching", "searching"]
+    assert told[1]["waiting"]["reason"] == "not_yet_open" and "waiting" not in told[0]
     await asyncio.sleep(0.5)
     assert stack.mail.to(gp) == []  # nobody is woken at night, nor asked before their practice opens
 
     stack.clock.now = opening
     offered = await stack.wait_status(request_id, "offered")
     assert "waiting" not in offered
+    assert [c["status"] for c in await stack.receiver.wait_for("rouen", count=3)][2] == "offered"
     [message] = await stack.mail.wait_for(gp)
     await stack.http.post(f"{link_path(message)}/accept")
     confirmed = await stack.wait_status(request_id, "confirmed")
