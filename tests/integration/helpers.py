@@ -10,7 +10,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import httpx
@@ -79,6 +79,11 @@ async def publish_raw(bootstrap: str, topic: str, values: list[tuple[str | None,
 def event_bytes(data: EventData, source: str = "/test") -> tuple[CloudEvent, bytes]:
     event = CloudEvent.wrap(data, source=source, time=utcnow())
     return event, event.model_dump_json().encode()
+
+
+async def equals(value: Awaitable[object], wanted: object) -> bool:
+    """For `eventually(lambda: equals(status_of(...), "offered"))`."""
+    return await value == wanted
 
 
 async def eventually(check, timeout: float = 20.0, every: float = 0.05):  # type: ignore[no-untyped-def]

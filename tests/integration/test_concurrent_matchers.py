@@ -3,7 +3,6 @@ each slot is held once, each professional gets one offer at a time, the others w
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
 from datetime import timedelta
 
 import pytest
@@ -14,6 +13,7 @@ from services.common.clock import PARIS, utcnow
 from services.matcher.directory import Directory, SiteInput
 from services.matcher.domain.opening_hours import WeeklyHours, first_open_time, is_public_holiday
 from tests.integration.helpers import (
+    equals,
     event_bytes,
     eventually,
     fresh_topics,
@@ -89,13 +89,13 @@ async def test_the_last_slots_of_a_town_are_each_given_once(database_url: str, k
                 found = await conn.execute(text("SELECT status FROM search WHERE request_id = :r"), {"r": request_id})
                 return found.scalar()
 
-        assert await eventually(lambda: _is(status_of("URGENT"), "waiting"), timeout=20)
+        assert await eventually(lambda: equals(status_of("URGENT"), "waiting"), timeout=20)
         refused = offers[0]
         refusal = OfferRefused(
             request_id=refused.request_id, offer_id=refused.offer_id, rpps=refused.rpps, refused_at=utcnow()
         )
         await publish_raw(kafka_bootstrap, topics.offers, [(refused.request_id, event_bytes(refusal)[1])])
-        assert await eventually(lambda: _is(status_of("URGENT"), "offered"), timeout=20)
+        assert await eventually(lambda: equals(status_of("URGENT"), "offered"), timeout=20)
         async with db.engine.connect() as conn:
             given = (
                 await conn.execute(
@@ -105,7 +105,3 @@ async def test_the_last_slots_of_a_town_are_each_given_once(database_url: str, k
     await db.dispose()
     assert sorted(r.rpps for r in given) == ["70000000001", "70000000002"]  # still one offer each
     assert "URGENT" in {r.request_id for r in given}
-
-
-async def _is(status: Awaitable[str | None], wanted: str) -> bool:
-    return await status == wanted
