@@ -34,7 +34,8 @@ class IndexSync:
     def __init__(self, db: Database, index: DirectoryIndex, clock: Clock, interval: float = 0.005) -> None:
         self.db, self.index, self.clock, self.interval = db, index, clock, interval
         self._pending: set[str] = set()
-        self.on_change: list[Callable[[], None]] = []  # told after the index took in a change
+        # told after the index took in a change: which professionals changed (None: maybe all)
+        self.on_change: list[Callable[[set[str] | None], None]] = []
         self._wake = asyncio.Event()
         self._listener: asyncpg.Connection | None = None
         self._task: asyncio.Task[None] | None = None
@@ -120,8 +121,12 @@ class IndexSync:
                 await self._load_slots(conn, "slot_id = ANY(:ids)", {"ids": wanted["slot"]})
             if wanted["load"]:
                 await self._load_offers(conn, wanted["load"], self.clock())
+        changed: set[str] | None = None
+        if not wanted["territory"]:
+            changed = {*wanted["professional"], *wanted["load"]}
+            changed |= {entry.rpps for slot_id in wanted["slot"] if (entry := self.index.slots.get(slot_id))}
         for callback in self.on_change:
-            callback()
+            callback(changed)
 
     async def _load_professionals(self, conn: AsyncConnection, rpps: list[str] | None) -> None:
         where, params = ("WHERE p.rpps = ANY(:ids)", {"ids": rpps}) if rpps is not None else ("", {})

@@ -72,7 +72,7 @@ class MatcherService:
         self.db, self.topics, self.clock, self.lead_time, self.index = db, topics, clock, lead_time, index
         self.offer_timeout_minutes = offer_timeout_minutes
         self.wake: Callable[[], None] = lambda: None  # runs serve_waiting soon (set by the wiring)
-        self._changed = True  # look at every waiting request at start
+        self._changed: set[str] | None = None  # professionals changed since the last look; None: anyone
 
     # --- handlers (the table is in entrypoint.py) ------------------------------------------
 
@@ -349,12 +349,17 @@ class MatcherService:
 
     # --- the waiting list ------------------------------------------------------------------
 
-    async def _look_again(self, row: m.SearchRecord, asked: frozenset[str]) -> None:
+    async def _look_again(self, row: m.SearchRecord, asked: frozenset[str], changed: set[str] | None) -> None:
         """Decide in memory first: a request that still waits for the same reason costs no
         transaction (at most its time to look again moves); otherwise the cascade runs on the
-        locked row, as for any other event."""
+        locked row, as for any other event. A request whose time has not come, and that none of
+        the changed professionals could reach, is not even looked at."""
         now = self.clock()
-        decision = self._decide(row, self._query(row, asked), now)
+        query = self._query(row, asked)
+        due = row.look_again_at is None or row.look_again_at <= now
+        if not due and changed is not None and not self.index.within_reach(changed, query):
+            return
+        decision = self._decide(row, query, now)
         if isinstance(decision, Wait) and decision.reason == row.wait_reason:
             if decision.look_again_at != row.look_again_at:
                 async with self.db.transaction() as tx:
@@ -365,36 +370,43 @@ class MatcherService:
             if search is not None and search.status == m.SearchStatus.WAITING:
                 await self._search(tx, search, now)
 
-    def something_changed(self) -> None:
-        """A professional, a slot or an offer changed: every waiting request deserves a look."""
-        self._changed = True
+    def something_changed(self, professionals: set[str] | None) -> None:
+        """Professionals' slots, offers or details changed (None: maybe anyone's, as a territory
+        changed): the waiting requests they could reach deserve a look."""
+        self._remember(professionals)
         self.wake()
+
+    def _remember(self, professionals: set[str] | None) -> None:
+        if professionals is None or self._changed is None:
+            self._changed = None
+        else:
+            self._changed |= professionals
 
     async def serve_waiting(self) -> int:
         """Look again at waiting requests, most urgent first (24 h, then the earliest deadline):
-        all of them after a change, else those whose time to look again has come.
+        those a changed professional could reach, and those whose time to look again has come.
 
         One matcher process at a time serves the list (an advisory lock), so that the order
         holds across processes; a process that finds the lock taken tries again shortly.
         """
         now = self.clock()
-        changed, self._changed = self._changed, False
+        changed, self._changed = self._changed, set()
         async with self.db.engine.connect() as conn:
             if not await conn.scalar(text("SELECT pg_try_advisory_lock(hashtext('matcher:waiting'))")):
-                self._changed = self._changed or changed
+                self._remember(changed)  # another process serves the list now: try again shortly
                 asyncio.get_running_loop().call_later(0.1, self.wake)
                 return 0
             try:
                 await conn.commit()
                 waiting = select(m.SearchRecord).where(col(m.SearchRecord.status) == m.SearchStatus.WAITING)
-                if not changed:
+                if changed is not None and not changed:
                     waiting = waiting.where(col(m.SearchRecord.look_again_at) <= now)
                 async with self.db.transaction() as tx:
                     rows = (await tx.session.execute(waiting)).scalars().all()
                     asked = await repo.asked_for(tx.session, [r.request_id for r in rows])
                 queue = sorted(rows, key=lambda r: serving_order(r.urgency, r.deadline, r.received_at, r.request_id))
                 for row in queue:
-                    await self._look_again(row, asked.get(row.request_id, frozenset()))
+                    await self._look_again(row, asked.get(row.request_id, frozenset()), changed)
                 return 0
             finally:
                 await conn.execute(text("SELECT pg_advisory_unlock(hashtext('matcher:waiting'))"))

@@ -141,3 +141,11 @@ def test_urgent_requests_then_earliest_deadlines_are_served_first() -> None:
     ]
     ordered = sorted(waiting, key=lambda w: serving_order(w[1], w[2], base, w[0]))
     assert [w[0] for w in ordered] == ["urgent", "soon-48h", "late-48h"]
+
+
+def test_only_changes_within_reach_can_help_a_waiting_request() -> None:
+    index = directory(("NEAR", 10, [5], 0), ("FAR", 50, [5], 0))
+    assert index.within_reach({"NEAR"}, search())
+    assert not index.within_reach({"FAR"}, search())
+    assert not index.within_reach({"UNKNOWN"}, search())
+    assert index.within_reach({"FAR"}, search(teleconsultation_ok=True))  # a teleconsultation reaches anyone

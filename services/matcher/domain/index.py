@@ -263,6 +263,19 @@ class DirectoryIndex:
                 if bound <= r:
                     yield bound, (i, j)
 
+    def within_reach(self, professionals: set[str], search: d.Search) -> bool:
+        """Could any of these professionals be a candidate for this search, as far as distance
+        goes? (A change to anyone else cannot help a waiting request.)"""
+        if search.teleconsultation_ok:
+            return bool(professionals)
+        patient = search.patient
+        for rpps in professionals:
+            for site_id in self._sites_of.get(rpps, ()):
+                site = self.sites[(rpps, site_id)]
+                if distance_km(patient.lat, patient.lon, site.place.lat, site.place.lon) <= search.radius_km:
+                    return True
+        return False
+
     def _load(self, rpps: str, week: str) -> int:
         return self.week_load.get((rpps, week), 0)
 
