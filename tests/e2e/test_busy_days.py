@@ -143,6 +143,22 @@ async def test_parallel_offers_accepted_at_the_same_instant_give_one_appointment
     assert sorted(states) == ["booked", "free", "free"]
 
 
+async def test_a_waiting_request_can_be_cancelled_and_is_then_never_offered(stack: Stack) -> None:
+    gp = await stack.professional("92000000001", "87085", overflow_cap=5)  # Limoges
+    first = await stack.submit("87085")
+    [offer] = await stack.mail.wait_for(gp)
+    second = await stack.submit("87085")
+    await stack.wait_waiting(second)
+    cancelled = await stack.http.post(f"/v1/requests/{second}/cancel", headers=stack.auth)
+    assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+
+    await stack.http.post(f"{link_path(offer)}/refuse")  # the professional is free again
+    await stack.wait_status(first, "unresolved")  # nobody else for the first one
+    await asyncio.sleep(0.5)
+    assert len([m for m in stack.mail.to(gp) if "surnuméraire" in body_of(m)]) == 1  # the cancelled one was not offered
+    assert (await stack.status(second))["status"] == "cancelled"
+
+
 async def test_a_request_whose_only_candidate_opens_tomorrow_is_offered_at_opening(stack: Stack) -> None:
     wednesday_only = {"wed": [["08:00", "19:00"]]}
     gp = await stack.professional(
