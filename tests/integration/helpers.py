@@ -11,17 +11,21 @@ import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import httpx
+import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 
 from schemas.events import CloudEvent, EventData
 from schemas.topics import Topics
-from services.common.clock import utcnow
+from services.common.clock import PARIS, utcnow
 from services.common.db import Database, service_engine
 from services.common.embedded import free_port
+from services.matcher.directory import Directory, SiteInput
+from services.matcher.domain.opening_hours import WeeklyHours, first_open_time, is_public_holiday
 
 ROOT = Path(__file__).resolve().parents[2]
 MIGRATIONS = {name: ROOT / "services" / name / "migrations" for name in ("intake", "matcher", "notifier")}
@@ -159,3 +163,28 @@ def wait_healthy(port: int, process: subprocess.Popen[bytes], timeout: float = 6
             pass
         time.sleep(0.2)
     raise AssertionError("matcher never became healthy")
+
+
+ALWAYS_OPEN = {day: [["00:00", "23:59"]] for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
+MELLE_SITE = SiteInput("main", "Cabinet", "79174", "79", 46.208, -0.144, ALWAYS_OPEN)
+
+
+def skip_when_every_practice_is_closed() -> None:
+    """Matcher processes run on the real clock and ask only open practices: on a public holiday
+    (or in the last minutes of a day) even an always-open practice is closed now."""
+    today = utcnow().astimezone(PARIS)
+    if is_public_holiday(today.date(), "79") or (today.hour == 23 and today.minute >= 58):
+        pytest.skip("the matcher processes run on the real clock: every practice is closed now (a holiday)")
+
+
+async def always_open_directory(db: Database, topics: Topics) -> tuple[Directory, datetime]:
+    """A directory written from the test (the triggers tell the matcher processes), and the first
+    open minute two hours from now, for slots."""
+
+    async def nothing(_: list[str]) -> None:
+        return None
+
+    now = utcnow()
+    start = first_open_time(WeeklyHours.parse(ALWAYS_OPEN), now + timedelta(hours=2), now + timedelta(hours=40), "79")
+    assert start is not None
+    return Directory(db, utcnow, topics, nothing), start

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pytest
 from sqlalchemy import text
 
 from schemas.events import OfferRefused
-from services.common.clock import PARIS, utcnow
-from services.matcher.directory import Directory, SiteInput
-from services.matcher.domain.opening_hours import WeeklyHours, first_open_time, is_public_holiday
+from services.common.clock import utcnow
 from tests.integration.helpers import (
+    MELLE_SITE,
+    always_open_directory,
     equals,
     event_bytes,
     eventually,
@@ -20,30 +19,20 @@ from tests.integration.helpers import (
     matcher_processes,
     migrated,
     publish_raw,
+    skip_when_every_practice_is_closed,
 )
 from tests.integration.test_consumer import received
 
-ALWAYS_OPEN = {day: [["00:00", "23:59"]] for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
 REQUESTS = 10
 
 
 async def test_the_last_slots_of_a_town_are_each_given_once(database_url: str, kafka_bootstrap: str) -> None:
-    today = utcnow().astimezone(PARIS)
-    if is_public_holiday(today.date(), "79") or (today.hour == 23 and today.minute >= 58):
-        pytest.skip("the matcher processes run on the real clock: every practice is closed now (a holiday)")
+    skip_when_every_practice_is_closed()
     topics = fresh_topics()
     db = await migrated(database_url, "matcher")
-
-    async def nothing(_: list[str]) -> None:
-        return None
-
-    directory = Directory(db, utcnow, topics, nothing)
-    now = utcnow()
-    # whenever the test runs: the first open minute in two hours' time (public holidays close every site)
-    start = first_open_time(WeeklyHours.parse(ALWAYS_OPEN), now + timedelta(hours=2), now + timedelta(hours=40), "79")
-    assert start is not None
+    directory, start = await always_open_directory(db, topics)
     for rpps in ("70000000001", "70000000002"):
-        site = SiteInput("main", "Cabinet", "79174", "79", 46.208, -0.144, ALWAYS_OPEN)
+        site = MELLE_SITE
         await directory.put_professional(rpps, {"name": f"Dr {rpps}", "profession": "general_practitioner"}, [site])
         await directory.put_slot(f"last-{rpps}", rpps, "main", start, start + timedelta(minutes=20), "in_person")
 

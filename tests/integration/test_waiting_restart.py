@@ -8,43 +8,32 @@ import tempfile
 from datetime import timedelta
 from pathlib import Path
 
-import pytest
 from sqlalchemy import text
 
-from services.common.clock import PARIS, utcnow
-from services.matcher.directory import Directory, SiteInput
-from services.matcher.domain.opening_hours import WeeklyHours, first_open_time, is_public_holiday
 from tests.integration.helpers import (
+    MELLE_SITE,
+    always_open_directory,
     equals,
     event_bytes,
     eventually,
     fresh_topics,
     migrated,
     publish_raw,
+    skip_when_every_practice_is_closed,
     start_matcher,
     wait_healthy,
 )
-from tests.integration.test_concurrent_matchers import ALWAYS_OPEN
 from tests.integration.test_consumer import received
 
 
 async def test_a_waiting_request_is_served_after_the_matcher_was_killed(
     database_url: str, kafka_bootstrap: str
 ) -> None:
-    today = utcnow().astimezone(PARIS)
-    if is_public_holiday(today.date(), "79") or (today.hour == 23 and today.minute >= 58):
-        pytest.skip("the matcher process runs on the real clock: every practice is closed now (a holiday)")
+    skip_when_every_practice_is_closed()
     topics = fresh_topics()
     db = await migrated(database_url, "matcher")
-
-    async def nothing(_: list[str]) -> None:
-        return None
-
-    directory = Directory(db, utcnow, topics, nothing)
-    now = utcnow()
-    start = first_open_time(WeeklyHours.parse(ALWAYS_OPEN), now + timedelta(hours=2), now + timedelta(hours=40), "79")
-    assert start is not None
-    site = SiteInput("main", "Cabinet", "79174", "79", 46.208, -0.144, ALWAYS_OPEN)
+    directory, start = await always_open_directory(db, topics)
+    site = MELLE_SITE
     for rpps in ("71000000001", "71000000002"):
         await directory.put_professional(rpps, {"name": f"Dr {rpps}", "profession": "general_practitioner"}, [site])
     await directory.put_slot("only", "71000000001", "main", start, start + timedelta(minutes=20), "in_person")
