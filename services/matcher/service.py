@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -405,8 +406,13 @@ class MatcherService:
                     rows = (await tx.session.execute(waiting)).scalars().all()
                     asked = await repo.asked_for(tx.session, [r.request_id for r in rows])
                 queue = sorted(rows, key=lambda r: serving_order(r.urgency, r.deadline, r.received_at, r.request_id))
+                started = time.perf_counter()
                 for row in queue:
                     await self._look_again(row, asked.get(row.request_id, frozenset()), changed)
+                if queue:
+                    log.debug(
+                        "waiting list looked at", waiting=len(queue), ms=round(1000 * (time.perf_counter() - started))
+                    )
                 return 0
             finally:
                 await conn.execute(text("SELECT pg_advisory_unlock(hashtext('matcher:waiting'))"))
