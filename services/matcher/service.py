@@ -12,6 +12,7 @@ from enum import StrEnum
 
 import structlog
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlmodel import col, select
 
 from schemas.events import (
@@ -408,7 +409,13 @@ class MatcherService:
                 queue = sorted(rows, key=lambda r: serving_order(r.urgency, r.deadline, r.received_at, r.request_id))
                 started = time.perf_counter()
                 for row in queue:
-                    await self._look_again(row, asked.get(row.request_id, frozenset()), changed)
+                    try:
+                        await self._look_again(row, asked.get(row.request_id, frozenset()), changed)
+                    except Exception as error:
+                        if _database_away(error):
+                            raise  # the whole look waits for the database (the pump retries)
+                        # this request's own fault: the others must still be served
+                        log.exception("waiting request could not be looked at", request_id=row.request_id)
                 if queue:
                     log.debug(
                         "waiting list looked at", waiting=len(queue), ms=round(1000 * (time.perf_counter() - started))
@@ -528,6 +535,12 @@ class MatcherService:
 def geo_department(commune_insee: str | None) -> str | None:
     commune = geo.commune(commune_insee or "")
     return commune.department if commune else None
+
+
+def _database_away(error: Exception) -> bool:
+    if isinstance(error, OSError | OperationalError | InterfaceError):
+        return True
+    return isinstance(error, DBAPIError) and error.connection_invalidated
 
 
 def _steps(search: m.SearchRecord) -> list[Step]:
