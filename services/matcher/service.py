@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 import structlog
-from sqlalchemy import text
+from sqlalchemy import or_, text
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlmodel import col, select
 
@@ -75,6 +75,7 @@ class MatcherService:
         self.offer_timeout_minutes = offer_timeout_minutes
         self.wake: Callable[[], None] = lambda: None  # runs serve_waiting soon (set by the wiring)
         self._changed: set[str] | None = None  # professionals changed since the last look; None: anyone
+        self._fresh: set[str] = set()  # requests that just started waiting (decided before a change?)
 
     # --- handlers (the table is in entrypoint.py) ------------------------------------------
 
@@ -312,6 +313,9 @@ class MatcherService:
             decision.look_again_at,
         )
         search.waited = True
+        # A professional freed while this was decided and committed has already woken the list,
+        # which could not see this request yet: look at it once more, after the commit.
+        tx.after_commit.append(lambda: self._just_waiting(search.request_id))
         if not announced:
             tx.emit(
                 self.topics.matching,
@@ -351,14 +355,20 @@ class MatcherService:
 
     # --- the waiting list ------------------------------------------------------------------
 
-    async def _look_again(self, row: m.SearchRecord, asked: frozenset[str], changed: set[str] | None) -> None:
+    def _just_waiting(self, request_id: str) -> None:
+        self._fresh.add(request_id)
+        self.wake()
+
+    async def _look_again(
+        self, row: m.SearchRecord, asked: frozenset[str], changed: set[str] | None, fresh: set[str]
+    ) -> None:
         """Decide in memory first: a request that still waits for the same reason costs no
         transaction (at most its time to look again moves); otherwise the cascade runs on the
         locked row, as for any other event. A request whose time has not come, and that none of
         the changed professionals could reach, is not even looked at."""
         now = self.clock()
         query = self._query(row, asked)
-        due = row.look_again_at is None or row.look_again_at <= now
+        due = row.look_again_at is None or row.look_again_at <= now or row.request_id in fresh
         if not due and changed is not None and not self.index.within_reach(changed, query):
             return
         decision = self._decide(row, query, now)
@@ -393,16 +403,32 @@ class MatcherService:
         """
         now = self.clock()
         changed, self._changed = self._changed, set()
+        fresh, self._fresh = self._fresh, set()
+        try:
+            return await self._serve_waiting(now, changed, fresh)
+        except Exception:
+            self._remember(changed)  # the pump tries again: nothing that changed is forgotten
+            self._fresh |= fresh
+            raise
+
+    async def _serve_waiting(self, now: datetime, changed: set[str] | None, fresh: set[str]) -> int:
         async with self.db.engine.connect() as conn:
+            if not await conn.scalar(text("SELECT EXISTS (SELECT 1 FROM search WHERE status = 'waiting')")):
+                await conn.commit()
+                return 0  # the usual case on a quiet day: one cheap query
+            await conn.commit()
             if not await conn.scalar(text("SELECT pg_try_advisory_lock(hashtext('matcher:waiting'))")):
                 self._remember(changed)  # another process serves the list now: try again shortly
+                self._fresh |= fresh
                 asyncio.get_running_loop().call_later(0.1, self.wake)
                 return 0
             try:
                 await conn.commit()
                 waiting = select(m.SearchRecord).where(col(m.SearchRecord.status) == m.SearchStatus.WAITING)
                 if changed is not None and not changed:
-                    waiting = waiting.where(col(m.SearchRecord.look_again_at) <= now)
+                    waiting = waiting.where(
+                        or_(col(m.SearchRecord.look_again_at) <= now, col(m.SearchRecord.request_id).in_(fresh))
+                    )
                 async with self.db.transaction() as tx:
                     rows = (await tx.session.execute(waiting)).scalars().all()
                     asked = await repo.asked_for(tx.session, [r.request_id for r in rows])
@@ -410,7 +436,7 @@ class MatcherService:
                 started = time.perf_counter()
                 for row in queue:
                     try:
-                        await self._look_again(row, asked.get(row.request_id, frozenset()), changed)
+                        await self._look_again(row, asked.get(row.request_id, frozenset()), changed, fresh)
                     except Exception as error:
                         if _database_away(error):
                             raise  # the whole look waits for the database (the pump retries)

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.conftest import Stack, body_of, link_path
+from tests.integration.helpers import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -46,8 +47,13 @@ async def test_twenty_requests_for_five_busy_gps_all_get_an_appointment(stack: S
     request_ids = await asyncio.gather(*(stack.submit("33063") for _ in range(20)))
 
     # five are offered at once (one offer per professional), the fifteen others wait for them
-    await asyncio.sleep(1.0)
-    statuses = [await stack.status(r) for r in request_ids]
+    async def settled() -> list[dict[str, Any]]:
+        statuses = [await stack.status(r) for r in request_ids]
+        offered = sum(s["status"] == "offered" for s in statuses)
+        waiting = [s for s in statuses if s["status"] == "searching" and "waiting" in s]
+        return statuses if offered + len(waiting) == 20 else []
+
+    statuses = await eventually(settled, timeout=10)
     assert sum(s["status"] == "offered" for s in statuses) == 5
     waiting = [s for s in statuses if s["status"] == "searching"]
     assert len(waiting) == 15
