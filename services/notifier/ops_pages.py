@@ -147,7 +147,9 @@ async def live_view(db: Database, accounts: Accounts, cpts: str) -> dict[str, An
                 text(
                     "SELECT r.request_id, r.received_at, r.deadline, r.commune_insee, "
                     "EXISTS (SELECT 1 FROM ops_offer o WHERE o.request_id = r.request_id AND o.accepted_at IS NULL "
-                    "AND o.refused_at IS NULL AND o.expired_at IS NULL AND o.withdrawn_at IS NULL) AS offered "
+                    "AND o.refused_at IS NULL AND o.expired_at IS NULL AND o.withdrawn_at IS NULL) AS offered, "
+                    "CASE WHEN r.waiting_since > coalesce((SELECT max(o.proposed_at) FROM ops_offer o "
+                    "WHERE o.request_id = r.request_id), '-infinity') THEN r.waiting_reason END AS waiting "
                     "FROM ops_request r WHERE (r.patient_cpts = :c OR r.appointment_cpts = :c) "
                     "AND r.confirmed_at IS NULL "
                     "AND r.cancelled_at IS NULL AND r.unresolved_at IS NULL ORDER BY r.received_at"
@@ -183,6 +185,7 @@ async def live_view(db: Database, accounts: Accounts, cpts: str) -> dict[str, An
             {
                 "request_id": r.request_id,
                 "status": "offered" if r.offered else "searching",
+                "waiting": None if r.offered else r.waiting,  # candidates_busy | not_yet_open
                 "age_minutes": int((now - r.received_at).total_seconds() // 60),
                 "near_deadline": bool(r.deadline and r.deadline - now < NEAR_DEADLINE),
                 "deadline": r.deadline,

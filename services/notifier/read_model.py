@@ -28,6 +28,7 @@ from schemas.events import (
     RequestCancelled,
     RequestReceived,
     RequestUnresolved,
+    RequestWaiting,
     SearchStarted,
     SlotChanged,
     UnknownEventType,
@@ -69,6 +70,17 @@ async def on_received(tx: Transaction, e: RequestReceived, ce: CloudEvent) -> No
 async def on_search(tx: Transaction, e: SearchStarted, ce: CloudEvent) -> None:
     await _upsert(
         tx, "ops_request", "request_id", {"request_id": e.request_id, "deadline": e.deadline, "patient_cpts": e.cpts_id}
+    )
+
+
+async def on_waiting(tx: Transaction, e: RequestWaiting, ce: CloudEvent) -> None:
+    """The latest time the request started waiting, and why (the live queue compares it with its offers)."""
+    await _upsert(
+        tx,
+        "ops_request",
+        "request_id",
+        {"request_id": e.request_id, "waiting_reason": e.reason, "waiting_since": ce.time},
+        when="ops_request.waiting_since IS NULL OR ops_request.waiting_since <= excluded.waiting_since",
     )
 
 
@@ -194,6 +206,7 @@ async def on_slot(tx: Transaction, e: SlotChanged, ce: CloudEvent) -> None:
 HANDLERS: Handlers = {
     RequestReceived: on_received,
     SearchStarted: on_search,
+    RequestWaiting: on_waiting,
     AppointmentConfirmed: on_confirmed,
     RequestUnresolved: on_unresolved,
     RequestCancelled: on_cancelled,

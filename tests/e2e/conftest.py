@@ -222,6 +222,19 @@ class Stack:
         raise AssertionError(f"{request_id}: expected to be waiting, got {seen}")
 
 
+async def operator_client(stack: Stack, email: str, password: str) -> httpx.AsyncClient:
+    """A client logged in to the operations dashboard (checks the session cookie's flags)."""
+    client = httpx.AsyncClient(base_url=str(stack.http.base_url), timeout=10)
+    form = await client.get("/ops/login")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
+    assert csrf
+    logged = await client.post("/ops/login", data={"email": email, "password": password, "csrf": csrf.group(1)})
+    assert logged.status_code == 303 and logged.headers["location"] == "/ops", logged.text
+    cookie = logged.headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=strict" in cookie
+    return client
+
+
 @pytest.fixture(scope="module")
 async def stack(kafka_bootstrap: str, postgres_url: str) -> AsyncIterator[Stack]:
     database_url = await create_database(postgres_url)

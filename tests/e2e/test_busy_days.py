@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import Stack, body_of, link_path
+from services.notifier.accounts import Accounts
+from tests.e2e.conftest import Stack, body_of, link_path, operator_client
 from tests.integration.helpers import eventually
 
 pytestmark = pytest.mark.e2e
@@ -163,6 +164,34 @@ async def test_a_waiting_request_can_be_cancelled_and_is_then_never_offered(stac
     await asyncio.sleep(0.5)
     assert len([m for m in stack.mail.to(gp) if "surnuméraire" in body_of(m)]) == 1  # the cancelled one was not offered
     assert (await stack.status(second))["status"] == "cancelled"
+
+
+async def test_coordinators_see_which_requests_wait_and_why(stack: Stack) -> None:
+    territory = {"name": "CPTS Poitiers", "communes": ["86194"], "radius_km": 30}
+    assert (await stack.http.put("/v1/territories/CPTS-86", json=territory, headers=stack.auth)).status_code == 201
+    await stack.professional("93000000001", "86194", overflow_cap=5, cpts_id="CPTS-86")  # Poitiers
+    offered = await stack.submit("86194")
+    await stack.wait_status(offered, "offered")
+    waiting = await stack.submit("86194")
+    await stack.wait_waiting(waiting)
+
+    notifier = next(p for p in stack.runtime.parts if p.name == "notifier")
+    await Accounts(notifier.db, stack.clock).put(
+        "coord@cpts-86.example.org", "un mot de passe long", "coordinator", "CPTS-86"
+    )
+    coordinator = await operator_client(stack, "coord@cpts-86.example.org", "un mot de passe long")
+    try:
+
+        async def live() -> str:
+            page = (await coordinator.get("/ops/live")).text
+            return page if f'data-request="{waiting}"' in page and "professionnels occupés" in page else ""
+
+        page = await eventually(live)
+        assert page, "the waiting request is not shown as waiting"
+        row = page.split(f'data-request="{offered}"')[1].split("</tr>")[0]
+        assert "proposée" in row
+    finally:
+        await coordinator.aclose()
 
 
 async def test_a_request_whose_only_candidate_opens_tomorrow_is_offered_at_opening(stack: Stack) -> None:

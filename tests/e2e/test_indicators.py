@@ -14,7 +14,7 @@ import pytest
 
 from services.notifier import read_model
 from services.notifier.accounts import Accounts
-from tests.e2e.conftest import Stack, link_path
+from tests.e2e.conftest import Stack, link_path, operator_client
 
 pytestmark = pytest.mark.e2e
 PERIOD = {"cpts_id": "cpts-e2e", "from": "2026-12-01", "to": "2026-12-01"}
@@ -99,18 +99,6 @@ async def test_prometheus_metrics_show_what_happened(stack: Stack) -> None:
     assert samples['sas_messages_total{channel="email",result="sent"}'] >= 2
     assert 'sas_outbox_backlog{service="intake"}' in samples
     assert any(name.startswith("sas_consumer_lag{") for name in samples)
-
-
-async def operator_client(stack: Stack, email: str, password: str) -> httpx.AsyncClient:
-    client = httpx.AsyncClient(base_url=str(stack.http.base_url), timeout=10)
-    form = await client.get("/ops/login")
-    csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
-    assert csrf
-    logged = await client.post("/ops/login", data={"email": email, "password": password, "csrf": csrf.group(1)})
-    assert logged.status_code == 303 and logged.headers["location"] == "/ops", logged.text
-    cookie = logged.headers["set-cookie"].lower()
-    assert "httponly" in cookie and "samesite=strict" in cookie
-    return client
 
 
 async def test_coordinators_see_their_own_cpts_only(stack: Stack) -> None:
