@@ -342,7 +342,12 @@ class MatcherService:
         reason, detail = decision.reason, decision.detail
         alternatives = (
             self._alternatives(query, steps, now)
-            if reason in (d.UnresolvedReason.NO_CANDIDATE_IN_RADIUS, d.UnresolvedReason.ALL_DECLINED)
+            if reason
+            in (
+                d.UnresolvedReason.NO_CANDIDATE_IN_RADIUS,
+                d.UnresolvedReason.ALL_DECLINED,
+                d.UnresolvedReason.DEADLINE_CANNOT_BE_MET,
+            )
             else []
         )
         search.status, search.wait_reason, search.look_again_at = m.SearchStatus.UNRESOLVED, None, None
@@ -453,6 +458,7 @@ class MatcherService:
 
     def _alternatives(self, query: d.Search, steps: list[Step], now: datetime) -> list[Alternative]:
         """What the regulator could still try: a teleconsultation, or someone beyond the radius."""
+        query = dataclasses.replace(query, busy=frozenset(self.index.busy))  # nobody busy elsewhere
         professions = tuple(dict.fromkeys(p for s in steps for p in s.professions))
         found: list[Alternative] = []
         if not query.teleconsultation_ok:
