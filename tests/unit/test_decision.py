@@ -149,3 +149,15 @@ def test_only_changes_within_reach_can_help_a_waiting_request() -> None:
     assert not index.within_reach({"FAR"}, search())
     assert not index.within_reach({"UNKNOWN"}, search())
     assert index.within_reach({"FAR"}, search(teleconsultation_ok=True))  # a teleconsultation reaches anyone
+
+
+def test_a_busy_extra_patient_professional_is_waited_for_until_their_last_open_hour_with_room() -> None:
+    index = directory(("A", 0, [], 2))
+    index.busy.add("A")
+    decision = decide(index, search(), GP, NOW, LEAD)
+    # open until the deadline (Thursday 09:00): the patient could still be seen at 08:59
+    assert isinstance(decision, Wait) and decision.look_again_at == NOW + timedelta(hours=48, minutes=-30, seconds=1)
+    index.overflow_taken["A"] = {"2026-12-02": 2, "2026-12-03": 2}  # Wednesday and Thursday are full
+    decision = decide(index, search(), GP, NOW, LEAD)
+    assert isinstance(decision, Wait)
+    assert decision.look_again_at.astimezone(PARIS).strftime("%a %H:%M:%S") == "Tue 19:30:01"
