@@ -70,6 +70,7 @@ class IndexSync:
         while True:
             await self._wake.wait()
             self._wake.clear()
+            keys: set[str] = set()
             try:
                 if self._listener is None or self._listener.is_closed():
                     log.warning("index listener lost: reloading everything")
@@ -80,6 +81,7 @@ class IndexSync:
                 await self.refresh(keys)
             except Exception:
                 log.exception("index refresh failed; retrying")
+                self._pending |= keys  # nothing heard is forgotten
                 self._wake.set()
                 await asyncio.sleep(1)
             await asyncio.sleep(self.interval)  # gather a burst of changes into one round
@@ -95,6 +97,8 @@ class IndexSync:
                 conn, "start >= :since AND state IN ('free', 'held')", {"since": now - timedelta(hours=1)}
             )
             await self._load_offers(conn, None, now)
+        for callback in self.on_change:
+            callback(None)  # anything may have changed while nobody listened
         log.info(
             "candidate index loaded",
             territories=len(self.index.territories),

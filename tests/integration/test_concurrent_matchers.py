@@ -84,7 +84,9 @@ async def test_the_last_slots_of_a_town_are_each_given_once(database_url: str, k
             request_id=refused.request_id, offer_id=refused.offer_id, rpps=refused.rpps, refused_at=utcnow()
         )
         await publish_raw(kafka_bootstrap, topics.offers, [(refused.request_id, event_bytes(refusal)[1])])
-        assert await eventually(lambda: equals(status_of("URGENT"), "offered"), timeout=20)
+        if not await eventually(lambda: equals(status_of("URGENT"), "offered"), timeout=40):
+            tails = "\n".join(line for log in logs for line in log.read_text().splitlines()[-15:])
+            raise AssertionError(f"the urgent request was not offered; the matchers' last lines:\n{tails}")
         async with db.engine.connect() as conn:
             given = (
                 await conn.execute(
