@@ -31,5 +31,6 @@ def build(ctx: Context) -> tuple[IntakeService, ServicePart]:
         routers=[build_router(service, ctx.require_regulator_key, ctx.require_internal_key)],
         subscriptions=[Subscription("intake", [ctx.topics.matching], handlers)],
         pumps=[callbacks],
+        on_stop=[service.poster.close],
     )
     return service, part

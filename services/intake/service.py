@@ -27,7 +27,7 @@ from schemas.topics import Topics
 from services.common import metrics
 from services.common.clock import utcnow
 from services.common.db import Database, Transaction
-from services.common.signing import DeliveryFailed, post_signed
+from services.common.signing import DeliveryFailed, SignedPoster
 from services.intake.domain import (
     CannotCancel,
     RequestConflict,
@@ -77,6 +77,7 @@ class IntakeService:
         self.topics = topics
         self.callback_secret = callback_secret
         self.clock = clock
+        self.poster = SignedPoster()  # one HTTP client for every callback of this process
         self.on_callback: list[Callable[[], None]] = []  # pokes the callback dispatcher after a commit
 
     def _move(
@@ -135,7 +136,7 @@ class IntakeService:
                 assert delivery is not None
                 delivery.attempts += 1
                 try:
-                    await post_signed(
+                    await self.poster.post(
                         delivery.url,
                         delivery.payload,
                         self.callback_secret,

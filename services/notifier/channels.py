@@ -18,7 +18,7 @@ import aiosmtplib
 import httpx
 import structlog
 
-from services.common.signing import DeliveryFailed, post_signed
+from services.common.signing import DeliveryFailed, SignedPoster
 
 log = structlog.get_logger(__name__)
 
@@ -117,11 +117,12 @@ class SmsSender:
 
     url: str | None
     secret: str
+    poster: SignedPoster
 
     async def send(self, message: Message) -> None:
         if not self.url:
             raise DeliveryFailed("no SMS provider configured (SMS_WEBHOOK_URL)")
-        await post_signed(
+        await self.poster.post(
             self.url, {"id": message.id, "to": message.destination, "text": message.text}, self.secret, message.id
         )
 
@@ -131,9 +132,10 @@ class WebhookSender:
     """The offer as JSON to the professional's booking software, signed with WEBHOOK_SECRET."""
 
     secret: str
+    poster: SignedPoster
 
     async def send(self, message: Message) -> None:
-        await post_signed(message.destination, {"id": message.id, **message.data}, self.secret, message.id)
+        await self.poster.post(message.destination, {"id": message.id, **message.data}, self.secret, message.id)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from schemas.events import AppointmentConfirmed, OfferProposed, OfferWithdrawn
 from services.common.context import Context
 from services.common.messaging import Pump
 from services.common.runtime import Handlers, ServicePart, Subscription
+from services.common.signing import SignedPoster
 from services.notifier import ops_api, ops_pages, read_model
 from services.notifier.accounts import Accounts
 from services.notifier.channels import (
@@ -25,8 +26,8 @@ from services.notifier.pages import build_router, templates
 from services.notifier.service import NotifierService
 
 
-def senders(ctx: Context) -> dict[str, Sender]:
-    """One sender per channel type, from settings."""
+def senders(ctx: Context, poster: SignedPoster) -> dict[str, Sender]:
+    """One sender per channel type, from settings (SMS and webhooks share the process's HTTP client)."""
     s = ctx.settings
     mail: MailSender = (
         SmtpMailSender(
@@ -43,14 +44,15 @@ def senders(ctx: Context) -> dict[str, Sender]:
     )
     return {
         "email": EmailSender(mail),
-        "sms": SmsSender(s.sms_webhook_url, s.sms_webhook_secret),
-        "webhook": WebhookSender(s.webhook_secret),
+        "sms": SmsSender(s.sms_webhook_url, s.sms_webhook_secret, poster),
+        "webhook": WebhookSender(s.webhook_secret, poster),
     }
 
 
 def build(ctx: Context, contacts: ContactSource) -> tuple[NotifierService, ServicePart]:
     db = ctx.database("notifier")
     env = templates()
+    poster = SignedPoster()
     service = NotifierService(
         db,
         ctx.topics,
@@ -58,7 +60,7 @@ def build(ctx: Context, contacts: ContactSource) -> tuple[NotifierService, Servi
         ctx.secret,
         ctx.settings.base_url,
         timedelta(minutes=ctx.settings.offer_timeout_minutes),
-        senders(ctx),
+        senders(ctx, poster),
         contacts,
         env,
         ctx.settings.reminder_minutes,
@@ -81,6 +83,7 @@ def build(ctx: Context, contacts: ContactSource) -> tuple[NotifierService, Servi
             ops_pages.build_router(db, accounts, env, ctx.settings.base_url.startswith("https://")),
         ],
         on_start=[lambda: _admin_from_settings(ctx, accounts)],
+        on_stop=[poster.close],
         subscriptions=[
             Subscription("notifier", [ctx.topics.matching], handlers),
             Subscription(read_model.CONSUMER, read_model.topics_of(ctx.topics), read_model.HANDLERS),
