@@ -302,10 +302,10 @@ class Simulation:
 
     def _set_slot(self, c: d.Candidate, state: str) -> None:
         assert c.slot_id
+        end = c.start + timedelta(minutes=20)
         self.index.put_slot(
-            c.slot_id, c.professional.rpps, "main", c.start, c.start + timedelta(minutes=20), "in_person", state,
-            next(self.revision),
-        )  # fmt: skip
+            c.slot_id, c.professional.rpps, "main", c.start, end, "in_person", state, next(self.revision)
+        )
 
     def _count_overflow(self, rpps: str, start: datetime, change: int) -> None:
         taken = self.index.overflow_taken.setdefault(rpps, {})

@@ -55,9 +55,14 @@ def to_domain_professional(p: Any) -> d.Professional:
     )
 
 
-async def already_asked(session: AsyncSession, request_id: str) -> frozenset[str]:
-    rows = await session.execute(select(m.MatchOffer.rpps).where(col(m.MatchOffer.request_id) == request_id))
-    return frozenset(rows.scalars().all())
+async def asked_and_pending(session: AsyncSession, request_id: str) -> tuple[frozenset[str], int]:
+    """Who was asked for this request, and how many of its offers still wait for an answer."""
+    rows = (
+        await session.execute(
+            select(m.MatchOffer.rpps, m.MatchOffer.status).where(col(m.MatchOffer.request_id) == request_id)
+        )
+    ).all()
+    return frozenset(rpps for rpps, _ in rows), sum(status == m.OfferState.PENDING for _, status in rows)
 
 
 class Claim(StrEnum):

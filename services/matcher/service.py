@@ -251,8 +251,8 @@ class MatcherService:
             await self._search_and_decide(tx, search, now)
 
     async def _search_and_decide(self, tx: Transaction, search: m.SearchRecord, now: datetime) -> None:
-        pending = len(await repo.pending_offers_for(tx.session, search.request_id))
-        query = self._query(search, await repo.already_asked(tx.session, search.request_id))
+        asked, pending = await repo.asked_and_pending(tx.session, search.request_id)
+        query = self._query(search, asked)
         if not pending and (search.attempts == 0 or search.status == m.SearchStatus.OFFERED):  # a new round
             search.attempts += 1
             tx.emit(
@@ -412,23 +412,31 @@ class MatcherService:
         try:
             return await self._serve_waiting(now, changed, fresh)
         except Exception:
-            self._remember(changed)  # the pump tries again: nothing that changed is forgotten
-            self._fresh |= fresh
+            self._put_back(changed, fresh)  # the pump tries again: nothing that changed is forgotten
             raise
+
+    def _put_back(self, changed: set[str] | None, fresh: set[str]) -> None:
+        self._remember(changed)
+        self._fresh |= fresh
 
     async def _serve_waiting(self, now: datetime, changed: set[str] | None, fresh: set[str]) -> int:
         async with self.db.engine.connect() as conn:
-            if not await conn.scalar(text("SELECT EXISTS (SELECT 1 FROM search WHERE status = 'waiting')")):
-                await conn.commit()
-                return 0  # the usual case on a quiet day: one cheap query
+            # One round trip: NULL when nothing waits (the usual case on a quiet day), else whether
+            # this process got the list (CASE evaluates the lock only when something waits).
+            locked = await conn.scalar(
+                text(
+                    "SELECT CASE WHEN EXISTS (SELECT 1 FROM search WHERE status = 'waiting') "
+                    "THEN pg_try_advisory_lock(hashtext('matcher:waiting')) END"
+                )
+            )
             await conn.commit()
-            if not await conn.scalar(text("SELECT pg_try_advisory_lock(hashtext('matcher:waiting'))")):
-                self._remember(changed)  # another process serves the list now: try again shortly
-                self._fresh |= fresh
+            if locked is None:
+                return 0
+            if not locked:
+                self._put_back(changed, fresh)  # another process serves the list now: try again shortly
                 asyncio.get_running_loop().call_later(0.1, self.wake)
                 return 0
             try:
-                await conn.commit()
                 waiting = select(m.SearchRecord).where(col(m.SearchRecord.status) == m.SearchStatus.WAITING)
                 if changed is not None and not changed:
                     waiting = waiting.where(

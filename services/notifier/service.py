@@ -189,9 +189,9 @@ class NotifierService:
         log.info("offer refused", request_id=offer.request_id, offer_id=offer.offer_id, reason=reason)
         return await self._page(offer, token)
 
-    async def _by_token(self, tx: Transaction, token: str, lock: bool = False) -> Offer:
+    async def _by_token(self, tx: Transaction, token: str) -> Offer:
         query = select(Offer).where(col(Offer.token_hash) == token_hash(token))
-        offer = (await tx.session.execute(query.with_for_update() if lock else query)).scalars().first()
+        offer = (await tx.session.execute(query)).scalars().first()
         if offer is None:
             raise OfferUnavailable("unknown", "this link is not valid")
         return offer
@@ -199,15 +199,14 @@ class NotifierService:
     async def _decidable(self, tx: Transaction, token: str, now: datetime) -> Offer:
         """The offer behind a link, locked with its siblings (the other offers of the same request,
         in one order so that two answers never deadlock), if it can still be decided."""
-        found = await self._by_token(tx, token)
+        offer = await self._by_token(tx, token)
         await tx.session.execute(
             select(Offer.offer_id)
-            .where(col(Offer.request_id) == found.request_id)
+            .where(col(Offer.request_id) == offer.request_id)
             .order_by(col(Offer.offer_id))
             .with_for_update()
         )
-        offer = await self._by_token(tx, token, lock=True)
-        await tx.session.refresh(offer)
+        await tx.session.refresh(offer)  # as it is now that it is locked
         if offer.withdrawal_cause == "taken" or (
             offer.status == OfferStatus.PENDING and await self._taken_by_another(tx, offer)
         ):
