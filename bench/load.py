@@ -153,7 +153,7 @@ class Processes:
         for process in psutil.process_iter(["cmdline"]):  # the embedded PostgreSQL is not a child
             with contextlib.suppress(psutil.Error):
                 if self.data_dir and any(self.data_dir in part for part in process.info["cmdline"] or []):
-                    tree.append(process)
+                    tree += [process, *process.children(recursive=True)]  # the server and its backends
         seen: set[int] = set()
         for process in tree:
             if process.pid in seen:
@@ -423,7 +423,7 @@ def start_service(args: argparse.Namespace, folder: Path) -> tuple[subprocess.Po
         "REGULATOR_API_KEYS": args.key,
         "SECRET_KEY": "bench",
         "DEMO_DATA": "0",
-        "LOG_LEVEL": "WARNING",
+        "LOG_LEVEL": args.log_level,
         "LOG_FORMAT": "json",
     }
     for name in ("DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS") if args.embedded else ():
@@ -510,5 +510,6 @@ if __name__ == "__main__":
     parser.add_argument("--accept-share", type=float, default=0.1, help="offers accepted; the rest are cancelled")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--explain", type=int, default=3, help="print the history of the N slowest requests")
+    parser.add_argument("--log-level", default="INFO", help="the service's (its log is in the data folder)")
     parser.add_argument("--keep", action="store_true", help="keep the data folder and the service's log")
     asyncio.run(main(parser.parse_args()))

@@ -1,9 +1,11 @@
 """The composition root: settings in, running services out.
 
-`make run` → `sas-run` hosts all three services in one process, starting an embedded
-PostgreSQL and an embedded Kafka-protocol broker when DATABASE_URL / KAFKA_BOOTSTRAP_SERVERS
-are unset. `sas-intake`, `sas-matcher` and `sas-notifier` host one service each against a
-real broker and database (several processes of one service share its consumer group).
+`make run` → `sas-run` hosts all three services, starting an embedded PostgreSQL and an
+embedded Kafka-protocol broker when DATABASE_URL / KAFKA_BOOTSTRAP_SERVERS are unset.
+`sas-intake`, `sas-matcher` and `sas-notifier` host one service each against a real broker and
+database. Either way the services run in WORKERS processes (by default one per CPU, up to 4)
+sharing the HTTP port and each service's consumer group, so that every core works; the embedded
+database and broker belong to the parent process, which stops them last.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import structlog
 import uvicorn
@@ -95,7 +98,8 @@ def build_runtime(
 
     async def demo() -> None:
         if directory is not None and settings.demo_data:
-            await load_demo(directory, clock())
+            async with directory.db.exclusive("demo"):  # one worker loads it, the others find it there
+                await load_demo(directory, clock())
 
     return runtime, demo
 
@@ -145,21 +149,54 @@ def main(argv: Sequence[str] | None = None) -> None:
     # the embedded database and broker are stopped too.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     with infrastructure(settings) as (database_url, bootstrap):
-        app, _ = build_app(settings, database_url, bootstrap, services)
-        base = settings.base_url
+        base, workers = settings.base_url, settings.worker_count
         print(
             f"  Regulator API   {base}/v1/requests   (docs: {base}/docs)\n"
             f"  Health          {base}/healthz\n"
-            f"  Kafka           {bootstrap}\n",
+            f"  Kafka           {bootstrap}\n"
+            f"  Processes       {workers}\n",
             flush=True,
         )
-        uvicorn.run(
-            app,
-            host=settings.host,
-            port=settings.port,
-            log_config=None,
-            access_log=os.environ.get("ACCESS_LOG", "0") == "1",
-        )
+        options: dict[str, Any] = {
+            "host": settings.host,
+            "port": settings.port,
+            "log_config": None,
+            "access_log": os.environ.get("ACCESS_LOG", "0") == "1",
+        }
+        if workers == 1:
+            app, _ = build_app(settings, database_url, bootstrap, services)
+            uvicorn.run(app, **options)
+        else:
+            os.environ.update(worker_environment(settings, database_url, bootstrap, services))
+            uvicorn.run("services.main:worker_app", factory=True, workers=workers, **options)
+
+
+def worker_environment(
+    settings: Settings, database_url: str, bootstrap: str, services: Sequence[str]
+) -> dict[str, str]:
+    """What a worker process needs to find the parent's database, broker and keys."""
+    env = {
+        "DATABASE_URL": database_url,
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "REGULATOR_API_KEYS": settings.regulator_api_keys,
+        "SECRET_KEY": settings.secret_key or _persistent_secret(settings.data_dir / "secret_key"),
+        "SAS_SERVICES": ",".join(services),
+    }
+    if not settings.kafka_bootstrap_servers:  # the embedded broker's tuning (see Settings), made explicit
+        env["KAFKA_FETCH_MAX_WAIT_MS"] = str(settings.fetch_max_wait_ms)
+        env["KAFKA_SESSION_TIMEOUT_MS"] = str(settings.session_timeout_ms)
+        env["KAFKA_HEARTBEAT_INTERVAL_MS"] = str(settings.heartbeat_interval_ms)
+    return env
+
+
+def worker_app() -> FastAPI:
+    """One worker process of `sas-run` (uvicorn calls this in each process it starts)."""
+    settings = Settings()
+    configure_logging(settings.log_format, settings.log_level)
+    assert settings.database_url and settings.kafka_bootstrap_servers, "set by the parent process"
+    services = tuple(os.environ.get("SAS_SERVICES", ",".join(ALL)).split(","))
+    app, _ = build_app(settings, settings.database_url, settings.kafka_bootstrap_servers, services)
+    return app
 
 
 def run_intake() -> None:

@@ -40,7 +40,9 @@ def service_engine(url: str, schema: str, pool_size: int = 5) -> AsyncEngine:
     return create_async_engine(
         asyncpg_url(url),
         pool_size=pool_size,
-        pool_pre_ping=True,
+        # no ping before each use (a round trip per transaction): a connection found dead on use
+        # invalidates the pool, and the unit of work is retried by its caller
+        pool_pre_ping=False,
         connect_args={"server_settings": {"search_path": schema, "application_name": schema}},
     )
 
@@ -79,6 +81,17 @@ class Transaction:
         )
         return result.first() is not None
 
+    async def first_times(self, consumer: str, event_ids: list[str]) -> set[str]:
+        """`first_time` for many events in one statement: the ids not handled before."""
+        now = utcnow()
+        result = await self.session.execute(
+            insert(ProcessedEvent)
+            .values([{"consumer": consumer, "event_id": event_id, "processed_at": now} for event_id in event_ids])
+            .on_conflict_do_nothing()
+            .returning(col(ProcessedEvent.event_id))
+        )
+        return set(result.scalars().all())
+
 
 class Database:
     """A service's engine plus the unit of work its use cases run in."""
@@ -101,10 +114,23 @@ class Database:
     async def migrate(self, versions: Path) -> None:
         """Create the schema and bring it to the newest migration (serialised across processes)."""
         async with self.engine.connect() as conn:
-            await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"'))
+            # the lock first: two processes creating the same schema at once would collide
             await conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"migrate:{self.schema}"})
+            await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"'))
             await conn.run_sync(_upgrade, versions)
             await conn.commit()
+
+    @asynccontextmanager
+    async def exclusive(self, name: str) -> AsyncIterator[None]:
+        """Held by one process at a time across the cluster (a session advisory lock)."""
+        async with self.engine.connect() as conn:
+            await conn.execute(text("SELECT pg_advisory_lock(hashtext(:k))"), {"k": f"{self.schema}:{name}"})
+            await conn.commit()
+            try:
+                yield
+            finally:
+                await conn.execute(text("SELECT pg_advisory_unlock(hashtext(:k))"), {"k": f"{self.schema}:{name}"})
+                await conn.commit()
 
     async def ping(self) -> bool:
         async with self.engine.connect() as conn:

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import asyncpg
 import structlog
+from aiokafka import ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from faststream import AckPolicy
@@ -60,6 +61,8 @@ async def ensure_topics(bootstrap_servers: str, topics: Topics, partitions: int)
 def subscriber_options(settings: Settings) -> dict[str, Any]:
     return {
         "ack_policy": AckPolicy.MANUAL,
+        "batch": True,  # see EventConsumer
+        "max_records": settings.consumer_batch,
         "auto_offset_reset": "earliest",
         "fetch_max_wait_ms": settings.fetch_max_wait_ms,
         "session_timeout_ms": settings.session_timeout_ms,
@@ -110,48 +113,79 @@ class Pump:
 class OutboxRelay:
     """Publishes a service's committed outbox rows to Kafka, oldest first.
 
-    One process at a time relays a given schema (a transaction-scoped advisory lock), which
-    keeps each request's events in commit order; other processes simply find the lock taken.
+    One process at a time relays a schema: the one whose relay holds the schema's advisory lock
+    on a connection of its own (when that process dies its connection and lock go with it, and
+    another process takes over at its next try). That keeps each request's events in commit
+    order. A trigger notifies `outbox_<schema>` when a transaction writes to the outbox, which
+    wakes the relaying process whichever process committed.
+
+    A round reads a batch, hands every message to the producer at once (in order), waits for
+    all the acknowledgements, then marks the rows: no transaction stays open while the broker
+    works. A crash between publishing and marking publishes those rows again; consumers ignore
+    event ids they have handled.
     """
 
-    def __init__(self, db: Database, broker: KafkaBroker, batch: int = 200) -> None:
+    def __init__(self, db: Database, broker: KafkaBroker, batch: int = 500) -> None:
         self.db = db
         self.broker = broker
         self.batch = batch
+        self.on_notified: Callable[[], None] = lambda: None  # the runtime pokes its pump
+        self._connection: asyncpg.Connection | None = None
+        self.leading = False
 
     async def relay_once(self) -> int:
-        async with self.db.engine.connect() as conn, conn.begin():
-            locked = await conn.execute(
-                text("SELECT pg_try_advisory_xact_lock(hashtext(:k))"), {"k": f"outbox:{self.db.schema}"}
+        """Publish one batch if this process is the relay; returns how many rows it published."""
+        connection = await self._lead()
+        if connection is None:
+            return 0
+        rows = await connection.fetch(
+            "SELECT seq, topic, key, value::text AS value, value->>'id' AS id, value->>'type' AS type "
+            "FROM outbox_message WHERE published_at IS NULL ORDER BY seq LIMIT $1",
+            self.batch,
+        )
+        if not rows:
+            return 0
+        acknowledgements = [
+            await self.broker.publish(
+                row["value"].encode(),
+                row["topic"],
+                key=row["key"].encode(),
+                headers={"content-type": "application/cloudevents+json", "ce_id": row["id"], "ce_type": row["type"]},
+                no_confirm=True,  # queued in order now, acknowledged together below
             )
-            if not locked.scalar():
-                return 0
-            rows = (
-                await conn.execute(
-                    text(
-                        "SELECT seq, topic, key, value FROM outbox_message "
-                        "WHERE published_at IS NULL ORDER BY seq LIMIT :n"
-                    ),
-                    {"n": self.batch},
-                )
-            ).all()
-            for row in rows:
-                await self.broker.publish(
-                    json.dumps(row.value).encode(),
-                    row.topic,
-                    key=row.key.encode(),
-                    headers={
-                        "content-type": "application/cloudevents+json",
-                        "ce_id": row.value["id"],
-                        "ce_type": row.value["type"],
-                    },
-                )
-            if rows:
-                await conn.execute(
-                    text("UPDATE outbox_message SET published_at = now() WHERE seq = ANY(:seqs)"),
-                    {"seqs": [r.seq for r in rows]},
-                )
+            for row in rows
+        ]
+        await asyncio.gather(*acknowledgements)
+        await connection.execute(
+            "UPDATE outbox_message SET published_at = now() WHERE seq = ANY($1::bigint[])", [r["seq"] for r in rows]
+        )
         return len(rows)
+
+    async def relay_more(self) -> int:
+        """For a Pump: one round, and whether a full batch suggests there is more."""
+        published = await self.relay_once()
+        return published if published >= self.batch else 0
+
+    async def _lead(self) -> asyncpg.Connection | None:
+        connection = self._connection
+        if connection is None or connection.is_closed():
+            self.leading = False
+            raw = await self.db.engine.raw_connection()  # with the service's search_path
+            connection = raw.driver_connection
+            raw.detach()  # it leaves the pool: it holds the lock and listens
+            assert isinstance(connection, asyncpg.Connection)
+            await connection.add_listener(f"outbox_{self.db.schema}", lambda *_: self.on_notified())
+            self._connection = connection
+        if not self.leading:
+            self.leading = bool(
+                await connection.fetchval("SELECT pg_try_advisory_lock(hashtext($1))", f"outbox:{self.db.schema}")
+            )
+        return connection if self.leading else None
+
+    async def close(self) -> None:
+        if self._connection is not None and not self._connection.is_closed():
+            await self._connection.close()  # the lock goes with it
+        self._connection, self.leading = None, False
 
     async def backlog(self) -> int:
         async with self.db.engine.connect() as conn:
@@ -162,13 +196,25 @@ class OutboxRelay:
 Handler = Callable[[Transaction, Any, CloudEvent], Awaitable[None]]
 
 
+@dataclass(frozen=True)
+class _Decoded:
+    record: ConsumerRecord[bytes, bytes]
+    event: CloudEvent
+    data: EventData
+    handler: Handler
+
+
 @dataclass
 class EventConsumer:
-    """One consumer group's entry point: decode, skip redeliveries, handle, then commit the offset.
+    """One consumer group's entry point: decode, skip redeliveries, handle, then commit the offsets.
 
-    A message that cannot be decoded or validated goes to the dead-letter topic at once; one
-    whose handler keeps failing goes there after `max_attempts`. Either way the consumer goes on.
-    Events of types this consumer has no handler for are acknowledged and ignored.
+    It takes what the broker has in batches (FastStream batch subscribers): a batch is handled in
+    one transaction, with one statement remembering its event ids, so that a busy consumer pays
+    one commit for many events. When a batch fails, its events are handled again one at a time,
+    each in its own transaction: one whose handler keeps failing goes to the dead-letter topic
+    after `max_attempts`, the others are handled. A message that cannot be decoded or validated
+    goes to the dead-letter topic at once. Either way the consumer goes on. Events of types this
+    consumer has no handler for are acknowledged and ignored.
     """
 
     name: str
@@ -179,12 +225,9 @@ class EventConsumer:
     max_attempts: int = 5
     retry_delay: float = 0.2
 
-    def __post_init__(self) -> None:
-        self._attempts: dict[tuple[str, int, int], int] = {}
-
     def subscriber_function(self) -> Callable[[KafkaMessage], Awaitable[None]]:
-        """A plain function for `broker.subscriber(...)`: FastStream hands it the raw message
-        (the annotation matters) and we decode it ourselves."""
+        """A plain function for `broker.subscriber(..., batch=True)`: FastStream hands it the raw
+        batch (the annotation matters) and we decode it ourselves."""
 
         async def consume(message: KafkaMessage) -> None:
             await self(message)
@@ -192,53 +235,77 @@ class EventConsumer:
         return consume
 
     async def __call__(self, message: KafkaMessage) -> None:
-        record = message.raw_message
-        position = (record.topic, record.partition, record.offset)  # type: ignore[union-attr]
-        try:
-            event = CloudEvent.model_validate_json(message.body)
-            data = event.payload()
-        except (ValidationError, UnknownEventType, ValueError) as error:
-            await self._dead_letter(message, f"undecodable event: {_short(error)}", attempts=1)
-            await message.ack()
-            return
-        handler = self.handlers.get(type(data))
-        if handler is None:
-            await message.ack()
-            return
-        about = {"request_id": event.subject} if isinstance(data, RequestEventData) else {"subject": event.subject}
-        with structlog.contextvars.bound_contextvars(
-            **about, event_id=event.id, event_type=event.type, consumer=self.name
-        ):
+        raw = message.raw_message
+        records: tuple[ConsumerRecord[bytes, bytes], ...] = raw if isinstance(raw, tuple) else (raw,)
+        batch: list[_Decoded] = []
+        for record in records:
             try:
-                async with self.db.transaction() as tx:
-                    if await tx.first_time(self.name, event.id):
-                        await handler(tx, data, event)
-                        tx.after_commit.append(lambda: metrics.EVENTS_HANDLED.labels(self.name, event.type).inc())
-                    else:
-                        log.info("redelivered event ignored")
+                event = CloudEvent.model_validate_json(record.value or b"")
+                data = event.payload()
+            except (ValidationError, UnknownEventType, ValueError) as error:
+                await self._dead_letter(record, f"undecodable event: {_short(error)}", attempts=1)
+                continue
+            handler = self.handlers.get(type(data))
+            if handler is not None:
+                batch.append(_Decoded(record, event, data, handler))
+        if len(batch) > 1:
+            try:
+                await self._handle_together(batch)
+                batch = []
             except Exception as error:
-                attempts = self._attempts.get(position, 0) + 1
-                self._attempts[position] = attempts
-                if attempts < self.max_attempts:
-                    log.warning("event handling failed, will retry", attempt=attempts, error=_short(error))
-                    await asyncio.sleep(self.retry_delay * attempts)
-                    await message.nack()
-                    return
-                log.exception("event handling failed for good, dead-lettered", attempts=attempts)
-                await self._dead_letter(message, f"handler failed: {_short(error)}", attempts=attempts)
-            self._attempts.pop(position, None)
-            await message.ack()
+                log.warning("a batch of events failed: each handled alone", events=len(batch), error=_short(error))
+        for one in batch:
+            await self._handle_alone(one)
+        await message.ack()
 
-    async def _dead_letter(self, message: KafkaMessage, reason: str, attempts: int) -> None:
-        record = message.raw_message
-        key = record.key.decode(errors="replace") if record.key else None  # type: ignore[union-attr]
+    async def _handle_together(self, batch: list[_Decoded]) -> None:
+        async with self.db.transaction() as tx:
+            fresh = await tx.first_times(self.name, [one.event.id for one in batch])
+            for one in batch:
+                if one.event.id in fresh:
+                    fresh.discard(one.event.id)  # the same event twice in one batch: once
+                    with self._about(one):
+                        await one.handler(tx, one.data, one.event)
+                    self._count(tx, one)
+
+    async def _handle_alone(self, one: _Decoded) -> None:
+        with self._about(one):
+            for attempt in range(1, self.max_attempts + 1):
+                try:
+                    async with self.db.transaction() as tx:
+                        if await tx.first_time(self.name, one.event.id):
+                            await one.handler(tx, one.data, one.event)
+                            self._count(tx, one)
+                        else:
+                            log.info("redelivered event ignored")
+                    return
+                except Exception as error:
+                    if attempt < self.max_attempts:
+                        log.warning("event handling failed, will retry", attempt=attempt, error=_short(error))
+                        await asyncio.sleep(self.retry_delay * attempt)
+                        continue
+                    log.exception("event handling failed for good, dead-lettered", attempts=attempt)
+                    await self._dead_letter(one.record, f"handler failed: {_short(error)}", attempts=attempt)
+
+    def _about(self, one: _Decoded) -> contextlib.AbstractContextManager[Any]:
+        event = one.event
+        about = {"request_id": event.subject} if isinstance(one.data, RequestEventData) else {"subject": event.subject}
+        return structlog.contextvars.bound_contextvars(
+            **about, event_id=event.id, event_type=event.type, consumer=self.name
+        )
+
+    def _count(self, tx: Transaction, one: _Decoded) -> None:
+        tx.after_commit.append(lambda: metrics.EVENTS_HANDLED.labels(self.name, one.event.type).inc())
+
+    async def _dead_letter(self, record: ConsumerRecord[bytes, bytes], reason: str, attempts: int) -> None:
+        key = record.key.decode(errors="replace") if record.key else None
         letter = DeadLetter(
             consumer=self.name,
-            topic=record.topic,  # type: ignore[union-attr]
-            partition=record.partition,  # type: ignore[union-attr]
-            offset=record.offset,  # type: ignore[union-attr]
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
             key=key,
-            value=message.body.decode(errors="replace"),
+            value=(record.value or b"").decode(errors="replace"),
             reason=reason,
             failed_at=utcnow(),
             attempts=attempts,

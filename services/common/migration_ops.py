@@ -32,3 +32,26 @@ def create_outbox_and_inbox() -> None:
 def drop_outbox_and_inbox() -> None:
     op.drop_table("processed_event")
     op.drop_table("outbox_message")
+
+
+def create_outbox_notify() -> None:
+    """Writing to the outbox notifies `outbox_<schema>` on commit: it wakes the relaying process,
+    whichever process committed."""
+    op.execute(
+        """
+        CREATE FUNCTION outbox_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            PERFORM pg_notify('outbox_' || TG_TABLE_SCHEMA, '');
+            RETURN NULL;
+        END $$
+        """
+    )
+    op.execute(
+        "CREATE TRIGGER outbox_notify AFTER INSERT ON outbox_message "
+        "FOR EACH STATEMENT EXECUTE FUNCTION outbox_notify()"
+    )
+
+
+def drop_outbox_notify() -> None:
+    op.execute("DROP TRIGGER outbox_notify ON outbox_message")
+    op.execute("DROP FUNCTION outbox_notify()")

@@ -98,9 +98,11 @@ class Runtime:
         for part in self.parts:
             relay = OutboxRelay(part.db, self.broker)
             self.relays[part.name] = relay
-            pump = Pump(f"{part.name}-outbox", relay.relay_once, self.settings.relay_interval_seconds)
-            part.db.on_commit.append(pump.poke)
+            pump = Pump(f"{part.name}-outbox", relay.relay_more, self.settings.relay_interval_seconds)
+            part.db.on_commit.append(pump.poke)  # a commit here
+            relay.on_notified = pump.poke  # a commit in any process
             part.pumps.append(pump)
+            part.on_stop.append(relay.close)
             for sub in part.subscriptions:
                 consumer = EventConsumer(
                     sub.name, part.db, self.broker, self.topics, sub.handlers, self.settings.consumer_max_attempts

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import cached_property
 from pathlib import Path
 
@@ -18,6 +19,7 @@ class Settings(BaseSettings):
     database_url: str | None = None
     kafka_bootstrap_servers: str | None = None
     port: int = 8000
+    workers: int = Field(default=0, ge=0, le=32, description="processes hosting the services; 0: one per CPU, up to 4")
     host: str = "127.0.0.1"
     data_dir: Path = Path(".data")
     public_base_url: str | None = None
@@ -54,6 +56,7 @@ class Settings(BaseSettings):
     kafka_heartbeat_interval_ms: int | None = None
     kafka_enable_idempotence: bool = False
     consumer_max_attempts: int = 5
+    consumer_batch: int = Field(default=200, ge=1, le=10_000, description="events handled in one transaction at most")
 
     # Behaviour.
     demo_data: bool = True
@@ -89,6 +92,12 @@ class Settings(BaseSettings):
         if self.kafka_heartbeat_interval_ms is not None:
             return self.kafka_heartbeat_interval_ms
         return self.session_timeout_ms // 6
+
+    @property
+    def worker_count(self) -> int:
+        if self.workers:
+            return self.workers
+        return max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
 
     @property
     def base_url(self) -> str:

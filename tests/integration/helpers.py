@@ -120,6 +120,7 @@ def start_service(
         "KAFKA_SESSION_TIMEOUT_MS": "3000",
         "KAFKA_HEARTBEAT_INTERVAL_MS": "500",
         "KAFKA_FETCH_MAX_WAIT_MS": "10",
+        "WORKERS": "1",  # one process per start: the tests count and kill processes
         **extra_env,
     }
     process = subprocess.Popen(

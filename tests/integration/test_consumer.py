@@ -151,3 +151,51 @@ async def test_a_handler_that_keeps_failing_is_dead_lettered_after_its_attempts(
         await broker.stop()
         await db.dispose()
     assert utcnow() - letter.failed_at < timedelta(minutes=5)
+
+
+async def test_a_backlog_is_handled_in_batches_and_a_failing_event_does_not_hold_up_its_batch(
+    database_url: str, kafka_bootstrap: str
+) -> None:
+    """Events waiting on the broker are handled many to a transaction; when one of them fails,
+    the others of its batch are handled alone and the failing one is dead-lettered."""
+    topics = fresh_topics()
+    settings = Settings(topic_prefix=topics.prefix)
+    await ensure_topics(kafka_bootstrap, topics, 1)
+    db = await migrated(database_url, "matcher")
+    transactions: dict[str, Transaction] = {}  # kept alive, so that their ids stay distinct
+
+    async def handler(tx: Transaction, event: RequestReceived, _: CloudEvent) -> None:
+        if event.request_id == "BROKEN":
+            raise RuntimeError("no")
+        transactions[event.request_id] = tx
+
+    events = [event_bytes(received(f"REQ-{i}")) for i in range(40)]
+    await publish_raw(
+        kafka_bootstrap,
+        topics.requests,
+        [(f"REQ-{i}", raw) for i, (_, raw) in enumerate(events[:20])]
+        + [("BROKEN", event_bytes(received("BROKEN"))[1])]
+        + [(f"REQ-{i + 20}", raw) for i, (_, raw) in enumerate(events[20:])]
+        + [("REQ-0", events[0][1])],  # a redelivery of the first
+    )
+    broker = KafkaBroker(kafka_bootstrap)
+    consumer = EventConsumer("batch", db, broker, topics, {RequestReceived: handler}, max_attempts=2, retry_delay=0.01)
+    broker.subscriber(topics.requests, group_id=f"{topics.prefix}batch", **subscriber_options(settings))(
+        consumer.subscriber_function()
+    )
+    await broker.start()
+    try:
+
+        async def all_handled() -> bool:
+            return len(transactions) == 40
+
+        assert await eventually(all_handled, timeout=30)
+        [record] = await read_topic(kafka_bootstrap, topics.dead_letters, expected=1)
+        assert DeadLetter.model_validate_json(record.value or b"").key == "BROKEN"
+        assert len({id(tx) for tx in transactions.values()}) < 40  # several events to a transaction
+        async with db.engine.connect() as conn:
+            rows = await conn.execute(text("SELECT count(*) FROM processed_event WHERE consumer = 'batch'"))
+            assert rows.scalar() == 40  # each once, the redelivery ignored, nothing for the broken one
+    finally:
+        await broker.stop()
+        await db.dispose()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -40,6 +41,7 @@ async def test_committed_events_are_published_in_order_and_rolled_back_ones_neve
         assert await relay.relay_once() == 0
         assert await relay.backlog() == 0
     finally:
+        await relay.close()
         await broker.stop()
 
     records = await read_topic(kafka_bootstrap, topics.matching, expected=6)
@@ -58,4 +60,38 @@ async def test_committed_events_are_published_in_order_and_rolled_back_ones_neve
     async with db.engine.connect() as conn:
         unpublished = await conn.execute(text("SELECT count(*) FROM outbox_message WHERE published_at IS NULL"))
         assert unpublished.scalar() == 0
+    await db.dispose()
+
+
+async def test_one_process_relays_a_schema_and_another_takes_over_when_it_goes(
+    database_url: str, kafka_bootstrap: str
+) -> None:
+    """Two relays on one schema (two processes): only the lock holder publishes, a commit in any
+    process wakes it, and when it goes the other one relays."""
+    topics = fresh_topics()
+    await ensure_topics(kafka_bootstrap, topics, 3)
+    db = await migrated(database_url, "matcher")
+    broker = KafkaBroker(kafka_bootstrap)
+    await broker.start()
+    first, second = OutboxRelay(db, broker), OutboxRelay(db, broker)
+    woken = asyncio.Event()
+    first.on_notified = woken.set
+    try:
+        assert await first.relay_once() == 0 and first.leading
+        assert await second.relay_once() == 0 and not second.leading
+        async with db.transaction() as tx:
+            tx.emit(topics.matching, SearchStarted(request_id="REQ-N", deadline=utcnow(), attempt=1))
+        await asyncio.wait_for(woken.wait(), 5)  # the trigger's notification, on commit
+        assert await second.relay_once() == 0  # not the relay: leaves the row alone
+        assert await first.relay_once() == 1
+        await first.close()
+        async with db.transaction() as tx:
+            tx.emit(topics.matching, SearchStarted(request_id="REQ-N", deadline=utcnow(), attempt=2))
+        assert await second.relay_once() == 1 and second.leading
+    finally:
+        await first.close()
+        await second.close()
+        await broker.stop()
+    records = await read_topic(kafka_bootstrap, topics.matching, expected=2)
+    assert [json.loads(r.value or b"{}")["data"]["attempt"] for r in records] == [1, 2]
     await db.dispose()
