@@ -248,25 +248,43 @@ class EventConsumer:
             handler = self.handlers.get(type(data))
             if handler is not None:
                 batch.append(_Decoded(record, event, data, handler))
-        if len(batch) > 1:
-            try:
-                await self._handle_together(batch)
-                batch = []
-            except Exception as error:
-                log.warning("a batch of events failed: each handled alone", events=len(batch), error=_short(error))
-        for one in batch:
-            await self._handle_alone(one)
+        await self._handle(batch)
         await message.ack()
 
-    async def _handle_together(self, batch: list[_Decoded]) -> None:
-        async with self.db.transaction() as tx:
-            fresh = await tx.first_times(self.name, [one.event.id for one in batch])
-            for one in batch:
-                if one.event.id in fresh:
-                    fresh.discard(one.event.id)  # the same event twice in one batch: once
-                    with self._about(one):
-                        await one.handler(tx, one.data, one.event)
-                    self._count(tx, one)
+    async def _handle(self, batch: list[_Decoded]) -> None:
+        """Together while that works; the event whose handler failed alone (retried, then
+        dead-lettered), and the ones around it together again."""
+        while len(batch) > 1:
+            failed = await self._handle_together(batch)
+            if failed is None:
+                return
+            if failed < 0:  # not one handler's doing (the commit, say): each alone
+                break
+            await self._handle(batch[:failed])
+            await self._handle_alone(batch[failed])
+            batch = batch[failed + 1 :]
+        for one in batch:
+            await self._handle_alone(one)
+
+    async def _handle_together(self, batch: list[_Decoded]) -> int | None:
+        """Handles the batch in one transaction; None when done, else the index of the event
+        whose handler failed (-1 when the failure was not one handler's), nothing committed."""
+        current = -1
+        try:
+            async with self.db.transaction() as tx:
+                fresh = await tx.first_times(self.name, [one.event.id for one in batch])
+                for index, one in enumerate(batch):
+                    current = index
+                    if one.event.id in fresh:
+                        fresh.discard(one.event.id)  # the same event twice in one batch: once
+                        with self._about(one):
+                            await one.handler(tx, one.data, one.event)
+                        self._count(tx, one)
+                current = -1
+        except Exception as error:
+            log.warning("a batch of events failed", events=len(batch), failed_at=current, error=_short(error))
+            return current
+        return None
 
     async def _handle_alone(self, one: _Decoded) -> None:
         with self._about(one):

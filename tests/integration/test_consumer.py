@@ -192,7 +192,7 @@ async def test_a_backlog_is_handled_in_batches_and_a_failing_event_does_not_hold
         assert await eventually(all_handled, timeout=30)
         [record] = await read_topic(kafka_bootstrap, topics.dead_letters, expected=1)
         assert DeadLetter.model_validate_json(record.value or b"").key == "BROKEN"
-        assert len({id(tx) for tx in transactions.values()}) < 40  # several events to a transaction
+        assert len({id(tx) for tx in transactions.values()}) <= 10  # many events to a transaction, the broken one too
         async with db.engine.connect() as conn:
             rows = await conn.execute(text("SELECT count(*) FROM processed_event WHERE consumer = 'batch'"))
             assert rows.scalar() == 40  # each once, the redelivery ignored, nothing for the broken one
