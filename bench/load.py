@@ -456,6 +456,11 @@ async def main(args: argparse.Namespace) -> None:
             run.receiver.http = http
             await wait_healthy(http, base, service)
             await run.load_directory(http)
+            await asyncio.sleep(args.quiet)  # the directory's own events settle
+            idle_before = processes.cpu()
+            await asyncio.sleep(args.quiet)
+            idle = {k: (v - idle_before.get(k, 0.0)) / args.quiet for k, v in processes.cpu().items()}
+            print("idle cpu_cores[" + " ".join(f"{k}={v:.2f}" for k, v in idle.items()) + "]", flush=True)
             bench_process = psutil.Process()
             results: list[StepResult] = []
             for rate in RAMP if args.ramp else args.rate:
@@ -504,6 +509,7 @@ if __name__ == "__main__":
     parser.add_argument("--ramp", action="store_true", help="10, 20, 50, 100, 200, 400 … until p99 passes 1 s")
     parser.add_argument("--duration", type=float, default=30.0, help="seconds of sending per step")
     parser.add_argument("--settle", type=float, default=30.0, help="seconds to wait for the last answers of a step")
+    parser.add_argument("--quiet", type=float, default=5.0, help="seconds without load: settle, then idle CPU")
     parser.add_argument("--gps", type=int, default=300)
     parser.add_argument("--slots", type=int, default=20, help="free slots per GP in the next 48 h")
     parser.add_argument("--department", default="79")

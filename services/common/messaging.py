@@ -208,13 +208,17 @@ class _Decoded:
 class EventConsumer:
     """One consumer group's entry point: decode, skip redeliveries, handle, then commit the offsets.
 
-    It takes what the broker has in batches (FastStream batch subscribers): a batch is handled in
-    one transaction, with one statement remembering its event ids, so that a busy consumer pays
-    one commit for many events. When a batch fails, its events are handled again one at a time,
-    each in its own transaction: one whose handler keeps failing goes to the dead-letter topic
-    after `max_attempts`, the others are handled. A message that cannot be decoded or validated
-    goes to the dead-letter topic at once. Either way the consumer goes on. Events of types this
-    consumer has no handler for are acknowledged and ignored.
+    It takes what the broker has in batches (FastStream batch subscribers) and commits the offsets
+    once per batch. A batch is handled in one transaction, with one statement remembering its
+    event ids, so that a busy consumer pays one commit for many events — unless `together` is
+    off: handlers that lock rows other processes lock too (the matcher's claims on professionals)
+    would hold many locks at once and deadlock with each other, so they commit event by event.
+
+    When a batch fails, the events before the failing one are handled together again, the
+    failing one alone (retried, then sent to the dead-letter topic after `max_attempts`), and
+    the rest together. A message that cannot be decoded or validated goes to the dead-letter
+    topic at once. Either way the consumer goes on. Events of types this consumer has no
+    handler for are acknowledged and ignored.
     """
 
     name: str
@@ -224,6 +228,7 @@ class EventConsumer:
     handlers: Mapping[type[EventData], Handler]
     max_attempts: int = 5
     retry_delay: float = 0.2
+    together: bool = True  # False: one transaction per event (handlers that lock shared rows)
 
     def subscriber_function(self) -> Callable[[KafkaMessage], Awaitable[None]]:
         """A plain function for `broker.subscriber(..., batch=True)`: FastStream hands it the raw
@@ -254,7 +259,7 @@ class EventConsumer:
     async def _handle(self, batch: list[_Decoded]) -> None:
         """Together while that works; the event whose handler failed alone (retried, then
         dead-lettered), and the ones around it together again."""
-        while len(batch) > 1:
+        while len(batch) > 1 and self.together:
             failed = await self._handle_together(batch)
             if failed is None:
                 return

@@ -43,6 +43,7 @@ class Subscription:
     name: str
     topics: list[str]
     handlers: Handlers
+    together: bool = True  # a batch of events in one transaction (see EventConsumer)
 
 
 @dataclass
@@ -105,7 +106,13 @@ class Runtime:
             part.on_stop.append(relay.close)
             for sub in part.subscriptions:
                 consumer = EventConsumer(
-                    sub.name, part.db, self.broker, self.topics, sub.handlers, self.settings.consumer_max_attempts
+                    sub.name,
+                    part.db,
+                    self.broker,
+                    self.topics,
+                    sub.handlers,
+                    self.settings.consumer_max_attempts,
+                    together=sub.together,
                 )
                 joined = _Joined()
                 self.joined[sub.name] = joined

@@ -54,7 +54,10 @@ def build(ctx: Context) -> tuple[Directory, ServicePart]:
         migrations=Path(__file__).parent / "migrations",
         routers=[build_router(directory, ctx.require_regulator_key)],
         subscriptions=[
-            Subscription("matcher", [ctx.topics.requests, ctx.topics.offers, ctx.topics.matching], handlers)
+            # claims lock professionals: one event per transaction (see EventConsumer.together)
+            Subscription(
+                "matcher", [ctx.topics.requests, ctx.topics.offers, ctx.topics.matching], handlers, together=False
+            )
         ],
         pumps=[waiting],
         on_start=[sync.start],
