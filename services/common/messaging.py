@@ -63,6 +63,7 @@ def subscriber_options(settings: Settings) -> dict[str, Any]:
         "ack_policy": AckPolicy.MANUAL,
         "batch": True,  # see EventConsumer
         "max_records": settings.consumer_batch,
+        "batch_timeout_ms": settings.consumer_batch_wait_ms,
         "auto_offset_reset": "earliest",
         "fetch_max_wait_ms": settings.fetch_max_wait_ms,
         "session_timeout_ms": settings.session_timeout_ms,
