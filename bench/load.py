@@ -442,8 +442,9 @@ async def main(args: argparse.Namespace) -> None:
         base = args.url.rstrip("/")
     else:
         service, base = start_service(args, folder)
-    root = psutil.Process(service.pid) if service else None
-    processes = Processes(root, str(folder / "data") if service else None)
+    pid = service.pid if service else args.pid
+    root = psutil.Process(pid) if pid else None
+    processes = Processes(root, str(folder / "data") if service else args.data_dir)
     receiver_port = free_port()
     receiver_url = f"http://{args.receiver_host}:{receiver_port}"
     run = LoadRun(args, base, receiver_url, processes)
@@ -501,6 +502,8 @@ async def main(args: argparse.Namespace) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--url", help="a running service (default: start sas-run on embedded defaults)")
+    parser.add_argument("--pid", type=int, help="with --url: the service's process, to measure its CPU and memory")
+    parser.add_argument("--data-dir", help="with --url: the service's DATA_DIR, to find its embedded PostgreSQL")
     parser.add_argument("--key", default="bench-load-key", help="a regulator API key of that service")
     parser.add_argument("--receiver-host", default="127.0.0.1", help="how the service reaches this machine")
     parser.add_argument("--embedded", action="store_true", help="ignore DATABASE_URL / KAFKA_BOOTSTRAP_SERVERS")

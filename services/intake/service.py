@@ -5,11 +5,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import text
 from sqlmodel import col, select
 
 from schemas.events import (
@@ -27,7 +26,9 @@ from schemas.topics import Topics
 from services.common import metrics
 from services.common.clock import utcnow
 from services.common.db import Database, Transaction
-from services.common.signing import DeliveryFailed, SignedPoster
+from services.common.delivery import DeliveryQueue
+from services.common.signing import SignedPoster
+from services.intake.callbacks import RegulatorCallbacks
 from services.intake.domain import (
     CannotCancel,
     RequestConflict,
@@ -39,7 +40,6 @@ from services.intake.domain import (
 from services.intake.models import CallbackDelivery, OrientationRequest, PatientContact, RequestHistory
 
 log = structlog.get_logger(__name__)
-CALLBACK_TRIES = 12
 
 
 @dataclass(frozen=True)
@@ -78,6 +78,7 @@ class IntakeService:
         self.callback_secret = callback_secret
         self.clock = clock
         self.poster = SignedPoster()  # one HTTP client for every callback of this process
+        self.callbacks = DeliveryQueue(db, RegulatorCallbacks(self.poster, callback_secret), clock)
         self.on_callback: list[Callable[[], None]] = []  # pokes the callback dispatcher after a commit
 
     def _move(
@@ -110,55 +111,8 @@ class IntakeService:
         log.info("request status", status=str(status))
 
     async def deliver_callbacks(self) -> int:
-        """Push status changes to regulators, oldest first and in order for each request.
-
-        The same event id on every retry; a 2xx or a 409 (the receiver already had it) is
-        delivered; anything else is retried with a growing delay, up to CALLBACK_TRIES times.
-        """
-        now = self.clock()
-        async with self.db.transaction() as tx:
-            due = (
-                (
-                    await tx.session.execute(
-                        text(
-                            "SELECT id FROM callback_delivery d WHERE status = 'pending' AND next_attempt_at <= :now "
-                            "AND NOT EXISTS (SELECT 1 FROM callback_delivery e WHERE e.request_id = d.request_id "
-                            "AND e.status = 'pending' AND e.id < d.id) ORDER BY id LIMIT 20 FOR UPDATE SKIP LOCKED"
-                        ),
-                        {"now": now},
-                    )
-                )
-                .scalars()
-                .all()
-            )
-            for delivery_id in due:
-                delivery = await tx.session.get(CallbackDelivery, delivery_id)
-                assert delivery is not None
-                delivery.attempts += 1
-                try:
-                    await self.poster.post(
-                        delivery.url,
-                        delivery.payload,
-                        self.callback_secret,
-                        delivery.event_id,
-                        {
-                            "X-Request-ID": delivery.request_id,
-                            "X-Correlation-ID": str(delivery.payload.get("correlation_id") or delivery.request_id),
-                        },
-                    )
-                    delivery.status, delivery.delivered_at = "delivered", now
-                except DeliveryFailed as error:
-                    delivery.last_error = str(error)[:500]
-                    delivery.next_attempt_at = now + timedelta(seconds=min(300, 2**delivery.attempts))
-                    if delivery.attempts >= CALLBACK_TRIES:
-                        delivery.status = "failed"
-                    log.warning(
-                        "callback not delivered",
-                        request_id=delivery.request_id,
-                        attempts=delivery.attempts,
-                        error=delivery.last_error,
-                    )
-        return len(due)
+        """Push due status changes to regulators (see callbacks.py); returns how many were tried."""
+        return await self.callbacks.deliver_due()
 
     async def submit(self, new: NewRequest) -> tuple[OrientationRequest, bool]:
         """Record a request and announce it; the same request again changes nothing.

@@ -150,20 +150,26 @@ class ContactSource(Protocol):
     async def contact(self, request_id: str) -> PatientContact | None: ...
 
 
-@dataclass
 class HttpContactSource:
-    """Asks a separately running intake over its internal endpoint."""
+    """Asks a separately running intake over its internal endpoint (one HTTP client per process)."""
 
-    base_url: str
-    key: str
+    def __init__(self, base_url: str, key: str) -> None:
+        self.base_url, self.key = base_url, key
+        self._client: httpx.AsyncClient | None = None
 
     async def contact(self, request_id: str) -> PatientContact | None:
-        async with httpx.AsyncClient(base_url=self.base_url, timeout=5.0) as client:
-            response = await client.get(
-                f"/internal/v1/requests/{request_id}/contact", headers={"Authorization": f"Bearer {self.key}"}
-            )
+        if self._client is None or self._client.is_closed:  # made in the loop that uses it
+            self._client = httpx.AsyncClient(base_url=self.base_url, timeout=5.0)
+        response = await self._client.get(
+            f"/internal/v1/requests/{request_id}/contact", headers={"Authorization": f"Bearer {self.key}"}
+        )
         if response.status_code == 404:
             return None
         response.raise_for_status()
         body = response.json()
         return PatientContact(body.get("name"), body.get("phone"))
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None

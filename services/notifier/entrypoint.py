@@ -15,6 +15,7 @@ from services.notifier.accounts import Accounts
 from services.notifier.channels import (
     ContactSource,
     EmailSender,
+    HttpContactSource,
     LocalMailbox,
     MailSender,
     Sender,
@@ -83,7 +84,7 @@ def build(ctx: Context, contacts: ContactSource) -> tuple[NotifierService, Servi
             ops_pages.build_router(db, accounts, env, ctx.settings.base_url.startswith("https://")),
         ],
         on_start=[lambda: _admin_from_settings(ctx, accounts)],
-        on_stop=[poster.close],
+        on_stop=[poster.close, *([contacts.close] if isinstance(contacts, HttpContactSource) else [])],
         subscriptions=[
             Subscription("notifier", [ctx.topics.matching], handlers),
             Subscription(read_model.CONSUMER, read_model.topics_of(ctx.topics), read_model.HANDLERS),

@@ -22,7 +22,9 @@ from schemas.events import (
 from schemas.topics import Topics
 from services.common import metrics
 from services.common.db import Database, Transaction
+from services.common.delivery import DeliveryQueue
 from services.notifier.channels import ContactSource, Message, PatientContact, Sender
+from services.notifier.dispatch import ProfessionalMessages
 from services.notifier.domain import (
     REFUSAL_REASONS,
     OfferUnavailable,
@@ -33,15 +35,12 @@ from services.notifier.domain import (
 )
 from services.notifier.models import (
     AuditEntry,
-    DeliveryAttempt,
     Notification,
-    NotificationStatus,
     Offer,
     OfferStatus,
 )
 
 log = structlog.get_logger(__name__)
-MAX_TRIES_PER_CHANNEL = 4
 WITHDRAWAL_REASONS = {  # shown to the professional, in French (the e-mail's language)
     "cancelled": "annulée par le régulateur",
     "taken": "un autre professionnel a accepté ce patient avant vous",
@@ -77,6 +76,7 @@ class NotifierService:
         self.base_url, self.offer_timeout, self.senders, self.contacts = base_url, offer_timeout, senders, contacts
         self.templates, self.reminder_minutes = templates, reminder_minutes
         self.on_notification: list[Callable[[], None]] = []
+        self.messages = DeliveryQueue(db, ProfessionalMessages(senders, self._message, self.on_notification), clock)
 
     def link(self, offer: Offer) -> str:
         return f"{self.base_url}/o/{offer_token(self.secret, offer.offer_id, offer.rpps)}"
@@ -296,81 +296,8 @@ class NotifierService:
         return reminded
 
     async def dispatch(self) -> int:
-        """Send what waits to go, one channel at a time in the professional's order.
-
-        A channel is retried with a growing delay; after MAX_TRIES_PER_CHANNEL failures it is
-        given up and the next one is tried. Every channel gets the message (the contract: each
-        offer is e-mailed and sent on the professional's other channels); every attempt is kept.
-        """
-        now = self.clock()
-        async with self.db.transaction() as tx:
-            batch = (
-                await tx.session.execute(
-                    select(Notification, Offer)
-                    .join(Offer, col(Offer.offer_id) == col(Notification.offer_id))
-                    .where(
-                        col(Notification.status) == NotificationStatus.PENDING, col(Notification.next_attempt_at) <= now
-                    )
-                    .order_by(col(Notification.id))
-                    .limit(20)
-                    .with_for_update(of=Notification, skip_locked=True)
-                )
-            ).all()
-            for notification, offer in batch:
-                await self._try_channel(tx, notification, offer, now)
-        return len(batch)
-
-    async def _try_channel(self, tx: Transaction, notification: Notification, offer: Offer, now: datetime) -> None:
-        channels = notification.channels or []
-        channel = channels[notification.channel_index]
-        message = self._message(notification, offer, channel)
-        notification.attempts += 1
-        try:
-            await self.senders[channel["type"]].send(message)
-            error = None
-        except Exception as failure:  # the channel's own failure: recorded, retried, then given up
-            error = f"{type(failure).__name__}: {failure}"[:500]
-        assert notification.id is not None
-        tx.after_commit.append(lambda: metrics.MESSAGES.labels(channel["type"], "failed" if error else "sent").inc())
-        tx.session.add(
-            DeliveryAttempt(
-                notification_id=notification.id,
-                offer_id=offer.offer_id,
-                channel=channel["type"],
-                at=now,
-                ok=error is None,
-                error=error,
-            )
-        )
-        if error is None:
-            notification.delivered = [*(notification.delivered or []), channel["type"]]
-            log.info(
-                "message sent",
-                offer_id=offer.offer_id,
-                request_id=offer.request_id,
-                purpose=notification.purpose,
-                channel=channel["type"],
-            )
-        else:
-            notification.last_error = error
-            log.warning(
-                "message not sent",
-                offer_id=offer.offer_id,
-                channel=channel["type"],
-                attempts=notification.attempts,
-                error=error,
-            )
-            if notification.attempts < MAX_TRIES_PER_CHANNEL:
-                notification.next_attempt_at = now + timedelta(seconds=min(60, 2**notification.attempts))
-                return
-        notification.channel_index += 1  # this channel is done with: the next one
-        notification.attempts = 0
-        notification.next_attempt_at = now
-        if notification.channel_index >= len(channels):
-            notification.status = NotificationStatus.SENT if notification.delivered else NotificationStatus.FAILED
-            notification.sent_at = now
-        else:
-            tx.after_commit.extend(self.on_notification)  # go on right away
+        """Send the messages that are due (see dispatch.py); returns how many were tried."""
+        return await self.messages.deliver_due()
 
     def _message(self, notification: Notification, offer: Offer, channel: dict[str, str]) -> Message:
         link = self.link(offer) if notification.purpose in ("offer", "reminder") else None

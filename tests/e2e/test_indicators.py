@@ -54,7 +54,12 @@ async def test_indicators_follow_what_happened_and_survive_a_rebuild(stack: Stac
     await stack.wait_status(third, "offered")
     await stack.http.post(f"/v1/requests/{third}/cancel", headers=stack.auth)
 
-    live = await figures(stack, until={"sas_requests_with_appointment": 1, "requests_cancelled": 1})
+    everything = {  # the read model has seen every event, the offer withdrawn by the cancellation too
+        "sas_requests_with_appointment": 1,
+        "requests_cancelled": 1,
+        "offers": {"accepted": 1, "refused": {"full": 1}, "expired": 0, "withdrawn": 1},
+    }
+    live = await figures(stack, until=everything)
     assert live["definition_version"]
     assert live["doctors_participating_in_sas"] == 2  # A (individual) and B (via the CPTS); C declared none
     assert live["sas_requests_with_appointment"] == 1

@@ -1,0 +1,82 @@
+"""A retrying delivery queue: messages to the outside world (regulators' callbacks, professionals'
+e-mails, SMS and webhooks) with no network call while a transaction or a row lock is open.
+
+A round claims the due rows in a short transaction — each row's next attempt is pushed a lease
+ahead, so that other processes leave it alone and a process that dies while sending leaves it
+due again once the lease is over — commits, sends them all at once (one after another for rows
+of the same key: a request's callbacks, an offer's messages), then records every result in a
+second short transaction. The owner of the table says what is due, how to send one and what a
+result means, through an `Outbound`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Hashable
+from datetime import datetime, timedelta
+from typing import Generic, Protocol, TypeVar
+
+from services.common.clock import Clock
+from services.common.db import Database, Transaction
+
+Item = TypeVar("Item")
+
+
+class Outbound(Protocol[Item]):
+    async def claim(self, tx: Transaction, now: datetime, limit: int, lease_until: datetime) -> list[Item]:
+        """The due rows (locked with SKIP LOCKED), their next attempt moved to `lease_until`."""
+        ...
+
+    def key(self, item: Item) -> Hashable:
+        """Items of one key are sent in claim order, one after another."""
+        ...
+
+    async def send(self, item: Item) -> None:
+        """Send one item; raise when the receiver did not take it."""
+        ...
+
+    async def record(self, tx: Transaction, item: Item, error: str | None, now: datetime) -> None:
+        """What came of one send: `error` is None when it was delivered."""
+        ...
+
+
+class DeliveryQueue(Generic[Item]):
+    def __init__(
+        self,
+        db: Database,
+        outbound: Outbound[Item],
+        clock: Clock,
+        batch: int = 50,
+        lease: timedelta = timedelta(minutes=2),
+    ) -> None:
+        self.db, self.outbound, self.clock, self.batch, self.lease = db, outbound, clock, batch, lease
+
+    async def deliver_due(self) -> int:
+        """One round; returns how many items it tried (a Pump goes round again when > 0)."""
+        now = self.clock()
+        async with self.db.transaction() as tx:
+            items = await self.outbound.claim(tx, now, self.batch, now + self.lease)
+        if not items:
+            return 0
+        by_key: dict[Hashable, list[int]] = defaultdict(list)
+        for position, item in enumerate(items):
+            by_key[self.outbound.key(item)].append(position)
+        errors: list[str | None] = [None] * len(items)
+
+        async def send_in_order(positions: list[int]) -> None:
+            for position in positions:
+                errors[position] = await self._send(items[position])
+
+        await asyncio.gather(*(send_in_order(positions) for positions in by_key.values()))
+        async with self.db.transaction() as tx:
+            for item, error in zip(items, errors, strict=True):
+                await self.outbound.record(tx, item, error, self.clock())
+        return len(items)
+
+    async def _send(self, item: Item) -> str | None:
+        try:
+            await self.outbound.send(item)
+        except Exception as failure:  # the receiver's failure: recorded, retried later
+            return f"{type(failure).__name__}: {failure}"[:500]
+        return None

@@ -1,0 +1,109 @@
+"""The delivery queue on a real database: nothing locked while sending, order per request, leases."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import text
+
+from services.common.clock import utcnow
+from services.common.db import Database
+from services.common.delivery import DeliveryQueue
+from services.common.signing import DeliveryFailed
+from services.intake.callbacks import RegulatorCallbacks
+from services.intake.models import CallbackDelivery
+from tests.integration.helpers import migrated
+
+
+class Receiver:
+    """A regulator's endpoint that checks, while it is being called, that nothing is locked."""
+
+    def __init__(self, db: Database, failing: set[str]) -> None:
+        self.db, self.failing = db, failing
+        self.received: list[str] = []
+        self.locked_while_sending: list[str] = []
+
+    async def post(self, url: str, payload: dict[str, Any], secret: str, event_id: str, headers: Any = None) -> int:
+        async with self.db.engine.connect() as conn:
+            free = await conn.execute(
+                text(
+                    "SELECT count(*) FROM "
+                    "(SELECT 1 FROM callback_delivery WHERE event_id = :e FOR UPDATE SKIP LOCKED) AS free"
+                ),
+                {"e": event_id},
+            )
+            if free.scalar() != 1:
+                self.locked_while_sending.append(event_id)
+            await conn.rollback()
+        if url in self.failing:
+            raise DeliveryFailed("HTTP 503: try later")
+        self.received.append(event_id)
+        return 204
+
+
+async def queued(db: Database, *rows: tuple[str, str, str]) -> None:
+    now = utcnow()
+    async with db.transaction() as tx:
+        for event_id, request_id, url in rows:
+            tx.session.add(
+                CallbackDelivery(
+                    event_id=event_id,
+                    request_id=request_id,
+                    url=url,
+                    payload={"request_id": request_id},
+                    status="pending",
+                    next_attempt_at=now,
+                    created_at=now,
+                )
+            )
+
+
+async def statuses(db: Database) -> dict[str, tuple[str, int]]:
+    async with db.engine.connect() as conn:
+        rows = await conn.execute(text("SELECT event_id, status, attempts FROM callback_delivery"))
+        return {r.event_id: (r.status, r.attempts) for r in rows}
+
+
+async def test_callbacks_are_sent_with_nothing_locked_in_order_per_request_and_failures_retried_later(
+    database_url: str,
+) -> None:
+    db = await migrated(database_url, "intake")
+    receiver = Receiver(db, failing={"http://down.example/cb"})
+    queue = DeliveryQueue(db, RegulatorCallbacks(receiver, "s"), utcnow)  # type: ignore[arg-type]
+    await queued(
+        db,
+        ("a1", "REQ-A", "http://up.example/cb"),
+        ("a2", "REQ-A", "http://up.example/cb"),
+        ("b1", "REQ-B", "http://up.example/cb"),
+        ("c1", "REQ-C", "http://down.example/cb"),
+    )
+    assert await queue.deliver_due() == 3  # a1, b1, c1: a2 waits for a1
+    assert sorted(receiver.received) == ["a1", "b1"]
+    assert await queue.deliver_due() == 1  # now a2
+    assert receiver.received[-1] == "a2"
+    assert await queue.deliver_due() == 0  # c1 is retried later, not now
+    assert receiver.locked_while_sending == []
+    assert await statuses(db) == {
+        "a1": ("delivered", 1),
+        "a2": ("delivered", 1),
+        "b1": ("delivered", 1),
+        "c1": ("pending", 1),
+    }
+    await db.dispose()
+
+
+async def test_a_callback_claimed_by_a_process_that_died_is_sent_again_after_its_lease(database_url: str) -> None:
+    db = await migrated(database_url, "intake")
+    receiver = Receiver(db, failing=set())
+    outbound = RegulatorCallbacks(receiver, "s")  # type: ignore[arg-type]
+    await queued(db, ("d1", "REQ-D", "http://up.example/cb"))
+    now = utcnow()
+    async with db.transaction() as tx:  # claimed, then the process died before sending
+        [claimed] = await outbound.claim(tx, now, 10, now + timedelta(minutes=2))
+    assert claimed.event_id == "d1"
+    assert await DeliveryQueue(db, outbound, utcnow).deliver_due() == 0  # leased: left alone
+    later = DeliveryQueue(db, outbound, lambda: now + timedelta(minutes=3))
+    assert await later.deliver_due() == 1
+    assert receiver.received == ["d1"]
+    await db.dispose()
