@@ -135,7 +135,7 @@ class Receiver:
                 await response.read()
                 if response.status >= 400:
                     self.action_errors[f"{what} HTTP {response.status}"] += 1
-        except aiohttp.ClientError as error:
+        except (aiohttp.ClientError, TimeoutError) as error:
             self.action_errors[f"{what} {type(error).__name__}"] += 1
 
 
@@ -310,7 +310,7 @@ class LoadRun:
                 await response.read()
                 if response.status != 202:
                     tracked.http_error = f"HTTP {response.status}"
-        except aiohttp.ClientError as error:
+        except (aiohttp.ClientError, TimeoutError) as error:
             tracked.http_error = type(error).__name__
 
     async def step(self, http: aiohttp.ClientSession, rate: float) -> StepResult:

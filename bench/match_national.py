@@ -4,11 +4,13 @@ Generates a national directory from the commune table (built from shared/data/co
 professionals spread by commune population, free slots over the next 7 days inside opening
 hours, one territory per department. Then runs requests from communes drawn by population,
 through the matcher's in-memory index (search + decision, as the cascade does it before the
-database claim), and through the query a user would otherwise write: one PostGIS query
-(ST_DWithin on geography + time window + ORDER BY distance, start; GiST and B-tree indexes) on
-the same data. Prints both and one closing line:
+database claim), and through the queries a competent engineer would otherwise write on the same
+data, PostGIS tuned (one GiST index on (geography, start) with btree_gist, the table clustered on
+it, custom plans, no JIT, no parallel workers): the like-for-like one (free slots within the
+radius before the deadline, ORDER BY start LIMIT 20) and one with the matcher's own ranking
+(ORDER BY distance, start). Prints them all and one closing line:
 
-    match_national p50_ms=… p99_ms=… rps=… rss_mb=… postgis_p50_ms=… speedup=…
+    match_national p50_ms=… p99_ms=… rps=… rss_mb=… postgis_p50_ms=… speedup=… postgis_ranked_p50_ms=… speedup_ranked=…
 
     python bench/match_national.py            # 100,000 professionals, 1,000,000 slots, 10,000 requests
     python bench/match_national.py --quick    # the same shape, ten times smaller (under a minute)
@@ -185,7 +187,9 @@ def debian_postgis() -> Iterator[str | None]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-async def postgis_baseline(url: str, directory: Directory, sample: list[tuple[geo.Commune, bool]]) -> list[float]:
+async def postgis_baseline(
+    url: str, directory: Directory, sample: list[tuple[geo.Commune, bool]]
+) -> dict[str, list[float]]:
     import asyncpg
 
     conn = await asyncpg.connect(url)
@@ -218,21 +222,35 @@ async def postgis_baseline(url: str, directory: Directory, sample: list[tuple[ge
         await conn.execute(
             'INSERT INTO slot SELECT slot_id, rpps, profession, start, "end", mode, state, geog::geography FROM load'
         )
-        await conn.execute("CREATE INDEX slot_geog ON slot USING gist (geog)")
-        await conn.execute("CREATE INDEX slot_start ON slot (start)")
+        # tuned as a competent engineer would: one GiST index on (place, start), the table in its
+        # order, plans made for the actual parameters, no JIT and no parallel workers
+        await conn.execute("CREATE EXTENSION IF NOT EXISTS btree_gist")
+        await conn.execute("CREATE INDEX slot_geog_start ON slot USING gist (geog, start)")
+        await conn.execute("CLUSTER slot USING slot_geog_start")
         await conn.execute("ANALYZE slot")
-        query = await conn.prepare(
-            "SELECT slot_id, rpps, start, ST_Distance(geog, $1::geography) AS distance FROM slot "
-            "WHERE ST_DWithin(geog, $1::geography, $2) AND start BETWEEN $3 AND $4 AND state = 'free' "
+        await conn.execute("SET plan_cache_mode = force_custom_plan")
+        await conn.execute("SET jit = off")
+        await conn.execute("SET max_parallel_workers_per_gather = 0")
+        within = (
+            "FROM slot WHERE ST_DWithin(geog, $1::geography, $2) AND start BETWEEN $3 AND $4 AND state = 'free' "
             "AND profession = 'general_practitioner' AND (mode = 'in_person' OR $5) "
-            "ORDER BY distance, start LIMIT 5"
         )
-        timings = []
-        for commune, tele_ok in sample:
-            point = f"SRID=4326;POINT({commune.lon} {commune.lat})"
-            began = time.perf_counter()
-            await query.fetch(point, 30_000.0, NOW + LEAD, NOW + timedelta(hours=48), tele_ok)
-            timings.append((time.perf_counter() - began) * 1000)
+        queries = {
+            # like for like: what the index's search answers, free slots in reach before the deadline
+            "like_for_like": await conn.prepare(f"SELECT slot_id, rpps, start {within} ORDER BY start LIMIT 20"),
+            # with the matcher's own ranking: nearest first, then earliest
+            "ranked": await conn.prepare(
+                f"SELECT slot_id, rpps, start, ST_Distance(geog, $1::geography) AS distance {within}"
+                "ORDER BY distance, start LIMIT 5"
+            ),
+        }
+        timings: dict[str, list[float]] = {name: [] for name in queries}
+        for name, query in queries.items():
+            for commune, tele_ok in sample:
+                point = f"SRID=4326;POINT({commune.lon} {commune.lat})"
+                began = time.perf_counter()
+                await query.fetch(point, 30_000.0, NOW + LEAD, NOW + timedelta(hours=48), tele_ok)
+                timings[name].append((time.perf_counter() - began) * 1000)
         return timings
     finally:
         await conn.close()
@@ -280,23 +298,25 @@ def main() -> None:
         f"p99 {p99:.3f} ms, max {max(timings):.2f} ms, {rps:,.0f} requests/s, {found:,} with a candidate"
     )
 
+    figures: dict[str, tuple[float, float]] = {}
     with contextlib.ExitStack() as stack:
         url = args.postgis_url or stack.enter_context(debian_postgis())
         if url is None:
             print("postgis: not available (see the docstring); baseline skipped")
-            pg_p50 = pg_p99 = float("nan")
         else:
             pg_sample = sample[: max(200, len(sample) // 10)]
-            pg = asyncio.run(postgis_baseline(url, directory, pg_sample))
-            pg_p50, pg_p99 = statistics.median(pg), percentile(pg, 0.99)
-            print(
-                f"postgis baseline (ST_DWithin + window + ORDER BY distance, start) over {len(pg_sample):,} "
-                f"of the requests: p50 {pg_p50:.3f} ms, p99 {pg_p99:.3f} ms"
-            )
-    speedup = pg_p50 / p50 if p50 else float("nan")
+            for name, pg in asyncio.run(postgis_baseline(url, directory, pg_sample)).items():
+                pg_p50, pg_p99 = figures[name] = (statistics.median(pg), percentile(pg, 0.99))
+                print(
+                    f"postgis, tuned ({name}) over {len(pg_sample):,} of the requests: "
+                    f"p50 {pg_p50:.3f} ms, p99 {pg_p99:.3f} ms, {pg_p50 / p50:.1f}× the index"
+                )
+    nan = (float("nan"), float("nan"))
+    like, ranked = figures.get("like_for_like", nan), figures.get("ranked", nan)
     print(
         f"match_national p50_ms={p50:.3f} p99_ms={p99:.3f} rps={rps:.0f} rss_mb={after:.0f} "
-        f"postgis_p50_ms={pg_p50:.3f} speedup={speedup:.1f}"
+        f"postgis_p50_ms={like[0]:.3f} speedup={like[0] / p50:.1f} "
+        f"postgis_ranked_p50_ms={ranked[0]:.3f} speedup_ranked={ranked[0] / p50:.1f}"
     )
 
 
