@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import contextlib
 import os
 import random
@@ -430,9 +431,23 @@ def start_service(args: argparse.Namespace, folder: Path) -> tuple[subprocess.Po
         env.pop(name, None)
     executable = shutil.which("sas-run", path=str(Path(sys.executable).parent)) or "sas-run"
     log = (folder / "service.log").open("wb")
-    service = subprocess.Popen([executable, *args.service_arg], env=env, stdout=log, stderr=subprocess.STDOUT)
+    # its own process group: the workers, the broker and PostgreSQL all go when the run ends
+    service = subprocess.Popen(
+        [executable, *args.service_arg], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
     print(f"started sas-run (pid {service.pid}, log {folder / 'service.log'})", flush=True)
     return service, f"http://127.0.0.1:{port}"
+
+
+def stop_service(service: subprocess.Popen[bytes]) -> None:
+    """SIGTERM (a clean stop), then anything left of its process group is killed: a worker or a
+    broker left behind would load the machine and spoil every later measurement."""
+    with contextlib.suppress(ProcessLookupError):
+        service.send_signal(signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        service.wait(30)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(service.pid, signal.SIGKILL)
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -442,6 +457,7 @@ async def main(args: argparse.Namespace) -> None:
         base = args.url.rstrip("/")
     else:
         service, base = start_service(args, folder)
+        atexit.register(stop_service, service)  # also when the run is interrupted
     pid = service.pid if service else args.pid
     root = psutil.Process(pid) if pid else None
     processes = Processes(root, str(folder / "data") if service else args.data_dir)
@@ -478,11 +494,7 @@ async def main(args: argparse.Namespace) -> None:
     finally:
         await runner.cleanup()
         if service is not None:
-            service.send_signal(signal.SIGTERM)
-            try:
-                service.wait(30)
-            except subprocess.TimeoutExpired:
-                service.kill()
+            stop_service(service)
     doubles, lost = run.check_outcomes()
     actions = dict(run.receiver.action_errors)
     accepted = sum(1 for t in run.receiver.requests.values() if t.final and t.final["status"] == "confirmed")

@@ -16,3 +16,8 @@ DEAD_LETTERS = Counter("sas_dead_letters_total", "Messages a consumer could not 
 EVENTS_HANDLED = Counter("sas_events_handled_total", "Events handled by consumer and type", ["consumer", "type"])
 OUTBOX_BACKLOG = Gauge("sas_outbox_backlog", "Committed events not yet published", ["service"])
 CONSUMER_LAG = Gauge("sas_consumer_lag", "Messages behind the end of the topics", ["consumer"])
+LOOP_LAG = Histogram(
+    "sas_event_loop_lag_seconds",
+    "How late a timer fires in a process's event loop (time spent queueing behind other work)",
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)

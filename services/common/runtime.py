@@ -74,6 +74,19 @@ class _Joined(ConsumerRebalanceListener):  # type: ignore[misc]
         self.ready.set()
 
 
+async def _watch_loop(period: float = 0.25) -> None:
+    """Measures how late the event loop wakes a timer: every await of this process waits that
+    long too. Logged when it passes a second, so that a stalled process shows in its log."""
+    loop = asyncio.get_running_loop()
+    while True:
+        asked = loop.time()
+        await asyncio.sleep(period)
+        lag = loop.time() - asked - period
+        metrics.LOOP_LAG.observe(max(0.0, lag))
+        if lag > 1.0:
+            log.warning("event loop stalled", lag_ms=round(lag * 1000))
+
+
 class Runtime:
     def __init__(
         self,
@@ -89,6 +102,7 @@ class Runtime:
         self.relays: dict[str, OutboxRelay] = {}
         self.joined: dict[str, _Joined] = {}
         self._registered = False
+        self._watch: asyncio.Task[None] | None = None
         self.started = False
 
     def _register(self) -> None:
@@ -140,11 +154,14 @@ class Runtime:
             for job, seconds in part.timers:
                 self.scheduler.add_job(job, "interval", seconds=seconds, max_instances=1, coalesce=True)
         self.scheduler.start()
+        self._watch = asyncio.create_task(_watch_loop(), name="event-loop-lag")
         self.started = True
         log.info("services started", services=[p.name for p in self.parts])
 
     async def stop(self) -> None:
         self.started = False
+        if self._watch is not None:
+            self._watch.cancel()
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
         for part in self.parts:
