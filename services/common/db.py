@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+import asyncpg
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, text
@@ -119,6 +120,15 @@ class Database:
             await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"'))
             await conn.run_sync(_upgrade, versions)
             await conn.commit()
+
+    async def own_connection(self) -> asyncpg.Connection:
+        """An asyncpg connection with the service's search_path, taken out of the pool: for a
+        listener or a session lock that must outlive any transaction. The caller closes it."""
+        raw = await self.engine.raw_connection()
+        connection = raw.driver_connection
+        raw.detach()
+        assert isinstance(connection, asyncpg.Connection)
+        return connection
 
     @asynccontextmanager
     async def exclusive(self, name: str) -> AsyncIterator[None]:

@@ -171,10 +171,7 @@ class OutboxRelay:
         connection = self._connection
         if connection is None or connection.is_closed():
             self.leading = False
-            raw = await self.db.engine.raw_connection()  # with the service's search_path
-            connection = raw.driver_connection
-            raw.detach()  # it leaves the pool: it holds the lock and listens
-            assert isinstance(connection, asyncpg.Connection)
+            connection = await self.db.own_connection()  # it holds the lock and listens
             await connection.add_listener(f"outbox_{self.db.schema}", lambda *_: self.on_notified())
             self._connection = connection
         if not self.leading:

@@ -54,10 +54,7 @@ class IndexSync:
             await self._listener.close()
 
     async def _listen(self) -> None:
-        raw = await self.db.engine.raw_connection()  # a pooled asyncpg connection of our own
-        connection = raw.driver_connection
-        raw.detach()  # it leaves the pool: it only listens
-        assert isinstance(connection, asyncpg.Connection)
+        connection = await self.db.own_connection()  # it only listens
         await connection.add_listener(CHANNEL, self._notified)
         connection.add_termination_listener(lambda _: self._wake.set())
         self._listener = connection
