@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -194,6 +194,30 @@ class OutboxRelay:
 Handler = Callable[[Transaction, Any, CloudEvent], Awaitable[None]]
 
 
+def records_of(message: KafkaMessage) -> tuple[ConsumerRecord[bytes, bytes], ...]:
+    """The raw records of what a (batch) subscriber was handed."""
+    raw = message.raw_message
+    return raw if isinstance(raw, tuple) else (raw,)
+
+
+@dataclass(frozen=True)
+class Received:
+    """One record as read from Kafka: its event, or why it could not be decoded."""
+
+    record: ConsumerRecord[bytes, bytes]
+    event: CloudEvent | None = None
+    data: EventData | None = None
+    error: str | None = None
+
+    @classmethod
+    def decode(cls, record: ConsumerRecord[bytes, bytes]) -> Received:
+        try:
+            event = CloudEvent.model_validate_json(record.value or b"")
+            return cls(record, event, event.payload())
+        except (ValidationError, UnknownEventType, ValueError) as error:
+            return cls(record, error=_short(error))
+
+
 @dataclass(frozen=True)
 class _Decoded:
     record: ConsumerRecord[bytes, bytes]
@@ -238,21 +262,20 @@ class EventConsumer:
         return consume
 
     async def __call__(self, message: KafkaMessage) -> None:
-        raw = message.raw_message
-        records: tuple[ConsumerRecord[bytes, bytes], ...] = raw if isinstance(raw, tuple) else (raw,)
-        batch: list[_Decoded] = []
-        for record in records:
-            try:
-                event = CloudEvent.model_validate_json(record.value or b"")
-                data = event.payload()
-            except (ValidationError, UnknownEventType, ValueError) as error:
-                await self._dead_letter(record, f"undecodable event: {_short(error)}", attempts=1)
-                continue
-            handler = self.handlers.get(type(data))
-            if handler is not None:
-                batch.append(_Decoded(record, event, data, handler))
-        await self._handle(batch)
+        await self.take([Received.decode(record) for record in records_of(message)])
         await message.ack()
+
+    async def take(self, received: Sequence[Received]) -> None:
+        """Handle a batch of decoded records (the caller commits the offsets afterwards)."""
+        batch: list[_Decoded] = []
+        for one in received:
+            if one.error is not None or one.event is None or one.data is None:
+                await self._dead_letter(one.record, f"undecodable event: {one.error}", attempts=1)
+                continue
+            handler = self.handlers.get(type(one.data))
+            if handler is not None:
+                batch.append(_Decoded(one.record, one.event, one.data, handler))
+        await self._handle(batch)
 
     async def _handle(self, batch: list[_Decoded]) -> None:
         """Together while that works; the event whose handler failed alone (retried, then
@@ -336,6 +359,40 @@ class EventConsumer:
         await self.broker.publish(
             letter.model_dump_json().encode(), self.topics.dead_letters, key=key.encode() if key else None
         )
+
+
+@dataclass
+class SharedConsumer:
+    """The consumers of the services one process hosts, behind one Kafka consumer.
+
+    Each Kafka consumer polls the broker on its own (every few milliseconds on the embedded
+    broker, which answers a waiting fetch only when the wait ends): with four services' groups
+    in each of two worker processes, polling alone kept half a core of the service and half of
+    the broker busy on an idle machine. One group per process kind reads the union of the
+    topics once; each member takes the records of its own topics, with its own transactions,
+    dedup (under its own name) and dead letters, the members side by side; the offsets are
+    committed once all of them are done, so that a crash redelivers to every member and each
+    ignores what it had handled.
+    """
+
+    members: Sequence[tuple[frozenset[str], EventConsumer]]
+
+    async def __call__(self, message: KafkaMessage) -> None:
+        received = [Received.decode(record) for record in records_of(message)]
+        outcomes = await asyncio.gather(
+            *(consumer.take([r for r in received if r.record.topic in topics]) for topics, consumer in self.members),
+            return_exceptions=True,
+        )
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome  # nothing committed: the batch comes again and the members skip what they did
+        await message.ack()
+
+    def subscriber_function(self) -> Callable[[KafkaMessage], Awaitable[None]]:
+        async def consume(message: KafkaMessage) -> None:
+            await self(message)
+
+        return consume
 
 
 def _short(error: Exception) -> str:

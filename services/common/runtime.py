@@ -27,7 +27,15 @@ from schemas.topics import Topics
 from services.common import metrics
 from services.common.db import Database
 from services.common.http import install_log_context, install_problem_handlers
-from services.common.messaging import EventConsumer, Handler, OutboxRelay, Pump, ensure_topics, subscriber_options
+from services.common.messaging import (
+    EventConsumer,
+    Handler,
+    OutboxRelay,
+    Pump,
+    SharedConsumer,
+    ensure_topics,
+    subscriber_options,
+)
 from services.common.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -110,6 +118,7 @@ class Runtime:
         if self._registered:
             return
         self._registered = True
+        consumers: list[tuple[Subscription, EventConsumer]] = []
         for part in self.parts:
             relay = OutboxRelay(part.db, self.broker)
             self.relays[part.name] = relay
@@ -128,16 +137,27 @@ class Runtime:
                     self.settings.consumer_max_attempts,
                     together=sub.together,
                 )
-                joined = _Joined()
-                self.joined[sub.name] = joined
-
-                self.broker.subscriber(
-                    *sub.topics,
-                    group_id=f"{self.topics.prefix}{sub.name}",
-                    listener=joined,
-                    title=f"{sub.name}-consumer",
-                    **subscriber_options(self.settings),
-                )(consumer.subscriber_function())
+                consumers.append((sub, consumer))
+        if not consumers:
+            return
+        joined = _Joined()
+        for sub, _ in consumers:
+            self.joined[sub.name] = joined
+        if len(consumers) == 1:
+            sub, consumer = consumers[0]
+            name, topics, function = sub.name, sub.topics, consumer.subscriber_function()
+        else:  # one Kafka consumer for all of them (see SharedConsumer)
+            name = "+".join(sub.name for sub, _ in consumers)
+            topics = sorted({topic for sub, _ in consumers for topic in sub.topics})
+            shared = SharedConsumer([(frozenset(sub.topics), consumer) for sub, consumer in consumers])
+            function = shared.subscriber_function()
+        self.broker.subscriber(
+            *topics,
+            group_id=f"{self.topics.prefix}{name}",
+            listener=joined,
+            title=f"{name}-consumer",
+            **subscriber_options(self.settings),
+        )(function)
 
     async def start(self) -> None:
         for part in self.parts:

@@ -13,7 +13,14 @@ from schemas.events import CloudEvent, DeadLetter, PatientLocation, RequestRecei
 from services.common.clock import utcnow
 from services.common.context import Context
 from services.common.db import Transaction
-from services.common.messaging import EventConsumer, ensure_topics, make_broker, subscriber_options
+from services.common.messaging import (
+    EventConsumer,
+    Handler,
+    SharedConsumer,
+    ensure_topics,
+    make_broker,
+    subscriber_options,
+)
 from services.common.runtime import Runtime
 from services.common.settings import Settings
 from services.matcher import entrypoint as matcher
@@ -196,6 +203,63 @@ async def test_a_backlog_is_handled_in_batches_and_a_failing_event_does_not_hold
         async with db.engine.connect() as conn:
             rows = await conn.execute(text("SELECT count(*) FROM processed_event WHERE consumer = 'batch'"))
             assert rows.scalar() == 40  # each once, the redelivery ignored, nothing for the broken one
+    finally:
+        await broker.stop()
+        await db.dispose()
+
+
+async def test_shared_consumer_gives_each_member_its_own_topics(database_url: str, kafka_bootstrap: str) -> None:
+    """The services of one process behind one Kafka consumer: each member sees the records of
+    its topics only, remembers them under its own name and dead-letters what it cannot read."""
+    topics = fresh_topics()
+    settings = Settings(topic_prefix=topics.prefix)
+    await ensure_topics(kafka_bootstrap, topics, 2)
+    db = await migrated(database_url, "matcher")
+    seen: dict[str, list[str]] = {"on-requests": [], "on-matching": []}
+
+    def recorder(name: str) -> Handler:
+        async def handle(tx: Transaction, event: RequestReceived, _: CloudEvent) -> None:
+            seen[name].append(event.request_id)
+
+        return handle
+
+    await publish_raw(
+        kafka_bootstrap,
+        topics.requests,
+        [(f"R-{i}", event_bytes(received(f"R-{i}"))[1]) for i in range(10)] + [("R-bad", b"{not json")],
+    )
+    await publish_raw(
+        kafka_bootstrap, topics.matching, [(f"M-{i}", event_bytes(received(f"M-{i}"))[1]) for i in range(5)]
+    )
+    broker = KafkaBroker(kafka_bootstrap)
+    members = [
+        (
+            frozenset({topics.requests}),
+            EventConsumer("on-requests", db, broker, topics, {RequestReceived: recorder("on-requests")}),
+        ),
+        (
+            frozenset({topics.matching}),
+            EventConsumer("on-matching", db, broker, topics, {RequestReceived: recorder("on-matching")}),
+        ),
+    ]
+    broker.subscriber(
+        topics.requests, topics.matching, group_id=f"{topics.prefix}shared", **subscriber_options(settings)
+    )(SharedConsumer(members).subscriber_function())
+    await broker.start()
+    try:
+
+        async def all_handled() -> bool:
+            return len(seen["on-requests"]) == 10 and len(seen["on-matching"]) == 5
+
+        assert await eventually(all_handled, timeout=30)
+        assert sorted(seen["on-requests"]) == sorted(f"R-{i}" for i in range(10))
+        assert sorted(seen["on-matching"]) == sorted(f"M-{i}" for i in range(5))
+        [record] = await read_topic(kafka_bootstrap, topics.dead_letters, expected=1)
+        letter = DeadLetter.model_validate_json(record.value or b"")
+        assert (letter.consumer, letter.topic) == ("on-requests", topics.requests)
+        async with db.engine.connect() as conn:
+            rows = await conn.execute(text("SELECT consumer, count(*) FROM processed_event GROUP BY consumer"))
+            assert dict(rows.all()) == {"on-requests": 10, "on-matching": 5}
     finally:
         await broker.stop()
         await db.dispose()
