@@ -74,10 +74,11 @@ def subscriber_options(settings: Settings) -> dict[str, Any]:
 class Pump:
     """Runs `work` again and again: right after a `poke()`, else every `interval` seconds."""
 
-    def __init__(self, name: str, work: Callable[[], Awaitable[int]], interval: float) -> None:
+    def __init__(self, name: str, work: Callable[[], Awaitable[int]], interval: float, min_gap: float = 0.0) -> None:
         self.name = name
         self.work = work
         self.interval = interval
+        self.min_gap = min_gap  # at least this long between the starts of two rounds: pokes in between gather
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -95,7 +96,12 @@ class Pump:
 
     async def _run(self) -> None:
         failures = 0
+        loop = asyncio.get_running_loop()
+        started = -float("inf")
         while True:
+            if self.min_gap:
+                await asyncio.sleep(max(0.0, started + self.min_gap - loop.time()))
+            started = loop.time()
             self._wake.clear()
             try:
                 done = await self.work()
@@ -133,6 +139,8 @@ class OutboxRelay:
         self.on_notified: Callable[[], None] = lambda: None  # the runtime pokes its pump
         self._connection: asyncpg.Connection | None = None
         self.leading = False
+        self.retake_every = 1.0  # seconds between tries to take the lead while another process holds it
+        self._tried_at = -float("inf")
 
     async def relay_once(self) -> int:
         """Publish one batch if this process is the relay; returns how many rows it published."""
@@ -174,7 +182,10 @@ class OutboxRelay:
             connection = await self.db.own_connection()  # it holds the lock and listens
             await connection.add_listener(f"outbox_{self.db.schema}", lambda *_: self.on_notified())
             self._connection = connection
-        if not self.leading:
+        loop = asyncio.get_running_loop()
+        if not self.leading and loop.time() - self._tried_at >= self.retake_every:
+            # not at every commit of this process: the leader relays those rows anyway
+            self._tried_at = loop.time()
             self.leading = bool(
                 await connection.fetchval("SELECT pg_try_advisory_lock(hashtext($1))", f"outbox:{self.db.schema}")
             )

@@ -27,7 +27,7 @@ def build(ctx: Context) -> tuple[Directory, ServicePart]:
     db = ctx.database("matcher")
     index = DirectoryIndex()
     sync = IndexSync(db, index, ctx.clock)
-    directory = Directory(db, ctx.clock, ctx.topics, sync.refresh)
+    directory = Directory(db, ctx.clock, ctx.topics, sync.reload)
     cascade = MatcherService(
         db,
         ctx.topics,
@@ -36,8 +36,9 @@ def build(ctx: Context) -> tuple[Directory, ServicePart]:
         index,
         ctx.settings.offer_timeout_minutes,
     )
-    # waiting requests: looked at again after every change the index takes in, and on time
-    waiting = Pump("matcher-waiting", cascade.serve_waiting, ctx.settings.sweep_interval_seconds)
+    # waiting requests: looked at again after the changes the index takes in (those of 50 ms
+    # together: under load the index changes several times per request), and on time
+    waiting = Pump("matcher-waiting", cascade.serve_waiting, ctx.settings.sweep_interval_seconds, min_gap=0.05)
     cascade.wake = waiting.poke
     sync.on_change.append(cascade.something_changed)
     handlers: Handlers = {

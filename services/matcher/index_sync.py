@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
@@ -17,8 +18,6 @@ from typing import Any
 
 import asyncpg
 import structlog
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.common.clock import Clock
 from services.common.db import Database
@@ -39,6 +38,9 @@ class IndexSync:
         self._wake = asyncio.Event()
         self._listener: asyncpg.Connection | None = None
         self._task: asyncio.Task[None] | None = None
+        self._reading = (
+            asyncio.Lock()
+        )  # one query at a time on the connection (the sync task and writers' own refreshes)
 
     async def start(self) -> None:
         await self._listen()
@@ -85,14 +87,12 @@ class IndexSync:
 
     async def load_all(self) -> None:
         now = self.clock()
-        async with self.db.engine.connect() as conn:
-            territories = (await conn.execute(text("SELECT * FROM territory"))).mappings().all()
-            for row in territories:
+        async with self._reading:
+            conn = self._connection()
+            for row in await conn.fetch("SELECT * FROM territory"):
                 self.index.put_territory(_territory(row), row["revision"])
             await self._load_professionals(conn, None)
-            await self._load_slots(
-                conn, "start >= :since AND state IN ('free', 'held')", {"since": now - timedelta(hours=1)}
-            )
+            await self._load_slots(conn, "start >= $1 AND state IN ('free', 'held')", now - timedelta(hours=1))
             await self._load_offers(conn, None, now)
         for callback in self.on_change:
             callback(None)  # anything may have changed while nobody listened
@@ -103,23 +103,32 @@ class IndexSync:
             slots=len(self.index.slots),
         )
 
+    async def reload(self, keys: list[str]) -> None:
+        """For a directory write that committed: this process's index takes the change in before
+        the write answers. Should the listening connection be away, the sync task reconnects and
+        reloads everything; the write has succeeded all the same."""
+        try:
+            await self.refresh(keys)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+            log.warning("index refresh after a write deferred", error=f"{type(error).__name__}: {error}")
+            self._pending.update(keys)
+            self._wake.set()
+
     async def refresh(self, keys: Iterable[str]) -> None:
         """Reload the rows named `<kind>:<key>` (a notification's payload)."""
         wanted: dict[str, list[str]] = defaultdict(list)
         for key in keys:
             kind, _, ident = key.partition(":")
             wanted[kind].append(ident)
-        async with self.db.engine.connect() as conn:
+        async with self._reading:
+            conn = self._connection()
             if wanted["territory"]:
-                rows = await conn.execute(
-                    text("SELECT * FROM territory WHERE cpts_id = ANY(:ids)"), {"ids": wanted["territory"]}
-                )
-                for row in rows.mappings():
+                for row in await conn.fetch("SELECT * FROM territory WHERE cpts_id = ANY($1)", wanted["territory"]):
                     self.index.put_territory(_territory(row), row["revision"])
             if wanted["professional"]:
                 await self._load_professionals(conn, wanted["professional"])
             if wanted["slot"]:
-                await self._load_slots(conn, "slot_id = ANY(:ids)", {"ids": wanted["slot"]})
+                await self._load_slots(conn, "slot_id = ANY($1)", wanted["slot"])
             if wanted["load"]:
                 await self._load_offers(conn, wanted["load"], self.clock())
         changed: set[str] | None = None
@@ -129,40 +138,45 @@ class IndexSync:
         for callback in self.on_change:
             callback(changed)
 
-    async def _load_professionals(self, conn: AsyncConnection, rpps: list[str] | None) -> None:
-        where, params = ("WHERE p.rpps = ANY(:ids)", {"ids": rpps}) if rpps is not None else ("", {})
-        rows = await conn.execute(
-            text(
-                "SELECT p.*, greatest(p.revision, coalesce(max(s.revision), 0)) AS seen, "
-                "coalesce(json_agg(to_jsonb(s)) FILTER (WHERE s.site_id IS NOT NULL), '[]') AS sites "
-                f"FROM professional p LEFT JOIN site s ON s.rpps = p.rpps {where} GROUP BY p.rpps"
-            ),
-            params,
+    def _connection(self) -> asyncpg.Connection:
+        """The listening connection reads too: a reload is a few plain queries, and asyncpg
+        without the ORM around it costs a fraction of the CPU (the index reloads rows several
+        times per request under load)."""
+        if self._listener is None or self._listener.is_closed():
+            raise ConnectionError("the index's listening connection is closed")
+        return self._listener
+
+    async def _load_professionals(self, conn: asyncpg.Connection, rpps: list[str] | None) -> None:
+        where, params = ("WHERE p.rpps = ANY($1)", [rpps]) if rpps is not None else ("", [])
+        rows = await conn.fetch(
+            "SELECT p.*, greatest(p.revision, coalesce(max(s.revision), 0)) AS seen, "
+            "coalesce(json_agg(to_jsonb(s)) FILTER (WHERE s.site_id IS NOT NULL), '[]') AS sites "
+            f"FROM professional p LEFT JOIN site s ON s.rpps = p.rpps {where} GROUP BY p.rpps",
+            *params,
         )
-        for row in rows.mappings():
+        for row in rows:
             pro = repo.to_domain_professional(_Row(row))
-            sites = [repo.to_domain_site(_Row(s)) for s in row["sites"]]
+            sites = [repo.to_domain_site(_Row(s)) for s in _json(row["sites"])]
             self.index.put_professional(pro, sites, row["seen"])
 
-    async def _load_slots(self, conn: AsyncConnection, where: str, params: dict[str, Any]) -> None:
-        rows = await conn.execute(
-            text(f'SELECT slot_id, rpps, site_id, start, "end", mode, state, revision FROM slot WHERE {where}'), params
+    async def _load_slots(self, conn: asyncpg.Connection, where: str, param: Any) -> None:
+        rows = await conn.fetch(
+            f'SELECT slot_id, rpps, site_id, start, "end", mode, state, revision FROM slot WHERE {where}', param
         )
         for r in rows:
-            self.index.put_slot(r.slot_id, r.rpps, r.site_id, r.start, r.end, r.mode, r.state, r.revision)
-
-    async def _load_offers(self, conn: AsyncConnection, rpps: list[str] | None, now: datetime) -> None:
-        """Who has an offer pending, SAS patients per week, overflow patients per day."""
-        where = "AND rpps = ANY(:ids)" if rpps is not None else ""
-        rows = (
-            await conn.execute(
-                text(
-                    "SELECT rpps, kind, status, start FROM match_offer "
-                    f"WHERE status IN ('pending', 'accepted') AND start >= :since {where}"
-                ),
-                {"since": now - timedelta(days=8), "ids": rpps},
+            self.index.put_slot(
+                r["slot_id"], r["rpps"], r["site_id"], r["start"], r["end"], r["mode"], r["state"], r["revision"]
             )
-        ).all()
+
+    async def _load_offers(self, conn: asyncpg.Connection, rpps: list[str] | None, now: datetime) -> None:
+        """Who has an offer pending, SAS patients per week, overflow patients per day."""
+        where, params = ("AND rpps = ANY($2)", [rpps]) if rpps is not None else ("", [])
+        rows = await conn.fetch(
+            "SELECT rpps, kind, status, start FROM match_offer "
+            f"WHERE status IN ('pending', 'accepted') AND start >= $1 {where}",
+            now - timedelta(days=8),
+            *params,
+        )
         index = self.index
         if rpps is None:
             index.busy.clear()
@@ -175,14 +189,20 @@ class IndexSync:
             for key in [k for k in index.week_load if k[0] in rpps]:
                 del index.week_load[key]
         for r in rows:
-            if r.status == "pending":
-                self.index.busy.add(r.rpps)
+            who, start = r["rpps"], r["start"]
+            if r["status"] == "pending":
+                index.busy.add(who)
             else:
-                week = (r.rpps, d.paris_week(r.start))
-                self.index.week_load[week] = self.index.week_load.get(week, 0) + 1
-            if r.kind == "overflow":
-                taken = self.index.overflow_taken.setdefault(r.rpps, {})
-                taken[d.paris_day(r.start)] = taken.get(d.paris_day(r.start), 0) + 1
+                week = (who, d.paris_week(start))
+                index.week_load[week] = index.week_load.get(week, 0) + 1
+            if r["kind"] == "overflow":
+                taken = index.overflow_taken.setdefault(who, {})
+                taken[d.paris_day(start)] = taken.get(d.paris_day(start), 0) + 1
+
+
+def _json(value: Any) -> Any:
+    """json_agg comes back decoded or as text, depending on the connection's codecs."""
+    return json.loads(value) if isinstance(value, str) else value
 
 
 class _Row:

@@ -74,6 +74,7 @@ async def test_one_process_relays_a_schema_and_another_takes_over_when_it_goes(
     broker = KafkaBroker(kafka_bootstrap)
     await broker.start()
     first, second = OutboxRelay(db, broker), OutboxRelay(db, broker)
+    second.retake_every = 0.3
     woken = asyncio.Event()
     first.on_notified = woken.set
     try:
@@ -87,6 +88,8 @@ async def test_one_process_relays_a_schema_and_another_takes_over_when_it_goes(
         await first.close()
         async with db.transaction() as tx:
             tx.emit(topics.matching, SearchStarted(request_id="REQ-N", deadline=utcnow(), attempt=2))
+        assert await second.relay_once() == 0  # it tried a moment ago: not again at every commit
+        await asyncio.sleep(0.35)
         assert await second.relay_once() == 1 and second.leading
     finally:
         await first.close()
