@@ -36,8 +36,9 @@ class Outbound(Protocol[Item]):
         """Send one item; raise when the receiver did not take it."""
         ...
 
-    async def record(self, tx: Transaction, item: Item, error: str | None, now: datetime) -> None:
-        """What came of one send: `error` is None when it was delivered."""
+    async def record(self, tx: Transaction, item: Item, error: str | None, now: datetime) -> bool:
+        """What came of one send (`error` is None when it was delivered); True when a later item
+        of the same key may have become due through it (the queue then goes round again)."""
         ...
 
 
@@ -51,10 +52,19 @@ class DeliveryQueue(Generic[Item]):
         lease: timedelta = timedelta(minutes=2),
     ) -> None:
         self.db, self.outbound, self.clock, self.batch, self.lease = db, outbound, clock, batch, lease
+        self.more = False  # after a round: whether another one may find something due at once
+
+    async def deliver_more(self) -> int:
+        """For a Pump: one round, and whether to go round again at once (a full batch, or an
+        item that was waiting for one just delivered); else the pump waits for its next poke —
+        under load an empty claim after every round was a transaction per message for nothing."""
+        tried = await self.deliver_due()
+        return tried if self.more else 0
 
     async def deliver_due(self) -> int:
-        """One round; returns how many items it tried (a Pump goes round again when > 0)."""
+        """One round; returns how many items it tried."""
         now = self.clock()
+        self.more = False
         async with self.db.transaction() as tx:
             items = await self.outbound.claim(tx, now, self.batch, now + self.lease)
         if not items:
@@ -69,9 +79,11 @@ class DeliveryQueue(Generic[Item]):
                 errors[position] = await self._send(items[position])
 
         await asyncio.gather(*(send_in_order(positions) for positions in by_key.values()))
+        more = len(items) >= self.batch
         async with self.db.transaction() as tx:
             for item, error in zip(items, errors, strict=True):
-                await self.outbound.record(tx, item, error, self.clock())
+                more = await self.outbound.record(tx, item, error, self.clock()) or more
+        self.more = more
         return len(items)
 
     async def _send(self, item: Item) -> str | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import structlog
@@ -17,7 +17,6 @@ from sqlalchemy import text
 
 from services.common.db import Transaction
 from services.common.signing import SignedPoster
-from services.intake.models import CallbackDelivery
 
 log = structlog.get_logger(__name__)
 CALLBACK_TRIES = 12
@@ -67,16 +66,28 @@ class RegulatorCallbacks:
             },
         )
 
-    async def record(self, tx: Transaction, item: Callback, error: str | None, now: datetime) -> None:
-        delivery = await tx.session.get(CallbackDelivery, item.id, with_for_update=True)
-        if delivery is None or delivery.status != "pending":
-            return
-        delivery.attempts += 1
-        if error is None:
-            delivery.status, delivery.delivered_at = "delivered", now
-            return
-        delivery.last_error = error
-        delivery.next_attempt_at = now + timedelta(seconds=min(300, 2**delivery.attempts))
-        if delivery.attempts >= CALLBACK_TRIES:
-            delivery.status = "failed"
-        log.warning("callback not delivered", request_id=item.request_id, attempts=delivery.attempts, error=error)
+    async def record(self, tx: Transaction, item: Callback, error: str | None, now: datetime) -> bool:
+        """One statement: the outcome, and whether the request has a later callback waiting."""
+        row = (
+            await tx.session.execute(
+                text(
+                    "UPDATE callback_delivery SET attempts = attempts + 1,"
+                    " status = CASE WHEN :ok THEN 'delivered'"
+                    "   WHEN attempts + 1 >= :tries THEN 'failed' ELSE status END,"
+                    " delivered_at = CASE WHEN :ok THEN CAST(:now AS timestamptz) ELSE delivered_at END,"
+                    " last_error = CASE WHEN :ok THEN last_error ELSE CAST(:error AS varchar) END,"
+                    " next_attempt_at = CASE WHEN :ok THEN next_attempt_at"
+                    "   ELSE CAST(:now AS timestamptz) + least(300, power(2, attempts + 1)) * interval '1 second' END"
+                    " WHERE id = :id AND status = 'pending'"
+                    " RETURNING attempts, EXISTS (SELECT 1 FROM callback_delivery later"
+                    "   WHERE later.request_id = callback_delivery.request_id AND later.status = 'pending'"
+                    "   AND later.id > callback_delivery.id) AS more"
+                ),
+                {"ok": error is None, "tries": CALLBACK_TRIES, "now": now, "error": error, "id": item.id},
+            )
+        ).first()
+        if row is None:  # no longer pending (given up, or recorded by another process)
+            return False
+        if error is not None:
+            log.warning("callback not delivered", request_id=item.request_id, attempts=row.attempts, error=error)
+        return bool(row.more)

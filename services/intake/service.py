@@ -111,8 +111,8 @@ class IntakeService:
         log.info("request status", status=str(status))
 
     async def deliver_callbacks(self) -> int:
-        """Push due status changes to regulators (see callbacks.py); returns how many were tried."""
-        return await self.callbacks.deliver_due()
+        """Push due status changes to regulators (see callbacks.py); for a Pump (see deliver_more)."""
+        return await self.callbacks.deliver_more()
 
     async def submit(self, new: NewRequest) -> tuple[OrientationRequest, bool]:
         """Record a request and announce it; the same request again changes nothing.

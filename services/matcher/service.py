@@ -76,6 +76,10 @@ class MatcherService:
         self.wake: Callable[[], None] = lambda: None  # runs serve_waiting soon (set by the wiring)
         self._changed: set[str] | None = None  # professionals changed since the last look; None: anyone
         self._fresh: set[str] = set()  # requests that just started waiting (decided before a change?)
+        # when this process last found nobody waiting (event-loop time): for a while after that,
+        # changes alone do not send it to the database to look again (see _serve_waiting)
+        self._none_waiting_at: float | None = None
+        self.recheck_after = 1.0
 
     # --- handlers (the table is in entrypoint.py) ------------------------------------------
 
@@ -420,6 +424,16 @@ class MatcherService:
         self._fresh |= fresh
 
     async def _serve_waiting(self, now: datetime, changed: set[str] | None, fresh: set[str]) -> int:
+        """Under load the index changes several times per request and nobody waits: a process
+        that found the list empty less than `recheck_after` ago, and has put nobody on it since,
+        keeps the changes for its next look instead of asking the database. A request another
+        process put on the list is served by that process, which hears the same changes (and
+        this one looks again within `recheck_after` all the same, should that one have died)."""
+        loop_time = asyncio.get_running_loop().time()
+        quiet = self._none_waiting_at is not None and loop_time - self._none_waiting_at < self.recheck_after
+        if quiet and not fresh:
+            self._put_back(changed, fresh)
+            return 0
         async with self.db.engine.connect() as conn:
             # One round trip: NULL when nothing waits (the usual case on a quiet day), else whether
             # this process got the list (CASE evaluates the lock only when something waits).
@@ -431,7 +445,9 @@ class MatcherService:
             )
             await conn.commit()
             if locked is None:
+                self._none_waiting_at = loop_time
                 return 0
+            self._none_waiting_at = None
             if not locked:
                 self._put_back(changed, fresh)  # another process serves the list now: try again shortly
                 asyncio.get_running_loop().call_later(0.1, self.wake)

@@ -67,10 +67,12 @@ class ProfessionalMessages:
     async def send(self, item: Outgoing) -> None:
         await self.senders[item.message.channel].send(item.message)
 
-    async def record(self, tx: Transaction, item: Outgoing, error: str | None, now: datetime) -> None:
+    async def record(self, tx: Transaction, item: Outgoing, error: str | None, now: datetime) -> bool:
+        """An offer's messages are not held back by one another between rounds: never more to do
+        at once (a next channel pokes the pump itself)."""
         notification = await tx.session.get(Notification, item.notification_id, with_for_update=True)
         if notification is None or notification.status != NotificationStatus.PENDING:
-            return
+            return False
         channel = item.message.channel
         notification.attempts += 1
         tx.after_commit.append(lambda: metrics.MESSAGES.labels(channel, "failed" if error else "sent").inc())
@@ -100,7 +102,7 @@ class ProfessionalMessages:
             )
             if notification.attempts < MAX_TRIES_PER_CHANNEL:
                 notification.next_attempt_at = now + timedelta(seconds=min(60, 2**notification.attempts))
-                return
+                return False
         notification.channel_index += 1  # this channel is done with: the next one
         notification.attempts = 0
         notification.next_attempt_at = now
@@ -109,3 +111,4 @@ class ProfessionalMessages:
             notification.sent_at = now
         else:
             tx.after_commit.extend(self.on_next_channel)  # go on right away
+        return False

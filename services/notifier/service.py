@@ -296,8 +296,8 @@ class NotifierService:
         return reminded
 
     async def dispatch(self) -> int:
-        """Send the messages that are due (see dispatch.py); returns how many were tried."""
-        return await self.messages.deliver_due()
+        """Send the messages that are due (see dispatch.py); for a Pump (see deliver_more)."""
+        return await self.messages.deliver_more()
 
     def _message(self, notification: Notification, offer: Offer, channel: dict[str, str]) -> Message:
         link = self.link(offer) if notification.purpose in ("offer", "reminder") else None
