@@ -7,18 +7,26 @@ due again once the lease is over — commits, sends them all at once (one after 
 of the same key: a request's callbacks, an offer's messages), then records every result in a
 second short transaction. The owner of the table says what is due, how to send one and what a
 result means, through an `Outbound`.
+
+A row written already leased (by the transaction that creates it, when nothing of its key is
+pending before it) can be handed over after that commit (`send_claimed`): it is sent at once
+without a claim of its own; a process that dies first leaves it to a round once the lease is over.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from datetime import datetime, timedelta
 from typing import Generic, Protocol, TypeVar
 
+import structlog
+
 from services.common.clock import Clock
 from services.common.db import Database, Transaction
+
+log = structlog.get_logger(__name__)
 
 Item = TypeVar("Item")
 
@@ -53,6 +61,9 @@ class DeliveryQueue(Generic[Item]):
     ) -> None:
         self.db, self.outbound, self.clock, self.batch, self.lease = db, outbound, clock, batch, lease
         self.more = False  # after a round: whether another one may find something due at once
+        self.on_more: list[Callable[[], None]] = []  # after a hand-over that made something due: poke the pump
+        self._handed_over: list[Item] = []
+        self._drainer: asyncio.Task[None] | None = None
 
     async def deliver_more(self) -> int:
         """For a Pump: one round, and whether to go round again at once (a full batch, or an
@@ -69,6 +80,37 @@ class DeliveryQueue(Generic[Item]):
             items = await self.outbound.claim(tx, now, self.batch, now + self.lease)
         if not items:
             return 0
+        self.more = await self._send_and_record(items) or len(items) >= self.batch
+        return len(items)
+
+    def send_claimed(self, items: list[Item]) -> None:
+        """Send items whose rows were written leased by a transaction that has just committed.
+        One task sends what has been handed over meanwhile together (one transaction records
+        them all), so that under load hand-overs do not cost a transaction each."""
+        self._handed_over.extend(items)
+        if self._handed_over and (self._drainer is None or self._drainer.done()):
+            self._drainer = asyncio.create_task(self._drain(), name="delivery-hand-over")
+
+    async def _drain(self) -> None:
+        while self._handed_over:
+            items, self._handed_over = self._handed_over, []
+            try:
+                if await self._send_and_record(items):
+                    for poke in self.on_more:
+                        poke()
+            except Exception:  # the rows stay leased: a round takes them up when the lease is over
+                log.exception("sending handed-over items failed", items=len(items))
+
+    async def close(self) -> None:
+        """Let hand-overs in flight finish (a stop waits for them rather than leaving them leased)."""
+        if self._drainer is not None and not self._drainer.done():
+            await asyncio.wait({self._drainer}, timeout=5)
+
+    def lease_until(self, now: datetime) -> datetime:
+        return now + self.lease
+
+    async def _send_and_record(self, items: list[Item]) -> bool:
+        """Send (a key's items in order, keys side by side), record; whether more became due."""
         by_key: dict[Hashable, list[int]] = defaultdict(list)
         for position, item in enumerate(items):
             by_key[self.outbound.key(item)].append(position)
@@ -79,12 +121,11 @@ class DeliveryQueue(Generic[Item]):
                 errors[position] = await self._send(items[position])
 
         await asyncio.gather(*(send_in_order(positions) for positions in by_key.values()))
-        more = len(items) >= self.batch
+        more = False
         async with self.db.transaction() as tx:
             for item, error in zip(items, errors, strict=True):
                 more = await self.outbound.record(tx, item, error, self.clock()) or more
-        self.more = more
-        return len(items)
+        return more
 
     async def _send(self, item: Item) -> str | None:
         try:

@@ -17,6 +17,7 @@ from sqlalchemy import text
 
 from services.common.db import Transaction
 from services.common.signing import SignedPoster
+from services.intake.models import CallbackDelivery
 
 log = structlog.get_logger(__name__)
 CALLBACK_TRIES = 12
@@ -29,6 +30,11 @@ class Callback:
     event_id: str
     url: str
     payload: dict[str, Any]
+
+    @classmethod
+    def of(cls, row: CallbackDelivery) -> Callback:
+        assert row.id is not None, "flushed"
+        return cls(row.id, row.request_id, row.event_id, row.url, row.payload)
 
 
 class RegulatorCallbacks:

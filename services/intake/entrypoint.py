@@ -17,6 +17,7 @@ def build(ctx: Context) -> tuple[IntakeService, ServicePart]:
     service = IntakeService(db, ctx.topics, ctx.settings.callback_secret, ctx.clock)
     callbacks = Pump("intake-callbacks", service.deliver_callbacks, ctx.settings.sweep_interval_seconds)
     service.on_callback.append(callbacks.poke)
+    service.callbacks.on_more.append(callbacks.poke)
     handlers: Handlers = {
         SearchStarted: service.on_search_started,
         OfferProposed: service.on_offer_proposed,
@@ -31,6 +32,6 @@ def build(ctx: Context) -> tuple[IntakeService, ServicePart]:
         routers=[build_router(service, ctx.require_regulator_key, ctx.require_internal_key)],
         subscriptions=[Subscription("intake", [ctx.topics.matching], handlers)],
         pumps=[callbacks],
-        on_stop=[service.poster.close],
+        on_stop=[service.callbacks.close, service.poster.close],
     )
     return service, part

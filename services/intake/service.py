@@ -28,7 +28,7 @@ from services.common.clock import utcnow
 from services.common.db import Database, Transaction
 from services.common.delivery import DeliveryQueue
 from services.common.signing import SignedPoster
-from services.intake.callbacks import RegulatorCallbacks
+from services.intake.callbacks import Callback, RegulatorCallbacks
 from services.intake.domain import (
     CannotCancel,
     RequestConflict,
@@ -81,7 +81,7 @@ class IntakeService:
         self.callbacks = DeliveryQueue(db, RegulatorCallbacks(self.poster, callback_secret), clock)
         self.on_callback: list[Callable[[], None]] = []  # pokes the callback dispatcher after a commit
 
-    def _move(
+    async def _move(
         self,
         tx: Transaction,
         request: OrientationRequest,
@@ -89,26 +89,41 @@ class IntakeService:
         at: datetime,
         reason: str | None = None,
     ) -> None:
-        """Record a status change, and queue it for the regulator's callback URL when there is one."""
+        """Record a status change, and queue it for the regulator's callback URL when there is one.
+
+        Callers hold the request's row lock. A callback with nothing of its request pending before
+        it is written leased and handed to the sender when the transaction commits (no claim of its
+        own); otherwise it waits its turn in the queue."""
         request.status = status
         request.updated_at = at
         tx.session.add(RequestHistory(request_id=request.request_id, status=status, at=at, reason=reason))
         if request.callback_url:
             event_id = str(uuid.uuid4())
-            tx.session.add(
-                CallbackDelivery(
-                    event_id=event_id,
-                    request_id=request.request_id,
-                    url=request.callback_url,
-                    payload=callback_payload(request, event_id, at),
-                    status="pending",
-                    next_attempt_at=at,
-                    created_at=at,
-                )
+            first = not await self._callback_pending(tx, request.request_id)
+            delivery = CallbackDelivery(
+                event_id=event_id,
+                request_id=request.request_id,
+                url=request.callback_url,
+                payload=callback_payload(request, event_id, at),
+                status="pending",
+                next_attempt_at=self.callbacks.lease_until(self.clock()) if first else at,
+                created_at=at,
             )
-            tx.after_commit.extend(self.on_callback)
+            tx.session.add(delivery)
+            if first:
+                tx.after_commit.append(lambda: self.callbacks.send_claimed([Callback.of(delivery)]))
+            else:
+                tx.after_commit.extend(self.on_callback)
         tx.after_commit.append(lambda: metrics.REQUEST_STATUS.labels(str(status)).inc())
         log.info("request status", status=str(status))
+
+    async def _callback_pending(self, tx: Transaction, request_id: str) -> bool:
+        found = await tx.session.execute(
+            select(CallbackDelivery.id)
+            .where(col(CallbackDelivery.request_id) == request_id, col(CallbackDelivery.status) == "pending")
+            .limit(1)
+        )
+        return found.first() is not None
 
     async def deliver_callbacks(self) -> int:
         """Push due status changes to regulators (see callbacks.py); for a Pump (see deliver_more)."""
@@ -197,7 +212,7 @@ class IntakeService:
                 raise CannotCancel(f"request {request_id} already ended unresolved ({request.reason})")
             now = utcnow()
             request.reason, request.detail = "cancelled", "cancelled by the regulator"
-            self._move(tx, request, RequestStatus.CANCELLED, now, reason="cancelled")
+            await self._move(tx, request, RequestStatus.CANCELLED, now, reason="cancelled")
             tx.emit(self.topics.requests, RequestCancelled(request_id=request_id, cancelled_at=now), now)
         log.info("request cancelled", request_id=request_id)
         return request
@@ -214,7 +229,7 @@ class IntakeService:
         request = await self._for_update(tx, event.request_id)
         if request and follows(RequestStatus(request.status), RequestStatus.SEARCHING):
             request.deadline = event.deadline
-            self._move(tx, request, RequestStatus.SEARCHING, ce.time)
+            await self._move(tx, request, RequestStatus.SEARCHING, ce.time)
 
     async def on_request_waiting(self, tx: Transaction, event: RequestWaiting, ce: CloudEvent) -> None:
         request = await self._for_update(tx, event.request_id)
@@ -226,7 +241,7 @@ class IntakeService:
                 "since": ce.time.isoformat(),
                 "look_again_at": event.look_again_at.isoformat(),
             }
-            self._move(tx, request, RequestStatus.SEARCHING, ce.time, reason=f"waiting: {event.reason}")
+            await self._move(tx, request, RequestStatus.SEARCHING, ce.time, reason=f"waiting: {event.reason}")
 
     async def on_offer_proposed(self, tx: Transaction, event: OfferProposed, ce: CloudEvent) -> None:
         request = await self._for_update(tx, event.request_id)
@@ -234,7 +249,7 @@ class IntakeService:
             request.explanation = [e.model_dump(mode="json") for e in event.explanation]
             request.waiting = None
             if request.status != RequestStatus.OFFERED:  # a second parallel offer is no news to the regulator
-                self._move(tx, request, RequestStatus.OFFERED, ce.time)
+                await self._move(tx, request, RequestStatus.OFFERED, ce.time)
 
     async def on_appointment_confirmed(self, tx: Transaction, event: AppointmentConfirmed, ce: CloudEvent) -> None:
         request = await self._for_update(tx, event.request_id)
@@ -247,14 +262,14 @@ class IntakeService:
                 "kind": event.kind,
                 "mode": event.mode,
             }
-            self._move(tx, request, RequestStatus.CONFIRMED, ce.time)
+            await self._move(tx, request, RequestStatus.CONFIRMED, ce.time)
 
     async def on_unresolved(self, tx: Transaction, event: RequestUnresolved, ce: CloudEvent) -> None:
         request = await self._for_update(tx, event.request_id)
         if request and follows(RequestStatus(request.status), RequestStatus.UNRESOLVED):
             request.reason, request.detail, request.waiting = event.reason, event.detail, None
             request.alternatives = [a.model_dump(mode="json", exclude_none=True) for a in event.alternatives]
-            self._move(tx, request, RequestStatus.UNRESOLVED, ce.time, reason=event.reason)
+            await self._move(tx, request, RequestStatus.UNRESOLVED, ce.time, reason=event.reason)
 
     async def _for_update(self, tx: Transaction, request_id: str) -> OrientationRequest | None:
         request = await tx.session.get(OrientationRequest, request_id, with_for_update=True)

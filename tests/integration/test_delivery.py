@@ -11,7 +11,7 @@ from services.common.clock import utcnow
 from services.common.db import Database
 from services.common.delivery import DeliveryQueue
 from services.common.signing import DeliveryFailed
-from services.intake.callbacks import RegulatorCallbacks
+from services.intake.callbacks import Callback, RegulatorCallbacks
 from services.intake.models import CallbackDelivery
 from tests.integration.helpers import migrated
 
@@ -107,4 +107,46 @@ async def test_a_callback_claimed_by_a_process_that_died_is_sent_again_after_its
     later = DeliveryQueue(db, outbound, lambda: now + timedelta(minutes=3))
     assert await later.deliver_due() == 1
     assert receiver.received == ["d1"]
+    await db.dispose()
+
+
+async def test_a_callback_written_leased_is_sent_after_its_commit_without_a_claim(database_url: str) -> None:
+    """The intake writes a request's first pending callback leased and hands it over after the
+    commit; the queue's rounds leave it alone, and one waiting behind it is due once it is
+    delivered (the hand-over pokes the pump)."""
+    db = await migrated(database_url, "intake")
+    receiver = Receiver(db, failing=set())
+    queue = DeliveryQueue(db, RegulatorCallbacks(receiver, "s"), utcnow)  # type: ignore[arg-type]
+    poked: list[bool] = []
+    queue.on_more.append(lambda: poked.append(True))
+    now = utcnow()
+    async with db.transaction() as tx:
+        first = CallbackDelivery(
+            event_id="e1",
+            request_id="REQ-E",
+            url="http://up.example/cb",
+            payload={},
+            status="pending",
+            next_attempt_at=queue.lease_until(now),
+            created_at=now,
+        )
+        tx.session.add(first)
+        tx.session.add(
+            CallbackDelivery(
+                event_id="e2",
+                request_id="REQ-E",
+                url="http://up.example/cb",
+                payload={},
+                status="pending",
+                next_attempt_at=now,
+                created_at=now,
+            )
+        )
+    assert await queue.deliver_due() == 0  # e1 leased, e2 behind it
+    queue.send_claimed([Callback.of(first)])
+    await queue.close()
+    assert receiver.received == ["e1"] and poked == [True] and receiver.locked_while_sending == []
+    assert await queue.deliver_due() == 1
+    assert receiver.received == ["e1", "e2"]
+    assert await statuses(db) == {"e1": ("delivered", 1), "e2": ("delivered", 1)}
     await db.dispose()
