@@ -20,7 +20,10 @@ or unresolved with a reason).
 
 For each rate it prints achieved rate, p50/p90/p99/max of POST → offered, requests never offered
 (with the reasons of those that ended unresolved), HTTP errors, the CPU used by the service's
-processes, the broker and PostgreSQL (in cores), and their memory (PSS). `--ramp` steps the rate
+processes, the broker and PostgreSQL (in cores), and their memory (PSS), and per request the
+service's CPU (ms, its idle polling included) and the transactions PostgreSQL ran (when the
+benchmark started the service, so knows its database): steadier figures than latencies to compare
+two versions with on a noisy machine. `--ramp` steps the rate
 up (10, 20, 50, 100, 200, 400, …) until p99 passes 1 s and prints the knee, the highest rate with
 p99 under 1 s. The closing line:
 
@@ -55,6 +58,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import asyncpg
 import psutil
 from aiohttp import web
 
@@ -177,6 +181,19 @@ class Processes:
             totals[group] = total
         return totals
 
+    async def transactions(self) -> int | None:
+        """Transactions PostgreSQL has ended so far (all databases), when its socket is known."""
+        if not self.data_dir:
+            return None
+        try:
+            connection = await asyncpg.connect(host=str(Path(self.data_dir) / "postgres"), user="postgres")
+        except (OSError, asyncpg.PostgresError):
+            return None
+        try:
+            return int(await connection.fetchval("SELECT sum(xact_commit + xact_rollback) FROM pg_stat_database"))
+        finally:
+            await connection.close()
+
     def memory_mb(self) -> dict[str, float]:
         totals: dict[str, float] = {}
         for group, processes in self.groups().items():
@@ -200,6 +217,7 @@ class StepResult:
     http_errors: Counter[str]
     cpu_cores: dict[str, float]
     memory_mb: dict[str, float]
+    per_request: dict[str, float]  # the service's CPU (idle polling included), PostgreSQL transactions
 
     @property
     def p99(self) -> float:
@@ -214,7 +232,8 @@ class StepResult:
             f"p50_ms={percentile(lat, 0.5):.1f} p90_ms={percentile(lat, 0.9):.1f} p99_ms={self.p99:.1f} "
             f"max_ms={max(lat, default=float('nan')):.1f} never_offered={self.never_offered} "
             f"unresolved={dict(self.unresolved)} http_errors={dict(self.http_errors)}\n"
-            f"    cpu_cores[{cpu}] memory_mb[{mem}]"
+            f"    cpu_cores[{cpu}] memory_mb[{mem}] "
+            f"per_request[{' '.join(f'{k}={v:.1f}' for k, v in self.per_request.items())}]"
         )
 
 
@@ -319,6 +338,7 @@ class LoadRun:
         ids: list[str] = []
         sends: set[asyncio.Task[None]] = set()
         cpu_before, wall_before = self.processes.cpu(), time.perf_counter()
+        transactions_before = await self.processes.transactions()
         memory: dict[str, float] = {}
         sampling = asyncio.create_task(self._sample_memory(memory))
         first = time.perf_counter() + 0.05
@@ -344,6 +364,7 @@ class LoadRun:
                 break
             await asyncio.sleep(0.1)
         cpu_after, wall_after = self.processes.cpu(), time.perf_counter()
+        transactions_after = await self.processes.transactions()
         sampling.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await sampling
@@ -355,6 +376,11 @@ class LoadRun:
         errors = Counter(t.http_error for t in tracked_all if t.http_error)
         seconds = wall_after - wall_before
         cpu = {k: (cpu_after.get(k, 0.0) - cpu_before.get(k, 0.0)) / seconds for k in cpu_after}
+        per_request = {
+            "service_cpu_ms": 1000 * (cpu_after.get("service", 0.0) - cpu_before.get("service", 0.0)) / count,
+        }
+        if transactions_before is not None and transactions_after is not None:
+            per_request["db_transactions"] = (transactions_after - transactions_before) / count
         return StepResult(
             rate,
             achieved,
@@ -365,6 +391,7 @@ class LoadRun:
             errors,
             cpu,
             memory,
+            per_request,
         )
 
     async def _sample_memory(self, peak: dict[str, float]) -> None:

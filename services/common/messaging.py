@@ -58,14 +58,16 @@ async def ensure_topics(bootstrap_servers: str, topics: Topics, partitions: int)
         await admin.close()
 
 
-def subscriber_options(settings: Settings) -> dict[str, Any]:
+def subscriber_options(settings: Settings, patience_ms: int = 0) -> dict[str, Any]:
+    """A batch subscriber's options; `patience_ms` > 0 for a consumer that may lag that long (it
+    polls that rarely and takes bigger batches)."""
     return {
         "ack_policy": AckPolicy.MANUAL,
         "batch": True,  # see EventConsumer
         "max_records": settings.consumer_batch,
-        "batch_timeout_ms": settings.consumer_batch_wait_ms,
+        "batch_timeout_ms": patience_ms or settings.consumer_batch_wait_ms,
         "auto_offset_reset": "earliest",
-        "fetch_max_wait_ms": settings.fetch_max_wait_ms,
+        "fetch_max_wait_ms": patience_ms or settings.fetch_max_wait_ms,
         "session_timeout_ms": settings.session_timeout_ms,
         "heartbeat_interval_ms": settings.heartbeat_interval_ms,
     }

@@ -19,7 +19,7 @@ from aiokafka.abc import ConsumerRebalanceListener
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse, Response
-from faststream.kafka import KafkaBroker
+from faststream.kafka import KafkaBroker, KafkaMessage
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from schemas.events import EventData
@@ -52,6 +52,9 @@ class Subscription:
     topics: list[str]
     handlers: Handlers
     together: bool = True  # a batch of events in one transaction (see EventConsumer)
+    # > 0: nobody waits on it (a read model): its own Kafka consumer, polling that rarely, so
+    # that it takes many events per transaction and costs little polling; 0: prompt, shared
+    patience_ms: int = 0
 
 
 @dataclass
@@ -138,25 +141,39 @@ class Runtime:
                     together=sub.together,
                 )
                 consumers.append((sub, consumer))
-        if not consumers:
-            return
+        prompt = [(sub, consumer) for sub, consumer in consumers if not sub.patience_ms]
+        for sub, consumer in consumers:
+            if sub.patience_ms:
+                self._subscribe(sub.name, sub.topics, consumer.subscriber_function(), [sub], sub.patience_ms)
+        if len(prompt) == 1:
+            sub, consumer = prompt[0]
+            self._subscribe(sub.name, sub.topics, consumer.subscriber_function(), [sub])
+        elif prompt:  # one Kafka consumer for all of them (see SharedConsumer)
+            shared = SharedConsumer([(frozenset(sub.topics), consumer) for sub, consumer in prompt])
+            self._subscribe(
+                "+".join(sub.name for sub, _ in prompt),
+                sorted({topic for sub, _ in prompt for topic in sub.topics}),
+                shared.subscriber_function(),
+                [sub for sub, _ in prompt],
+            )
+
+    def _subscribe(
+        self,
+        group: str,
+        topics: list[str],
+        function: Callable[[KafkaMessage], Awaitable[None]],
+        subs: list[Subscription],
+        patience_ms: int = 0,
+    ) -> None:
         joined = _Joined()
-        for sub, _ in consumers:
+        for sub in subs:
             self.joined[sub.name] = joined
-        if len(consumers) == 1:
-            sub, consumer = consumers[0]
-            name, topics, function = sub.name, sub.topics, consumer.subscriber_function()
-        else:  # one Kafka consumer for all of them (see SharedConsumer)
-            name = "+".join(sub.name for sub, _ in consumers)
-            topics = sorted({topic for sub, _ in consumers for topic in sub.topics})
-            shared = SharedConsumer([(frozenset(sub.topics), consumer) for sub, consumer in consumers])
-            function = shared.subscriber_function()
         self.broker.subscriber(
             *topics,
-            group_id=f"{self.topics.prefix}{name}",
+            group_id=f"{self.topics.prefix}{group}",
             listener=joined,
-            title=f"{name}-consumer",
-            **subscriber_options(self.settings),
+            title=f"{group}-consumer",
+            **subscriber_options(self.settings, patience_ms),
         )(function)
 
     async def start(self) -> None:

@@ -87,7 +87,8 @@ def build(ctx: Context, contacts: ContactSource) -> tuple[NotifierService, Servi
         on_stop=[poster.close, *([contacts.close] if isinstance(contacts, HttpContactSource) else [])],
         subscriptions=[
             Subscription("notifier", [ctx.topics.matching], handlers),
-            Subscription(read_model.CONSUMER, read_model.topics_of(ctx.topics), read_model.HANDLERS),
+            # the dashboards may lag a fifth of a second: bigger batches, less polling
+            Subscription(read_model.CONSUMER, read_model.topics_of(ctx.topics), read_model.HANDLERS, patience_ms=200),
         ],
         pumps=[dispatcher],
         timers=[
