@@ -224,7 +224,7 @@ class Stack:
 
 async def operator_client(stack: Stack, email: str, password: str) -> httpx.AsyncClient:
     """A client logged in to the operations dashboard (checks the session cookie's flags)."""
-    client = httpx.AsyncClient(base_url=str(stack.http.base_url), timeout=10)
+    client = httpx.AsyncClient(base_url=str(stack.http.base_url), timeout=10, limits=httpx.Limits(keepalive_expiry=2.0))
     form = await client.get("/ops/login")
     csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
     assert csrf
@@ -263,7 +263,10 @@ async def stack(kafka_bootstrap: str, postgres_url: str) -> AsyncIterator[Stack]
     app, runtime = build_app(settings, database_url, kafka_bootstrap, clock=clock)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on"))
     serving = asyncio.create_task(server.serve())
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+    # idle connections dropped before uvicorn's 5 s keep-alive ends: reusing one the server is
+    # closing at that moment fails with a ReadError (seen once in CI, three accepts at once)
+    keep = httpx.Limits(keepalive_expiry=2.0)
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10, limits=keep) as http:
         deadline = time.monotonic() + 60
         while True:
             try:
