@@ -4,7 +4,7 @@
 embedded Kafka-protocol broker when DATABASE_URL / KAFKA_BOOTSTRAP_SERVERS are unset.
 `sas-intake`, `sas-matcher` and `sas-notifier` host one service each against a real broker and
 database. Either way the services run in WORKERS processes (by default one per CPU, up to 4)
-sharing the HTTP port and each service's consumer group, so that every core works; the embedded
+sharing the HTTP port and one consumer group (see SharedConsumer), so that every core works; the embedded
 database and broker belong to the parent process, which stops them last.
 """
 

@@ -239,8 +239,22 @@ class _Decoded:
     handler: Handler
 
 
+class _BatchSubscriber:
+    """What `broker.subscriber(..., batch=True)` is given: a plain function, to which FastStream
+    hands the raw batch (the annotation matters); the subclass decodes it itself in `__call__`."""
+
+    async def __call__(self, message: KafkaMessage) -> None:
+        raise NotImplementedError
+
+    def subscriber_function(self) -> Callable[[KafkaMessage], Awaitable[None]]:
+        async def consume(message: KafkaMessage) -> None:
+            await self(message)
+
+        return consume
+
+
 @dataclass
-class EventConsumer:
+class EventConsumer(_BatchSubscriber):
     """One consumer group's entry point: decode, skip redeliveries, handle, then commit the offsets.
 
     It takes what the broker has in batches (FastStream batch subscribers) and commits the offsets
@@ -264,15 +278,6 @@ class EventConsumer:
     max_attempts: int = 5
     retry_delay: float = 0.2
     together: bool = True  # False: one transaction per event (handlers that lock shared rows)
-
-    def subscriber_function(self) -> Callable[[KafkaMessage], Awaitable[None]]:
-        """A plain function for `broker.subscriber(..., batch=True)`: FastStream hands it the raw
-        batch (the annotation matters) and we decode it ourselves."""
-
-        async def consume(message: KafkaMessage) -> None:
-            await self(message)
-
-        return consume
 
     async def __call__(self, message: KafkaMessage) -> None:
         await self.take([Received.decode(record) for record in records_of(message)])
@@ -375,7 +380,7 @@ class EventConsumer:
 
 
 @dataclass
-class SharedConsumer:
+class SharedConsumer(_BatchSubscriber):
     """The consumers of the services one process hosts, behind one Kafka consumer.
 
     Each Kafka consumer polls the broker on its own (every few milliseconds on the embedded
@@ -400,12 +405,6 @@ class SharedConsumer:
             if isinstance(outcome, BaseException):
                 raise outcome  # nothing committed: the batch comes again and the members skip what they did
         await message.ack()
-
-    def subscriber_function(self) -> Callable[[KafkaMessage], Awaitable[None]]:
-        async def consume(message: KafkaMessage) -> None:
-            await self(message)
-
-        return consume
 
 
 def _short(error: Exception) -> str:

@@ -49,7 +49,8 @@ class Settings(BaseSettings):
 
     # Kafka tuning. The embedded broker answers a consumer's waiting fetch only when the wait
     # times out (measured: 300–500 ms per hop with the Kafka default of 500 ms), so the wait is
-    # short there — at the price of ~0.3 core of polling when idle — and the Kafka default
+    # short there — at the price of ~0.2 core of polling when idle (one consumer per process, see
+    # SharedConsumer) — and the Kafka default
     # against a real cluster.
     topic_prefix: str = "sas."
     topic_partitions: int = 6

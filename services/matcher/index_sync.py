@@ -38,9 +38,8 @@ class IndexSync:
         self._wake = asyncio.Event()
         self._listener: asyncpg.Connection | None = None
         self._task: asyncio.Task[None] | None = None
-        self._reading = (
-            asyncio.Lock()
-        )  # one query at a time on the connection (the sync task and writers' own refreshes)
+        # one query at a time on the connection (the sync task and writers' own refreshes)
+        self._reading = asyncio.Lock()
 
     async def start(self) -> None:
         await self._listen()
@@ -56,7 +55,7 @@ class IndexSync:
             await self._listener.close()
 
     async def _listen(self) -> None:
-        connection = await self.db.own_connection()  # it only listens
+        connection = await self.db.own_connection()  # it listens, and the reloads read on it
         await connection.add_listener(CHANNEL, self._notified)
         connection.add_termination_listener(lambda _: self._wake.set())
         self._listener = connection
