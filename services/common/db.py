@@ -19,6 +19,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, text
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import DBAPIError, InterfaceError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlmodel import col
 
@@ -27,6 +28,32 @@ from services.common.clock import utcnow
 from services.common.tables import OutboxMessage, ProcessedEvent
 
 MIGRATIONS_ENV = Path(__file__).parent / "migrations"
+
+
+# The server refused or dropped the connection: it is restarting, failing over, or unreachable.
+_AWAY = (
+    OSError,  # refused, reset, the socket file gone
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,  # starting up or shutting down
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    InterfaceError,  # SQLAlchemy's: the connection was closed under it
+)
+
+
+def database_away(error: BaseException) -> bool:
+    """Whether `error` says the database was not there, rather than anything about the work: the
+    work is to be tried again once it is back, never given up on (a restart is not a poison
+    message). Follows the explicit causes through SQLAlchemy's wrapping to the driver's error —
+    not the implicit context, lest a handler's own error raised while handling one be retried for
+    ever."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, _AWAY) or (isinstance(seen, DBAPIError) and seen.connection_invalidated):
+            return True
+        seen = seen.__cause__
+    return False
 
 
 def asyncpg_url(url: str) -> str:

@@ -24,7 +24,7 @@ from typing import Generic, Protocol, TypeVar
 import structlog
 
 from services.common.clock import Clock
-from services.common.db import Database, Transaction
+from services.common.db import Database, Transaction, database_away
 
 log = structlog.get_logger(__name__)
 
@@ -121,11 +121,26 @@ class DeliveryQueue(Generic[Item]):
                 errors[position] = await self._send(items[position])
 
         await asyncio.gather(*(send_in_order(positions) for positions in by_key.values()))
-        more = False
-        async with self.db.transaction() as tx:
-            for item, error in zip(items, errors, strict=True):
-                more = await self.outbound.record(tx, item, error, self.clock()) or more
-        return more
+        return await self._record(items, errors)
+
+    async def _record(self, items: list[Item], errors: list[str | None]) -> bool:
+        """Record what the sends gave. Should the database be away, wait for it while the lease
+        runs (else the items would be sent again once it is over, the receiver told twice)."""
+        give_up_at = asyncio.get_running_loop().time() + self.lease.total_seconds()
+        tries = 0
+        while True:
+            try:
+                more = False
+                async with self.db.transaction() as tx:
+                    for item, error in zip(items, errors, strict=True):
+                        more = await self.outbound.record(tx, item, error, self.clock()) or more
+                return more
+            except Exception as error:
+                tries += 1
+                if not database_away(error) or asyncio.get_running_loop().time() >= give_up_at:
+                    raise
+                log.warning("database away, outcome of sent items kept to record", tries=tries, items=len(items))
+                await asyncio.sleep(min(5.0, 0.1 * 2**tries))
 
     async def _send(self, item: Item) -> str | None:
         try:

@@ -15,6 +15,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.base import RequestResponseEndpoint
 from starlette.responses import Response
 
+from services.common.db import database_away
+
 log = structlog.get_logger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
@@ -43,6 +45,13 @@ def _field_name(loc: Sequence[Any]) -> str:
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+        if database_away(exc):  # a restart or a failover: nothing was recorded, the call can be made again
+            log.warning("database away", error=type(exc).__name__)
+            response = problem_response(
+                503, "Service Unavailable", "the database cannot be reached right now; nothing was recorded, try again"
+            )
+            response.headers["Retry-After"] = "2"
+            return response
         log.exception("unexpected error", error=type(exc).__name__)
         return problem_response(500, "Internal Server Error", "an unexpected error occurred; it has been logged")
 

@@ -28,7 +28,7 @@ from schemas.events import CloudEvent, DeadLetter, EventData, RequestEventData, 
 from schemas.topics import Topics
 from services.common import metrics
 from services.common.clock import utcnow
-from services.common.db import Database, Transaction
+from services.common.db import Database, Transaction, database_away
 from services.common.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -278,6 +278,7 @@ class EventConsumer(_BatchSubscriber):
     max_attempts: int = 5
     retry_delay: float = 0.2
     together: bool = True  # False: one transaction per event (handlers that lock shared rows)
+    away_wait_max: float = 5.0  # seconds between tries at most while the database is away
 
     async def __call__(self, message: KafkaMessage) -> None:
         await self.take([Received.decode(record) for record in records_of(message)])
@@ -331,8 +332,12 @@ class EventConsumer(_BatchSubscriber):
         return None
 
     async def _handle_alone(self, one: _Decoded) -> None:
+        """Retried `max_attempts` times, then dead-lettered — unless the database is away: that
+        is no fault of the event's, so the consumer waits for it (backing off up to
+        `away_wait_max` seconds) and does not count those tries."""
         with self._about(one):
-            for attempt in range(1, self.max_attempts + 1):
+            attempt, away = 1, 0
+            while True:
                 try:
                     async with self.db.transaction() as tx:
                         if await tx.first_time(self.name, one.event.id):
@@ -342,12 +347,19 @@ class EventConsumer(_BatchSubscriber):
                             log.info("redelivered event ignored")
                     return
                 except Exception as error:
+                    if database_away(error):
+                        away += 1
+                        log.warning("database away, waiting for it", tries=away, error=_short(error))
+                        await asyncio.sleep(min(self.away_wait_max, self.retry_delay * 2**away))
+                        continue
                     if attempt < self.max_attempts:
                         log.warning("event handling failed, will retry", attempt=attempt, error=_short(error))
                         await asyncio.sleep(self.retry_delay * attempt)
+                        attempt += 1
                         continue
                     log.exception("event handling failed for good, dead-lettered", attempts=attempt)
                     await self._dead_letter(one.record, f"handler failed: {_short(error)}", attempts=attempt)
+                    return
 
     def _about(self, one: _Decoded) -> contextlib.AbstractContextManager[Any]:
         event = one.event

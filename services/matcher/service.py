@@ -12,7 +12,6 @@ from enum import StrEnum
 
 import structlog
 from sqlalchemy import or_, text
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlmodel import col, select
 
 from schemas.events import (
@@ -39,7 +38,7 @@ from schemas.events import (
 )
 from schemas.topics import Topics
 from services.common import geo, metrics
-from services.common.db import Database, Transaction
+from services.common.db import Database, Transaction, database_away
 from services.common.motives import Motive, Step, catalogue, effective_urgency
 from services.matcher import models as m
 from services.matcher import repository as repo
@@ -467,7 +466,7 @@ class MatcherService:
                     try:
                         await self._look_again(row, asked.get(row.request_id, frozenset()), changed, fresh)
                     except Exception as error:
-                        if _database_away(error):
+                        if database_away(error):
                             raise  # the whole look waits for the database (the pump retries)
                         # this request's own fault: the others must still be served
                         log.exception("waiting request could not be looked at", request_id=row.request_id)
@@ -591,12 +590,6 @@ class MatcherService:
 def geo_department(commune_insee: str | None) -> str | None:
     commune = geo.commune(commune_insee or "")
     return commune.department if commune else None
-
-
-def _database_away(error: Exception) -> bool:
-    if isinstance(error, OSError | OperationalError | InterfaceError):
-        return True
-    return isinstance(error, DBAPIError) and error.connection_invalidated
 
 
 def _steps(search: m.SearchRecord) -> list[Step]:

@@ -111,6 +111,53 @@ async def _at_least(count: Any, n: int) -> bool:
     return bool(await count() >= n)
 
 
+async def test_a_database_that_is_away_is_waited_for_not_dead_lettered(database_url: str, kafka_bootstrap: str) -> None:
+    """A restart of the database is no fault of the event's: its handler is tried again, beyond
+    `max_attempts`, until the database answers; only an event failing on its own content goes
+    to the dead-letter topic."""
+    topics = fresh_topics()
+    settings = Settings(topic_prefix=topics.prefix)
+    await ensure_topics(kafka_bootstrap, topics, 1)
+    db = await migrated(database_url, "matcher")
+    handled: list[str] = []
+    refusals = {"AWAY": 6}
+
+    async def handler(tx: Transaction, event: RequestReceived, _: CloudEvent) -> None:
+        if refusals.get(event.request_id, 0) > 0:
+            refusals[event.request_id] -= 1
+            raise RuntimeError("could not reach the database") from ConnectionRefusedError(111, "Connection refused")
+        if event.request_id == "POISON":
+            raise RuntimeError("this event itself is wrong")
+        handled.append(event.request_id)
+
+    broker = KafkaBroker(kafka_bootstrap)
+    consumer = EventConsumer(
+        "patient", db, broker, topics, {RequestReceived: handler}, max_attempts=2, retry_delay=0.01
+    )
+    consumer.away_wait_max = 0.05
+    broker.subscriber(topics.requests, group_id=f"{topics.prefix}patient", **subscriber_options(settings))(
+        consumer.subscriber_function()
+    )
+    await broker.start()
+    try:
+        await publish_raw(
+            kafka_bootstrap,
+            topics.requests,
+            [(key, event_bytes(received(key))[1]) for key in ("AWAY", "POISON", "AFTER")],
+        )
+
+        async def done() -> bool:
+            return "AFTER" in handled
+
+        assert await eventually(done, timeout=30)
+        assert handled == ["AWAY", "AFTER"] and refusals["AWAY"] == 0  # six refusals, more than max_attempts
+        [record] = await read_topic(kafka_bootstrap, topics.dead_letters, expected=1)
+        assert DeadLetter.model_validate_json(record.value or b"").key == "POISON"
+    finally:
+        await broker.stop()
+        await db.dispose()
+
+
 async def test_a_handler_that_keeps_failing_is_dead_lettered_after_its_attempts(
     database_url: str, kafka_bootstrap: str
 ) -> None:

@@ -150,3 +150,25 @@ async def test_a_callback_written_leased_is_sent_after_its_commit_without_a_clai
     assert receiver.received == ["e1", "e2"]
     assert await statuses(db) == {"e1": ("delivered", 1), "e2": ("delivered", 1)}
     await db.dispose()
+
+
+async def test_an_outcome_is_recorded_once_the_database_is_back_not_sent_again(database_url: str) -> None:
+    """Sent while the database went away: the outcome waits for it, rather than the lease
+    running out and the regulator being called a second time."""
+    db = await migrated(database_url, "intake")
+    receiver = Receiver(db, failing=set())
+    callbacks = RegulatorCallbacks(receiver, "s")  # type: ignore[arg-type]
+    refusals = [ConnectionRefusedError(111, "Connection refused")] * 2
+    record = callbacks.record
+
+    async def record_when_back(*args: Any) -> bool:
+        if refusals:
+            raise refusals.pop()
+        return await record(*args)
+
+    callbacks.record = record_when_back  # type: ignore[method-assign]
+    await queued(db, ("f1", "REQ-F", "http://up.example/cb"))
+    assert await DeliveryQueue(db, callbacks, utcnow).deliver_due() == 1
+    assert receiver.received == ["f1"] and refusals == []  # called once, recorded at the third try
+    assert await statuses(db) == {"f1": ("delivered", 1)}
+    await db.dispose()

@@ -26,6 +26,10 @@ def app() -> FastAPI:
     async def boom() -> None:
         raise RuntimeError("secret internals")
 
+    @app.get("/database-restarting")
+    async def restarting() -> None:
+        raise RuntimeError("could not reach the database") from ConnectionRefusedError(111, "Connection refused")
+
     return app
 
 
@@ -62,3 +66,11 @@ async def test_an_unexpected_error_is_a_500_problem_without_internals() -> None:
 async def test_every_answer_carries_a_correlation_id() -> None:
     assert (await call("GET", "/nowhere", headers={"X-Request-ID": "abc"})).headers["x-request-id"] == "abc"
     assert len((await call("GET", "/nowhere")).headers["x-request-id"]) == 32
+
+
+async def test_a_database_that_is_away_answers_503_with_retry_after() -> None:
+    response = await call("GET", "/database-restarting")
+    assert response.status_code == 503 and response.headers["retry-after"] == "2"
+    assert response.headers["content-type"] == "application/problem+json"
+    assert "Connection refused" not in response.text
+    assert (await call("GET", "/boom")).status_code == 500  # anything else stays a 500
