@@ -43,7 +43,7 @@ from datetime import UTC, datetime, timedelta
 
 from services.common import geo
 from services.common.clock import PARIS
-from services.common.motives import catalogue
+from services.common.motives import catalogue, deadline_for
 from services.matcher.domain import matching as d
 from services.matcher.domain.decision import Ask, Decision, GiveUp, Policy, Wait, decide, serving_order
 from services.matcher.domain.index import DirectoryIndex
@@ -202,7 +202,7 @@ class Simulation:
         search = d.Search(
             request_id=request_id,
             patient=d.Place(commune.lat, commune.lon),
-            deadline=d.deadline_for(now, urgency),
+            deadline=deadline_for(now, urgency),
             department=commune.department,
         )
         request = Request(request_id, now, urgency, search)

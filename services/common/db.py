@@ -8,7 +8,7 @@ A `Transaction` commits the state change and the events it causes (outbox rows) 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -48,12 +48,25 @@ def database_away(error: BaseException) -> bool:
     message). Follows the explicit causes through SQLAlchemy's wrapping to the driver's error —
     not the implicit context, lest a handler's own error raised while handling one be retried for
     ever."""
+    return any(
+        isinstance(seen, _AWAY) or (isinstance(seen, DBAPIError) and seen.connection_invalidated)
+        for seen in causes(error)
+    )
+
+
+def text_not_storable(error: BaseException) -> bool:
+    """Whether the database refused a text value itself (a NUL, an unencodable character): the
+    input's fault, though the API's checks should have stopped it before."""
+    unstorable = (asyncpg.CharacterNotInRepertoireError, asyncpg.UntranslatableCharacterError, UnicodeEncodeError)
+    return any(isinstance(seen, unstorable) for seen in causes(error))
+
+
+def causes(error: BaseException) -> Iterator[BaseException]:
+    """`error` and its explicit causes, through SQLAlchemy's wrapping to the driver's error."""
     seen: BaseException | None = error
     while seen is not None:
-        if isinstance(seen, _AWAY) or (isinstance(seen, DBAPIError) and seen.connection_invalidated):
-            return True
+        yield seen
         seen = seen.__cause__
-    return False
 
 
 def asyncpg_url(url: str) -> str:
@@ -71,6 +84,7 @@ def service_engine(url: str, schema: str, pool_size: int = 5) -> AsyncEngine:
         # no ping before each use (a round trip per transaction): a connection found dead on use
         # invalidates the pool, and the unit of work is retried by its caller
         pool_pre_ping=False,
+        hide_parameters=True,  # an error's message must never carry a patient's name or phone
         connect_args={"server_settings": {"search_path": schema, "application_name": schema}},
     )
 

@@ -5,17 +5,23 @@ from __future__ import annotations
 import hmac
 import uuid
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Annotated, Any
+from urllib.parse import unquote_plus
 
 import structlog
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, HTTPException, Request, Security
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
+from fastapi.security import HTTPBearer
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.base import RequestResponseEndpoint
 from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from services.common.db import database_away
+from services.common.db import database_away, text_not_storable
+from services.common.inputs import has_control_characters
 
 log = structlog.get_logger(__name__)
 
@@ -52,6 +58,9 @@ def install_problem_handlers(app: FastAPI) -> None:
             )
             response.headers["Retry-After"] = "2"
             return response
+        if text_not_storable(exc):  # the input checks should have caught it: still the input's fault
+            log.warning("text the database cannot store", error=type(exc).__name__)
+            return problem_response(422, "Invalid request", "a text field holds a character that cannot be stored")
         log.exception("unexpected error", error=type(exc).__name__)
         return problem_response(500, "Internal Server Error", "an unexpected error occurred; it has been logged")
 
@@ -70,6 +79,82 @@ def install_problem_handlers(app: FastAPI) -> None:
         return problem_response(exc.status_code, _title(exc.status_code), str(exc.detail))
 
 
+_PROBLEM_SCHEMA = {
+    "type": "object",
+    "description": "RFC 9457 problem details",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string", "description": "what went wrong, readable"},
+        "errors": {
+            "type": "array",
+            "description": "for invalid input: each offending field and why",
+            "items": {
+                "type": "object",
+                "required": ["field", "message"],
+                "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
+            },
+        },
+    },
+}
+_EVERY_OPERATION = {
+    "422": "invalid input: `errors` names each field (a path or query with control characters included)",
+    "503": "the database cannot be reached right now: nothing was recorded, try again after `Retry-After` seconds",
+}
+
+
+_MEANING = {
+    401: "no valid API key or session",
+    403: "this account may not do or see that",
+    404: "no such thing",
+    409: "conflicts with its current state, or with what was sent before under the same id",
+}
+
+
+def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """A route's own error answers, for its `responses=`; `describe_problems` gives them their body."""
+    return {status: {"description": _MEANING[status]} for status in statuses}
+
+
+def describe_problems(app: FastAPI) -> None:
+    """Make the OpenAPI document say what the API really answers: every error as problem+json,
+    401 where a key is required, 413 where a body is read, 422 and 503 anywhere."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        document = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+        schemas = document.setdefault("components", {}).setdefault("schemas", {})
+        for unused in ("HTTPValidationError", "ValidationError"):  # FastAPI's 422 body, not ours
+            schemas.pop(unused, None)
+        schemas["Problem"] = _PROBLEM_SCHEMA
+        problem = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+        for operations in document.get("paths", {}).values():
+            for operation in operations.values():
+                responses = operation.setdefault("responses", {})
+                if operation.get("security"):
+                    responses.setdefault("401", {"description": "no valid API key"})
+                if "requestBody" in operation:
+                    responses.setdefault("413", {"description": "the body is over `MAX_BODY_BYTES`"})
+                for status, description in _EVERY_OPERATION.items():
+                    responses.setdefault(status, {"description": description})
+                for status, response in responses.items():
+                    content = response.get("content", {})
+                    if status >= "400" and (not content or "HTTPValidationError" in str(content)):
+                        response["content"] = problem
+                    if status == "503":
+                        response.setdefault("headers", {})["Retry-After"] = {
+                            "description": "seconds to wait before trying again",
+                            "schema": {"type": "integer"},
+                        }
+        app.openapi_schema = document
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def _title(status: int) -> str:
     from http import HTTPStatus
 
@@ -79,10 +164,18 @@ def _title(status: int) -> str:
         return "Error"
 
 
-def bearer_key_checker(keys: Callable[[], Sequence[str]]) -> Callable[[Request], None]:
-    """A FastAPI dependency accepting `Authorization: Bearer <key>` for one of `keys()`."""
+# Declares the scheme in the OpenAPI document; the check itself is ours (problem+json, constant time).
+BEARER = HTTPBearer(
+    auto_error=False, scheme_name="apiKey", description="a regulator API key: `Authorization: Bearer <key>`"
+)
 
-    def check(request: Request) -> None:
+
+def bearer_key_checker(keys: Callable[[], Sequence[str]]) -> Callable[..., None]:
+    """A FastAPI dependency accepting `Authorization: Bearer <key>` for one of `keys()`.
+
+    Also callable with the request alone, for a route that takes a session or a key."""
+
+    def check(request: Request, _: Annotated[object, Security(BEARER)] = None) -> None:
         header = request.headers.get("authorization", "")
         scheme, _, presented = header.partition(" ")
         if scheme.lower() != "bearer" or not presented:
@@ -114,3 +207,68 @@ def install_log_context(app: FastAPI) -> None:
         response = await call_next(request)
         response.headers["X-Request-ID"] = correlation
         return response
+
+
+class InputGuard:
+    """Refuses, before any route runs, what no route could want: a body over `max_body_bytes`
+    (413, counted as it arrives, so a body without Content-Length cannot slip by), and a path
+    or query string with control characters or of absurd length (422)."""
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int, max_target_length: int = 4096) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.max_target_length = max_target_length
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        refusal = self._refusal(scope)
+        if refusal is not None:
+            await refusal(scope, receive, send)
+            return
+        received, over = 0, False
+
+        async def counted() -> Message:
+            nonlocal received, over
+            if over:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes:
+                    over = True  # the route sees the client gone; the answer is ours
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def unless_over(message: Message) -> None:
+            if not over:
+                await send(message)
+
+        try:
+            await self.app(scope, counted, unless_over)
+        except Exception:
+            if not over:
+                raise
+        if over:
+            await self._too_large()(scope, receive, send)
+
+    def _too_large(self) -> Response:
+        return problem_response(413, "Content Too Large", f"the request body is over {self.max_body_bytes} bytes")
+
+    def _refusal(self, scope: Scope) -> Response | None:
+        path: str = scope.get("path", "")
+        query = unquote_plus(scope.get("query_string", b"").decode("latin-1"))
+        for field, value in (("path", path), ("query", query)):
+            if len(value) > self.max_target_length or has_control_characters(value):
+                message = f"the {field} is too long or holds control characters"
+                return problem_response(
+                    422, "Invalid request", f"invalid fields: {field}", errors=[{"field": field, "message": message}]
+                )
+        declared = Headers(scope=scope).get("content-length")
+        if declared is not None:
+            if not declared.isdigit():
+                return problem_response(400, "Bad Request", "Content-Length is not a number")
+            if int(declared) > self.max_body_bytes:
+                return self._too_large()
+        return None

@@ -12,12 +12,14 @@ from __future__ import annotations
 import json
 from collections.abc import Collection
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
 
 MOTIVES_FILE = Path(__file__).parent / "data" / "motives.json"
 PROFESSIONS = ("general_practitioner", "dentist", "pharmacist", "nurse", "physiotherapist", "midwife")
 GP_STEP_PROFESSIONS = ("general_practitioner",)
+URGENCY_DELAYS = {"48h": timedelta(hours=48), "24h": timedelta(hours=24)}
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,15 @@ class MotiveCatalogue:
 def effective_urgency(given: str, motive: Motive | None) -> str:
     """The stricter of the regulator's urgency and the one the motive implies."""
     return "24h" if "24h" in (given, motive.urgency if motive else None) else "48h"
+
+
+def deadline_for(received_at: datetime, urgency: str) -> datetime:
+    """The absolute instant by which the patient must be seen (48 h, or 24 h when urgent).
+
+    Computed in UTC: Python adds a timedelta to a zone-aware datetime on the wall clock, which
+    would make a 48 h window across a daylight-saving change 47 or 49 real hours.
+    """
+    return received_at.astimezone(UTC) + URGENCY_DELAYS[urgency]
 
 
 @cache

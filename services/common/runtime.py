@@ -26,7 +26,7 @@ from schemas.events import EventData
 from schemas.topics import Topics
 from services.common import metrics
 from services.common.db import Database
-from services.common.http import install_log_context, install_problem_handlers
+from services.common.http import InputGuard, describe_problems, install_log_context, install_problem_handlers
 from services.common.messaging import (
     EventConsumer,
     Handler,
@@ -260,6 +260,8 @@ class Runtime:
         app = FastAPI(title=title, version="1", lifespan=lifespan)
         install_problem_handlers(app)
         install_log_context(app)
+        app.add_middleware(InputGuard, max_body_bytes=self.settings.max_body_bytes)
+        describe_problems(app)
         for part in self.parts:
             for router in part.routers:
                 app.include_router(router)
@@ -269,7 +271,13 @@ class Runtime:
             await self.measure()
             return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
-        @app.get("/healthz", tags=["operations"])
+        @app.get(
+            "/healthz",
+            tags=["operations"],
+            responses={
+                503: {"description": "not ready: `checks` says which part", "content": {"application/json": {}}}
+            },
+        )
         async def healthz() -> JSONResponse:
             checks = await self.health()
             ready = all(checks.values())

@@ -69,6 +69,9 @@ class Settings(BaseSettings):
     lead_time_minutes: float = 30.0
     sweep_interval_seconds: float = 1.0
     relay_interval_seconds: float = 0.2
+    max_body_bytes: int = Field(
+        default=1_048_576, ge=1024, le=1_073_741_824, description="larger request bodies are refused with 413"
+    )
     log_format: str = Field(default="auto", description="auto, console or json")
     log_level: str = "INFO"
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Literal
@@ -10,34 +9,35 @@ from typing import Any, Literal
 import structlog
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
-from pydantic import AnyHttpUrl, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, ConfigDict, Field, HttpUrl, model_validator
 
 from schemas.events import PatientLocation
 from services.common import geo
-from services.common.http import Problem
+from services.common.http import Problem, problems
+from services.common.inputs import IDENT, INSEE, PHONE, Ident, InputModel
 from services.common.motives import catalogue
-from services.intake.domain import CannotCancel, RequestConflict, RequestNotFound
+from services.intake.domain import CannotCancel, ReceivedAtOutOfRange, RequestConflict, RequestNotFound
 from services.intake.models import OrientationRequest, RequestHistory
 from services.intake.service import IntakeService, NewRequest
 
-REQUEST_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,99}$")
 
-
-class ContactIn(BaseModel):
+class ContactIn(InputModel):
     name: str | None = Field(default=None, max_length=200)
-    phone: str | None = Field(default=None, max_length=40, pattern=r"^[0-9+() .\-]{3,40}$")
+    phone: str | None = Field(default=None, max_length=40, pattern=PHONE)
 
 
-class PatientIn(BaseModel):
-    commune_insee: str | None = Field(default=None, pattern=r"^[0-9][0-9AB][0-9]{3}$")
+class PatientIn(InputModel):
+    commune_insee: str | None = Field(default=None, pattern=INSEE)
     lat: float | None = Field(default=None, ge=-90, le=90)
     lon: float | None = Field(default=None, ge=-180, le=180)
-    age: int | None = Field(default=None, ge=0, le=130)
+    age: int | None = Field(default=None, ge=0, le=120)
     sex: Literal["F", "M"] | None = None
     treating_rpps: str | None = Field(
         default=None, pattern=r"^[0-9]{9,11}$", description="the patient's own doctor, told of the appointment"
     )
-    red_flags: list[str] = Field(default_factory=list, description="codes from GET /v1/motives red_flags")
+    red_flags: list[str] = Field(
+        default_factory=list, max_length=50, description="codes from GET /v1/motives red_flags"
+    )
     teleconsultation_ok: bool = False
     contact: ContactIn | None = None
 
@@ -50,7 +50,7 @@ class PatientIn(BaseModel):
         return self
 
 
-class RequestIn(BaseModel):
+class RequestIn(InputModel):
     model_config = ConfigDict(
         json_schema_extra={
             "example": {
@@ -67,13 +67,14 @@ class RequestIn(BaseModel):
             }
         }
     )
-    request_id: str = Field(pattern=REQUEST_ID.pattern, description="the regulator's own id: idempotency key")
+    request_id: str = Field(pattern=IDENT, description="the regulator's own id: idempotency key")
     received_at: AwareDatetime
     urgency: Literal["48h", "24h"] = "48h"
-    motive: str = "general"
+    motive: str = Field(default="general", max_length=100)
     patient: PatientIn
-    callback_url: AnyHttpUrl | None = Field(
-        default=None, description="status changes are POSTed there, signed (X-SAS-Signature) and retried"
+    callback_url: HttpUrl | None = Field(
+        default=None,
+        description="http(s), at most 2083 characters: status changes are POSTed there, signed and retried",
     )
     correlation_id: str | None = Field(default=None, max_length=200, description="echoed on every callback")
 
@@ -165,7 +166,7 @@ def build_router(
             status_code=202,
         )
 
-    @router.post("/v1/requests", status_code=202, dependencies=auth)
+    @router.post("/v1/requests", status_code=202, dependencies=auth, responses=problems(409))
     async def submit(body: RequestIn) -> JSONResponse:
         structlog.contextvars.bind_contextvars(request_id=body.request_id)
         try:
@@ -174,18 +175,20 @@ def build_router(
             raise Problem(
                 409, "Conflict", f"request {body.request_id} was already received with a different body"
             ) from None
+        except ReceivedAtOutOfRange as error:
+            raise _invalid("received_at", str(error)) from None
         return accepted(request)
 
-    @router.get("/v1/requests/{request_id}", dependencies=auth)
-    async def status(request_id: str) -> dict[str, Any]:
+    @router.get("/v1/requests/{request_id}", dependencies=auth, responses=problems(404))
+    async def status(request_id: Ident) -> dict[str, Any]:
         structlog.contextvars.bind_contextvars(request_id=request_id)
         try:
             return request_view(*await service.get(request_id))
         except RequestNotFound:
             raise Problem(404, "Not Found", f"no request {request_id}") from None
 
-    @router.post("/v1/requests/{request_id}/cancel", dependencies=auth)
-    async def cancel(request_id: str) -> dict[str, Any]:
+    @router.post("/v1/requests/{request_id}/cancel", dependencies=auth, responses=problems(404, 409))
+    async def cancel(request_id: Ident) -> dict[str, Any]:
         structlog.contextvars.bind_contextvars(request_id=request_id)
         try:
             await service.cancel(request_id)
@@ -200,7 +203,7 @@ def build_router(
         include_in_schema=False,
         dependencies=[Depends(require_internal_key)],
     )
-    async def contact(request_id: str) -> dict[str, Any]:
+    async def contact(request_id: Ident) -> dict[str, Any]:
         found = await service.contact(request_id)
         if found is None:
             raise Problem(404, "Not Found", f"no contact for request {request_id}")

@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
+
+from services.common.motives import catalogue, deadline_for, effective_urgency
+
+# how far ahead of our clock a regulator's clock may be
+CLOCK_SKEW = timedelta(minutes=5)
 
 
 class RequestStatus(StrEnum):
@@ -36,6 +42,28 @@ class RequestNotFound(Exception):
 
 class CannotCancel(Exception):
     """The request already ended in a way a cancellation cannot change."""
+
+
+class ReceivedAtOutOfRange(Exception):
+    """`received_at` is in the future, or so long ago that the request's deadline has passed."""
+
+
+def check_received_at(received_at: datetime, urgency: str, motive: str, now: datetime) -> None:
+    """A request is for a patient to be seen within 24 or 48 h of the call: refuse a call time
+    that lies ahead of ours (beyond a small skew) or whose deadline is already over, since no
+    search could do anything for it."""
+    if received_at > now + CLOCK_SKEW:
+        raise ReceivedAtOutOfRange(
+            f"received_at {received_at.isoformat()} is in the future (more than "
+            f"{int(CLOCK_SKEW.total_seconds() // 60)} min ahead of {now.isoformat(timespec='seconds')})"
+        )
+    effective = effective_urgency(urgency, catalogue().motives.get(motive))
+    deadline = deadline_for(received_at, effective)
+    if deadline <= now:
+        raise ReceivedAtOutOfRange(
+            f"received_at {received_at.isoformat()} is too old: the {effective} deadline "
+            f"({deadline.isoformat(timespec='seconds')}) has passed"
+        )
 
 
 def fingerprint(body: dict[str, Any]) -> str:

@@ -34,6 +34,7 @@ from services.intake.domain import (
     RequestConflict,
     RequestNotFound,
     RequestStatus,
+    check_received_at,
     fingerprint,
     follows,
 )
@@ -142,7 +143,8 @@ class IntakeService:
                 if existing.fingerprint != print_:
                     raise RequestConflict(new.request_id)
                 return existing, False
-            now = utcnow()
+            now = self.clock()
+            check_received_at(new.received_at, new.urgency, new.motive, now)
             request = OrientationRequest(
                 request_id=new.request_id,
                 fingerprint=print_,

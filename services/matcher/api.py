@@ -7,23 +7,22 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import AnyHttpUrl, AwareDatetime, BaseModel, EmailStr, Field, field_validator, model_validator
+from pydantic import AwareDatetime, EmailStr, Field, HttpUrl, field_validator, model_validator
 
 from services.common import geo
-from services.common.http import Problem
+from services.common.http import Problem, problems
+from services.common.inputs import IDENT, INSEE, PHONE, Ident, InputModel
 from services.common.motives import Motive, catalogue
 from services.matcher import models as m
 from services.matcher.directory import Directory, NotFound, SiteInput, SlotBusy, UnknownReference
 from services.matcher.domain.opening_hours import InvalidOpeningHours, WeeklyHours
 
 Profession = Literal["general_practitioner", "dentist", "pharmacist", "nurse", "physiotherapist", "midwife"]
-INSEE = r"^[0-9][0-9AB][0-9]{3}$"
-IDENT = r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,99}$"
 
 
-class TerritoryIn(BaseModel):
+class TerritoryIn(InputModel):
     name: str = Field(min_length=1, max_length=200)
-    communes: list[str] = Field(min_length=1)
+    communes: list[str] = Field(min_length=1, max_length=2000)
     radius_km: float = Field(default=30.0, gt=0, le=300)
     offer_timeout_minutes: float = Field(default=15.0, ge=1, le=240, description="time to answer an offer")
     parallel_offers: int = Field(
@@ -39,7 +38,7 @@ class TerritoryIn(BaseModel):
         return sorted({geo.communes()[c].current for c in communes})
 
 
-class ClosureIn(BaseModel):
+class ClosureIn(InputModel):
     start: AwareDatetime
     end: AwareDatetime
     reason: str | None = Field(default=None, max_length=200)
@@ -51,14 +50,16 @@ class ClosureIn(BaseModel):
         return self
 
 
-class SiteIn(BaseModel):
+class SiteIn(InputModel):
     site_id: str = Field(pattern=IDENT)
     name: str = Field(min_length=1, max_length=200)
     commune_insee: str | None = Field(default=None, pattern=INSEE)
     lat: float | None = Field(default=None, ge=-90, le=90)
     lon: float | None = Field(default=None, ge=-180, le=180)
-    opening_hours: dict[str, list[list[str]]] | None = None
-    closures: list[ClosureIn] = Field(default_factory=list, description="holidays, absences: the site is closed")
+    opening_hours: dict[str, list[list[str]]] | None = Field(default=None, max_length=7)
+    closures: list[ClosureIn] = Field(
+        default_factory=list, max_length=100, description="holidays, absences: the site is closed"
+    )
 
     @model_validator(mode="after")
     def located(self) -> SiteIn:
@@ -76,11 +77,11 @@ class SiteIn(BaseModel):
         return self
 
 
-class ChannelIn(BaseModel):
+class ChannelIn(InputModel):
     """How to reach the professional; e-mail and SMS use the professional's address and phone."""
 
     type: Literal["email", "sms", "webhook"]
-    url: AnyHttpUrl | None = Field(default=None, description="webhook only: where the booking software listens")
+    url: HttpUrl | None = Field(default=None, description="webhook only: where the booking software listens")
 
     @model_validator(mode="after")
     def addressed(self) -> ChannelIn:
@@ -89,21 +90,21 @@ class ChannelIn(BaseModel):
         return self
 
 
-class ProfessionalIn(BaseModel):
+class ProfessionalIn(InputModel):
     name: str = Field(min_length=1, max_length=200)
     profession: Profession
-    cpts_id: str | None = None
+    cpts_id: str | None = Field(default=None, pattern=IDENT)
     sas_participation: Literal["individual", "via_cpts", "none"] = "none"
     accepts_overflow: bool = False
     overflow_daily_cap: int = Field(default=0, ge=0, le=50)
     email: EmailStr | None = None
-    phone: str | None = Field(default=None, pattern=r"^[0-9+() .\-]{3,40}$")
+    phone: str | None = Field(default=None, pattern=PHONE)
     teleconsultation: bool = Field(default=False, description="takes overflow patients by teleconsultation too")
     channels: list[ChannelIn] | None = Field(
-        default=None, description="in order; by default e-mail, then SMS when a phone is given"
+        default=None, max_length=10, description="in order; by default e-mail, then SMS when a phone is given"
     )
     active: bool = True
-    sites: list[SiteIn] = Field(min_length=1)
+    sites: list[SiteIn] = Field(min_length=1, max_length=50)
 
     @model_validator(mode="after")
     def reachable(self) -> ProfessionalIn:
@@ -130,9 +131,9 @@ class ProfessionalIn(BaseModel):
         return sites
 
 
-class SlotIn(BaseModel):
-    rpps: str
-    site_id: str
+class SlotIn(InputModel):
+    rpps: str = Field(pattern=IDENT)
+    site_id: str = Field(pattern=IDENT)
     start: AwareDatetime
     end: AwareDatetime
     mode: Literal["in_person", "teleconsultation"] = "in_person"
@@ -219,42 +220,42 @@ def build_router(directory: Directory, require_key: Callable[[Request], None]) -
     router = APIRouter(tags=["directory"], dependencies=[Depends(require_key)])
 
     @router.put("/v1/territories/{cpts_id}")
-    async def put_territory(cpts_id: str, body: TerritoryIn) -> JSONResponse:
+    async def put_territory(cpts_id: Ident, body: TerritoryIn) -> JSONResponse:
         territory, created = await directory.put_territory(
             cpts_id, body.name, body.communes, body.radius_km, body.offer_timeout_minutes, body.parallel_offers
         )
         return _saved(territory_view(territory), created)
 
-    @router.get("/v1/territories/{cpts_id}")
-    async def get_territory(cpts_id: str) -> dict[str, Any]:
+    @router.get("/v1/territories/{cpts_id}", responses=problems(404))
+    async def get_territory(cpts_id: Ident) -> dict[str, Any]:
         try:
             return territory_view(await directory.get_territory(cpts_id))
         except NotFound as error:
             raise Problem(404, "Not Found", str(error)) from None
 
     @router.put("/v1/professionals/{rpps}")
-    async def put_professional(rpps: str, body: ProfessionalIn) -> JSONResponse:
+    async def put_professional(rpps: Ident, body: ProfessionalIn) -> JSONResponse:
         fields = body.model_dump(exclude={"sites", "channels"}) | {"channels": body.channel_list()}
         pro, sites, created = await directory.put_professional(rpps, fields, [_site_input(s) for s in body.sites])
         return _saved(professional_view(pro, sites), created)
 
-    @router.get("/v1/professionals/{rpps}")
-    async def get_professional(rpps: str) -> dict[str, Any]:
+    @router.get("/v1/professionals/{rpps}", responses=problems(404))
+    async def get_professional(rpps: Ident) -> dict[str, Any]:
         try:
             return professional_view(*await directory.get_professional(rpps))
         except NotFound as error:
             raise Problem(404, "Not Found", str(error)) from None
 
-    @router.delete("/v1/professionals/{rpps}", status_code=204)
-    async def deactivate_professional(rpps: str) -> Response:
+    @router.delete("/v1/professionals/{rpps}", status_code=204, responses=problems(404))
+    async def deactivate_professional(rpps: Ident) -> Response:
         try:
             await directory.deactivate_professional(rpps)
         except NotFound as error:
             raise Problem(404, "Not Found", str(error)) from None
         return Response(status_code=204)
 
-    @router.put("/v1/slots/{slot_id}")
-    async def put_slot(slot_id: str, body: SlotIn) -> JSONResponse:
+    @router.put("/v1/slots/{slot_id}", responses=problems(409))
+    async def put_slot(slot_id: Ident, body: SlotIn) -> JSONResponse:
         try:
             slot, created = await directory.put_slot(slot_id, body.rpps, body.site_id, body.start, body.end, body.mode)
         except UnknownReference as error:
@@ -268,15 +269,15 @@ def build_router(directory: Directory, require_key: Callable[[Request], None]) -
             raise Problem(409, "Conflict", str(error)) from None
         return _saved(slot_view(slot), created)
 
-    @router.get("/v1/slots/{slot_id}")
-    async def get_slot(slot_id: str) -> dict[str, Any]:
+    @router.get("/v1/slots/{slot_id}", responses=problems(404))
+    async def get_slot(slot_id: Ident) -> dict[str, Any]:
         try:
             return slot_view(await directory.get_slot(slot_id))
         except NotFound as error:
             raise Problem(404, "Not Found", str(error)) from None
 
-    @router.delete("/v1/slots/{slot_id}", status_code=204)
-    async def delete_slot(slot_id: str) -> Response:
+    @router.delete("/v1/slots/{slot_id}", status_code=204, responses=problems(404, 409))
+    async def delete_slot(slot_id: Ident) -> Response:
         try:
             await directory.withdraw_slot(slot_id)
         except NotFound as error:

@@ -39,7 +39,7 @@ from schemas.events import (
 from schemas.topics import Topics
 from services.common import geo, metrics
 from services.common.db import Database, Transaction, database_away
-from services.common.motives import Motive, Step, catalogue, effective_urgency
+from services.common.motives import Motive, Step, catalogue, deadline_for, effective_urgency
 from services.matcher import models as m
 from services.matcher import repository as repo
 from services.matcher.domain import matching as d
@@ -91,7 +91,7 @@ class MatcherService:
         search = m.SearchRecord(
             request_id=event.request_id,
             received_at=event.received_at,
-            deadline=d.deadline_for(event.received_at, urgency),
+            deadline=deadline_for(event.received_at, urgency),
             urgency=urgency,
             motive=event.motive,
             commune_insee=event.location.commune_insee,

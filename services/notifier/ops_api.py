@@ -8,12 +8,13 @@ from collections.abc import Callable
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Security
 from fastapi.responses import Response
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from services.common.db import Database
-from services.common.http import Problem
+from services.common.http import BEARER, Problem, problems
+from services.common.inputs import IDENT, IdentQuery, InputModel, has_control_characters
 from services.notifier import indicators as ind
 from services.notifier import read_model
 from services.notifier.accounts import Accounts
@@ -51,10 +52,10 @@ def build_router(db: Database, require_key: Callable[[Request], None], accounts:
         elif not operator.may_see(cpts_id):
             raise Problem(403, "Forbidden", f"this account does not see CPTS {cpts_id}")
 
-    @router.get("/v1/indicators")
+    @router.get("/v1/indicators", dependencies=[Security(BEARER)], responses=problems(401, 403))
     async def indicators(
         request: Request,
-        cpts_id: str,
+        cpts_id: IdentQuery,
         first: Annotated[date, Query(alias="from")],
         last: Annotated[date, Query(alias="to")],
     ) -> dict[str, Any]:
@@ -63,10 +64,18 @@ def build_router(db: Database, require_key: Callable[[Request], None], accounts:
         first, last = _period(first, last)
         return ind.figures(cpts_id, first, last, *await read_model.facts(db, first, last))
 
-    @router.get("/v1/indicators/export.csv")
+    @router.get(
+        "/v1/indicators/export.csv",
+        dependencies=[Security(BEARER)],
+        response_class=Response,
+        responses={
+            200: {"content": {"text/csv": {}}, "description": "one row per recorded fact"},
+            **problems(401, 403),
+        },
+    )
     async def export(
         request: Request,
-        cpts_id: str,
+        cpts_id: IdentQuery,
         rows: Annotated[str, Query(pattern="^(requests|offers|slots|professionals)$")],
         first: Annotated[date, Query(alias="from")],
         last: Annotated[date, Query(alias="to")],
@@ -91,7 +100,9 @@ def build_router(db: Database, require_key: Callable[[Request], None], accounts:
             },
         )
 
-    @router.put("/v1/ops/accounts/{email}", status_code=204)
+    @router.put(
+        "/v1/ops/accounts/{email}", status_code=204, dependencies=[Security(BEARER)], responses=problems(401, 403)
+    )
     async def put_account(request: Request, email: str, body: AccountIn) -> Response:
         """Create or update an operations account (the SAS, or a sas_admin, does it)."""
         operator = await accounts.operator(request.cookies.get("sas_ops"))
@@ -99,7 +110,7 @@ def build_router(db: Database, require_key: Callable[[Request], None], accounts:
             require_key(request)
         elif operator.role != "sas_admin":
             raise Problem(403, "Forbidden", "only a sas_admin manages accounts")
-        if "@" not in email or len(email) > 200:
+        if "@" not in email or len(email) > 200 or has_control_characters(email):
             raise Problem(
                 422,
                 "Invalid request",
@@ -120,7 +131,7 @@ def build_router(db: Database, require_key: Callable[[Request], None], accounts:
     return router
 
 
-class AccountIn(BaseModel):
+class AccountIn(InputModel):
     password: str = Field(min_length=12, max_length=200)
     role: Literal["coordinator", "sas_admin"]
-    cpts_id: str | None = None
+    cpts_id: str | None = Field(default=None, pattern=IDENT)

@@ -20,6 +20,7 @@ from sqlalchemy import text
 from services.common.clock import PARIS
 from services.common.db import Database
 from services.common.http import Problem
+from services.common.inputs import has_control_characters
 from services.notifier import charts, read_model
 from services.notifier import indicators as ind
 from services.notifier.accounts import Accounts, Operator, TooManyAttempts
@@ -51,13 +52,15 @@ def build_router(db: Database, accounts: Accounts, env: Environment, secure_cook
     @router.post("/ops/login")
     async def log_in(
         request: Request,
-        email: Annotated[str, Form()],
-        password: Annotated[str, Form()],
-        csrf: Annotated[str, Form()],
+        email: Annotated[str, Form(max_length=200)],
+        password: Annotated[str, Form(max_length=200)],
+        csrf: Annotated[str, Form(max_length=100)],
         csrf_cookie: Annotated[str | None, Cookie(alias=CSRF_COOKIE)] = None,
     ) -> Response:
         if not csrf_cookie or not secrets.compare_digest(csrf, csrf_cookie):
             return login_page("Le formulaire a expiré : recommencez.", 403)
+        if has_control_characters(email):
+            return login_page("Adresse ou mot de passe incorrect.", 401)  # no account has such an address
         client = request.client.host if request.client else "unknown"
         try:
             token = await accounts.log_in(email, password, client)
@@ -73,7 +76,7 @@ def build_router(db: Database, accounts: Accounts, env: Environment, secure_cook
         return response
 
     @router.post("/ops/logout")
-    async def log_out(request: Request, csrf: Annotated[str, Form()]) -> Response:
+    async def log_out(request: Request, csrf: Annotated[str, Form(max_length=100)]) -> Response:
         operator = await current_operator(accounts, request)
         if operator is not None:
             if not secrets.compare_digest(csrf, operator.csrf):

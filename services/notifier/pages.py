@@ -281,7 +281,7 @@ def build_router(service: NotifierService, env: Environment) -> APIRouter:
         request: Request,
         token: str,
         start: Annotated[datetime | None, Form()] = None,
-        lang: Annotated[str | None, Form()] = None,
+        lang: Annotated[str | None, Form(max_length=10)] = None,
     ) -> HTMLResponse:
         chosen = language(request, lang)
         try:
@@ -295,8 +295,8 @@ def build_router(service: NotifierService, env: Environment) -> APIRouter:
     async def refuse(
         request: Request,
         token: str,
-        reason: Annotated[str | None, Form()] = None,
-        lang: Annotated[str | None, Form()] = None,
+        reason: Annotated[str | None, Form(max_length=200)] = None,
+        lang: Annotated[str | None, Form(max_length=10)] = None,
     ) -> HTMLResponse:
         chosen = language(request, lang)
         try:

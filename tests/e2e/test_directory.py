@@ -35,6 +35,36 @@ async def test_territory_is_created_then_replaced(stack: Stack) -> None:
         (
             "/v1/professionals/1",
             {
+                "name": "Dr\x00X",
+                "profession": "nurse",
+                "sites": [{"site_id": "a", "name": "a", "commune_insee": "79174"}],
+            },
+            "name",
+        ),
+        (
+            "/v1/professionals/1",
+            {"name": "x", "profession": "nurse", "sites": [{"site_id": "a", "name": "a\tb", "commune_insee": "79174"}]},
+            "sites.0.name",
+        ),
+        (
+            "/v1/professionals/1",
+            {
+                "name": "x",
+                "profession": "nurse",
+                "cpts_id": "a b",
+                "sites": [{"site_id": "a", "name": "a", "commune_insee": "79174"}],
+            },
+            "cpts_id",
+        ),
+        ("/v1/territories/t", {"name": "x" * 201, "communes": ["79174"]}, "name"),
+        (
+            "/v1/slots/s",
+            {"rpps": "x\x00", "site_id": "a", "start": "2026-12-01T10:00:00+01:00", "end": "2026-12-01T10:20:00+01:00"},
+            "rpps",
+        ),
+        (
+            "/v1/professionals/1",
+            {
                 "name": "x",
                 "profession": "nurse",
                 "email": "not-an-email",

@@ -152,6 +152,19 @@ async def test_logins_need_the_form_token_and_are_rate_limited(stack: Stack) -> 
         assert statuses[:5] == [401] * 5 and statuses[5:] == [429, 429]
 
 
+async def test_a_login_with_control_characters_is_refused_like_a_wrong_password(stack: Stack) -> None:
+    async with httpx.AsyncClient(base_url=str(stack.http.base_url), timeout=10) as client:
+        form = await client.get("/ops/login")
+        csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
+        assert csrf
+        answer = await client.post(
+            "/ops/login", data={"email": "a\x00b@y.org", "password": "guess", "csrf": csrf.group(1)}
+        )
+        assert answer.status_code == 401 and "incorrect" in answer.text
+        long = await client.post("/ops/login", data={"email": "a" * 300, "password": "g", "csrf": csrf.group(1)})
+        assert long.status_code == 422
+
+
 async def test_accounts_are_managed_by_the_sas(stack: Stack) -> None:
     body = {"password": "a long enough password", "role": "coordinator", "cpts_id": "cpts-e2e"}
     created = await stack.http.put("/v1/ops/accounts/new@cpts-e2e.example.org", json=body, headers=stack.auth)

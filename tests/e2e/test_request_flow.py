@@ -7,7 +7,9 @@ the running services never compete for the same professionals.
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+import json
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -185,6 +187,16 @@ async def test_forged_link_shows_a_clear_page(stack: Stack) -> None:
         ({"patient": {"lat": 46.2}}, {"patient"}),
         ({"patient": {"commune_insee": "79174", "age": -3}}, {"patient.age"}),
         ({"request_id": ""}, {"request_id"}),
+        # hostile input: never a 500, never a silent accept
+        ({"patient": {"commune_insee": "79174", "contact": {"name": "Je\x00anne"}}}, {"patient.contact.name"}),
+        ({"patient": {"commune_insee": "79174", "contact": {"name": "x" * 9000}}}, {"patient.contact.name"}),
+        ({"correlation_id": "a\x00b"}, {"correlation_id"}),
+        ({"correlation_id": "line\nbreak"}, {"correlation_id"}),
+        ({"motive": "x" * 9000}, {"motive"}),
+        ({"patient": {"commune_insee": "79174", "age": 121}}, {"patient.age"}),
+        ({"received_at": "9999-12-31T00:00:00+00:00"}, {"received_at"}),
+        ({"callback_url": "ftp://regulator.example/status"}, {"callback_url"}),
+        ({"callback_url": "https://regulator.example/" + "a" * 3000}, {"callback_url"}),
     ],
 )
 async def test_invalid_bodies_get_422_naming_the_fields(
@@ -198,6 +210,66 @@ async def test_invalid_bodies_get_422_naming_the_fields(
     problem = response.json()
     assert {e["field"] for e in problem["errors"]} == fields
     assert all(f in problem["detail"] for f in fields)
+
+
+@pytest.mark.parametrize(
+    ("offset", "motive", "why"),
+    [
+        (timedelta(minutes=6), "general", "in the future"),  # beyond the 5 min clock skew
+        (-timedelta(hours=48, minutes=1), "general", "the 48h deadline"),
+        (-timedelta(hours=24, minutes=1), "dental_pain", "the 24h deadline"),  # the motive makes it urgent
+    ],
+)
+async def test_received_at_out_of_range_gets_422_saying_why(
+    stack: Stack, offset: timedelta, motive: str, why: str
+) -> None:
+    body = stack.request_body("79174", received_at=(stack.clock.now + offset).isoformat(), motive=motive)
+    response = await stack.http.post("/v1/requests", json=body, headers=stack.auth)
+    assert response.status_code == 422, response.text
+    [error] = response.json()["errors"]
+    assert error["field"] == "received_at" and why in error["message"]
+    assert (await stack.http.get(f"/v1/requests/{body['request_id']}", headers=stack.auth)).status_code == 404
+
+
+async def test_received_at_within_the_deadline_and_clock_skew_is_accepted(stack: Stack) -> None:
+    for offset in (timedelta(minutes=4), -timedelta(hours=47)):
+        body = stack.request_body("79174", received_at=(stack.clock.now + offset).isoformat())
+        response = await stack.http.post("/v1/requests", json=body, headers=stack.auth)
+        assert response.status_code == 202, response.text
+        await stack.http.post(f"/v1/requests/{body['request_id']}/cancel", headers=stack.auth)
+
+
+async def test_a_lone_surrogate_gets_422(stack: Stack) -> None:
+    body = stack.request_body("79174")
+    raw = json.dumps(body).replace("Jeanne Patiente", "Jeanne \\ud800").encode()  # valid JSON, no valid text
+    response = await stack.http.post(
+        "/v1/requests", content=raw, headers={**stack.auth, "content-type": "application/json"}
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"][0]["field"] == "patient.contact.name"
+
+
+async def test_bad_paths_and_oversized_bodies_are_refused_before_anything_runs(stack: Stack) -> None:
+    for path in ("/v1/requests/a%00b", "/v1/requests/" + "x" * 5000, "/o/a%01b"):
+        response = await stack.http.get(path, headers=stack.auth)
+        assert response.status_code == 422, (path, response.text)
+        assert response.json()["errors"][0]["field"] == "path"
+    assert (await stack.http.get("/v1/requests/bad id!", headers=stack.auth)).status_code == 422
+    big = b'{"request_id": "' + b"x" * 2_000_000 + b'"}'
+    declared = await stack.http.post(
+        "/v1/requests", content=big, headers={**stack.auth, "content-type": "application/json"}
+    )
+    assert declared.status_code == 413, declared.text
+
+    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: counted as it arrives
+        for _ in range(40):
+            yield b" " * 65536
+
+    streamed = await stack.http.post(
+        "/v1/requests", content=chunks(), headers={**stack.auth, "content-type": "application/json"}
+    )
+    assert streamed.status_code == 413, streamed.text
+    assert streamed.headers["content-type"].startswith("application/problem+json")
 
 
 async def test_not_json_gets_422(stack: Stack) -> None:

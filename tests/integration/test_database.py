@@ -7,8 +7,10 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 from services.common.clock import utcnow
+from services.common.db import text_not_storable
 from services.matcher import models as m
 from services.matcher import repository as repo
 from tests.integration.helpers import MIGRATIONS, migrated
@@ -72,3 +74,19 @@ async def test_concurrent_holds_on_one_slot_one_wins(database_url: str) -> None:
         assert slot is not None and slot.state == m.SlotState.HELD
         assert slot.request_id == f"REQ-{results.index(True)}"
     await db.dispose()
+
+
+async def test_a_database_error_never_carries_the_values_it_was_given(database_url: str) -> None:
+    """A patient's name in a failed statement must not reach a log line through the error."""
+    db = await migrated(database_url, "intake")
+    try:
+        with pytest.raises(DBAPIError) as caught:
+            async with db.engine.begin() as conn:
+                await conn.execute(
+                    text("INSERT INTO patient_contact (request_id, name, phone) VALUES (:r, :n, :p)"),
+                    {"r": "R-1", "n": "Jeanne\x00Patiente", "p": "0612345678"},
+                )
+        assert text_not_storable(caught.value)
+        assert "Jeanne" not in str(caught.value) and "0612345678" not in str(caught.value)
+    finally:
+        await db.dispose()

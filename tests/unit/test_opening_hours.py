@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from services.common.clock import PARIS
-from services.matcher.domain.matching import deadline_for
+from services.common.motives import deadline_for
 from services.matcher.domain.opening_hours import (
     REFERENCE_HOURS,
     InvalidOpeningHours,

@@ -11,7 +11,7 @@ import pytest
 
 from services.common import geo
 from services.common.clock import PARIS
-from services.common.motives import catalogue, effective_urgency
+from services.common.motives import catalogue, deadline_for, effective_urgency
 from services.matcher.domain import matching as d
 from services.matcher.domain.decision import Ask, GiveUp, decide
 from services.matcher.domain.index import DirectoryIndex, Territory
@@ -165,7 +165,7 @@ def outcome(row: Row) -> str:
     search = d.Search(
         request_id="R",
         patient=d.Place(place.lat, place.lon),
-        deadline=d.deadline_for(now, effective_urgency(urgency, motive)),
+        deadline=deadline_for(now, effective_urgency(urgency, motive)),
         teleconsultation_ok=tele,
         radius_km=territory.radius_km if territory else d.DEFAULT_RADIUS_KM,
         patient_cpts=territory.cpts_id if territory else None,

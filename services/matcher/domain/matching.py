@@ -34,7 +34,6 @@ from services.matcher.domain.opening_hours import (
 )
 
 DEFAULT_RADIUS_KM = 30.0
-URGENCY_DELAYS = {"48h": timedelta(hours=48), "24h": timedelta(hours=24)}
 KM_PER_HOUR = 10.0  # one hour of waiting weighs as much as 10 km of travel
 LOAD_HOURS_PER_PATIENT = 0.1
 OUTSIDE_TERRITORY_HOURS = 0.5
@@ -47,15 +46,6 @@ class UnresolvedReason(StrEnum):
     DEADLINE_CANNOT_BE_MET = "deadline_cannot_be_met"
     CANDIDATES_BUSY = "candidates_busy"  # only when the policy does not wait (today's behaviour, simulated)
     CANCELLED = "cancelled"
-
-
-def deadline_for(received_at: datetime, urgency: str) -> datetime:
-    """The absolute instant by which the patient must be seen (48 h, or 24 h when urgent).
-
-    Computed in UTC: Python adds a timedelta to a zone-aware datetime on the wall clock, which
-    would make a 48 h window across a daylight-saving change 47 or 49 real hours.
-    """
-    return received_at.astimezone(UTC) + URGENCY_DELAYS[urgency]
 
 
 def earliest_start(now: datetime, lead: timedelta) -> datetime:
