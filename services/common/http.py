@@ -18,6 +18,7 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.base import RequestResponseEndpoint
 from starlette.responses import Response
+from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.common.db import database_away, text_not_storable
@@ -73,10 +74,14 @@ def install_problem_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         if isinstance(exc, Problem):
             return problem_response(exc.status_code, exc.title, str(exc.detail), **exc.extra)
-        return problem_response(exc.status_code, _title(exc.status_code), str(exc.detail))
+        response = problem_response(exc.status_code, _title(exc.status_code), str(exc.detail))
+        response.headers.update(exc.headers or {})
+        if exc.status_code == 405:  # Starlette names the methods of one route; a path has one route per method
+            response.headers["Allow"] = ", ".join(sorted(_methods_of(request)))
+        return response
 
 
 _PROBLEM_SCHEMA = {
@@ -113,6 +118,9 @@ _MEANING = {
 }
 
 
+CREATED: dict[int | str, dict[str, Any]] = {201: {"description": "created (200 when it existed and was updated)"}}
+
+
 def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """A route's own error answers, for its `responses=`; `describe_problems` gives them their body."""
     return {status: {"description": _MEANING[status]} for status in statuses}
@@ -137,6 +145,7 @@ def describe_problems(app: FastAPI) -> None:
                 if operation.get("security"):
                     responses.setdefault("401", {"description": "no valid API key"})
                 if "requestBody" in operation:
+                    responses.setdefault("400", {"description": "the body could not be read (not UTF-8, say)"})
                     responses.setdefault("413", {"description": "the body is over `MAX_BODY_BYTES`"})
                 for status, description in _EVERY_OPERATION.items():
                     responses.setdefault(status, {"description": description})
@@ -153,6 +162,14 @@ def describe_problems(app: FastAPI) -> None:
         return document
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _methods_of(request: Request) -> set[str]:
+    methods: set[str] = set()
+    for route in request.app.routes:
+        if isinstance(route, Route) and route.methods and route.matches(request.scope)[0] != Match.NONE:
+            methods |= route.methods
+    return methods
 
 
 def _title(status: int) -> str:

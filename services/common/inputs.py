@@ -9,10 +9,11 @@ with a 422 naming the field, before anything is recorded.
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Path, Query
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 # C0 and C1 control characters (tab and newline included: no input is multi-line), and lone surrogates
 _FORBIDDEN = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
@@ -43,9 +44,11 @@ class InputModel(BaseModel):
     """Base of the API's request bodies: every string bounded, none with a control character.
 
     Nested models derive from it too, so the check reaches every field with its own name.
+    Date-times are `Instant`: JSON has no date type, so they alone are parsed from text.
     """
 
-    model_config = ConfigDict(str_max_length=TEXT_MAX_LENGTH)
+    # strict: "67" is not an age and 0 is not a date; JSON's own types only (an int for a float is fine)
+    model_config = ConfigDict(str_max_length=TEXT_MAX_LENGTH, strict=True)
 
     @field_validator("*", mode="after")
     @classmethod
@@ -54,5 +57,12 @@ class InputModel(BaseModel):
         return value
 
 
+def _text_only(value: Any) -> Any:
+    if not isinstance(value, str | datetime):
+        raise ValueError("an RFC 3339 date-time with its offset, as a string")
+    return value
+
+
+Instant = Annotated[AwareDatetime, Field(strict=False), BeforeValidator(_text_only)]
 Ident = Annotated[str, Path(pattern=IDENT, description="letters, digits and . _ : - (at most 100)")]
 IdentQuery = Annotated[str, Query(pattern=IDENT, description="letters, digits and . _ : - (at most 100)")]

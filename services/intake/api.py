@@ -9,12 +9,12 @@ from typing import Any, Literal
 import structlog
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
-from pydantic import AwareDatetime, ConfigDict, Field, HttpUrl, model_validator
+from pydantic import ConfigDict, Field, HttpUrl, model_validator
 
 from schemas.events import PatientLocation
 from services.common import geo
 from services.common.http import Problem, problems
-from services.common.inputs import IDENT, INSEE, PHONE, Ident, InputModel
+from services.common.inputs import IDENT, INSEE, PHONE, Ident, InputModel, Instant
 from services.common.motives import catalogue
 from services.intake.domain import CannotCancel, ReceivedAtOutOfRange, RequestConflict, RequestNotFound
 from services.intake.models import OrientationRequest, RequestHistory
@@ -27,6 +27,9 @@ class ContactIn(InputModel):
 
 
 class PatientIn(InputModel):
+    model_config = ConfigDict(
+        json_schema_extra={"anyOf": [{"required": ["commune_insee"]}, {"required": ["lat", "lon"]}]}
+    )
     commune_insee: str | None = Field(default=None, pattern=INSEE)
     lat: float | None = Field(default=None, ge=-90, le=90)
     lon: float | None = Field(default=None, ge=-180, le=180)
@@ -68,7 +71,7 @@ class RequestIn(InputModel):
         }
     )
     request_id: str = Field(pattern=IDENT, description="the regulator's own id: idempotency key")
-    received_at: AwareDatetime
+    received_at: Instant
     urgency: Literal["48h", "24h"] = "48h"
     motive: str = Field(default="general", max_length=100)
     patient: PatientIn

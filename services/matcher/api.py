@@ -7,11 +7,11 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import AwareDatetime, EmailStr, Field, HttpUrl, field_validator, model_validator
+from pydantic import EmailStr, Field, HttpUrl, field_validator, model_validator
 
 from services.common import geo
-from services.common.http import Problem, problems
-from services.common.inputs import IDENT, INSEE, PHONE, Ident, InputModel
+from services.common.http import CREATED, Problem, problems
+from services.common.inputs import IDENT, INSEE, PHONE, Ident, InputModel, Instant
 from services.common.motives import Motive, catalogue
 from services.matcher import models as m
 from services.matcher.directory import Directory, NotFound, SiteInput, SlotBusy, UnknownReference
@@ -39,8 +39,8 @@ class TerritoryIn(InputModel):
 
 
 class ClosureIn(InputModel):
-    start: AwareDatetime
-    end: AwareDatetime
+    start: Instant
+    end: Instant
     reason: str | None = Field(default=None, max_length=200)
 
     @model_validator(mode="after")
@@ -134,8 +134,8 @@ class ProfessionalIn(InputModel):
 class SlotIn(InputModel):
     rpps: str = Field(pattern=IDENT)
     site_id: str = Field(pattern=IDENT)
-    start: AwareDatetime
-    end: AwareDatetime
+    start: Instant
+    end: Instant
     mode: Literal["in_person", "teleconsultation"] = "in_person"
 
     @model_validator(mode="after")
@@ -219,7 +219,7 @@ def _saved(view: dict[str, Any], created: bool) -> JSONResponse:
 def build_router(directory: Directory, require_key: Callable[[Request], None]) -> APIRouter:
     router = APIRouter(tags=["directory"], dependencies=[Depends(require_key)])
 
-    @router.put("/v1/territories/{cpts_id}")
+    @router.put("/v1/territories/{cpts_id}", responses=CREATED)
     async def put_territory(cpts_id: Ident, body: TerritoryIn) -> JSONResponse:
         territory, created = await directory.put_territory(
             cpts_id, body.name, body.communes, body.radius_km, body.offer_timeout_minutes, body.parallel_offers
@@ -233,7 +233,7 @@ def build_router(directory: Directory, require_key: Callable[[Request], None]) -
         except NotFound as error:
             raise Problem(404, "Not Found", str(error)) from None
 
-    @router.put("/v1/professionals/{rpps}")
+    @router.put("/v1/professionals/{rpps}", responses=CREATED)
     async def put_professional(rpps: Ident, body: ProfessionalIn) -> JSONResponse:
         fields = body.model_dump(exclude={"sites", "channels"}) | {"channels": body.channel_list()}
         pro, sites, created = await directory.put_professional(rpps, fields, [_site_input(s) for s in body.sites])
@@ -254,7 +254,7 @@ def build_router(directory: Directory, require_key: Callable[[Request], None]) -
             raise Problem(404, "Not Found", str(error)) from None
         return Response(status_code=204)
 
-    @router.put("/v1/slots/{slot_id}", responses=problems(409))
+    @router.put("/v1/slots/{slot_id}", responses={**CREATED, **problems(409)})
     async def put_slot(slot_id: Ident, body: SlotIn) -> JSONResponse:
         try:
             slot, created = await directory.put_slot(slot_id, body.rpps, body.site_id, body.start, body.end, body.mode)

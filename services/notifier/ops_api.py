@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request, Security
+from fastapi import APIRouter, Path, Query, Request, Security
 from fastapi.responses import Response
 from pydantic import Field
 
@@ -22,7 +22,19 @@ from services.notifier.accounts import Accounts
 MAX_DAYS = 400
 
 
-def _period(first: date, last: date) -> tuple[date, date]:
+EARLIEST, LATEST = date(2000, 1, 1), date(2100, 12, 31)
+
+
+def checked_period(first: date, last: date) -> tuple[date, date]:
+    """A period of days the indicators can be computed over, or a 422 saying what is wrong."""
+    for field, day in (("from", first), ("to", last)):
+        if not EARLIEST <= day <= LATEST:
+            raise Problem(
+                422,
+                "Invalid request",
+                f"invalid or missing fields: {field}",
+                errors=[{"field": field, "message": f"a day between {EARLIEST} and {LATEST}"}],
+            )
     if last < first:
         raise Problem(
             422,
@@ -61,7 +73,7 @@ def build_router(db: Database, require_key: Callable[[Request], None], accounts:
     ) -> dict[str, Any]:
         """National indicators 1 and 2 and the coordinators' figures, for one CPTS and period."""
         await allowed(request, cpts_id)
-        first, last = _period(first, last)
+        first, last = checked_period(first, last)
         return ind.figures(cpts_id, first, last, *await read_model.facts(db, first, last))
 
     @router.get(
@@ -82,7 +94,7 @@ def build_router(db: Database, require_key: Callable[[Request], None], accounts:
     ) -> Response:
         """The recorded rows behind the figures of a period, to check any of them by hand."""
         await allowed(request, cpts_id)
-        first, last = _period(first, last)
+        first, last = checked_period(first, last)
         columns, found = await read_model.export_rows(db, rows, cpts_id, first, last)
         out = io.StringIO()
         writer = csv.writer(out)
@@ -103,7 +115,9 @@ def build_router(db: Database, require_key: Callable[[Request], None], accounts:
     @router.put(
         "/v1/ops/accounts/{email}", status_code=204, dependencies=[Security(BEARER)], responses=problems(401, 403)
     )
-    async def put_account(request: Request, email: str, body: AccountIn) -> Response:
+    async def put_account(
+        request: Request, email: Annotated[str, Path(max_length=200, pattern=r"^[^@\s]+@[^@\s]+$")], body: AccountIn
+    ) -> Response:
         """Create or update an operations account (the SAS, or a sas_admin, does it)."""
         operator = await accounts.operator(request.cookies.get("sas_ops"))
         if operator is None:

@@ -24,6 +24,7 @@ from services.common.inputs import has_control_characters
 from services.notifier import charts, read_model
 from services.notifier import indicators as ind
 from services.notifier.accounts import Accounts, Operator, TooManyAttempts
+from services.notifier.ops_api import checked_period
 
 SESSION_COOKIE = "sas_ops"
 CSRF_COOKIE = "sas_ops_csrf"
@@ -116,6 +117,7 @@ def build_router(db: Database, accounts: Accounts, env: Environment, secure_cook
                 "invalid or missing fields: from, to",
                 errors=[{"field": "from", "message": "dates are YYYY-MM-DD"}],
             ) from None
+        first, last = checked_period(first, last)
         requests, offers, versions, slots = await read_model.facts(db, first, last)
         figures = ind.figures(cpts, first, last, requests, offers, versions, slots)
         html = env.get_template("ops_dashboard.html").render(
