@@ -90,6 +90,7 @@ class Tracked:
     statuses: dict[str, float] = field(default_factory=dict)  # first callback time of each status
     final: dict[str, Any] | None = None  # the terminal callback
     http_error: str | None = None
+    accepted: bool = False  # the professional's software was shown the acceptance
 
 
 class Receiver:
@@ -129,10 +130,13 @@ class Receiver:
         body = await request.json()
         tracked = self.requests.get(body.get("request_id", ""))
         if tracked is not None and tracked.accept and body.get("event") == "offer":
-            self._act(self._post(f"{body['link']}/accept", "accept"))
+            self._act(self._accept(tracked, f"{body['link']}/accept"))
         return web.Response(status=204)
 
-    async def _post(self, url: str, what: str) -> None:
+    async def _accept(self, tracked: Tracked, url: str) -> None:
+        tracked.accepted = await self._post(url, "accept") == 200
+
+    async def _post(self, url: str, what: str) -> int | None:
         assert self.http is not None
         headers = {"Authorization": f"Bearer {self.key}"} if what == "cancel" else {}
         try:
@@ -140,8 +144,10 @@ class Receiver:
                 await response.read()
                 if response.status >= 400:
                     self.action_errors[f"{what} HTTP {response.status}"] += 1
+                return response.status
         except (aiohttp.ClientError, TimeoutError) as error:
             self.action_errors[f"{what} {type(error).__name__}"] += 1
+            return None
 
 
 class Processes:
@@ -524,8 +530,13 @@ async def main(args: argparse.Namespace) -> None:
             stop_service(service)
     doubles, lost = run.check_outcomes()
     actions = dict(run.receiver.action_errors)
-    accepted = sum(1 for t in run.receiver.requests.values() if t.final and t.final["status"] == "confirmed")
-    print(f"confirmed={accepted} double_bookings={doubles} lost={lost} receiver_action_errors={actions}")
+    tracked = run.receiver.requests.values()
+    confirmed = sum(1 for t in tracked if t.final and t.final["status"] == "confirmed")
+    unconfirmed = sum(1 for t in tracked if t.accepted and not (t.final and t.final["status"] == "confirmed"))
+    print(
+        f"confirmed={confirmed} acceptances_not_confirmed={unconfirmed} double_bookings={doubles} lost={lost} "
+        f"receiver_action_errors={actions}"
+    )
     good = [r for r in results if r.p99 <= 1000 and r.never_offered <= 0.01 * r.sent]
     knee = max((r.rate for r in good), default=0)
     at20 = next((r for r in results if r.rate == 20), None)

@@ -35,5 +35,11 @@ class Topics:
         """Messages a consumer could not handle, with the reason."""
         return f"{self.prefix}deadletter.v1"
 
+    @property
+    def epoch(self) -> str:
+        """One partition whose first record identifies the broker's log (services/common/broker_watch.py)."""
+        return f"{self.prefix}epoch.v1"
+
     def all(self) -> list[str]:
+        """The event topics (the epoch topic is not one)."""
         return [self.requests, self.matching, self.offers, self.directory, self.dead_letters]

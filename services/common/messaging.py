@@ -12,6 +12,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import asyncpg
@@ -47,13 +48,14 @@ def make_broker(settings: Settings, bootstrap_servers: str) -> KafkaBroker:
 
 
 async def ensure_topics(bootstrap_servers: str, topics: Topics, partitions: int) -> None:
-    """Create the topics with an explicit partition count (brokers may auto-create with another)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    """Create the topics that are missing, with an explicit partition count (brokers may
+    auto-create with another), and the one-partition epoch topic."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=5000)
     await admin.start()
     try:
-        for name in topics.all():
+        for name, count in [*((name, partitions) for name in topics.all()), (topics.epoch, 1)]:
             with contextlib.suppress(TopicAlreadyExistsError):
-                await admin.create_topics([NewTopic(name, partitions, 1)])
+                await admin.create_topics([NewTopic(name, count, 1)])
     finally:
         await admin.close()
 
@@ -82,9 +84,15 @@ class Pump:
         self.interval = interval
         self.min_gap = min_gap  # at least this long between the starts of two rounds: pokes in between gather
         self._wake = asyncio.Event()
+        self._retry = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
     def poke(self) -> None:
+        self._wake.set()
+
+    def retry_now(self) -> None:
+        """Cut short the wait after a failure: what failed has just been mended (a broker healed)."""
+        self._retry.set()
         self._wake.set()
 
     def start(self) -> None:
@@ -111,7 +119,9 @@ class Pump:
             except Exception:  # a later round retries; nothing is lost
                 failures += 1
                 log.exception("background work failed", pump=self.name, failures=failures)
-                await asyncio.sleep(min(30.0, self.interval * 2**failures))
+                self._retry.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._retry.wait(), min(30.0, self.interval * 2**failures))
                 continue
             if done:
                 continue  # there may be more
@@ -143,9 +153,16 @@ class OutboxRelay:
         self.leading = False
         self.retake_every = 1.0  # seconds between tries to take the lead while another process holds it
         self._tried_at = -float("inf")
+        self._epoch: str | None = None  # the broker epoch last recorded, and when (follow_epoch)
+        self._epoch_written = -float("inf")
+        self._using = asyncio.Lock()  # one operation at a time on the relay's own connection
 
     async def relay_once(self) -> int:
         """Publish one batch if this process is the relay; returns how many rows it published."""
+        async with self._using:
+            return await self._relay_once()
+
+    async def _relay_once(self) -> int:
         connection = await self._lead()
         if connection is None:
             return 0
@@ -193,6 +210,46 @@ class OutboxRelay:
             )
         return connection if self.leading else None
 
+    async def follow_epoch(self, epoch: str, margin: timedelta, refresh: timedelta = timedelta(seconds=30)) -> int:
+        """Record that the broker is whole under `epoch`; when the service last saw it under another
+        epoch, its log was lost: publish again, in their order, the outbox rows published since the
+        broker was last seen whole, minus `margin` (consumers skip the ids they handled).
+
+        Only the relaying process does it, so that the rows are replayed once whichever processes
+        notice; returns how many rows it replayed."""
+        loop = asyncio.get_running_loop()
+        if epoch == self._epoch and loop.time() - self._epoch_written < refresh.total_seconds():
+            return 0
+        async with self._using:
+            replayed = await self._follow_epoch(epoch, margin)
+        if replayed is None:  # not the relaying process
+            return 0
+        self._epoch, self._epoch_written = epoch, loop.time()
+        if replayed:
+            log.warning("outbox replayed after a broker loss", schema=self.db.schema, events=replayed)
+            self.on_notified()
+        return replayed
+
+    async def _follow_epoch(self, epoch: str, margin: timedelta) -> int | None:
+        connection = await self._lead()
+        if connection is None:
+            return None
+        replayed = 0
+        async with connection.transaction():
+            known = await connection.fetchrow("SELECT epoch, whole_at FROM broker_epoch WHERE id = 1 FOR UPDATE")
+            if known is not None and known["epoch"] != epoch:
+                status = await connection.execute(
+                    "UPDATE outbox_message SET published_at = NULL WHERE published_at >= $1",
+                    known["whole_at"] - margin,
+                )
+                replayed = int(status.split()[-1])
+            await connection.execute(
+                "INSERT INTO broker_epoch (id, epoch, whole_at) VALUES (1, $1, now()) "
+                "ON CONFLICT (id) DO UPDATE SET epoch = excluded.epoch, whole_at = excluded.whole_at",
+                epoch,
+            )
+        return replayed
+
     async def close(self) -> None:
         if self._connection is not None and not self._connection.is_closed():
             await self._connection.close()  # the lock goes with it
@@ -202,6 +259,29 @@ class OutboxRelay:
         async with self.db.engine.connect() as conn:
             result = await conn.execute(text("SELECT count(*) FROM outbox_message WHERE published_at IS NULL"))
             return int(result.scalar() or 0)
+
+
+async def prune_delivered(db: Database, keep: timedelta, batch: int = 10_000) -> int:
+    """Forget outbox rows published, and event ids handled, longer than `keep` ago.
+
+    Both are kept that long on purpose: the outbox to replay after a broker loss, the ids so that
+    a replay (or any redelivery) within that time changes nothing. Deletes in small batches, so
+    that no long transaction holds up the relay or the consumers; returns the rows deleted."""
+    deleted = 0
+    for statement in (
+        "DELETE FROM outbox_message WHERE seq IN (SELECT seq FROM outbox_message "
+        "WHERE published_at < now() - make_interval(secs => :keep) LIMIT :batch)",
+        "DELETE FROM processed_event WHERE (consumer, event_id) IN (SELECT consumer, event_id FROM processed_event "
+        "WHERE processed_at < now() - make_interval(secs => :keep) LIMIT :batch)",
+    ):
+        while True:
+            async with db.engine.begin() as conn:
+                result = await conn.execute(text(statement), {"keep": keep.total_seconds(), "batch": batch})
+            count = int(getattr(result, "rowcount", 0) or 0)
+            deleted += count
+            if count < batch:
+                break
+    return deleted
 
 
 Handler = Callable[[Transaction, Any, CloudEvent], Awaitable[None]]
@@ -239,12 +319,27 @@ class _Decoded:
     handler: Handler
 
 
-class _BatchSubscriber:
+class BatchSubscriber:
     """What `broker.subscriber(..., batch=True)` is given: a plain function, to which FastStream
     hands the raw batch (the annotation matters); the subclass decodes it itself in `__call__`."""
 
+    commit_timeout = 15.0  # seconds: a commit into a topic the broker lost would be retried for ever
+    commit_failing_since: float | None = None  # loop time of the first commit that failed since the last success
+
     async def __call__(self, message: KafkaMessage) -> None:
         raise NotImplementedError
+
+    async def _commit(self, message: KafkaMessage) -> None:
+        """Commit the batch's offsets, within `commit_timeout`. A failure leaves them to the next
+        commit (commits are cumulative); health reports a commit failing for long."""
+        started = asyncio.get_running_loop().time()
+        try:
+            await asyncio.wait_for(message.ack(), self.commit_timeout)
+        except BaseException:
+            if self.commit_failing_since is None:
+                self.commit_failing_since = started
+            raise
+        self.commit_failing_since = None
 
     def subscriber_function(self) -> Callable[[KafkaMessage], Awaitable[None]]:
         async def consume(message: KafkaMessage) -> None:
@@ -254,7 +349,7 @@ class _BatchSubscriber:
 
 
 @dataclass
-class EventConsumer(_BatchSubscriber):
+class EventConsumer(BatchSubscriber):
     """One consumer group's entry point: decode, skip redeliveries, handle, then commit the offsets.
 
     It takes what the broker has in batches (FastStream batch subscribers) and commits the offsets
@@ -282,7 +377,7 @@ class EventConsumer(_BatchSubscriber):
 
     async def __call__(self, message: KafkaMessage) -> None:
         await self.take([Received.decode(record) for record in records_of(message)])
-        await message.ack()
+        await self._commit(message)
 
     async def take(self, received: Sequence[Received]) -> None:
         """Handle a batch of decoded records (the caller commits the offsets afterwards)."""
@@ -392,7 +487,7 @@ class EventConsumer(_BatchSubscriber):
 
 
 @dataclass
-class SharedConsumer(_BatchSubscriber):
+class SharedConsumer(BatchSubscriber):
     """The consumers of the services one process hosts, behind one Kafka consumer.
 
     Each Kafka consumer polls the broker on its own (every few milliseconds on the embedded
@@ -416,7 +511,7 @@ class SharedConsumer(_BatchSubscriber):
         for outcome in outcomes:
             if isinstance(outcome, BaseException):
                 raise outcome  # nothing committed: the batch comes again and the members skip what they did
-        await message.ack()
+        await self._commit(message)
 
 
 def _short(error: Exception) -> str:

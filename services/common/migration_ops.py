@@ -55,3 +55,23 @@ def create_outbox_notify() -> None:
 def drop_outbox_notify() -> None:
     op.execute("DROP TRIGGER outbox_notify ON outbox_message")
     op.execute("DROP FUNCTION outbox_notify()")
+
+
+def create_broker_loss_tables() -> None:
+    """The broker epoch a service last saw whole, and when; the outbox and the processed event ids
+    read by time (replay after a broker loss, pruning)."""
+    op.create_table(
+        "broker_epoch",
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("epoch", sa.String, nullable=False),
+        sa.Column("whole_at", TS, nullable=False),
+        sa.CheckConstraint("id = 1", name="broker_epoch_one_row"),
+    )
+    op.create_index("outbox_published_at", "outbox_message", ["published_at"])
+    op.create_index("processed_event_at", "processed_event", ["processed_at"])
+
+
+def drop_broker_loss_tables() -> None:
+    op.drop_index("processed_event_at", "processed_event")
+    op.drop_index("outbox_published_at", "outbox_message")
+    op.drop_table("broker_epoch")

@@ -11,6 +11,7 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,26 +20,31 @@ from aiokafka.abc import ConsumerRebalanceListener
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse, Response
-from faststream.kafka import KafkaBroker, KafkaMessage
+from faststream.kafka import KafkaBroker
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from schemas.events import EventData
 from schemas.topics import Topics
 from services.common import metrics
+from services.common.broker_watch import BrokerWatch
 from services.common.db import Database
 from services.common.http import InputGuard, describe_problems, install_log_context, install_problem_handlers
 from services.common.messaging import (
+    BatchSubscriber,
     EventConsumer,
     Handler,
     OutboxRelay,
     Pump,
     SharedConsumer,
     ensure_topics,
+    prune_delivered,
     subscriber_options,
 )
 from services.common.settings import Settings
 
 log = structlog.get_logger(__name__)
+
+REWIND_SECONDS = 60.0  # after a broker loss, a consumer given partitions in this time reads them from the start
 
 
 Handlers = dict[type[EventData], Handler]
@@ -73,15 +79,24 @@ class ServicePart:
 
 
 class _Joined(ConsumerRebalanceListener):  # type: ignore[misc]
-    """Marks a consumer ready once it has joined its group (with or without partitions)."""
+    """Marks a consumer ready once it has joined its group (with or without partitions); after a
+    broker loss, starts it at the beginning of what it is given (see Runtime.heal)."""
 
-    def __init__(self) -> None:
+    def __init__(self, function: BatchSubscriber) -> None:
         self.ready = asyncio.Event()
+        self.function = function  # what handles its batches: tells whether its commits fail
+        self.subscriber: Any = None  # FastStream's subscriber, once registered
+        self.rewind_until = -float("inf")  # loop time until which an assignment starts at the beginning
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
         return None
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
+        consumer = getattr(self.subscriber, "consumer", None)
+        if assigned and consumer is not None and asyncio.get_running_loop().time() < self.rewind_until:
+            # a new broker's group may hold offsets the old consumer committed late, past what
+            # the new topics hold: everything there is to read again (handled ids are skipped)
+            await consumer.seek_to_beginning(*assigned)
         self.ready.set()
 
 
@@ -114,6 +129,14 @@ class Runtime:
         self.joined: dict[str, _Joined] = {}
         self._registered = False
         self._watch: asyncio.Task[None] | None = None
+        self.broker_watch = BrokerWatch(
+            bootstrap_servers,
+            topics.all(),
+            topics.epoch,
+            lambda: ensure_topics(bootstrap_servers, topics, settings.topic_partitions),
+            self._after_look,
+        )
+        self._looking = Pump("broker-watch", self._look, settings.broker_check_seconds)
         self.started = False
 
     def _register(self) -> None:
@@ -144,16 +167,16 @@ class Runtime:
         prompt = [(sub, consumer) for sub, consumer in consumers if not sub.patience_ms]
         for sub, consumer in consumers:
             if sub.patience_ms:
-                self._subscribe(sub.name, sub.topics, consumer.subscriber_function(), [sub], sub.patience_ms)
+                self._subscribe(sub.name, sub.topics, consumer, [sub], sub.patience_ms)
         if len(prompt) == 1:
             sub, consumer = prompt[0]
-            self._subscribe(sub.name, sub.topics, consumer.subscriber_function(), [sub])
+            self._subscribe(sub.name, sub.topics, consumer, [sub])
         elif prompt:  # one Kafka consumer for all of them (see SharedConsumer)
             shared = SharedConsumer([(frozenset(sub.topics), consumer) for sub, consumer in prompt])
             self._subscribe(
                 "+".join(sub.name for sub, _ in prompt),
                 sorted({topic for sub, _ in prompt for topic in sub.topics}),
-                shared.subscriber_function(),
+                shared,
                 [sub for sub, _ in prompt],
             )
 
@@ -161,20 +184,21 @@ class Runtime:
         self,
         group: str,
         topics: list[str],
-        function: Callable[[KafkaMessage], Awaitable[None]],
+        function: BatchSubscriber,
         subs: list[Subscription],
         patience_ms: int = 0,
     ) -> None:
-        joined = _Joined()
+        joined = _Joined(function)
         for sub in subs:
             self.joined[sub.name] = joined
-        self.broker.subscriber(
+        joined.subscriber = self.broker.subscriber(
             *topics,
             group_id=f"{self.topics.prefix}{group}",
             listener=joined,
             title=f"{group}-consumer",
             **subscriber_options(self.settings, patience_ms),
-        )(function)
+        )
+        joined.subscriber(function.subscriber_function())
 
     async def start(self) -> None:
         for part in self.parts:
@@ -190,7 +214,11 @@ class Runtime:
                 pump.start()
             for job, seconds in part.timers:
                 self.scheduler.add_job(job, "interval", seconds=seconds, max_instances=1, coalesce=True)
+        for part in self.parts:
+            keep = timedelta(hours=self.settings.event_retention_hours)
+            self.scheduler.add_job(prune_delivered, "interval", args=(part.db, keep), hours=1, max_instances=1)
         self.scheduler.start()
+        self._looking.start()
         self._watch = asyncio.create_task(_watch_loop(), name="event-loop-lag")
         self.started = True
         log.info("services started", services=[p.name for p in self.parts])
@@ -201,6 +229,8 @@ class Runtime:
             self._watch.cancel()
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
+        await self._looking.stop()
+        await self.broker_watch.close()
         for part in self.parts:
             for pump in part.pumps:
                 await pump.stop()
@@ -209,6 +239,36 @@ class Runtime:
             for hook in part.on_stop:
                 await hook()
             await part.db.dispose()
+
+    async def _look(self) -> int:
+        await self.broker_watch.check()
+        return 0
+
+    async def _after_look(self, epoch: str, lost: bool) -> None:
+        """After each look at the broker: heal if it lost its log, and let each service's relay
+        record the epoch (which replays the outbox when the service last saw another one)."""
+        if lost:
+            await self.heal()
+        margin = timedelta(seconds=self.settings.replay_margin_seconds)
+        for relay in self.relays.values():
+            await relay.follow_epoch(epoch, margin)
+        if lost:
+            for part in self.parts:
+                for pump in part.pumps:
+                    pump.retry_now()  # the relays publish again at once, not after their back-off
+
+    async def heal(self) -> None:
+        """The broker lost its log while this process ran: its consumers read the new topics from
+        their beginning. They rejoin the new broker's groups by themselves; what they were given,
+        and what they are given for a while, they read from the start — past positions belong to
+        the lost log, and a commit retried into it may have landed there."""
+        rewind_until = asyncio.get_running_loop().time() + REWIND_SECONDS
+        for joined in {id(j): j for j in self.joined.values()}.values():
+            joined.rewind_until = rewind_until
+            consumer = getattr(joined.subscriber, "consumer", None)
+            if consumer is not None and consumer.assignment():
+                await consumer.seek_to_beginning(*consumer.assignment())
+        log.warning("consumers read the new topics from their beginning")
 
     async def measure(self) -> None:
         """Gauges read at scrape time: outbox backlog per service, consumer lag per group."""
@@ -239,8 +299,11 @@ class Runtime:
             checks["broker"] = bool(await self.broker.ping(timeout=2))
         except Exception:
             checks["broker"] = False
+        checks["broker.topics"] = self.broker_watch.healthy  # reachable, every topic there, loss healed
+        now = asyncio.get_running_loop().time()
         for name, joined in self.joined.items():
-            checks[f"{name}.consumers"] = joined.ready.is_set()
+            failing = joined.function.commit_failing_since
+            checks[f"{name}.consumers"] = joined.ready.is_set() and (failing is None or now - failing < 10)
         checks["started"] = self.started
         return checks
 

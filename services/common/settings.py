@@ -69,6 +69,13 @@ class Settings(BaseSettings):
     lead_time_minutes: float = 30.0
     sweep_interval_seconds: float = 1.0
     relay_interval_seconds: float = 0.2
+    broker_check_seconds: float = Field(default=2.0, gt=0, le=60, description="how often the broker's log is checked")
+    replay_margin_seconds: float = Field(
+        default=300, ge=0, description="after a broker loss, events published this long before it are replayed too"
+    )
+    event_retention_hours: float = Field(
+        default=168, gt=0, description="published outbox rows and handled event ids are kept this long"
+    )
     max_body_bytes: int = Field(
         default=1_048_576, ge=1024, le=1_073_741_824, description="larger request bodies are refused with 413"
     )

@@ -1,0 +1,125 @@
+"""Noticing that the broker lost what it held, and healing it: topics again, events again.
+
+A memory-only broker that restarts, a topic deleted by hand, a cluster replaced by an empty one:
+the services keep running, but the events that were on the broker and not yet consumed are gone,
+the consumer groups' offsets with them, and a consumer that commits into a topic that no longer
+exists retries for ever. The watch looks at the broker every few seconds and tells a loss by two
+signs: one of our topics is missing, or the broker's *epoch* changed. The epoch is the first
+record of a one-partition topic of its own, a random id written by whichever process found that
+topic empty: every process reads the same first record, so every process notices the same loss,
+however fast the topics fill up again afterwards — and a process that starts on a new broker
+(`make run` restarted with its embedded broker) compares it with the epoch each service recorded
+in its database.
+
+After each look the watch calls `on_look(epoch, lost)`; `lost` says that this process saw the
+broker lose its log while it ran. The runtime then restarts its consumers from the beginning of
+the new topics, and each service's relay publishes again the outbox rows published since the
+broker was last seen whole under the epoch it recorded, minus a margin for what consumers had not
+read yet (`OutboxRelay.follow_epoch`). Consumers skip the event ids they have handled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+
+import structlog
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError
+
+log = structlog.get_logger(__name__)
+
+
+class BrokerWatch:
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        topics: Sequence[str],
+        epoch_topic: str,
+        create_topics: Callable[[], Awaitable[None]],
+        on_look: Callable[[str, bool], Awaitable[None]],
+    ) -> None:
+        self.bootstrap_servers = bootstrap_servers
+        self.topics, self.epoch_topic = list(topics), epoch_topic
+        self.create_topics, self.on_look = create_topics, on_look
+        self.epoch: str | None = None  # the broker's epoch as this process knows it
+        self.healthy = False  # reachable, every topic there, epoch known, the look's follow-up done
+        self.losses = 0
+        self._unhealed = False  # a loss was noticed and its follow-up has not succeeded yet
+        self._client: AIOKafkaConsumer | None = None
+        self._healing = asyncio.Lock()
+
+    async def check(self) -> bool:
+        """One look; heals if the broker lost its log. Returns whether the broker is whole now."""
+        async with self._healing:
+            try:
+                await self._check()
+            except (KafkaError, OSError, TimeoutError) as error:
+                if self.healthy:
+                    log.warning("broker unreachable", error=type(error).__name__)
+                self.healthy = False
+                await self._reset_client()
+        return self.healthy
+
+    async def _check(self) -> None:
+        client = await self._connected()
+        present = await client.topics()
+        missing = [t for t in [*self.topics, self.epoch_topic] if t not in present]
+        if missing:
+            await self.create_topics()
+        epoch = await self._read_epoch(client) or await self._write_epoch(client)
+        noticed = self.epoch is not None and (bool(missing) or epoch != self.epoch)  # not at the first look
+        if noticed:
+            log.warning("broker lost its log: healing", missing=missing, epoch_changed=epoch != self.epoch)
+            self.losses += 1
+            self._unhealed = True
+        if self._unhealed:
+            self.healthy = False
+        await self.on_look(epoch, self._unhealed)  # if it fails, the next look heals again
+        self._unhealed = False
+        self.epoch = epoch
+        self.healthy = True
+
+    async def _connected(self) -> AIOKafkaConsumer:
+        if self._client is None:
+            client = AIOKafkaConsumer(
+                bootstrap_servers=self.bootstrap_servers,
+                enable_auto_commit=False,
+                client_id="sas-broker-watch",
+                request_timeout_ms=5000,
+            )
+            await asyncio.wait_for(client.start(), 10)
+            self._client = client
+        return self._client
+
+    async def _reset_client(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            with contextlib.suppress(KafkaError, OSError, TimeoutError):
+                await asyncio.wait_for(client.stop(), 5)
+
+    async def _read_epoch(self, client: AIOKafkaConsumer) -> str | None:
+        partition = TopicPartition(self.epoch_topic, 0)
+        client.assign([partition])
+        client.seek(partition, 0)
+        found = await client.getmany(partition, timeout_ms=1000, max_records=1)
+        records = found.get(partition, [])
+        return records[0].value.decode() if records and records[0].value else None
+
+    async def _write_epoch(self, client: AIOKafkaConsumer) -> str:
+        """Found empty: write an epoch; whoever wrote first wins, so read it back."""
+        producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap_servers, acks="all")
+        await producer.start()
+        try:
+            await producer.send_and_wait(self.epoch_topic, uuid.uuid4().hex.encode(), partition=0)
+        finally:
+            await producer.stop()
+        epoch = await self._read_epoch(client)
+        if epoch is None:
+            raise TimeoutError("the epoch just written cannot be read back")
+        return epoch
+
+    async def close(self) -> None:
+        await self._reset_client()
