@@ -40,6 +40,7 @@ from services.common.messaging import (
     prune_delivered,
     subscriber_options,
 )
+from services.common.reconcile import Reconciler
 from services.common.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -76,6 +77,8 @@ class ServicePart:
     timers: list[tuple[Callable[[], Awaitable[Any]], float]] = field(default_factory=list)
     on_start: list[Callable[[], Awaitable[None]]] = field(default_factory=list)  # before consuming
     on_stop: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    # SQL selecting the ids of requests stuck on this service's side (see services/common/reconcile.py)
+    stuck: str | None = None
 
 
 class _Joined(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -217,6 +220,10 @@ class Runtime:
         for part in self.parts:
             keep = timedelta(hours=self.settings.event_retention_hours)
             self.scheduler.add_job(prune_delivered, "interval", args=(part.db, keep), hours=1, max_instances=1)
+            if part.stuck:
+                reconcile = Reconciler(part.db, part.stuck).run_once
+                seconds = self.settings.reconcile_seconds
+                self.scheduler.add_job(reconcile, "interval", seconds=seconds, max_instances=1, coalesce=True)
         self.scheduler.start()
         self._looking.start()
         self._watch = asyncio.create_task(_watch_loop(), name="event-loop-lag")

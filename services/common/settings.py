@@ -76,6 +76,9 @@ class Settings(BaseSettings):
     event_retention_hours: float = Field(
         default=168, gt=0, description="published outbox rows and handled event ids are kept this long"
     )
+    reconcile_seconds: float = Field(
+        default=60, gt=0, description="how often each service looks for requests stuck on its side"
+    )
     max_body_bytes: int = Field(
         default=1_048_576, ge=1024, le=1_073_741_824, description="larger request bodies are refused with 413"
     )

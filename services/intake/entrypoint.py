@@ -11,6 +11,11 @@ from services.common.runtime import Handlers, ServicePart, Subscription
 from services.intake.api import build_router
 from services.intake.service import IntakeService
 
+# received a minute ago and the matcher has not said it is searching (services/common/reconcile.py)
+STUCK = (
+    "SELECT request_id FROM orientation_request WHERE status = 'received' AND created_at < now() - interval '1 minute'"
+)
+
 
 def build(ctx: Context) -> tuple[IntakeService, ServicePart]:
     db = ctx.database("intake")
@@ -33,5 +38,6 @@ def build(ctx: Context) -> tuple[IntakeService, ServicePart]:
         subscriptions=[Subscription("intake", [ctx.topics.matching], handlers)],
         pumps=[callbacks],
         on_stop=[service.callbacks.close, service.poster.close],
+        stuck=STUCK,
     )
     return service, part

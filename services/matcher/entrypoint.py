@@ -22,6 +22,17 @@ from services.matcher.domain.index import DirectoryIndex
 from services.matcher.index_sync import IndexSync
 from services.matcher.service import MatcherService
 
+# an offer still pending 5 minutes past its time limit (`answer_by`, as the outbox has it; the
+# longest a territory allows otherwise): the notifier never had it, or its answer never came
+# (publishing the offer again makes a notifier that missed it expire it); services/common/reconcile.py
+STUCK = (
+    "SELECT o.request_id FROM match_offer o LEFT JOIN outbox_message e "
+    "ON e.key = o.request_id AND e.value->'data'->>'offer_id' = o.offer_id "
+    "AND e.value->>'type' LIKE '%.offer.proposed.%' "
+    "WHERE o.status = 'pending' AND coalesce((e.value->'data'->>'answer_by')::timestamptz, "
+    "o.created_at + interval '240 minutes') < now() - interval '5 minutes'"
+)
+
 
 def build(ctx: Context) -> tuple[Directory, ServicePart]:
     db = ctx.database("matcher")
@@ -64,6 +75,7 @@ def build(ctx: Context) -> tuple[Directory, ServicePart]:
         on_start=[sync.start],
         on_stop=[sync.stop],
         timers=[(lambda: _forget_past(index, ctx), 3600.0)],
+        stuck=STUCK,
     )
     return directory, part
 

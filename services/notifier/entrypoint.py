@@ -50,6 +50,10 @@ def senders(ctx: Context, poster: SignedPoster) -> dict[str, Sender]:
     }
 
 
+# accepted a minute ago and the matcher has not confirmed the appointment (services/common/reconcile.py)
+STUCK = "SELECT request_id FROM offer WHERE status = 'accepted' AND decided_at < now() - interval '1 minute'"
+
+
 def build(ctx: Context, contacts: ContactSource) -> tuple[NotifierService, ServicePart]:
     db = ctx.database("notifier")
     env = templates()
@@ -96,6 +100,7 @@ def build(ctx: Context, contacts: ContactSource) -> tuple[NotifierService, Servi
             (service.remind_due, ctx.settings.sweep_interval_seconds),
             (accounts.forget_expired, 3600.0),
         ],
+        stuck=STUCK,
     )
     return service, part
 
