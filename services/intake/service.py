@@ -37,6 +37,7 @@ from services.intake.domain import (
     check_received_at,
     fingerprint,
     follows,
+    same_wait,
 )
 from services.intake.models import CallbackDelivery, OrientationRequest, PatientContact, RequestHistory
 
@@ -229,21 +230,26 @@ class IntakeService:
 
     async def on_search_started(self, tx: Transaction, event: SearchStarted, ce: CloudEvent) -> None:
         request = await self._for_update(tx, event.request_id)
+        if request and request.status == RequestStatus.SEARCHING and not request.waiting:
+            return  # searching already: this is no news (the same event again, under another id)
         if request and follows(RequestStatus(request.status), RequestStatus.SEARCHING):
             request.deadline = event.deadline
             await self._move(tx, request, RequestStatus.SEARCHING, ce.time)
 
     async def on_request_waiting(self, tx: Transaction, event: RequestWaiting, ce: CloudEvent) -> None:
         request = await self._for_update(tx, event.request_id)
-        if request and follows(RequestStatus(request.status), RequestStatus.SEARCHING):
-            request.deadline = event.deadline
-            request.waiting = {
-                "reason": event.reason,
-                "detail": event.detail,
-                "since": ce.time.isoformat(),
-                "look_again_at": event.look_again_at.isoformat(),
-            }
-            await self._move(tx, request, RequestStatus.SEARCHING, ce.time, reason=f"waiting: {event.reason}")
+        if request is None or not follows(RequestStatus(request.status), RequestStatus.SEARCHING):
+            return
+        waiting = {
+            "reason": event.reason,
+            "detail": event.detail,
+            "since": ce.time.isoformat(),
+            "look_again_at": event.look_again_at.isoformat(),
+        }
+        if request.status == RequestStatus.SEARCHING and same_wait(request.waiting, waiting):
+            return  # waiting for the same reason until the same time: no news
+        request.deadline, request.waiting = event.deadline, waiting
+        await self._move(tx, request, RequestStatus.SEARCHING, ce.time, reason=f"waiting: {event.reason}")
 
     async def on_offer_proposed(self, tx: Transaction, event: OfferProposed, ce: CloudEvent) -> None:
         request = await self._for_update(tx, event.request_id)

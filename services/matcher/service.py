@@ -112,6 +112,9 @@ class MatcherService:
         now = self.clock()
         search, offer = await self._current(tx, event.request_id, event.offer_id)
         if search is None or offer is None:
+            booked = await tx.session.get(m.MatchOffer, event.offer_id)
+            if booked is not None and booked.status == m.OfferState.ACCEPTED:
+                return  # this acceptance again (under another event id): it was booked already
             tx.emit(
                 self.topics.matching,
                 OfferWithdrawn(

@@ -130,10 +130,9 @@ class NotifierService:
 
     async def on_appointment_confirmed(self, tx: Transaction, event: AppointmentConfirmed, _: CloudEvent) -> None:
         offer = await tx.session.get(Offer, event.offer_id, with_for_update=True)
-        if offer is None:
-            return
-        if offer.status in (OfferStatus.PENDING, OfferStatus.ACCEPTED):
-            offer.status = OfferStatus.CONFIRMED
+        if offer is None or offer.status not in (OfferStatus.PENDING, OfferStatus.ACCEPTED):
+            return  # unknown, or this confirmation again (under another event id)
+        offer.status = OfferStatus.CONFIRMED
         if event.treating_doctor is not None:  # "retour au médecin traitant"
             channels = [c.model_dump() for c in event.treating_doctor_channels]
             self._notify(tx, offer, "treating_doctor", self.clock(), channels, event.treating_doctor.name)

@@ -12,8 +12,10 @@ from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 
 import pytest
+from sqlalchemy import text
 
 from tests.e2e.conftest import Stack, body_of, link_path
+from tests.integration.helpers import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -312,3 +314,70 @@ async def test_cancelling_a_confirmed_request_frees_the_booked_slot_and_tells_th
     assert (await stack.http.get("/v1/slots/88000000001-0", headers=stack.auth)).json()["state"] == "free"
     again = await stack.http.post(f"/v1/requests/{request_id}/cancel", headers=stack.auth)
     assert again.status_code == 200 and again.json()["status"] == "cancelled"
+
+
+EFFECTS = {
+    "intake": [
+        "SELECT count(*) FROM request_history WHERE request_id = :r",
+        "SELECT count(*) FROM callback_delivery WHERE request_id = :r",
+        "SELECT count(*) FROM outbox_message WHERE key = :r",
+    ],
+    "matcher": [
+        "SELECT count(*) FROM match_offer WHERE request_id = :r",
+        "SELECT count(*) FROM outbox_message WHERE key = :r",
+    ],
+    "notifier": [
+        "SELECT count(*) FROM notification n JOIN offer o USING (offer_id) WHERE o.request_id = :r",
+        "SELECT count(*) FROM audit_entry WHERE request_id = :r",
+        "SELECT count(*) FROM outbox_message WHERE key = :r",
+    ],
+}
+
+
+async def test_the_same_facts_again_under_new_event_ids_change_nothing(stack: Stack) -> None:
+    """A producer that re-created its events, a replay from elsewhere: idempotent by meaning, not only by id."""
+    await stack.professional("51000000009", "51454")  # Reims: the patient's own doctor, told of the appointment
+    gp = await stack.professional("51000000001", "51454", slots=[stack.paris(0, 15, 0)])
+    body = stack.request_body("51454", callback_url=stack.receiver.url("callback"))
+    body["patient"]["treating_rpps"] = "51000000009"
+    assert (await stack.http.post("/v1/requests", json=body, headers=stack.auth)).status_code == 202
+    request_id = str(body["request_id"])
+    [offer] = await stack.mail.wait_for(gp)
+    assert (await stack.http.post(f"{link_path(offer)}/accept")).status_code == 200
+    await stack.wait_status(request_id, "confirmed")
+    parts = {part.name: part for part in stack.runtime.parts}
+
+    async def effects() -> dict[str, list[int]]:
+        await asyncio.sleep(1.0)  # let the last messages and callbacks be written
+        found = {}
+        for name, queries in EFFECTS.items():
+            async with parts[name].db.engine.connect() as conn:
+                found[name] = [int((await conn.execute(text(q), {"r": request_id})).scalar() or 0) for q in queries]
+        return found
+
+    before = await effects()
+    copied = 0
+    for name in EFFECTS:  # every event about this request, again, each under a new id
+        async with parts[name].db.engine.begin() as conn:
+            result = await conn.execute(
+                text(
+                    "WITH copied AS (SELECT gen_random_uuid() AS id, * FROM outbox_message WHERE key = :r) "
+                    "INSERT INTO outbox_message (event_id, topic, key, value, created_at) "
+                    "SELECT id, topic, key, jsonb_set(value, '{id}', to_jsonb(id::text)), now() "
+                    "FROM copied ORDER BY seq"
+                ),
+                {"r": request_id},
+            )
+            copied += result.rowcount
+    assert copied >= 5  # received, searching, offered, accepted, confirmed
+    relays = stack.runtime.relays.values()
+
+    async def published() -> bool:
+        return not any([await relay.backlog() for relay in relays])
+
+    assert await eventually(published)  # then handled by every consumer (effects() waits a second)
+    after = await effects()
+    assert {name: after[name][:-1] for name in EFFECTS} == {name: before[name][:-1] for name in EFFECTS}
+    new_events = sum(after[name][-1] - before[name][-1] for name in EFFECTS) - copied
+    assert new_events == 0  # no handler wrote an event: nothing changed state
+    assert (await stack.status(request_id))["status"] == "confirmed"
