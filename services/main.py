@@ -28,6 +28,7 @@ from fastapi import FastAPI
 from schemas.topics import Topics
 from services.common.clock import Clock, utcnow
 from services.common.context import Context
+from services.common.db import database_away
 from services.common.embedded import EmbeddedKafka, EmbeddedPostgres
 from services.common.logging import configure_logging
 from services.common.messaging import make_broker
@@ -38,7 +39,7 @@ from services.intake import entrypoint as intake
 from services.intake.service import IntakeService
 from services.matcher import entrypoint as matcher
 from services.notifier import entrypoint as notifier
-from services.notifier.channels import ContactSource, HttpContactSource, PatientContact
+from services.notifier.channels import ContactSource, ContactUnavailable, HttpContactSource, PatientContact
 
 log = structlog.get_logger(__name__)
 ALL = ("intake", "matcher", "notifier")
@@ -51,7 +52,12 @@ class InProcessContacts:
     intake: IntakeService
 
     async def contact(self, request_id: str) -> PatientContact | None:
-        found = await self.intake.contact(request_id)
+        try:
+            found = await self.intake.contact(request_id)
+        except Exception as error:
+            if database_away(error):
+                raise ContactUnavailable(type(error).__name__) from error
+            raise
         return PatientContact(found.name, found.phone) if found else None
 
 
@@ -162,6 +168,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             "port": settings.port,
             "log_config": None,
             "access_log": os.environ.get("ACCESS_LOG", "0") == "1",
+            # the client's address (login lock-out) comes from X-Forwarded-For only behind a proxy we know
+            "proxy_headers": bool(settings.trusted_proxies),
+            "forwarded_allow_ips": settings.trusted_proxies or "",
         }
         if workers == 1:
             app, _ = build_app(settings, database_url, bootstrap, services)

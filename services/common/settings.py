@@ -79,6 +79,10 @@ class Settings(BaseSettings):
     reconcile_seconds: float = Field(
         default=60, gt=0, description="how often each service looks for requests stuck on its side"
     )
+    trusted_proxies: str = Field(
+        default="",
+        description="comma-separated addresses (or networks) of the proxies whose X-Forwarded-For is believed",
+    )
     max_body_bytes: int = Field(
         default=1_048_576, ge=1024, le=1_073_741_824, description="larger request bodies are refused with 413"
     )

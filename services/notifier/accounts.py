@@ -36,6 +36,9 @@ def check_password(password: str, stored: str) -> bool:
     return hmac.compare_digest(hash_password(password, base64.b64decode(salt)), stored)
 
 
+_UNKNOWN_ACCOUNT = hash_password(secrets.token_urlsafe(16))  # checked against when no account has the address
+
+
 def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -91,7 +94,8 @@ class Accounts:
             row = (
                 await tx.session.execute(text("SELECT password_hash FROM ops_account WHERE email = :e"), {"e": email})
             ).first()
-            ok = row is not None and check_password(password, row.password_hash)
+            # an unknown address costs the same hashing as a wrong password: timing says nothing
+            ok = check_password(password, row.password_hash if row else _UNKNOWN_ACCOUNT) and row is not None
             await tx.session.execute(
                 text("INSERT INTO ops_login_attempt (email, client, at, ok) VALUES (:e, :c, :now, :ok)"),
                 {"e": email, "c": client, "now": now, "ok": ok},

@@ -144,8 +144,13 @@ class PatientContact:
     phone: str | None
 
 
+class ContactUnavailable(Exception):
+    """The intake, which holds the patient's contact, cannot be reached right now."""
+
+
 class ContactSource(Protocol):
-    """Where the offer page gets the patient's contact after acceptance (the intake's data)."""
+    """Where the offer page gets the patient's contact after acceptance (the intake's data);
+    raises ContactUnavailable when it cannot be reached."""
 
     async def contact(self, request_id: str) -> PatientContact | None: ...
 
@@ -160,13 +165,16 @@ class HttpContactSource:
     async def contact(self, request_id: str) -> PatientContact | None:
         if self._client is None or self._client.is_closed:  # made in the loop that uses it
             self._client = httpx.AsyncClient(base_url=self.base_url, timeout=5.0)
-        response = await self._client.get(
-            f"/internal/v1/requests/{request_id}/contact", headers={"Authorization": f"Bearer {self.key}"}
-        )
-        if response.status_code == 404:
-            return None
-        response.raise_for_status()
-        body = response.json()
+        try:
+            response = await self._client.get(
+                f"/internal/v1/requests/{request_id}/contact", headers={"Authorization": f"Bearer {self.key}"}
+            )
+            if response.status_code == 404:
+                return None
+            response.raise_for_status()
+            body = response.json()
+        except (httpx.HTTPError, ValueError) as error:
+            raise ContactUnavailable(type(error).__name__) from error
         return PatientContact(body.get("name"), body.get("phone"))
 
     async def close(self) -> None:

@@ -7,6 +7,8 @@ import hashlib
 import hmac
 from datetime import datetime, timedelta
 
+from services.common.clock import PARIS
+
 REFUSAL_REASONS = {
     "full": "Agenda complet",
     "absent": "Absent",
@@ -21,6 +23,14 @@ def offer_token(secret: bytes, offer_id: str, rpps: str) -> str:
     and one professional. Only its hash is stored; the link is rebuilt when a message is sent."""
     mac = hmac.new(secret, f"offer-link:v1:{offer_id}:{rpps}".encode(), hashlib.sha256).digest()
     return base64.urlsafe_b64encode(mac).decode().rstrip("=")
+
+
+def contact_shown_until(appointment: datetime) -> datetime:
+    """The patient's contact shows on the accepted offer's page until the end of the day after the
+    appointment (Paris time): long enough to call back or be late, not for ever to anyone who
+    finds the link in a mailbox."""
+    day_after = appointment.astimezone(PARIS).date() + timedelta(days=2)
+    return datetime(day_after.year, day_after.month, day_after.day, tzinfo=PARIS)
 
 
 def token_hash(token: str) -> str:

@@ -7,21 +7,27 @@ page says plainly what happened; nothing before a valid link shows anything of t
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
+import structlog
 from fastapi import APIRouter, Form, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
+from fastapi.routing import APIRoute
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from services.common import geo
 from services.common.clock import PARIS
+from services.common.db import database_away
 from services.common.motives import catalogue
 from services.notifier.domain import REFUSAL_REASONS, OfferUnavailable, age_band, time_choices
 from services.notifier.models import OfferStatus
 from services.notifier.service import NotifierService, OfferPage
+
+log = structlog.get_logger(__name__)
 
 TEMPLATES = Path(__file__).parent / "templates"
 DAYS = {
@@ -92,6 +98,8 @@ TEXT = {
         "phone": "Téléphone",
         "unknown": "non communiqué",
         "contact_later": "Les coordonnées ne sont pas disponibles pour le moment ; rechargez la page dans un instant.",
+        "contact_until": "Ces coordonnées restent affichées sur cette page jusqu'au",
+        "contact_gone": "Les coordonnées du patient ne sont plus affichées depuis le",
         "protocol": "Protocole",
         "footer": "Service d'orientation SAS – CPTS",
         "switch": "English",
@@ -121,6 +129,8 @@ TEXT = {
         "phone": "Phone",
         "unknown": "not given",
         "contact_later": "The contact details are not available yet; reload the page in a moment.",
+        "contact_until": "These details show on this page until",
+        "contact_gone": "The patient's details are no longer shown, since",
         "protocol": "Protocol",
         "footer": "SAS orientation service – CPTS",
         "switch": "Français",
@@ -194,6 +204,19 @@ MESSAGES: dict[str, Notice] = {
         tone="notice",
         status=200,
     ),
+    "unavailable": Notice(
+        fr=(
+            "Service momentanément indisponible",
+            "Le service ne peut pas enregistrer votre réponse pour le moment. Réessayez dans un instant avec le "
+            "même lien : rien n'a été perdu.",
+        ),
+        en=(
+            "Temporarily unavailable",
+            "Your answer cannot be recorded right now. Try again in a moment with the same link: nothing was lost.",
+        ),
+        tone="warn",
+        status=503,
+    ),
     "invalid_time": Notice(
         fr=("Horaire non valide", "L'horaire choisi est hors de la plage proposée."),
         en=("Time not valid", "The time you chose is outside the proposed window."),
@@ -236,9 +259,37 @@ def language(request: Request, asked: str | None = None) -> str:
     return "en" if first.startswith("en") else "fr"
 
 
+def _waiting_out(unavailable: Callable[[Request], Response]) -> type[APIRoute]:
+    """Routes that answer a professional's page saying "try again in a moment" (503, Retry-After)
+    while the database is away, rather than an error: nothing was recorded, the link still works."""
+
+    class PageRoute(APIRoute):
+        def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+            handler = super().get_route_handler()
+
+            async def guarded(request: Request) -> Response:
+                try:
+                    return await handler(request)
+                except Exception as error:
+                    if database_away(error):
+                        log.warning("offer page while the database is away", error=type(error).__name__)
+                        return unavailable(request)
+                    raise
+
+            return guarded
+
+    return PageRoute
+
+
 def build_router(service: NotifierService, env: Environment) -> APIRouter:
-    router = APIRouter(tags=["professionals"], include_in_schema=False)
     headers = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
+
+    def unavailable(request: Request) -> Response:
+        response = message("unavailable", language(request))
+        response.headers["Retry-After"] = "10"
+        return response
+
+    router = APIRouter(tags=["professionals"], include_in_schema=False, route_class=_waiting_out(unavailable))
 
     def message(state: str, lang: str) -> HTMLResponse:
         known = MESSAGES.get(state, MESSAGES["withdrawn"])
@@ -249,7 +300,14 @@ def build_router(service: NotifierService, env: Environment) -> APIRouter:
     def render(page: OfferPage, lang: str) -> HTMLResponse:
         offer, t = page.offer, TEXT[lang]
         if offer.status in (OfferStatus.ACCEPTED, OfferStatus.CONFIRMED):
-            html = env.get_template("accepted.html").render(offer=offer, contact=page.contact, t=t, lang=lang)
+            html = env.get_template("accepted.html").render(
+                offer=offer,
+                contact=page.contact,
+                contact_until=page.contact_until,
+                now=service.clock(),
+                t=t,
+                lang=lang,
+            )
         elif offer.status == OfferStatus.PENDING and offer.expires_at > service.clock():
             commune = geo.commune(offer.patient_commune_insee or "")
             minutes_left = math.ceil((offer.expires_at - service.clock()).total_seconds() / 60)

@@ -23,11 +23,12 @@ from schemas.topics import Topics
 from services.common import metrics
 from services.common.db import Database, Transaction
 from services.common.delivery import DeliveryQueue
-from services.notifier.channels import ContactSource, Message, PatientContact, Sender
+from services.notifier.channels import ContactSource, ContactUnavailable, Message, PatientContact, Sender
 from services.notifier.dispatch import ProfessionalMessages
 from services.notifier.domain import (
     REFUSAL_REASONS,
     OfferUnavailable,
+    contact_shown_until,
     offer_expiry,
     offer_token,
     token_hash,
@@ -56,6 +57,7 @@ class OfferPage:
     offer: Offer
     token: str
     contact: PatientContact | None = None
+    contact_until: datetime | None = None  # once accepted: the contact shows until then, no longer
 
 
 class NotifierService:
@@ -229,10 +231,15 @@ class NotifierService:
         return found.first() is not None
 
     async def _page(self, offer: Offer, token: str) -> OfferPage:
-        contact = None
+        contact, until = None, None
         if offer.status in (OfferStatus.ACCEPTED, OfferStatus.CONFIRMED):
-            contact = await self.contacts.contact(offer.request_id)
-        return OfferPage(offer, token, contact)
+            until = contact_shown_until(offer.chosen_start or offer.start)
+            try:
+                if self.clock() < until:
+                    contact = await self.contacts.contact(offer.request_id)
+            except ContactUnavailable as error:  # the decision counts; the page says to reload for the contact
+                log.warning("patient contact unavailable", request_id=offer.request_id, error=str(error))
+        return OfferPage(offer, token, contact, until)
 
     # --- background work -----------------------------------------------------------------------
 
