@@ -29,6 +29,8 @@ import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
+from services.common import metrics
+
 log = structlog.get_logger(__name__)
 
 
@@ -74,6 +76,7 @@ class BrokerWatch:
         if noticed:
             log.warning("broker lost its log: healing", missing=missing, epoch_changed=epoch != self.epoch)
             self.losses += 1
+            metrics.BROKER_LOSSES.inc()
             self._unhealed = True
         if self._unhealed:
             self.healthy = False

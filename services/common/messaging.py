@@ -227,6 +227,7 @@ class OutboxRelay:
         self._epoch, self._epoch_written = epoch, loop.time()
         if replayed:
             log.warning("outbox replayed after a broker loss", schema=self.db.schema, events=replayed)
+            metrics.EVENTS_REPUBLISHED.labels(self.db.schema, "broker_loss").inc(replayed)
             self.on_notified()
         return replayed
 

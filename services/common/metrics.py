@@ -16,6 +16,14 @@ DEAD_LETTERS = Counter("sas_dead_letters_total", "Messages a consumer could not 
 EVENTS_HANDLED = Counter("sas_events_handled_total", "Events handled by consumer and type", ["consumer", "type"])
 OUTBOX_BACKLOG = Gauge("sas_outbox_backlog", "Committed events not yet published", ["service"])
 CONSUMER_LAG = Gauge("sas_consumer_lag", "Messages behind the end of the topics", ["consumer"])
+BROKER_WHOLE = Gauge("sas_broker_whole", "1 while the broker is reachable with every topic (no loss being healed)")
+BROKER_LOSSES = Counter("sas_broker_losses_total", "Times this process found the broker had lost its log")
+CONSUMER_HEALTHY = Gauge(
+    "sas_consumer_healthy", "1 while a consumer group has joined and its commits succeed", ["consumer"]
+)
+EVENTS_REPUBLISHED = Counter(
+    "sas_events_republished_total", "Outbox events published again (broker loss, stuck requests)", ["service", "why"]
+)
 LOOP_LAG = Histogram(
     "sas_event_loop_lag_seconds",
     "How late a timer fires in a process's event loop (time spent queueing behind other work)",

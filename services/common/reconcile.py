@@ -17,6 +17,7 @@ import asyncio
 import structlog
 from sqlalchemy import text
 
+from services.common import metrics
 from services.common.db import Database
 
 log = structlog.get_logger(__name__)
@@ -48,6 +49,7 @@ class Reconciler:
         for request_id in due:
             backoff = min(self.max_backoff, 2 * self._again.get(request_id, (0.0, self.first_backoff / 2))[1])
             self._again[request_id] = (now + backoff, backoff)
+        metrics.EVENTS_REPUBLISHED.labels(self.db.schema, "stuck").inc(int(getattr(result, "rowcount", 0) or 0))
         log.warning(
             "stuck requests: their events published again",
             schema=self.db.schema,

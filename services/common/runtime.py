@@ -247,6 +247,15 @@ class Runtime:
                 await hook()
             await part.db.dispose()
 
+    def _consumers_healthy(self) -> dict[str, bool]:
+        """Each consumer group: joined, and its commits not failing for 10 s or more."""
+        now = asyncio.get_running_loop().time()
+        healthy = {}
+        for name, joined in self.joined.items():
+            failing = joined.function.commit_failing_since
+            healthy[name] = joined.ready.is_set() and (failing is None or now - failing < 10)
+        return healthy
+
     async def _look(self) -> int:
         await self.broker_watch.check()
         return 0
@@ -278,7 +287,11 @@ class Runtime:
         log.warning("consumers read the new topics from their beginning")
 
     async def measure(self) -> None:
-        """Gauges read at scrape time: outbox backlog per service, consumer lag per group."""
+        """Gauges read at scrape time: outbox backlog per service, consumer lag per group, the
+        broker's and the consumers' health (what /healthz says)."""
+        metrics.BROKER_WHOLE.set(1 if self.broker_watch.healthy else 0)
+        for name, healthy in self._consumers_healthy().items():
+            metrics.CONSUMER_HEALTHY.labels(name).set(1 if healthy else 0)
         for name, relay in self.relays.items():
             with contextlib.suppress(Exception):
                 metrics.OUTBOX_BACKLOG.labels(name).set(await relay.backlog())
@@ -307,10 +320,8 @@ class Runtime:
         except Exception:
             checks["broker"] = False
         checks["broker.topics"] = self.broker_watch.healthy  # reachable, every topic there, loss healed
-        now = asyncio.get_running_loop().time()
-        for name, joined in self.joined.items():
-            failing = joined.function.commit_failing_since
-            checks[f"{name}.consumers"] = joined.ready.is_set() and (failing is None or now - failing < 10)
+        for name, healthy in self._consumers_healthy().items():
+            checks[f"{name}.consumers"] = healthy
         checks["started"] = self.started
         return checks
 

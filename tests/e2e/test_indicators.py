@@ -103,6 +103,8 @@ async def test_prometheus_metrics_show_what_happened(stack: Stack) -> None:
     assert samples["sas_match_seconds_count"] >= 3
     assert samples['sas_messages_total{channel="email",result="sent"}'] >= 2
     assert 'sas_outbox_backlog{service="intake"}' in samples
+    assert samples["sas_broker_whole"] == 1
+    assert samples['sas_consumer_healthy{consumer="intake"}'] == 1
     assert any(name.startswith("sas_consumer_lag{") for name in samples)
 
 
