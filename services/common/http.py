@@ -49,19 +49,39 @@ def _field_name(loc: Sequence[Any]) -> str:
     return ".".join(parts) or "body"
 
 
+def _answer_known_failure(exc: Exception) -> JSONResponse | None:
+    """The answer to a failure that is not a bug: the database away, a text it cannot store."""
+    if database_away(exc):  # a restart or a failover: nothing was recorded, the call can be made again
+        log.warning("database away", error=type(exc).__name__)
+        response = problem_response(
+            503, "Service Unavailable", "the database cannot be reached right now; nothing was recorded, try again"
+        )
+        response.headers["Retry-After"] = "2"
+        return response
+    if text_not_storable(exc):  # the input checks should have caught it: still the input's fault
+        log.warning("text the database cannot store", error=type(exc).__name__)
+        return problem_response(422, "Invalid request", "a text field holds a character that cannot be stored")
+    return None
+
+
 def install_problem_handlers(app: FastAPI) -> None:
+    @app.middleware("http")
+    async def known_failures(request: Request, call_next: RequestResponseEndpoint) -> Response:
+        """Answered here, not by an `Exception` handler: Starlette re-raises after those, and the
+        server then closes the connection — a client reusing it saw its next call dropped."""
+        try:
+            return await call_next(request)
+        except Exception as exc:
+            answer = _answer_known_failure(exc)
+            if answer is None:
+                raise
+            return answer
+
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:
-        if database_away(exc):  # a restart or a failover: nothing was recorded, the call can be made again
-            log.warning("database away", error=type(exc).__name__)
-            response = problem_response(
-                503, "Service Unavailable", "the database cannot be reached right now; nothing was recorded, try again"
-            )
-            response.headers["Retry-After"] = "2"
-            return response
-        if text_not_storable(exc):  # the input checks should have caught it: still the input's fault
-            log.warning("text the database cannot store", error=type(exc).__name__)
-            return problem_response(422, "Invalid request", "a text field holds a character that cannot be stored")
+        answer = _answer_known_failure(exc)
+        if answer is not None:
+            return answer
         log.exception("unexpected error", error=type(exc).__name__)
         return problem_response(500, "Internal Server Error", "an unexpected error occurred; it has been logged")
 

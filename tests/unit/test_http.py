@@ -74,3 +74,12 @@ async def test_a_database_that_is_away_answers_503_with_retry_after() -> None:
     assert response.headers["content-type"] == "application/problem+json"
     assert "Connection refused" not in response.text
     assert (await call("GET", "/boom")).status_code == 500  # anything else stays a 500
+
+
+async def test_a_database_away_is_answered_without_the_error_reaching_the_server() -> None:
+    """Starlette re-raises after an `Exception` handler and uvicorn then closes the connection:
+    a client reusing it would see its next call dropped. A 503 must end the call cleanly."""
+    transport = httpx.ASGITransport(app=app(), raise_app_exceptions=True)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        response = await client.get("/database-restarting")
+    assert response.status_code == 503 and response.headers["retry-after"] == "2"
