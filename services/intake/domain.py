@@ -62,13 +62,18 @@ def check_received_at(received_at: datetime, urgency: str, motive: str, now: dat
             f"received_at {received_at.isoformat()} is in the future (more than "
             f"{int(CLOCK_SKEW.total_seconds() // 60)} min ahead of {now.isoformat(timespec='seconds')})"
         )
-    effective = effective_urgency(urgency, catalogue().motives.get(motive))
-    deadline = deadline_for(received_at, effective)
+    deadline = deadline_of(received_at, urgency, motive)
     if deadline <= now:
         raise ReceivedAtOutOfRange(
-            f"received_at {received_at.isoformat()} is too old: the {effective} deadline "
+            f"received_at {received_at.isoformat()} is too old: the "
+            f"{effective_urgency(urgency, catalogue().motives.get(motive))} deadline "
             f"({deadline.isoformat(timespec='seconds')}) has passed"
         )
+
+
+def deadline_of(received_at: datetime, urgency: str, motive: str) -> datetime:
+    """When the patient must have been seen: 48 h, or 24 h when urgent or when the motive says so."""
+    return deadline_for(received_at, effective_urgency(urgency, catalogue().motives.get(motive)))
 
 
 def fingerprint(body: dict[str, Any]) -> str:

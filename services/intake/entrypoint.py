@@ -38,6 +38,7 @@ def build(ctx: Context) -> tuple[IntakeService, ServicePart]:
         subscriptions=[Subscription("intake", [ctx.topics.matching], handlers)],
         pumps=[callbacks],
         on_stop=[service.callbacks.close, service.poster.close],
+        timers=[(service.end_unsearched, 60.0)],  # ... and when its deadline passed, it ends
         stuck=STUCK,
     )
     return service, part

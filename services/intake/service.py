@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
@@ -35,6 +35,7 @@ from services.intake.domain import (
     RequestNotFound,
     RequestStatus,
     check_received_at,
+    deadline_of,
     fingerprint,
     follows,
     same_wait,
@@ -219,6 +220,34 @@ class IntakeService:
             tx.emit(self.topics.requests, RequestCancelled(request_id=request_id, cancelled_at=now), now)
         log.info("request cancelled", request_id=request_id)
         return request
+
+    async def end_unsearched(self) -> int:
+        """A safety net: a request still `received` when its deadline passed was never searched
+        (the matcher never answered, even with the request published again): it ends unresolved
+        with a reason, and the matcher is told it is cancelled should the request reach it late."""
+        now = self.clock()
+        async with self.db.transaction() as tx:
+            waiting = (
+                await tx.session.execute(
+                    select(OrientationRequest)
+                    .where(
+                        col(OrientationRequest.status) == RequestStatus.RECEIVED,
+                        col(OrientationRequest.received_at) < now - timedelta(hours=24),  # the shortest deadline
+                    )
+                    .order_by(col(OrientationRequest.received_at))
+                    .limit(100)
+                    .with_for_update(skip_locked=True)
+                )
+            ).scalars()
+            ended = [r for r in waiting if deadline_of(r.received_at, r.urgency, r.motive) <= now]
+            for request in ended:
+                request.reason = "deadline_cannot_be_met"
+                request.detail = "the search never started before the deadline: the matcher did not answer"
+                await self._move(tx, request, RequestStatus.UNRESOLVED, now, reason=request.reason)
+                tx.emit(self.topics.requests, RequestCancelled(request_id=request.request_id, cancelled_at=now), now)
+        for request in ended:
+            log.warning("request never searched ended unresolved", request_id=request.request_id)
+        return len(ended)
 
     async def contact(self, request_id: str) -> Contact | None:
         """The patient's contact, for the professional who accepted (see the notifier)."""

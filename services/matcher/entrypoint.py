@@ -16,6 +16,7 @@ from schemas.events import (
 from services.common.context import Context
 from services.common.messaging import Pump
 from services.common.runtime import Handlers, ServicePart, Subscription
+from services.matcher import repository as repo
 from services.matcher.api import build_router
 from services.matcher.directory import Directory
 from services.matcher.domain.index import DirectoryIndex
@@ -25,13 +26,7 @@ from services.matcher.service import MatcherService
 # an offer still pending 5 minutes past its time limit (`answer_by`, as the outbox has it; the
 # longest a territory allows otherwise): the notifier never had it, or its answer never came
 # (publishing the offer again makes a notifier that missed it expire it); services/common/reconcile.py
-STUCK = (
-    "SELECT o.request_id FROM match_offer o LEFT JOIN outbox_message e "
-    "ON e.key = o.request_id AND e.value->'data'->>'offer_id' = o.offer_id "
-    "AND e.value->>'type' LIKE '%.offer.proposed.%' "
-    "WHERE o.status = 'pending' AND coalesce((e.value->'data'->>'answer_by')::timestamptz, "
-    "o.created_at + interval '240 minutes') < now() - interval '5 minutes'"
-)
+STUCK = f"SELECT request_id FROM ({repo.offers_past_their_time_sql(5)}) AS stuck"
 
 
 def build(ctx: Context) -> tuple[Directory, ServicePart]:
@@ -74,7 +69,8 @@ def build(ctx: Context) -> tuple[Directory, ServicePart]:
         pumps=[waiting],
         on_start=[sync.start],
         on_stop=[sync.stop],
-        timers=[(lambda: _forget_past(index, ctx), 3600.0)],
+        # ... and 15 minutes past it, the matcher ends it itself and goes on
+        timers=[(lambda: _forget_past(index, ctx), 3600.0), (cascade.expire_overdue, 60.0)],
         stuck=STUCK,
     )
     return directory, part

@@ -21,6 +21,18 @@ from services.matcher.domain import matching as d
 from services.matcher.domain.opening_hours import REFERENCE_HOURS, Closure, WeeklyHours
 
 
+def offers_past_their_time_sql(minutes: int) -> str:
+    """SQL of the offers still pending `minutes` after their time limit (`answer_by`, as the
+    outbox has it; the longest a territory allows otherwise): (request_id, offer_id) rows."""
+    return (
+        "SELECT o.request_id, o.offer_id FROM match_offer o LEFT JOIN outbox_message e "
+        "ON e.key = o.request_id AND e.value->'data'->>'offer_id' = o.offer_id "
+        "AND e.value->>'type' LIKE '%.offer.proposed.%' "
+        "WHERE o.status = 'pending' AND coalesce((e.value->'data'->>'answer_by')::timestamptz, "
+        f"o.created_at + interval '240 minutes') < now() - interval '{int(minutes)} minutes'"
+    )
+
+
 def closures_of(raw: list[dict[str, str]] | None) -> tuple[Closure, ...]:
     return tuple(sorted((datetime.fromisoformat(c["start"]), datetime.fromisoformat(c["end"])) for c in raw or []))
 

@@ -214,8 +214,30 @@ class MatcherService:
             return None, None
         return search, offer
 
+    async def expire_overdue(self) -> int:
+        """A safety net: an offer still pending 15 minutes after its time limit — the notifier's
+        answer never came, even with the offer published again — ends as expired and the search
+        goes on; the notifier is told it is withdrawn. Returns how many offers."""
+        async with self.db.engine.connect() as conn:
+            overdue = [
+                (r.request_id, r.offer_id) for r in await conn.execute(text(repo.offers_past_their_time_sql(15)))
+            ]
+        for request_id, offer_id in overdue:
+            async with self.db.transaction() as tx:  # one at a time: a search claims professionals
+                await self._next_candidate(
+                    tx, request_id, offer_id, Outcome.EXPIRED, "no answer came in time", cause="handled"
+                )
+            log.warning("offer past its time limit ended by the matcher", request_id=request_id, offer_id=offer_id)
+        return len(overdue)
+
     async def _next_candidate(
-        self, tx: Transaction, request_id: str, offer_id: str, outcome: Outcome, withdrawn_because: str | None = None
+        self,
+        tx: Transaction,
+        request_id: str,
+        offer_id: str,
+        outcome: Outcome,
+        withdrawn_because: str | None = None,
+        cause: WithdrawalCause = "directory",
     ) -> None:
         now = self.clock()
         search, offer = await self._current(tx, request_id, offer_id)
@@ -226,7 +248,7 @@ class MatcherService:
         if withdrawn_because:
             tx.emit(
                 self.topics.matching,
-                OfferWithdrawn(request_id=request_id, offer_id=offer_id, reason=withdrawn_because, cause="directory"),
+                OfferWithdrawn(request_id=request_id, offer_id=offer_id, reason=withdrawn_because, cause=cause),
                 now,
             )
         log.info("offer ended, next candidate", outcome=str(outcome), rpps=offer.rpps)

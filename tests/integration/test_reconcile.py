@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from sqlalchemy import text
 
+from schemas.events import PatientLocation
 from services.common.reconcile import Reconciler
 from services.intake import entrypoint as intake
+from services.intake.service import IntakeService, NewRequest
 from services.matcher import entrypoint as matcher
 from services.notifier import entrypoint as notifier
-from tests.integration.helpers import migrated
+from tests.conftest import TUESDAY_MORNING, FakeClock
+from tests.integration.helpers import fresh_topics, migrated
 
 ROW = (
     "INSERT INTO orientation_request (request_id, fingerprint, received_at, urgency, motive, lat, lon, "
@@ -56,3 +61,42 @@ async def test_every_service_s_stuck_query_runs_on_its_schema(database_url: str)
             assert await Reconciler(db, query).run_once() == 0
         finally:
             await db.dispose()
+
+
+async def test_a_request_never_searched_ends_unresolved_when_its_deadline_passed(database_url: str) -> None:
+    db = await migrated(database_url, "intake")
+    clock = FakeClock(TUESDAY_MORNING)
+    service = IntakeService(db, fresh_topics(), clock=clock)
+    try:
+        location = PatientLocation(commune_insee="79174", lat=46.2, lon=-0.1)
+        fields = {"age": None, "sex": None, "treating_rpps": None, "callback_url": None, "correlation_id": None}
+        for request_id, received_at in (("LOST", clock.now), ("RECENT", clock.now + timedelta(hours=30))):
+            new = NewRequest(
+                request_id,
+                received_at,
+                "48h",
+                "general",
+                location,
+                **fields,  # type: ignore[arg-type]
+                red_flags=(),
+                teleconsultation_ok=False,
+                contact_name=None,
+                contact_phone=None,
+                body={"id": request_id},
+            )
+            if request_id == "RECENT":
+                clock.advance(hours=30)
+            await service.submit(new)
+        clock.advance(hours=19)  # LOST: 49 h since received, never searched; RECENT: 19 h
+        assert await service.end_unsearched() == 1
+        request, history = await service.get("LOST")
+        assert request.status == "unresolved" and request.reason == "deadline_cannot_be_met"
+        assert history[-1].status == "unresolved"
+        assert (await service.get("RECENT"))[0].status == "received"
+        async with db.engine.connect() as conn:
+            told = await conn.execute(text("SELECT value->>'type' FROM outbox_message WHERE key = 'LOST' ORDER BY seq"))
+            assert [row[0] for row in told][-1].endswith("request.cancelled.v1")  # the matcher drops it if it comes
+    finally:
+        await service.callbacks.close()
+        await service.poster.close()
+        await db.dispose()
