@@ -163,21 +163,26 @@ def main(argv: Sequence[str] | None = None) -> None:
             f"  Processes       {workers}\n",
             flush=True,
         )
-        options: dict[str, Any] = {
-            "host": settings.host,
-            "port": settings.port,
-            "log_config": None,
-            "access_log": os.environ.get("ACCESS_LOG", "0") == "1",
-            # the client's address (login lock-out) comes from X-Forwarded-For only behind a proxy we know
-            "proxy_headers": bool(settings.trusted_proxies),
-            "forwarded_allow_ips": settings.trusted_proxies or "",
-        }
+        options = server_options(settings)
         if workers == 1:
             app, _ = build_app(settings, database_url, bootstrap, services)
             uvicorn.run(app, **options)
         else:
             os.environ.update(worker_environment(settings, database_url, bootstrap, services))
             uvicorn.run("services.main:worker_app", factory=True, workers=workers, **options)
+
+
+def server_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's options: the client's address (the login lock-out counts by it) comes from
+    X-Forwarded-For only when the connection is from one of TRUSTED_PROXIES."""
+    return {
+        "host": settings.host,
+        "port": settings.port,
+        "log_config": None,
+        "access_log": os.environ.get("ACCESS_LOG", "0") == "1",
+        "proxy_headers": bool(settings.trusted_proxies),
+        "forwarded_allow_ips": settings.trusted_proxies or "",
+    }
 
 
 def worker_environment(
