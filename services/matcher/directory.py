@@ -13,10 +13,12 @@ from sqlmodel import SQLModel, col, select
 
 from schemas.events import OfferInvalidated, ProfessionalChanged, SlotChanged
 from schemas.topics import Topics
+from services.common import geo
 from services.common.db import Database, Transaction
 from services.matcher import models as m
 from services.matcher import repository as repo
 from services.matcher.domain import matching as d
+from services.matcher.domain.rpps import Listed
 
 Row = TypeVar("Row", bound=SQLModel)
 
@@ -148,6 +150,65 @@ class Directory:
             self._announce_professional(tx, pro, now)
         await self.on_change([f"professional:{rpps}", f"load:{rpps}"])
         return pro, kept, created
+
+    async def import_listed(self, listed: Listed, cpts_id: str) -> str:
+        """Create or update a professional from the national directory: `created`, `updated` or
+        `unchanged`. Only what the directory knows changes — name, profession, the practices it
+        lists (sites `rpps-…`, a practice it no longer lists is closed); a professional's own
+        settings (participation, overflow, caps, channels, sites entered by hand) are left as
+        they are. A new professional does not take part in the SAS until someone says so."""
+        now = self.clock()
+        async with self.db.transaction() as tx:
+            pro = await tx.session.get(m.Professional, listed.rpps, with_for_update=True)
+            created = pro is None
+            if pro is None:
+                email = next((p.email for p in listed.practices if p.email), None)
+                pro = m.Professional(
+                    rpps=listed.rpps,
+                    name=listed.name,
+                    profession=listed.profession,
+                    cpts_id=cpts_id,
+                    email=email,
+                    channels=[{"type": "email", "destination": email}] if email else [],
+                    updated_at=now,
+                )
+                tx.session.add(pro)
+                await tx.session.flush()
+            changed = created or (pro.name, pro.profession) != (listed.name, listed.profession)
+            pro.name, pro.profession = listed.name, listed.profession
+            existing = {
+                s.site_id: s
+                for s in (await tx.session.execute(select(m.Site).where(col(m.Site.rpps) == listed.rpps))).scalars()
+            }
+            for practice in listed.practices:
+                place = geo.commune(practice.commune_insee)
+                if place is None:
+                    continue
+                values = {
+                    "name": practice.name,
+                    "commune_insee": place.current,
+                    "department": place.department,
+                    "lat": place.lat,
+                    "lon": place.lon,
+                    "address": practice.address,
+                    "active": True,
+                }
+                site = existing.pop(practice.site_id, None)
+                if site is None or any(getattr(site, k) != v for k, v in values.items()):
+                    changed = True
+                    _upsert(tx.session, site, m.Site, {"rpps": listed.rpps, "site_id": practice.site_id, **values})
+            for gone in existing.values():
+                if gone.site_id.startswith("rpps-") and gone.active:  # no longer listed: closed
+                    changed, gone.active = True, False
+                    await self._withdraw_free_slots(tx, listed.rpps, gone.site_id, now)
+            if changed:
+                pro.updated_at = now
+                await tx.session.flush()
+                await self._void_impossible_offers(tx, listed.rpps, now)
+                self._announce_professional(tx, pro, now)
+        if changed:
+            await self.on_change([f"professional:{listed.rpps}"])
+        return "created" if created else "updated" if changed else "unchanged"
 
     async def deactivate_professional(self, rpps: str) -> None:
         """The professional stops taking SAS patients: free slots withdrawn, pending offer voided."""

@@ -57,6 +57,7 @@ class Site(SQLModel, table=True):
     lon: float
     opening_hours: dict[str, Any] | None = json_column()
     closures: list[dict[str, str]] | None = json_column()  # [{"start", "end", "reason"}], RFC 3339
+    address: dict[str, str] | None = json_column()  # {"line", "postal_code", "city"}
     active: bool = True
     revision: int | None = None
 
