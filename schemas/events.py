@@ -65,6 +65,15 @@ class ProfessionalRef(BaseModel):
     profession: str
 
 
+class Address(BaseModel):
+    """A practice's postal address."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    line: str = ""
+    postal_code: str = ""
+    city: str = ""
+
+
 class SiteRef(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
     site_id: str
@@ -72,6 +81,8 @@ class SiteRef(BaseModel):
     commune_insee: str | None = None
     lat: float
     lon: float
+    # the regulator tells the patient where to go (named apart from any patient address, which no event carries)
+    practice_address: Address | None = None
 
 
 class CandidateExplanation(BaseModel):

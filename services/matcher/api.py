@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import EmailStr, Field, HttpUrl, field_validator, model_validator
 
 from services.common import geo
 from services.common.http import CREATED, Problem, problems
-from services.common.inputs import IDENT, INSEE, PHONE, Ident, InputModel, Instant
+from services.common.inputs import IDENT, INSEE, PHONE, Ident, IdentQuery, InputModel, Instant
 from services.common.motives import Motive, catalogue
 from services.matcher import models as m
 from services.matcher.directory import Directory, NotFound, SiteInput, SlotBusy, UnknownReference
@@ -50,6 +50,12 @@ class ClosureIn(InputModel):
         return self
 
 
+class AddressIn(InputModel):
+    line: str = Field(default="", max_length=200, description="number and street")
+    postal_code: str = Field(default="", pattern=r"^([0-9]{5})?$")
+    city: str = Field(default="", max_length=100)
+
+
 class SiteIn(InputModel):
     site_id: str = Field(pattern=IDENT)
     name: str = Field(min_length=1, max_length=200)
@@ -57,6 +63,7 @@ class SiteIn(InputModel):
     lat: float | None = Field(default=None, ge=-90, le=90)
     lon: float | None = Field(default=None, ge=-180, le=180)
     opening_hours: dict[str, list[list[str]]] | None = Field(default=None, max_length=7)
+    address: AddressIn | None = Field(default=None, description="shown to the regulator with the appointment")
     closures: list[ClosureIn] = Field(
         default_factory=list, max_length=100, description="holidays, absences: the site is closed"
     )
@@ -156,7 +163,15 @@ def _site_input(site: SiteIn) -> SiteInput:
         {"start": c.start.isoformat(), "end": c.end.isoformat(), "reason": c.reason or ""} for c in site.closures
     ]
     return SiteInput(
-        site.site_id, site.name, site.commune_insee, department, lat, lon, site.opening_hours, closures or None
+        site.site_id,
+        site.name,
+        site.commune_insee,
+        department,
+        lat,
+        lon,
+        site.opening_hours,
+        closures or None,
+        site.address.model_dump() if site.address else None,
     )
 
 
@@ -194,6 +209,7 @@ def professional_view(p: m.Professional, sites: list[m.Site]) -> dict[str, Any]:
                 "lon": s.lon,
                 "opening_hours": s.opening_hours,
                 "closures": s.closures or [],
+                "address": s.address,
             }
             for s in sites
         ],
@@ -238,6 +254,36 @@ def build_router(directory: Directory, require_key: Callable[[Request], None]) -
         fields = body.model_dump(exclude={"sites", "channels"}) | {"channels": body.channel_list()}
         pro, sites, created = await directory.put_professional(rpps, fields, [_site_input(s) for s in body.sites])
         return _saved(professional_view(pro, sites), created)
+
+    @router.get("/v1/professionals")
+    async def list_professionals(
+        cpts_id: IdentQuery,
+        profession: Profession | None = None,
+        commune_insee: Annotated[str | None, Query(pattern=INSEE)] = None,
+        limit: Annotated[int, Query(ge=1, le=200)] = 50,
+        offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    ) -> dict[str, Any]:
+        """A territory's professionals, by name, a page at a time (what an import loaded, say)."""
+        total, found = await directory.list_professionals(cpts_id, profession, commune_insee, limit, offset)
+        items = [professional_view(pro, sites) for pro, sites in found]
+        return {"total": total, "limit": limit, "offset": offset, "items": items}
+
+    @router.get("/v1/slots")
+    async def list_slots(
+        rpps: IdentQuery,
+        first: Annotated[Instant, Query(alias="from")],
+        last: Annotated[Instant, Query(alias="to")],
+        limit: Annotated[int, Query(ge=1, le=1000)] = 500,
+    ) -> dict[str, Any]:
+        """A professional's slots starting between `from` and `to` (RFC 3339, with an offset), any state."""
+        if last <= first:
+            raise Problem(
+                422,
+                "Invalid request",
+                "invalid or missing fields: to",
+                errors=[{"field": "to", "message": "`to` must be after `from`"}],
+            )
+        return {"items": [slot_view(s) for s in await directory.list_slots(rpps, first, last, limit)]}
 
     @router.get("/v1/professionals/{rpps}", responses=problems(404))
     async def get_professional(rpps: Ident) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import update
+from sqlalchemy import func, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import SQLModel, col, select
 
@@ -49,6 +49,7 @@ class SiteInput:
     lon: float
     opening_hours: dict[str, Any] | None
     closures: list[dict[str, str]] | None = None
+    address: dict[str, str] | None = None  # line, postal_code, city
 
 
 def _upsert(session: AsyncSession, row: Row | None, model: type[Row], values: dict[str, Any]) -> Row:
@@ -137,6 +138,7 @@ class Directory:
                     "lon": given.lon,
                     "opening_hours": given.opening_hours,
                     "closures": given.closures,
+                    "address": given.address,
                     "active": True,
                 }
                 kept.append(_upsert(tx.session, existing.pop(given.site_id, None), m.Site, values))
@@ -330,6 +332,43 @@ class Directory:
             self._announce_slot(tx, slot, self.clock())
         await self.on_change([f"slot:{slot_id}"])
         return slot, created
+
+    async def list_professionals(
+        self, cpts_id: str, profession: str | None, commune_insee: str | None, limit: int, offset: int
+    ) -> tuple[int, list[tuple[m.Professional, list[m.Site]]]]:
+        """A territory's professionals, by name, a page at a time, with their active sites."""
+        query = select(m.Professional).where(col(m.Professional.cpts_id) == cpts_id)
+        if profession:
+            query = query.where(col(m.Professional.profession) == profession)
+        if commune_insee:
+            at_commune = select(m.Site.rpps).where(col(m.Site.commune_insee) == commune_insee, col(m.Site.active))
+            query = query.where(col(m.Professional.rpps).in_(at_commune))
+        async with self.db.transaction() as tx:
+            total = (await tx.session.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
+            page = query.order_by(col(m.Professional.name), col(m.Professional.rpps)).limit(limit).offset(offset)
+            pros = list((await tx.session.execute(page)).scalars())
+            found = (
+                await tx.session.execute(
+                    select(m.Site)
+                    .where(col(m.Site.rpps).in_([p.rpps for p in pros]), col(m.Site.active))
+                    .order_by(col(m.Site.site_id))
+                )
+            ).scalars()
+            sites: dict[str, list[m.Site]] = {}
+            for site in found:
+                sites.setdefault(site.rpps, []).append(site)
+        return int(total), [(p, sites.get(p.rpps, [])) for p in pros]
+
+    async def list_slots(self, rpps: str, start: datetime, end: datetime, limit: int) -> list[m.Slot]:
+        """A professional's slots starting in [start, end), in time order (any state)."""
+        async with self.db.transaction() as tx:
+            found = await tx.session.execute(
+                select(m.Slot)
+                .where(col(m.Slot.rpps) == rpps, col(m.Slot.start) >= start, col(m.Slot.start) < end)
+                .order_by(col(m.Slot.start))
+                .limit(limit)
+            )
+            return list(found.scalars())
 
     async def get_slot(self, slot_id: str) -> m.Slot:
         async with self.db.transaction() as tx:

@@ -15,6 +15,7 @@ from sqlalchemy import or_, text
 from sqlmodel import col, select
 
 from schemas.events import (
+    Address,
     Alternative,
     AppointmentConfirmed,
     CandidateExplanation,
@@ -631,7 +632,14 @@ def _pro_ref(pro: m.Professional) -> ProfessionalRef:
 
 
 def _site_ref(site: m.Site) -> SiteRef:
-    return SiteRef(site_id=site.site_id, name=site.name, commune_insee=site.commune_insee, lat=site.lat, lon=site.lon)
+    return SiteRef(
+        site_id=site.site_id,
+        name=site.name,
+        commune_insee=site.commune_insee,
+        lat=site.lat,
+        lon=site.lon,
+        practice_address=Address.model_validate(site.address) if site.address else None,
+    )
 
 
 def _explain(c: d.Candidate) -> CandidateExplanation:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import pytest
 
 from tests.e2e.conftest import Stack, link_path
@@ -144,3 +146,48 @@ async def test_motives_list_codes_and_professions(stack: Stack) -> None:
     motives = {m["code"]: m for m in response.json()["motives"]}
     assert motives["general"]["professions"] == ["general_practitioner"]
     assert "dentist" in motives["dental_pain"]["professions"]
+
+
+async def test_a_practice_address_reaches_the_regulator_with_the_appointment(stack: Stack) -> None:
+    address = {"line": "3 place du Marché", "postal_code": "28000", "city": "Chartres"}
+    site = {"site_id": "main", "name": "Cabinet du Marché", "commune_insee": "28085", "address": address}
+    gp = await stack.professional("28000000001", "28085", slots=[stack.paris(0, 16, 0)], sites=[site])
+    shown = await stack.http.get("/v1/professionals/28000000001", headers=stack.auth)
+    assert shown.json()["sites"][0]["address"] == address
+    request_id = await stack.submit("28085")
+    [offer] = await stack.mail.wait_for(gp)
+    assert (await stack.http.post(f"{link_path(offer)}/accept")).status_code == 200
+    confirmed = await stack.wait_status(request_id, "confirmed")
+    assert confirmed["appointment"]["site"]["practice_address"] == address
+    bad = await stack.http.put(
+        "/v1/professionals/28000000002",
+        json={"name": "x", "profession": "nurse", "sites": [{**site, "address": {"postal_code": "2800"}}]},
+        headers=stack.auth,
+    )
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "sites.0.address.postal_code"
+
+
+async def test_a_coordinator_lists_the_territory_s_professionals_and_their_slots(stack: Stack) -> None:
+    for n, (commune, profession) in enumerate(
+        [("61001", "general_practitioner"), ("61006", "nurse"), ("61001", "nurse")]
+    ):
+        await stack.professional(f"6100000000{n}", commune, profession=profession, cpts_id="cpts-orne")
+    await stack.professional("61000000009", "61001", slots=[stack.paris(1, 9), stack.paris(1, 10), stack.paris(3, 9)])
+    listed = await stack.http.get("/v1/professionals", params={"cpts_id": "cpts-orne"}, headers=stack.auth)
+    assert listed.status_code == 200, listed.text
+    assert listed.json()["total"] == 3 and len(listed.json()["items"]) == 3
+    nurses = await stack.http.get(
+        "/v1/professionals",
+        params={"cpts_id": "cpts-orne", "profession": "nurse", "commune_insee": "61001", "limit": 1},
+        headers=stack.auth,
+    )
+    assert nurses.json()["total"] == 1 and nurses.json()["items"][0]["rpps"] == "61000000002"
+    window = {"rpps": "61000000009", "from": stack.paris(1, 0).isoformat(), "to": stack.paris(2, 0).isoformat()}
+    slots = await stack.http.get("/v1/slots", params=window, headers=stack.auth)
+    assert slots.status_code == 200, slots.text
+    starts = [datetime.fromisoformat(s["start"]) for s in slots.json()["items"]]
+    assert starts == [stack.paris(1, 9), stack.paris(1, 10)]
+    backwards = await stack.http.get("/v1/slots", params={**window, "to": window["from"]}, headers=stack.auth)
+    assert backwards.status_code == 422
+    naive = await stack.http.get("/v1/slots", params={**window, "from": "2026-12-02T00:00:00"}, headers=stack.auth)
+    assert naive.status_code == 422
