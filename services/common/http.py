@@ -251,10 +251,23 @@ class InputGuard:
     (413, counted as it arrives, so a body without Content-Length cannot slip by), and a path
     or query string with control characters or of absurd length (422)."""
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int, max_target_length: int = 4096) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_body_bytes: int,
+        max_target_length: int = 4096,
+        uploads: tuple[str, ...] = (),
+        max_upload_bytes: int = 0,
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.max_target_length = max_target_length
+        self.uploads, self.max_upload_bytes = uploads, max_upload_bytes  # paths ending so take files
+
+    def _limit(self, scope: Scope) -> int:
+        if self.uploads and str(scope.get("path", "")).endswith(self.uploads):
+            return self.max_upload_bytes
+        return self.max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -264,7 +277,7 @@ class InputGuard:
         if refusal is not None:
             await refusal(scope, receive, send)
             return
-        received, over = 0, False
+        received, over, limit = 0, False, self._limit(scope)
 
         async def counted() -> Message:
             nonlocal received, over
@@ -273,7 +286,7 @@ class InputGuard:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_body_bytes:
+                if received > limit:
                     over = True  # the route sees the client gone; the answer is ours
                     return {"type": "http.disconnect"}
             return message
@@ -288,10 +301,10 @@ class InputGuard:
             if not over:
                 raise
         if over:
-            await self._too_large()(scope, receive, send)
+            await self._too_large(limit)(scope, receive, send)
 
-    def _too_large(self) -> Response:
-        return problem_response(413, "Content Too Large", f"the request body is over {self.max_body_bytes} bytes")
+    def _too_large(self, limit: int) -> Response:
+        return problem_response(413, "Content Too Large", f"the request body is over {limit} bytes")
 
     def _refusal(self, scope: Scope) -> Response | None:
         path: str = scope.get("path", "")
@@ -306,6 +319,6 @@ class InputGuard:
         if declared is not None:
             if not declared.isdigit():
                 return problem_response(400, "Bad Request", "Content-Length is not a number")
-            if int(declared) > self.max_body_bytes:
-                return self._too_large()
+            if int(declared) > self._limit(scope):
+                return self._too_large(self._limit(scope))
         return None

@@ -341,7 +341,12 @@ class Runtime:
         app = FastAPI(title=title, version="1", lifespan=lifespan)
         install_problem_handlers(app)
         install_log_context(app)
-        app.add_middleware(InputGuard, max_body_bytes=self.settings.max_body_bytes)
+        app.add_middleware(
+            InputGuard,
+            max_body_bytes=self.settings.max_body_bytes,
+            uploads=("/rpps-import",),
+            max_upload_bytes=self.settings.max_upload_bytes,
+        )
         describe_problems(app)
         for part in self.parts:
             for router in part.routers:

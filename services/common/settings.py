@@ -86,6 +86,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         default=1_048_576, ge=1024, le=1_073_741_824, description="larger request bodies are refused with 413"
     )
+    max_upload_bytes: int = Field(
+        default=4 * 1024**3, ge=1024, description="a directory file uploaded for import may be this large"
+    )
     log_format: str = Field(default="auto", description="auto, console or json")
     log_level: str = "INFO"
 

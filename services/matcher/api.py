@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import tempfile
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
@@ -16,6 +18,8 @@ from services.common.motives import Motive, catalogue
 from services.matcher import models as m
 from services.matcher.directory import Directory, NotFound, SiteInput, SlotBusy, UnknownReference
 from services.matcher.domain.opening_hours import InvalidOpeningHours, WeeklyHours
+from services.matcher.domain.rpps import InvalidExtraction
+from services.matcher.rpps_import import import_extraction
 
 Profession = Literal["general_practitioner", "dentist", "pharmacist", "nurse", "physiotherapist", "midwife"]
 
@@ -241,6 +245,33 @@ def build_router(directory: Directory, require_key: Callable[[Request], None]) -
             cpts_id, body.name, body.communes, body.radius_km, body.offer_timeout_minutes, body.parallel_offers
         )
         return _saved(territory_view(territory), created)
+
+    @router.post(
+        "/v1/territories/{cpts_id}/rpps-import",
+        responses=problems(404),
+        openapi_extra={"requestBody": {"required": True, "content": {"text/plain": {"schema": {"type": "string"}}}}},
+    )
+    async def import_rpps(cpts_id: Ident, request: Request) -> dict[str, Any]:
+        """The national directory's extraction for this territory (see `sas-import-rpps`): the file
+        as the body, up to MAX_UPLOAD_BYTES; kept on disk while it is read, never in memory."""
+        with tempfile.TemporaryFile("w+b") as upload:
+            async for chunk in request.stream():
+                upload.write(chunk)
+            upload.seek(0)
+            lines = io.TextIOWrapper(upload, encoding="utf-8", newline="")
+            try:
+                report = await import_extraction(directory, lines, cpts_id)
+            except NotFound as error:
+                raise Problem(404, "Not Found", str(error)) from None
+            except (InvalidExtraction, UnicodeDecodeError) as error:
+                message = str(error) if isinstance(error, InvalidExtraction) else "the file is not UTF-8 text"
+                raise Problem(
+                    422,
+                    "Invalid request",
+                    "invalid or missing fields: body",
+                    errors=[{"field": "body", "message": message}],
+                ) from None
+        return report.as_dict()
 
     @router.get("/v1/territories/{cpts_id}", responses=problems(404))
     async def get_territory(cpts_id: Ident) -> dict[str, Any]:

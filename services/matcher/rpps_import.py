@@ -37,6 +37,10 @@ class ImportReport:
     outcomes: Counter[str] = field(default_factory=Counter)  # created | updated | unchanged → professionals
     skipped: Counter[str] = field(default_factory=Counter)  # reason → rows
 
+    def as_dict(self) -> dict[str, object]:
+        return {"rows": self.rows, **{k: self.outcomes.get(k, 0) for k in ("created", "updated", "unchanged")},
+                "skipped": dict(self.skipped.most_common())}  # fmt: skip
+
     def lines(self) -> list[str]:
         done = ", ".join(f"{n} {what}" for what, n in sorted(self.outcomes.items())) or "nobody"
         lines = [f"{self.rows} rows read; professionals: {done}"]

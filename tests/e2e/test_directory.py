@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 
 from tests.e2e.conftest import Stack, link_path
+from tests.integration.rpps_file import TERRITORY, generate
 
 pytestmark = pytest.mark.e2e
 
@@ -191,3 +193,25 @@ async def test_a_coordinator_lists_the_territory_s_professionals_and_their_slots
     assert backwards.status_code == 422
     naive = await stack.http.get("/v1/slots", params={**window, "from": "2026-12-02T00:00:00"}, headers=stack.auth)
     assert naive.status_code == 422
+
+
+async def test_a_directory_extraction_uploaded_is_imported_for_the_territory(stack: Stack, tmp_path: Path) -> None:
+    await stack.http.put(
+        "/v1/territories/cpts-rpps", json={"name": "CPTS RPPS", "communes": TERRITORY}, headers=stack.auth
+    )
+    path = tmp_path / "PS_LibreAcces_Personne_activite.txt"
+    expected = generate(path, seed=11)
+    url = "/v1/territories/cpts-rpps/rpps-import"
+    headers = {**stack.auth, "content-type": "text/plain; charset=utf-8"}
+    first = await stack.http.post(url, content=path.read_bytes(), headers=headers, timeout=120)
+    assert first.status_code == 200, first.text
+    assert first.json()["created"] == len(expected["professionals"])  # type: ignore[arg-type]
+    assert first.json()["skipped"] == expected["skipped"] and first.json()["rows"] == expected["rows"]
+    again = await stack.http.post(url, content=path.read_bytes(), headers=headers, timeout=120)
+    assert again.json()["unchanged"] == len(expected["professionals"]) and again.json()["created"] == 0  # type: ignore[arg-type]
+    listed = await stack.http.get("/v1/professionals", params={"cpts_id": "cpts-rpps", "limit": 1}, headers=stack.auth)
+    assert listed.json()["total"] == len(expected["professionals"])  # type: ignore[arg-type]
+    assert (await stack.http.post(url, content=b"name|phone\nx|y\n", headers=headers)).status_code == 422
+    unknown = "/v1/territories/nowhere/rpps-import"
+    assert (await stack.http.post(unknown, content=path.read_bytes(), headers=headers)).status_code == 404
+    assert (await stack.http.post(url, content=path.read_bytes())).status_code == 401
