@@ -51,7 +51,8 @@ class ImportReport:
 async def import_extraction(directory: Directory, lines: Iterable[str], cpts_id: str) -> ImportReport:
     """Import the extraction's professionals of territory `cpts_id` (raises NotFound without it)."""
     territory = await directory.get_territory(cpts_id)
-    reading = read_extraction(lines, set(territory.communes))
+    # read in a thread: the national file is 2 million rows, the process's other work goes on
+    reading = await asyncio.to_thread(read_extraction, lines, set(territory.communes))
     report = ImportReport(rows=reading.rows, skipped=reading.skipped)
     for listed in reading.professionals.values():
         report.outcomes[await directory.import_listed(listed, cpts_id)] += 1
