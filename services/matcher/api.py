@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import tempfile
 from collections.abc import Callable
+from datetime import time
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -17,6 +18,7 @@ from services.common.inputs import IDENT, INSEE, PHONE, Ident, IdentQuery, Input
 from services.common.motives import Motive, catalogue
 from services.matcher import models as m
 from services.matcher.directory import Directory, NotFound, SiteInput, SlotBusy, UnknownReference
+from services.matcher.domain.availability import Recurring
 from services.matcher.domain.opening_hours import InvalidOpeningHours, WeeklyHours
 from services.matcher.domain.rpps import InvalidExtraction
 from services.matcher.rpps_import import import_extraction
@@ -154,6 +156,31 @@ class SlotIn(InputModel):
         if self.end <= self.start:
             raise ValueError("end must be after start")
         return self
+
+
+class RecurringIn(InputModel):
+    days: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] = Field(min_length=1, max_length=7)
+    start: str = Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$", description="Paris time, HH:MM")
+    end: str = Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+    minutes: int = Field(default=20, ge=5, le=240, description="length of each slot")
+    mode: Literal["in_person", "teleconsultation"] = "in_person"
+
+    @model_validator(mode="after")
+    def ordered(self) -> RecurringIn:
+        if self.end <= self.start:
+            raise ValueError("end must be after start")
+        return self
+
+    def rule(self) -> Recurring:
+        return Recurring(
+            tuple(self.days), time.fromisoformat(self.start), time.fromisoformat(self.end), self.minutes, self.mode
+        )
+
+
+class AvailabilityIn(InputModel):
+    site_id: str = Field(pattern=IDENT)
+    weeks: int = Field(default=4, ge=1, le=12, description="how far ahead, from today")
+    rules: list[RecurringIn] = Field(min_length=1, max_length=20)
 
 
 def _site_input(site: SiteIn) -> SiteInput:
@@ -315,6 +342,24 @@ def build_router(directory: Directory, require_key: Callable[[Request], None]) -
                 errors=[{"field": "to", "message": "`to` must be after `from`"}],
             )
         return {"items": [slot_view(s) for s in await directory.list_slots(rpps, first, last, limit)]}
+
+    @router.post("/v1/professionals/{rpps}/availability")
+    async def add_availability(rpps: Ident, body: AvailabilityIn) -> dict[str, int]:
+        """Weekly SNP availability as a template, expanded into free slots for the coming weeks
+        (public holidays and closures left out). Post it again any time — weekly, say — to keep
+        the weeks ahead filled: slots already there are kept, never duplicated nor revived."""
+        try:
+            created, existing = await directory.add_availability(
+                rpps, body.site_id, [r.rule() for r in body.rules], body.weeks
+            )
+        except UnknownReference as error:
+            raise Problem(
+                422,
+                "Invalid request",
+                f"invalid or missing fields: {error.field}",
+                errors=[{"field": error.field, "message": str(error)}],
+            ) from None
+        return {"created": created, "already_there": existing}
 
     @router.get("/v1/professionals/{rpps}", responses=problems(404))
     async def get_professional(rpps: Ident) -> dict[str, Any]:

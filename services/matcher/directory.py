@@ -14,10 +14,12 @@ from sqlmodel import SQLModel, col, select
 from schemas.events import OfferInvalidated, ProfessionalChanged, SlotChanged
 from schemas.topics import Topics
 from services.common import geo
+from services.common.clock import PARIS
 from services.common.db import Database, Transaction
 from services.matcher import models as m
 from services.matcher import repository as repo
 from services.matcher.domain import matching as d
+from services.matcher.domain.availability import Recurring, expand
 from services.matcher.domain.rpps import Listed
 
 Row = TypeVar("Row", bound=SQLModel)
@@ -369,6 +371,46 @@ class Directory:
                 .limit(limit)
             )
             return list(found.scalars())
+
+    async def add_availability(self, rpps: str, site_id: str, rules: list[Recurring], weeks: int) -> tuple[int, int]:
+        """The slots of a weekly template for the coming `weeks`, from now: those missing are
+        created free; those already there (free, held, booked or withdrawn by the professional)
+        are left as they are, so expanding again never duplicates nor revives a slot. Returns
+        (created, already there)."""
+        now = self.clock()
+        async with self.db.transaction() as tx:
+            pro = await tx.session.get(m.Professional, rpps)
+            site = await tx.session.get(m.Site, (rpps, site_id))
+            if pro is None or not pro.active:
+                raise UnknownReference("rpps", f"no active professional {rpps} in the directory")
+            if site is None or not site.active:
+                raise UnknownReference("site_id", f"professional {rpps} has no site {site_id}")
+            today = now.astimezone(PARIS).date()
+            wanted = expand(rules, today, 7 * weeks, site.department, repo.closures_of(site.closures), now)
+            ids = [f"tpl-{rpps}-{site_id}-{start.strftime('%Y%m%dT%H%MZ')}"[:100] for start, _, _ in wanted]
+            there = set(
+                (await tx.session.execute(select(m.Slot.slot_id).where(col(m.Slot.slot_id).in_(ids)))).scalars()
+            )
+            created: list[str] = []
+            for slot_id, (start, end, mode) in zip(ids, wanted, strict=True):
+                if slot_id in there:
+                    continue
+                slot = m.Slot(
+                    slot_id=slot_id,
+                    rpps=rpps,
+                    site_id=site_id,
+                    start=start,
+                    end=end,
+                    mode=mode,
+                    state=m.SlotState.FREE,
+                    updated_at=now,
+                )
+                tx.session.add(slot)
+                self._announce_slot(tx, slot, now)
+                created.append(slot_id)
+        if created:
+            await self.on_change([f"slot:{slot_id}" for slot_id in created])
+        return len(created), len(wanted) - len(created)
 
     async def get_slot(self, slot_id: str) -> m.Slot:
         async with self.db.transaction() as tx:

@@ -215,3 +215,32 @@ async def test_a_directory_extraction_uploaded_is_imported_for_the_territory(sta
     unknown = "/v1/territories/nowhere/rpps-import"
     assert (await stack.http.post(unknown, content=path.read_bytes(), headers=headers)).status_code == 404
     assert (await stack.http.post(url, content=path.read_bytes())).status_code == 401
+
+
+async def test_weekly_availability_becomes_slots_and_posting_it_again_duplicates_nothing(stack: Stack) -> None:
+    await stack.professional("53000000001", "53130")  # Laval
+    template = {
+        "site_id": "main",
+        "weeks": 1,
+        "rules": [{"days": ["tue", "thu"], "start": "17:00", "end": "18:00", "minutes": 20}],
+    }
+    url = "/v1/professionals/53000000001/availability"
+    first = await stack.http.post(url, json=template, headers=stack.auth)
+    assert first.status_code == 200, first.text
+    assert first.json() == {"created": 6, "already_there": 0}  # Tuesday and Thursday, 3 slots each
+    window = {"rpps": "53000000001", "from": stack.paris(0, 0).isoformat(), "to": stack.paris(7, 0).isoformat()}
+    slots = (await stack.http.get("/v1/slots", params=window, headers=stack.auth)).json()["items"]
+    assert len(slots) == 6 and datetime.fromisoformat(slots[0]["start"]) == stack.paris(0, 17)
+    assert (await stack.http.delete(f"/v1/slots/{slots[0]['slot_id']}", headers=stack.auth)).status_code == 204
+    again = await stack.http.post(url, json=template, headers=stack.auth)
+    assert again.json() == {"created": 0, "already_there": 6}  # the withdrawn one is not brought back
+    states = [
+        s["state"] for s in (await stack.http.get("/v1/slots", params=window, headers=stack.auth)).json()["items"]
+    ]
+    assert states.count("withdrawn") == 1 and states.count("free") == 5
+    bad = await stack.http.post(
+        url, json={**template, "rules": [{"days": ["tue"], "start": "18:00", "end": "17:00"}]}, headers=stack.auth
+    )
+    assert bad.status_code == 422
+    nowhere = await stack.http.post(url, json={**template, "site_id": "elsewhere"}, headers=stack.auth)
+    assert nowhere.status_code == 422 and nowhere.json()["errors"][0]["field"] == "site_id"
