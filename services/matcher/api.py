@@ -26,6 +26,19 @@ from services.matcher.rpps_import import import_extraction
 Profession = Literal["general_practitioner", "dentist", "pharmacist", "nurse", "physiotherapist", "midwife"]
 
 
+class StartBeforeEnd(InputModel):
+    """A period: a closure, a slot, a daily window of a template."""
+
+    start: Any
+    end: Any
+
+    @model_validator(mode="after")
+    def ordered(self) -> StartBeforeEnd:
+        if self.end <= self.start:
+            raise ValueError("end must be after start")
+        return self
+
+
 class TerritoryIn(InputModel):
     name: str = Field(min_length=1, max_length=200)
     communes: list[str] = Field(min_length=1, max_length=2000)
@@ -44,16 +57,10 @@ class TerritoryIn(InputModel):
         return sorted({geo.communes()[c].current for c in communes})
 
 
-class ClosureIn(InputModel):
+class ClosureIn(StartBeforeEnd):
     start: Instant
     end: Instant
     reason: str | None = Field(default=None, max_length=200)
-
-    @model_validator(mode="after")
-    def ordered(self) -> ClosureIn:
-        if self.end <= self.start:
-            raise ValueError("end must be after start")
-        return self
 
 
 class AddressIn(InputModel):
@@ -144,32 +151,20 @@ class ProfessionalIn(InputModel):
         return sites
 
 
-class SlotIn(InputModel):
+class SlotIn(StartBeforeEnd):
     rpps: str = Field(pattern=IDENT)
     site_id: str = Field(pattern=IDENT)
     start: Instant
     end: Instant
     mode: Literal["in_person", "teleconsultation"] = "in_person"
 
-    @model_validator(mode="after")
-    def ordered(self) -> SlotIn:
-        if self.end <= self.start:
-            raise ValueError("end must be after start")
-        return self
 
-
-class RecurringIn(InputModel):
+class RecurringIn(StartBeforeEnd):
     days: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] = Field(min_length=1, max_length=7)
     start: str = Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$", description="Paris time, HH:MM")
     end: str = Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
     minutes: int = Field(default=20, ge=5, le=240, description="length of each slot")
     mode: Literal["in_person", "teleconsultation"] = "in_person"
-
-    @model_validator(mode="after")
-    def ordered(self) -> RecurringIn:
-        if self.end <= self.start:
-            raise ValueError("end must be after start")
-        return self
 
     def rule(self) -> Recurring:
         return Recurring(
