@@ -103,11 +103,21 @@ class BrokerWatch:
             with contextlib.suppress(KafkaError, OSError, TimeoutError):
                 await asyncio.wait_for(client.stop(), 5)
 
-    async def _read_epoch(self, client: AIOKafkaConsumer) -> str | None:
+    async def _read_epoch(self, _: AIOKafkaConsumer) -> str | None:
+        """The first record of the epoch topic, fetched from the broker now: a long-lived consumer
+        would serve it from what it prefetched from the lost log (seen: a process that never
+        noticed the loss), so each look reads with a consumer of its own."""
         partition = TopicPartition(self.epoch_topic, 0)
-        client.assign([partition])
-        client.seek(partition, 0)
-        found = await client.getmany(partition, timeout_ms=1000, max_records=1)
+        reader = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap_servers, enable_auto_commit=False, request_timeout_ms=5000
+        )
+        await asyncio.wait_for(reader.start(), 10)
+        try:
+            reader.assign([partition])
+            reader.seek(partition, 0)
+            found = await reader.getmany(partition, timeout_ms=1000, max_records=1)
+        finally:
+            await reader.stop()
         records = found.get(partition, [])
         return records[0].value.decode() if records and records[0].value else None
 
