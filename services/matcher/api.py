@@ -344,7 +344,7 @@ def build_router(directory: Directory, require_key: Callable[[Request], None]) -
         (public holidays and closures left out). Post it again any time — weekly, say — to keep
         the weeks ahead filled: slots already there are kept, never duplicated nor revived."""
         try:
-            created, existing = await directory.add_availability(
+            created, existing = await directory.keep_availability(
                 rpps, body.site_id, [r.rule() for r in body.rules], body.weeks
             )
         except UnknownReference as error:

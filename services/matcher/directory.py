@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, time
 from typing import Any, TypeVar
 
-from sqlalchemy import func, update
+from sqlalchemy import func, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import SQLModel, col, select
 
@@ -371,6 +372,43 @@ class Directory:
                 .limit(limit)
             )
             return list(found.scalars())
+
+    async def keep_availability(self, rpps: str, site_id: str, rules: list[Recurring], weeks: int) -> tuple[int, int]:
+        """Keep the template (replacing the site's previous one) and expand it now; `expand_templates`
+        fills the weeks ahead again every hour."""
+        created = await self.add_availability(rpps, site_id, rules, weeks)
+        stored = [
+            {"days": list(r.days), "start": r.start.isoformat("minutes"), "end": r.end.isoformat("minutes"),
+             "minutes": r.minutes, "mode": r.mode}
+            for r in rules
+        ]  # fmt: skip
+        async with self.db.engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO availability_template (rpps, site_id, rules, weeks, updated_at) "
+                    "VALUES (:rpps, :site, CAST(:rules AS jsonb), :weeks, :now) ON CONFLICT (rpps, site_id) "
+                    "DO UPDATE SET rules = excluded.rules, weeks = excluded.weeks, updated_at = excluded.updated_at"
+                ),
+                {"rpps": rpps, "site": site_id, "rules": json.dumps(stored), "weeks": weeks, "now": self.clock()},
+            )
+        return created
+
+    async def expand_templates(self) -> int:
+        """Every kept template expanded again (new days come into its window); returns slots created."""
+        async with self.db.engine.connect() as conn:
+            templates = list(await conn.execute(text("SELECT rpps, site_id, rules, weeks FROM availability_template")))
+        created = 0
+        for rpps, site_id, rules, weeks in templates:
+            recurring = [
+                Recurring(tuple(r["days"]), time.fromisoformat(r["start"]), time.fromisoformat(r["end"]),
+                          r["minutes"], r["mode"])
+                for r in rules
+            ]  # fmt: skip
+            try:
+                created += (await self.add_availability(rpps, site_id, recurring, weeks))[0]
+            except UnknownReference:
+                continue  # the professional or the site is gone: nothing to fill
+        return created
 
     async def add_availability(self, rpps: str, site_id: str, rules: list[Recurring], weeks: int) -> tuple[int, int]:
         """The slots of a weekly template for the coming `weeks`, from now: those missing are

@@ -70,7 +70,11 @@ def build(ctx: Context) -> tuple[Directory, ServicePart]:
         on_start=[sync.start],
         on_stop=[sync.stop],
         # ... and 15 minutes past it, the matcher ends it itself and goes on
-        timers=[(lambda: _forget_past(index, ctx), 3600.0), (cascade.expire_overdue, 60.0)],
+        timers=[
+            (lambda: _forget_past(index, ctx), 3600.0),
+            (cascade.expire_overdue, 60.0),
+            (directory.expand_templates, 3600.0),  # weekly availability: the weeks ahead filled again
+        ],
         stuck=STUCK,
     )
     return directory, part

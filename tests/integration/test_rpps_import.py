@@ -1,16 +1,19 @@
-"""The national directory's extraction imported for a territory, on a generated file with the real header."""
+"""Loading the directory: the national extraction for a territory (a generated file with the real
+header), and weekly availability templates kept and expanded again."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time
 from pathlib import Path
 
 from sqlalchemy import text
 
 from schemas.topics import Topics
 from services.matcher.directory import Directory
+from services.matcher.domain.availability import Recurring
 from services.matcher.rpps_import import import_extraction
-from tests.integration.helpers import migrated
+from tests.conftest import TUESDAY_MORNING, FakeClock
+from tests.integration.helpers import MELLE_SITE, migrated
 from tests.integration.rpps_file import TERRITORY, generate
 
 
@@ -64,5 +67,25 @@ async def test_an_extraction_is_imported_for_the_territory_and_again_changes_not
                 text("SELECT site_id, active FROM site WHERE rpps = '10000000000' ORDER BY site_id")
             )
             assert [tuple(r) for r in active] == [("rpps-R000000", True), ("rpps-S000000", False)]
+    finally:
+        await db.dispose()
+
+
+async def test_a_kept_availability_template_fills_the_weeks_ahead_again(database_url: str) -> None:
+    db = await migrated(database_url, "matcher")
+    clock = FakeClock(TUESDAY_MORNING)
+
+    async def nothing(_: list[str]) -> None:
+        return None
+
+    directory = Directory(db, clock, Topics(prefix="tpl."), nothing)
+    try:
+        fields = {"name": "Dr T", "profession": "general_practitioner", "email": "t@x.org"}
+        await directory.put_professional("72000000001", fields, [MELLE_SITE])
+        evenings = [Recurring(("tue", "thu"), time(17, 0), time(18, 0), 20)]
+        assert await directory.keep_availability("72000000001", "main", evenings, 1) == (6, 0)
+        assert await directory.expand_templates() == 0  # nothing new in the same week
+        clock.advance(days=7)
+        assert await directory.expand_templates() == 6  # the next week's Tuesday and Thursday
     finally:
         await db.dispose()
