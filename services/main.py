@@ -118,14 +118,23 @@ def build_app(
 
 
 @contextlib.contextmanager
+def database(settings: Settings) -> Iterator[str]:
+    """The database URL: DATABASE_URL, else the embedded server in DATA_DIR (shared with `make run`)."""
+    if settings.database_url:
+        yield settings.database_url
+        return
+    pg = EmbeddedPostgres(settings.data_dir / "postgres").start()
+    try:
+        yield pg.url()
+    finally:
+        pg.stop()
+
+
+@contextlib.contextmanager
 def infrastructure(settings: Settings) -> Iterator[tuple[str, str]]:
     """The database URL and Kafka bootstrap servers: configured ones, else embedded ones."""
     with contextlib.ExitStack() as stack:
-        database_url = settings.database_url
-        if not database_url:
-            pg = EmbeddedPostgres(settings.data_dir / "postgres").start()
-            stack.callback(pg.stop)
-            database_url = pg.url()
+        database_url = stack.enter_context(database(settings))
         bootstrap = settings.kafka_bootstrap_servers
         if not bootstrap:
             kafka = EmbeddedKafka().start()

@@ -71,7 +71,7 @@ class BrokerWatch:
         missing = [t for t in [*self.topics, self.epoch_topic] if t not in present]
         if missing:
             await self.create_topics()
-        epoch = await self._read_epoch(client) or await self._write_epoch(client)
+        epoch = await self._read_epoch() or await self._write_epoch()
         noticed = self.epoch is not None and (bool(missing) or epoch != self.epoch)  # not at the first look
         if noticed:
             log.warning("broker lost its log: healing", missing=missing, epoch_changed=epoch != self.epoch)
@@ -103,7 +103,7 @@ class BrokerWatch:
             with contextlib.suppress(KafkaError, OSError, TimeoutError):
                 await asyncio.wait_for(client.stop(), 5)
 
-    async def _read_epoch(self, _: AIOKafkaConsumer) -> str | None:
+    async def _read_epoch(self) -> str | None:
         """The first record of the epoch topic, fetched from the broker now: a long-lived consumer
         would serve it from what it prefetched from the lost log (seen: a process that never
         noticed the loss), so each look reads with a consumer of its own."""
@@ -121,7 +121,7 @@ class BrokerWatch:
         records = found.get(partition, [])
         return records[0].value.decode() if records and records[0].value else None
 
-    async def _write_epoch(self, client: AIOKafkaConsumer) -> str:
+    async def _write_epoch(self) -> str:
         """Found empty: write an epoch; whoever wrote first wins, so read it back."""
         producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap_servers, acks="all")
         await producer.start()
@@ -129,7 +129,7 @@ class BrokerWatch:
             await producer.send_and_wait(self.epoch_topic, uuid.uuid4().hex.encode(), partition=0)
         finally:
             await producer.stop()
-        epoch = await self._read_epoch(client)
+        epoch = await self._read_epoch()
         if epoch is None:
             raise TimeoutError("the epoch just written cannot be read back")
         return epoch

@@ -79,9 +79,6 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:
-        answer = _answer_known_failure(exc)
-        if answer is not None:
-            return answer
         log.exception("unexpected error", error=type(exc).__name__)
         return problem_response(500, "Internal Server Error", "an unexpected error occurred; it has been logged")
 

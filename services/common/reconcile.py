@@ -49,12 +49,13 @@ class Reconciler:
         for request_id in due:
             backoff = min(self.max_backoff, 2 * self._again.get(request_id, (0.0, self.first_backoff / 2))[1])
             self._again[request_id] = (now + backoff, backoff)
-        metrics.EVENTS_REPUBLISHED.labels(self.db.schema, "stuck").inc(int(getattr(result, "rowcount", 0) or 0))
+        events = int(getattr(result, "rowcount", 0) or 0)
+        metrics.EVENTS_REPUBLISHED.labels(self.db.schema, "stuck").inc(events)
         log.warning(
             "stuck requests: their events published again",
             schema=self.db.schema,
             requests=len(due),
-            events=int(getattr(result, "rowcount", 0) or 0),
+            events=events,
             sample=due[:5],
         )
         return len(due)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import tempfile
 from collections.abc import Callable
-from datetime import time
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -18,7 +17,7 @@ from services.common.inputs import IDENT, INSEE, PHONE, Ident, IdentQuery, Input
 from services.common.motives import Motive, catalogue
 from services.matcher import models as m
 from services.matcher.directory import Directory, NotFound, SiteInput, SlotBusy, UnknownReference
-from services.matcher.domain.availability import Recurring
+from services.matcher.domain.availability import Recurring, rule_of
 from services.matcher.domain.opening_hours import InvalidOpeningHours, WeeklyHours
 from services.matcher.domain.rpps import InvalidExtraction
 from services.matcher.rpps_import import import_extraction
@@ -167,9 +166,7 @@ class RecurringIn(StartBeforeEnd):
     mode: Literal["in_person", "teleconsultation"] = "in_person"
 
     def rule(self) -> Recurring:
-        return Recurring(
-            tuple(self.days), time.fromisoformat(self.start), time.fromisoformat(self.end), self.minutes, self.mode
-        )
+        return rule_of(self.model_dump())
 
 
 class AvailabilityIn(InputModel):
@@ -240,6 +237,12 @@ def professional_view(p: m.Professional, sites: list[m.Site]) -> dict[str, Any]:
             for s in sites
         ],
     }
+
+
+def _unknown(error: UnknownReference) -> Problem:
+    """A 422 naming the field whose reference the directory does not have."""
+    message = f"invalid or missing fields: {error.field}"
+    return Problem(422, "Invalid request", message, errors=[{"field": error.field, "message": str(error)}])
 
 
 def slot_view(s: m.Slot) -> dict[str, Any]:
@@ -348,12 +351,7 @@ def build_router(directory: Directory, require_key: Callable[[Request], None]) -
                 rpps, body.site_id, [r.rule() for r in body.rules], body.weeks
             )
         except UnknownReference as error:
-            raise Problem(
-                422,
-                "Invalid request",
-                f"invalid or missing fields: {error.field}",
-                errors=[{"field": error.field, "message": str(error)}],
-            ) from None
+            raise _unknown(error) from None
         return {"created": created, "already_there": existing}
 
     @router.get("/v1/professionals/{rpps}", responses=problems(404))
@@ -376,12 +374,7 @@ def build_router(directory: Directory, require_key: Callable[[Request], None]) -
         try:
             slot, created = await directory.put_slot(slot_id, body.rpps, body.site_id, body.start, body.end, body.mode)
         except UnknownReference as error:
-            raise Problem(
-                422,
-                "Invalid request",
-                f"invalid or missing fields: {error.field}",
-                errors=[{"field": error.field, "message": str(error)}],
-            ) from None
+            raise _unknown(error) from None
         except SlotBusy as error:
             raise Problem(409, "Conflict", str(error)) from None
         return _saved(slot_view(slot), created)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime, time
+from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import func, text, update
@@ -20,7 +20,7 @@ from services.common.db import Database, Transaction
 from services.matcher import models as m
 from services.matcher import repository as repo
 from services.matcher.domain import matching as d
-from services.matcher.domain.availability import Recurring, expand
+from services.matcher.domain.availability import Recurring, expand, raw_of, rule_of
 from services.matcher.domain.rpps import Listed
 
 Row = TypeVar("Row", bound=SQLModel)
@@ -377,11 +377,7 @@ class Directory:
         """Keep the template (replacing the site's previous one) and expand it now; `expand_templates`
         fills the weeks ahead again every hour."""
         created = await self.add_availability(rpps, site_id, rules, weeks)
-        stored = [
-            {"days": list(r.days), "start": r.start.isoformat("minutes"), "end": r.end.isoformat("minutes"),
-             "minutes": r.minutes, "mode": r.mode}
-            for r in rules
-        ]  # fmt: skip
+        stored = [raw_of(r) for r in rules]
         async with self.db.engine.begin() as conn:
             await conn.execute(
                 text(
@@ -399,13 +395,8 @@ class Directory:
             templates = list(await conn.execute(text("SELECT rpps, site_id, rules, weeks FROM availability_template")))
         created = 0
         for rpps, site_id, rules, weeks in templates:
-            recurring = [
-                Recurring(tuple(r["days"]), time.fromisoformat(r["start"]), time.fromisoformat(r["end"]),
-                          r["minutes"], r["mode"])
-                for r in rules
-            ]  # fmt: skip
             try:
-                created += (await self.add_availability(rpps, site_id, recurring, weeks))[0]
+                created += (await self.add_availability(rpps, site_id, [rule_of(r) for r in rules], weeks))[0]
             except UnknownReference:
                 continue  # the professional or the site is gone: nothing to fill
         return created

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import sys
 from collections import Counter
 from collections.abc import Iterable
@@ -22,7 +21,6 @@ from pathlib import Path
 from schemas.topics import Topics
 from services.common.clock import utcnow
 from services.common.db import Database, service_engine
-from services.common.embedded import EmbeddedPostgres
 from services.common.logging import configure_logging
 from services.common.settings import Settings
 from services.matcher.directory import Directory, NotFound
@@ -60,12 +58,9 @@ async def import_extraction(directory: Directory, lines: Iterable[str], cpts_id:
 
 
 async def _run(path: Path, cpts_id: str, settings: Settings) -> ImportReport:
-    with contextlib.ExitStack() as stack:
-        url = settings.database_url
-        if not url:
-            server = EmbeddedPostgres(settings.data_dir / "postgres").start()
-            stack.callback(server.stop)
-            url = server.url()
+    from services.main import database  # the composition root picks the database
+
+    with database(settings) as url:
         db = Database(service_engine(url, "matcher"), schema="matcher", source="/sas-orientation/matcher")
         try:
             await db.migrate(MIGRATIONS)

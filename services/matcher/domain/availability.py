@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
 from services.common.clock import PARIS
 from services.matcher.domain.opening_hours import Closure, is_public_holiday
@@ -21,6 +22,22 @@ class Recurring:
     end: time
     minutes: int  # length of each slot
     mode: str = "in_person"
+
+
+def rule_of(raw: dict[str, Any]) -> Recurring:
+    """From `{"days", "start": "HH:MM", "end", "minutes", "mode"}` (the API's and the stored form)."""
+    start, end = time.fromisoformat(raw["start"]), time.fromisoformat(raw["end"])
+    return Recurring(tuple(raw["days"]), start, end, int(raw["minutes"]), raw.get("mode", "in_person"))
+
+
+def raw_of(rule: Recurring) -> dict[str, Any]:
+    return {
+        "days": list(rule.days),
+        "start": rule.start.isoformat("minutes"),
+        "end": rule.end.isoformat("minutes"),
+        "minutes": rule.minutes,
+        "mode": rule.mode,
+    }
 
 
 def expand(
