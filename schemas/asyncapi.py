@@ -48,6 +48,8 @@ class MatchingTopicEvent(Envelope):
         | e.AppointmentConfirmed
         | e.RequestUnresolved
         | e.OfferInvalidated
+        | e.PlatformAppointmentBooked
+        | e.PlatformAppointmentChanged
     )
 
 

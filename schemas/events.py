@@ -290,6 +290,43 @@ class OfferExpired(RequestEventData):
     expired_at: AwareDatetime
 
 
+# --- matcher → anyone (topic `matching`): bookings made by the national SAS platform ----------
+
+
+class PlatformAppointmentBooked(RequestEventData):
+    """The national SAS platform booked a published slot over FHIR (POST /fhir/Appointment).
+
+    A booking is a regulated request of its own, received and confirmed at once: its
+    `request_id` is `platform:<appointment_id>`; no intake request and no patient contact stand
+    behind it (the regulator gives the patient the appointment)."""
+
+    EVENT_TYPE: ClassVar[str] = _event("platform.appointment.booked")
+    appointment_id: str
+    platform_identifier: str = Field(description="the platform's own id of the appointment, system|value")
+    professional: ProfessionalRef
+    professional_cpts_id: str | None = None
+    email: str | None = None
+    channels: list[Channel] = Field(default_factory=list, description="how to reach them, in order")
+    site: SiteRef
+    slot_id: str
+    start: AwareDatetime
+    end: AwareDatetime
+    mode: Mode
+    booked_at: AwareDatetime
+    operator: str | None = Field(default=None, description="the regulator who booked, system|value")
+
+
+class PlatformAppointmentChanged(RequestEventData):
+    """The platform set a booking's outcome: cancelled (the slot is free again), fulfilled or noshow."""
+
+    EVENT_TYPE: ClassVar[str] = _event("platform.appointment.changed")
+    appointment_id: str
+    slot_id: str
+    rpps: str
+    status: Literal["cancelled", "fulfilled", "noshow"]
+    changed_at: AwareDatetime
+
+
 # --- matcher → anyone (topic `directory`): what the indicators count ------------------------
 
 
@@ -340,6 +377,8 @@ EVENT_MODELS: tuple[type[EventData], ...] = (
     OfferExpired,
     ProfessionalChanged,
     SlotChanged,
+    PlatformAppointmentBooked,
+    PlatformAppointmentChanged,
 )
 EVENT_TYPES: dict[str, type[EventData]] = {m.type_name(): m for m in EVENT_MODELS}
 

@@ -17,7 +17,8 @@ class Topics:
     @property
     def matching(self) -> str:
         """Written by the matcher: search.started, offer.proposed, offer.withdrawn,
-        appointment.confirmed, request.unresolved, offer.invalidated (for itself)."""
+        appointment.confirmed, request.unresolved, offer.invalidated (for itself),
+        platform.appointment.booked and .changed (bookings of the national SAS platform)."""
         return f"{self.prefix}matching.v1"
 
     @property

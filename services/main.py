@@ -160,6 +160,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         settings.regulator_api_keys = key
         settings.__dict__.pop("api_keys", None)
         print(f"\n  No REGULATOR_API_KEYS set: demo regulator key  {key}\n", flush=True)
+    if not settings.fhir_keys:
+        key = _persistent_secret(settings.data_dir / "demo_fhir_key")
+        settings.fhir_api_keys = key
+        print(f"  No FHIR_API_KEYS set: demo key of the national platform (/fhir)  {key}\n", flush=True)
     # uvicorn re-raises SIGTERM once it has shut down: exit through the `with` below, so that
     # the embedded database and broker are stopped too.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
@@ -167,6 +171,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         base, workers = settings.base_url, settings.worker_count
         print(
             f"  Regulator API   {base}/v1/requests   (docs: {base}/docs)\n"
+            f"  FHIR (platform) {base}/fhir/metadata\n"
             f"  Health          {base}/healthz\n"
             f"  Kafka           {bootstrap}\n"
             f"  Processes       {workers}\n",
@@ -202,6 +207,7 @@ def worker_environment(
         "DATABASE_URL": database_url,
         "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
         "REGULATOR_API_KEYS": settings.regulator_api_keys,
+        "FHIR_API_KEYS": settings.fhir_api_keys,
         "SECRET_KEY": settings.secret_key or _persistent_secret(settings.data_dir / "secret_key"),
         "SAS_SERVICES": ",".join(services),
     }

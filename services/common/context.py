@@ -30,5 +30,10 @@ class Context:
         return bearer_key_checker(lambda: self.settings.api_keys)
 
     @property
+    def require_platform_key(self) -> Callable[[Request], None]:
+        """The national SAS platform's keys (FHIR_API_KEYS), apart from the regulators'."""
+        return bearer_key_checker(lambda: self.settings.fhir_keys)
+
+    @property
     def require_internal_key(self) -> Callable[[Request], None]:
         return bearer_key_checker(lambda: (self.settings.internal_api_key,) if self.settings.internal_api_key else ())

@@ -26,6 +26,7 @@ class Settings(BaseSettings):
 
     # Security.
     regulator_api_keys: str = ""
+    fhir_api_keys: str = ""  # the national SAS platform's keys for /fhir (comma-separated)
     internal_api_key: str = ""
     secret_key: str = ""
     ops_admin_email: str | None = None
@@ -98,6 +99,10 @@ class Settings(BaseSettings):
     @cached_property
     def api_keys(self) -> tuple[str, ...]:
         return tuple(k.strip() for k in self.regulator_api_keys.split(",") if k.strip())
+
+    @property
+    def fhir_keys(self) -> tuple[str, ...]:
+        return tuple(k.strip() for k in self.fhir_api_keys.split(",") if k.strip())
 
     @property
     def fetch_max_wait_ms(self) -> int:

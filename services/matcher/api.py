@@ -46,6 +46,11 @@ class TerritoryIn(InputModel):
     parallel_offers: int = Field(
         default=1, ge=1, le=5, description="professionals asked at once; the first to accept takes the patient"
     )
+    finess: str | None = Field(
+        default=None,
+        pattern=r"^(?:[0-9]{2}|2A|2B)[0-9]{7}$",
+        description="the CPTS's FINESS number: its identity for the national SAS platform (FHIR Organization)",
+    )
 
     @field_validator("communes")
     @classmethod
@@ -206,6 +211,7 @@ def territory_view(t: m.Territory) -> dict[str, Any]:
         "radius_km": t.radius_km,
         "offer_timeout_minutes": t.offer_timeout_minutes,
         "parallel_offers": t.parallel_offers,
+        "finess": t.finess,
     }
 
 
@@ -267,7 +273,13 @@ def build_router(directory: Directory, require_key: Callable[[Request], None]) -
     @router.put("/v1/territories/{cpts_id}", responses=CREATED)
     async def put_territory(cpts_id: Ident, body: TerritoryIn) -> JSONResponse:
         territory, created = await directory.put_territory(
-            cpts_id, body.name, body.communes, body.radius_km, body.offer_timeout_minutes, body.parallel_offers
+            cpts_id,
+            body.name,
+            body.communes,
+            body.radius_km,
+            body.offer_timeout_minutes,
+            body.parallel_offers,
+            body.finess,
         )
         return _saved(territory_view(territory), created)
 

@@ -91,6 +91,7 @@ class Directory:
         radius_km: float,
         offer_timeout_minutes: float = 15.0,
         parallel_offers: int = 1,
+        finess: str | None = None,
     ) -> tuple[m.Territory, bool]:
         async with self.db.transaction() as tx:
             territory = await tx.session.get(m.Territory, cpts_id, with_for_update=True)
@@ -101,6 +102,7 @@ class Directory:
                 "radius_km": radius_km,
                 "offer_timeout_minutes": offer_timeout_minutes,
                 "parallel_offers": parallel_offers,
+                "finess": finess,
                 "updated_at": self.clock(),
             }
             territory = _upsert(tx.session, territory, m.Territory, {"cpts_id": cpts_id, **fields})

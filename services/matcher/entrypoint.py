@@ -20,7 +20,9 @@ from services.matcher import repository as repo
 from services.matcher.api import build_router
 from services.matcher.directory import Directory
 from services.matcher.domain.index import DirectoryIndex
+from services.matcher.fhir import api as fhir_api
 from services.matcher.index_sync import IndexSync
+from services.matcher.platform import PlatformBookings
 from services.matcher.service import MatcherService
 
 # an offer still pending 5 minutes past its time limit (`answer_by`, as the outbox has it; the
@@ -59,7 +61,12 @@ def build(ctx: Context) -> tuple[Directory, ServicePart]:
         name="matcher",
         db=db,
         migrations=Path(__file__).parent / "migrations",
-        routers=[build_router(directory, ctx.require_regulator_key)],
+        routers=[
+            build_router(directory, ctx.require_regulator_key),
+            fhir_api.build_router(
+                PlatformBookings(db, ctx.clock, ctx.topics), ctx.require_platform_key, ctx.settings.base_url, ctx.clock
+            ),
+        ],
         subscriptions=[
             # claims lock professionals: one event per transaction (see EventConsumer.together)
             Subscription(

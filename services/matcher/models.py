@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ForeignKeyConstraint, Index
+from sqlalchemy import ForeignKeyConstraint, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from services.common.tables import json_column, timestamp
@@ -22,6 +22,7 @@ class Territory(SQLModel, table=True):
     radius_km: float = 30.0
     offer_timeout_minutes: float = 15.0  # time a professional has to answer an offer
     parallel_offers: int = 1  # professionals asked at once; the first to accept takes the patient
+    finess: str | None = None  # the CPTS's FINESS number (its national identifier for the SAS platform)
     updated_at: datetime = timestamp()
     revision: int | None = None  # set by the database on every write
 
@@ -88,6 +89,28 @@ class Slot(SQLModel, table=True):
     offer_id: str | None = None
     updated_at: datetime = timestamp()
     revision: int | None = None
+
+
+class PlatformAppointment(SQLModel, table=True):
+    """A slot booked by the national SAS platform over FHIR (POST /fhir/Appointment).
+
+    The slot itself is `booked` with `request_id` = `platform:<appointment_id>` and no offer."""
+
+    __tablename__ = "platform_appointment"
+    __table_args__ = (
+        UniqueConstraint("identifier_system", "identifier_value", name="platform_appointment_identifier"),
+    )
+    appointment_id: str = Field(primary_key=True)
+    identifier_system: str  # the platform's own id, used by its conditional updates
+    identifier_value: str
+    slot_id: str
+    rpps: str
+    start: datetime = timestamp()
+    end: datetime = timestamp()
+    status: str  # booked | cancelled | fulfilled | noshow
+    operator: dict[str, str] | None = json_column()  # the regulator who booked: {"system", "value"}
+    created_at: datetime = timestamp()
+    updated_at: datetime = timestamp()
 
 
 class SearchStatus(StrEnum):

@@ -116,11 +116,19 @@ async def claim(session: AsyncSession, c: d.Candidate, request_id: str, offer_id
 
 
 async def hold_slot(session: AsyncSession, slot_id: str, request_id: str, offer_id: str, now: datetime) -> bool:
-    """Hold a free slot for one offer. Atomic: of concurrent holds on one slot, one wins."""
+    """Hold a free slot for one offer of the cascade."""
+    return await take_slot(session, slot_id, m.SlotState.HELD, request_id, offer_id, now)
+
+
+async def take_slot(
+    session: AsyncSession, slot_id: str, state: m.SlotState, request_id: str, offer_id: str | None, now: datetime
+) -> bool:
+    """Take a free slot: held for an offer of the cascade, or booked at once by the national
+    platform. Atomic: of concurrent takes on one slot, whichever side asks, one wins."""
     result = await session.execute(
         update(m.Slot)
         .where(col(m.Slot.slot_id) == slot_id, col(m.Slot.state) == m.SlotState.FREE)
-        .values(state=m.SlotState.HELD, request_id=request_id, offer_id=offer_id, updated_at=now)
+        .values(state=state, request_id=request_id, offer_id=offer_id, updated_at=now)
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
 

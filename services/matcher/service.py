@@ -149,7 +149,7 @@ class MatcherService:
                 offer_id=offer.offer_id,
                 professional=_pro_ref(pro),
                 professional_cpts_id=pro.cpts_id,
-                site=_site_ref(site),
+                site=site_ref(site),
                 start=start,
                 kind=offer.kind,
                 mode=offer.mode,
@@ -631,7 +631,7 @@ def _pro_ref(pro: m.Professional) -> ProfessionalRef:
     return ProfessionalRef(rpps=pro.rpps, name=pro.name, profession=pro.profession)
 
 
-def _site_ref(site: m.Site) -> SiteRef:
+def site_ref(site: m.Site) -> SiteRef:
     return SiteRef(
         site_id=site.site_id,
         name=site.name,

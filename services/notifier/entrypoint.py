@@ -5,7 +5,13 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from schemas.events import AppointmentConfirmed, OfferProposed, OfferWithdrawn
+from schemas.events import (
+    AppointmentConfirmed,
+    OfferProposed,
+    OfferWithdrawn,
+    PlatformAppointmentBooked,
+    PlatformAppointmentChanged,
+)
 from services.common.context import Context
 from services.common.messaging import Pump
 from services.common.runtime import Handlers, ServicePart, Subscription
@@ -77,6 +83,8 @@ def build(ctx: Context, contacts: ContactSource) -> tuple[NotifierService, Servi
         OfferProposed: service.on_offer_proposed,
         OfferWithdrawn: service.on_offer_withdrawn,
         AppointmentConfirmed: service.on_appointment_confirmed,
+        PlatformAppointmentBooked: service.on_platform_booked,
+        PlatformAppointmentChanged: service.on_platform_changed,
     }
     part = ServicePart(
         name="notifier",

@@ -16,16 +16,23 @@ from typing import Any
 from services.common.clock import PARIS
 from services.matcher.domain.opening_hours import is_public_holiday
 
-DEFINITION_VERSION = "2026-11-24.1"
+DEFINITION_VERSION = "2026-11-25.1"
 DEFINITIONS = {
     "doctors_participating_in_sas": "GPs of the CPTS, active, declaring SAS participation (individually or via the "
     "CPTS) at the end of the last day of the period",
     "sas_requests_with_appointment": "requests received in the period that ended in a confirmed appointment with a "
-    "professional of the CPTS",
+    "professional of the CPTS; a slot booked by the national SAS platform over FHIR counts as one request, received "
+    "when booked, unless the platform cancelled it",
+    "sas_requests_with_appointment_by_channel": "indicator 2 split: through a regulator's request and our cascade "
+    "(cascade), or booked by the national SAS platform on a published slot (platform)",
+    "appointments_honoured": "indicator 2 appointments the platform reported fulfilled (honoured) or noshow "
+    "(not_honoured); the others are not_reported",
     "requests_received": "requests received in the period whose patient lives in the CPTS's territory, or that "
     "ended with a professional of the CPTS",
-    "minutes_to_appointment": "from receipt to confirmation, for the appointments counted in indicator 2",
-    "within_deadline": "share of indicator 2 whose appointment starts before the request's deadline",
+    "minutes_to_appointment": "from receipt to confirmation, for the cascade's appointments counted in indicator 2 "
+    "(a platform booking is received and confirmed at once)",
+    "within_deadline": "share of the cascade's indicator 2 appointments starting before the request's deadline (a "
+    "platform booking has no deadline known to the service)",
     "acts_friday_saturday_or_holiday_eve": "share of indicator 2 whose appointment falls on a Friday, a Saturday or "
     "the day before a public holiday",
     "slot_utilisation": "slots of the CPTS's professionals starting in the period: booked / published (not withdrawn)",
@@ -53,6 +60,8 @@ class RequestFacts:
     reason: str | None = None
     commune_insee: str | None = None  # the patient's
     appointment_commune: str | None = None
+    channel: str = "cascade"  # or "platform": booked by the national SAS platform over FHIR
+    honoured: bool | None = None  # fulfilled / noshow, as the platform reported; None: not reported
 
 
 @dataclass(frozen=True)
@@ -157,7 +166,8 @@ def figures(
         for r in requests
         if in_period(r.received_at, first, last) and (r.patient_cpts == cpts_id or r.appointment_cpts == cpts_id)
     ]
-    waits = sorted((r.confirmed_at - r.received_at).total_seconds() / 60 for r in confirmed if r.confirmed_at)
+    cascade = [r for r in confirmed if r.channel == "cascade"]
+    waits = sorted((r.confirmed_at - r.received_at).total_seconds() / 60 for r in cascade if r.confirmed_at)
     period_offers = [o for o in offers if o.cpts_id == cpts_id and in_period(o.proposed_at, first, last)]
     gps = {v.rpps for v in versions if v.cpts_id == cpts_id}
     cpts_slots = [s for s in slots if s.rpps in gps and in_period(s.start, first, last) and not s.withdrawn]
@@ -173,6 +183,15 @@ def figures(
         "definition_version": DEFINITION_VERSION,
         "doctors_participating_in_sas": len(participants(versions, cpts_id, last)),
         "sas_requests_with_appointment": len(confirmed),
+        "sas_requests_with_appointment_by_channel": {
+            "cascade": len(cascade),
+            "platform": len(confirmed) - len(cascade),
+        },
+        "appointments_honoured": {
+            "honoured": sum(r.honoured is True for r in confirmed),
+            "not_honoured": sum(r.honoured is False for r in confirmed),
+            "not_reported": sum(r.honoured is None for r in confirmed),
+        },
         "requests_received": len(mine),
         "requests_confirmed": sum(r.status == "confirmed" for r in mine),
         "requests_unresolved": dict(
@@ -184,8 +203,8 @@ def figures(
             "p90": round(waits[min(len(waits) - 1, int(0.9 * len(waits)))], 1) if waits else None,
         },
         "share_within_deadline": _share(
-            sum(1 for r in confirmed if r.deadline and r.appointment_start and r.appointment_start <= r.deadline),
-            len(confirmed),
+            sum(1 for r in cascade if r.deadline and r.appointment_start and r.appointment_start <= r.deadline),
+            len(cascade),
         ),
         "offers": {
             "accepted": sum(o.outcome == "accepted" for o in period_offers),

@@ -70,7 +70,7 @@ class Notification(SQLModel, table=True):
     __table_args__ = (Index("notification_pending", "id", postgresql_where="status = 'pending'"),)
     id: int | None = Field(default=None, sa_column=Column(BigInteger, Identity(), primary_key=True))
     offer_id: str = Field(index=True)
-    purpose: str  # offer | reminder | withdrawn | treating_doctor
+    purpose: str  # offer | reminder | withdrawn | treating_doctor | platform_booked | platform_cancelled
     channel: str | None = None  # (first version: one e-mail; now see channels)
     recipient: str | None = None
     recipient_name: str | None = None
@@ -106,6 +106,8 @@ class AuditEntry(SQLModel, table=True):
     at: datetime = timestamp()
     offer_id: str = Field(index=True)
     request_id: str
-    actor: str  # the professional's RPPS, or "system"
-    action: str  # viewed | accepted | refused | expired | withdrawn | notified
+    actor: str  # the professional's RPPS, "system", or "platform" (the national SAS platform)
+    # viewed | accepted | refused | expired | withdrawn | notified;
+    # by the platform: booked | cancelled | fulfilled | noshow
+    action: str
     detail: str | None = None

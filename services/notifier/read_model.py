@@ -24,6 +24,8 @@ from schemas.events import (
     OfferProposed,
     OfferRefused,
     OfferWithdrawn,
+    PlatformAppointmentBooked,
+    PlatformAppointmentChanged,
     ProfessionalChanged,
     RequestCancelled,
     RequestReceived,
@@ -100,14 +102,51 @@ async def on_confirmed(tx: Transaction, e: AppointmentConfirmed, ce: CloudEvent)
             "slot_id": e.slot_id,
         },
     )
-    if e.slot_id:  # booked, unless the request was cancelled (whichever event is read first)
-        await tx.session.execute(
-            text(
-                "INSERT INTO ops_slot (slot_id, rpps, booked) VALUES (:s, :r, NOT EXISTS (SELECT 1 FROM ops_request "
-                "WHERE request_id = :q AND cancelled_at IS NOT NULL)) ON CONFLICT (slot_id) DO UPDATE SET "
-                "booked = excluded.booked"
-            ),
-            {"s": e.slot_id, "r": e.professional.rpps, "q": e.request_id},
+    if e.slot_id:
+        await _slot_booked(tx, e.slot_id, e.professional.rpps, e.request_id)
+
+
+async def _slot_booked(tx: Transaction, slot_id: str, rpps: str, request_id: str) -> None:
+    """Booked, unless the request was cancelled (whichever event is read first)."""
+    await tx.session.execute(
+        text(
+            "INSERT INTO ops_slot (slot_id, rpps, booked) VALUES (:s, :r, NOT EXISTS (SELECT 1 FROM ops_request "
+            "WHERE request_id = :q AND cancelled_at IS NOT NULL)) ON CONFLICT (slot_id) DO UPDATE SET "
+            "booked = excluded.booked"
+        ),
+        {"s": slot_id, "r": rpps, "q": request_id},
+    )
+
+
+async def on_platform_booked(tx: Transaction, e: PlatformAppointmentBooked, ce: CloudEvent) -> None:
+    """A booking by the national platform: a request received and confirmed at once (no patient
+    commune is known: it counts for the CPTS of the professional booked)."""
+    await _upsert(
+        tx,
+        "ops_request",
+        "request_id",
+        {
+            "request_id": e.request_id,
+            "received_at": e.booked_at,
+            "confirmed_at": e.booked_at,
+            "appointment_start": e.start,
+            "appointment_rpps": e.professional.rpps,
+            "appointment_commune": e.site.commune_insee,
+            "appointment_cpts": e.professional_cpts_id,
+            "kind": "slot",
+            "slot_id": e.slot_id,
+            "channel": "platform",
+        },
+    )
+    await _slot_booked(tx, e.slot_id, e.professional.rpps, e.request_id)
+
+
+async def on_platform_changed(tx: Transaction, e: PlatformAppointmentChanged, ce: CloudEvent) -> None:
+    if e.status == "cancelled":
+        await _cancelled(tx, e.request_id, e.changed_at)
+    else:
+        await _upsert(
+            tx, "ops_request", "request_id", {"request_id": e.request_id, "honoured": e.status == "fulfilled"}
         )
 
 
@@ -118,12 +157,17 @@ async def on_unresolved(tx: Transaction, e: RequestUnresolved, ce: CloudEvent) -
 
 
 async def on_cancelled(tx: Transaction, e: RequestCancelled, ce: CloudEvent) -> None:
-    await _upsert(tx, "ops_request", "request_id", {"request_id": e.request_id, "cancelled_at": e.cancelled_at})
+    await _cancelled(tx, e.request_id, e.cancelled_at)
+
+
+async def _cancelled(tx: Transaction, request_id: str, at: datetime) -> None:
+    """The request is cancelled and its slot, if one was booked, no longer counts as booked."""
+    await _upsert(tx, "ops_request", "request_id", {"request_id": request_id, "cancelled_at": at})
     await tx.session.execute(
         text(
             "UPDATE ops_slot SET booked = false WHERE slot_id = (SELECT slot_id FROM ops_request WHERE request_id = :q)"
         ),
-        {"q": e.request_id},
+        {"q": request_id},
     )
 
 
@@ -217,6 +261,8 @@ HANDLERS: Handlers = {
     OfferWithdrawn: on_withdrawn,
     ProfessionalChanged: on_professional,
     SlotChanged: on_slot,
+    PlatformAppointmentBooked: on_platform_booked,
+    PlatformAppointmentChanged: on_platform_changed,
 }
 
 
@@ -284,6 +330,8 @@ async def facts(
                 r.reason,
                 r.commune_insee,
                 r.appointment_commune,
+                r.channel or "cascade",
+                r.honoured,
             )
             for r in requests
             if r.received_at

@@ -18,6 +18,8 @@ from schemas.events import (
     OfferProposed,
     OfferRefused,
     OfferWithdrawn,
+    PlatformAppointmentBooked,
+    PlatformAppointmentChanged,
 )
 from schemas.topics import Topics
 from services.common import metrics
@@ -138,6 +140,51 @@ class NotifierService:
         if event.treating_doctor is not None:  # "retour au médecin traitant"
             channels = [c.model_dump() for c in event.treating_doctor_channels]
             self._notify(tx, offer, "treating_doctor", self.clock(), channels, event.treating_doctor.name)
+
+    async def on_platform_booked(self, tx: Transaction, event: PlatformAppointmentBooked, _: CloudEvent) -> None:
+        """The national platform booked one of the professional's slots: they are told, as of any
+        appointment (kept as an offer already confirmed, so that messages and audit work alike)."""
+        if await tx.session.get(Offer, event.appointment_id) is not None:
+            return  # told already
+        now = self.clock()
+        offer = Offer(
+            offer_id=event.appointment_id,
+            request_id=event.request_id,
+            rpps=event.professional.rpps,
+            professional_name=event.professional.name,
+            profession=event.professional.profession,
+            email=event.email,
+            channels=[c.model_dump() for c in event.channels]
+            or ([{"type": "email", "destination": event.email}] if event.email else []),
+            site=event.site.model_dump(mode="json"),
+            kind="slot",
+            mode=event.mode,
+            start=event.start,
+            deadline=event.start,
+            motive="platform_booking",
+            distance_km=0.0,
+            expires_at=event.start,
+            status=OfferStatus.CONFIRMED,
+            token_hash=token_hash(offer_token(self.secret, event.appointment_id, event.professional.rpps)),
+            decided_at=now,
+            decision_reason="réservé par la plateforme nationale du SAS",
+            created_at=now,
+        )
+        tx.session.add(offer)
+        _audit(tx, offer, "platform", "booked", event.platform_identifier, now)
+        self._notify(tx, offer, "platform_booked", now)
+
+    async def on_platform_changed(self, tx: Transaction, event: PlatformAppointmentChanged, _: CloudEvent) -> None:
+        """A cancellation is told to the professional; fulfilled and noshow are only recorded."""
+        offer = await tx.session.get(Offer, event.appointment_id, with_for_update=True)
+        if offer is None or offer.status == OfferStatus.WITHDRAWN:
+            return
+        now = self.clock()
+        _audit(tx, offer, "platform", event.status, None, now)
+        if event.status == "cancelled":
+            offer.status, offer.withdrawal_cause = OfferStatus.WITHDRAWN, "cancelled"
+            offer.decision_reason = "annulé par la plateforme nationale du SAS"
+            self._notify(tx, offer, "platform_cancelled", now)
 
     # --- the professional's link ---------------------------------------------------------------
 

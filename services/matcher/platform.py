@@ -1,0 +1,264 @@
+"""The national SAS platform's use of our slots (FHIR, see services/matcher/fhir/): search the
+free slots, book one, and set a booking's outcome.
+
+A platform booking takes the slot with the same conditional update as the cascade's hold
+(`repo.take_slot`), so whichever side asks first wins and the other sees the slot taken. It is
+recorded (`platform_appointment`) and announced (`PlatformAppointmentBooked`: the professional
+is told, the indicators count it) in the same transaction.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+
+import structlog
+from sqlalchemy import and_, update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+
+from schemas.events import Channel, PlatformAppointmentBooked, PlatformAppointmentChanged, ProfessionalRef
+from schemas.topics import Topics
+from services.common.db import Database, Transaction
+from services.matcher import models as m
+from services.matcher import repository as repo
+from services.matcher.directory import NotFound
+from services.matcher.fhir.appointment import BookingAsked, Identifier
+from services.matcher.fhir.codes import fhir_id
+from services.matcher.fhir.resources import BookedAppointment, PublishedSlot
+from services.matcher.fhir.search import SlotSearch
+from services.matcher.service import site_ref
+
+log = structlog.get_logger(__name__)
+REQUEST_PREFIX = "platform:"  # a booking's request_id in events and in the slot row
+MAX_SLOTS = 5000  # a search answers at most this many slots (25 professionals, 31 days)
+
+
+class BookingRefused(Exception):
+    """A rule forbids this booking or change (FHIR 422, business-rule)."""
+
+
+def request_id_of(appointment_id: str) -> str:
+    return REQUEST_PREFIX + appointment_id
+
+
+def _booked(a: m.PlatformAppointment) -> BookedAppointment:
+    return BookedAppointment(
+        a.appointment_id,
+        a.identifier_system,
+        a.identifier_value,
+        a.status,
+        a.start,
+        a.end,
+        a.rpps,
+        fhir_id("slot", a.slot_id),
+        a.operator,
+    )
+
+
+class PlatformBookings:
+    def __init__(self, db: Database, clock: Callable[[], datetime], topics: Topics) -> None:
+        self.db, self.clock, self.topics = db, clock, topics
+
+    async def free_slots(self, search: SlotSearch) -> list[PublishedSlot]:
+        """The free, future slots of these professionals starting in the window, with their CPTS
+        (a professional outside every CPTS publishes nothing through this agenda manager)."""
+        now = self.clock()
+        query = (
+            select(m.Slot, m.Professional, m.Site, m.Territory)
+            .join(m.Professional, col(m.Professional.rpps) == col(m.Slot.rpps))
+            .join(m.Site, and_(col(m.Site.rpps) == col(m.Slot.rpps), col(m.Site.site_id) == col(m.Slot.site_id)))
+            .join(m.Territory, col(m.Territory.cpts_id) == col(m.Professional.cpts_id))
+            .where(
+                col(m.Slot.state) == m.SlotState.FREE,
+                col(m.Slot.rpps).in_(search.rpps),
+                col(m.Slot.start) >= search.start_from,
+                col(m.Slot.start) <= search.start_to,
+                col(m.Slot.start) > now,
+                col(m.Professional.active),
+                col(m.Site.active),
+            )
+            .order_by(col(m.Slot.start), col(m.Slot.slot_id))
+            .limit(MAX_SLOTS)
+        )
+        async with self.db.transaction() as tx:
+            rows = (await tx.session.execute(query)).all()
+        return [
+            PublishedSlot(
+                slot.slot_id,
+                slot.start,
+                slot.end,
+                slot.mode,
+                pro.rpps,
+                pro.name,
+                pro.profession,
+                site.site_id,
+                site.name,
+                site.address,
+                site.lat,
+                site.lon,
+                territory.cpts_id,
+                territory.name,
+                territory.finess,
+            )
+            for slot, pro, site, territory in rows
+        ]
+
+    async def get(self, appointment_id: str) -> BookedAppointment:
+        async with self.db.transaction() as tx:
+            found = await tx.session.get(m.PlatformAppointment, appointment_id)
+        if found is None:
+            raise NotFound(f"no appointment {appointment_id}")
+        return _booked(found)
+
+    async def book(self, asked: BookingAsked) -> tuple[BookedAppointment, bool]:
+        """Book the slot the platform names; the same platform identifier again gives the same
+        appointment (created False). Raises BookingRefused when the slot cannot be booked."""
+        try:
+            async with self.db.transaction() as tx:
+                existing = await self._by_identifier(tx, asked.identifier)
+                if existing is not None:
+                    return self._same(existing, asked), False
+                return _booked(await self._book(tx, asked)), True
+        except IntegrityError:  # the same identifier booked at this very moment by a concurrent call
+            async with self.db.transaction() as tx:
+                existing = await self._by_identifier(tx, asked.identifier)
+            if existing is None:
+                raise
+            return self._same(existing, asked), False
+
+    @staticmethod
+    def _same(existing: m.PlatformAppointment, asked: BookingAsked) -> BookedAppointment:
+        if (existing.rpps, existing.start, existing.end) != (asked.rpps, asked.start, asked.end):
+            raise BookingRefused("this identifier is already used by another appointment")
+        return _booked(existing)
+
+    async def _by_identifier(self, tx: Transaction, identifier: Identifier) -> m.PlatformAppointment | None:
+        found = await tx.session.execute(
+            select(m.PlatformAppointment).where(
+                col(m.PlatformAppointment.identifier_system) == identifier.system,
+                col(m.PlatformAppointment.identifier_value) == identifier.value,
+            )
+        )
+        return found.scalars().first()
+
+    async def _book(self, tx: Transaction, asked: BookingAsked) -> m.PlatformAppointment:
+        now = self.clock()
+        slot = await self._slot_asked(tx, asked)
+        pro = await tx.session.get(m.Professional, slot.rpps)
+        site = await tx.session.get(m.Site, (slot.rpps, slot.site_id))
+        assert pro is not None and site is not None  # a slot's professional and site are kept
+        if not (pro.active and pro.cpts_id and site.active):
+            raise BookingRefused(
+                "this slot is not published to the platform (professional or practice inactive, or outside every CPTS)"
+            )
+        if slot.start <= now:
+            raise BookingRefused("this slot has already started")
+        appointment_id = uuid.uuid4().hex
+        request_id = request_id_of(appointment_id)
+        if not await repo.take_slot(tx.session, slot.slot_id, m.SlotState.BOOKED, request_id, None, now):
+            raise BookingRefused("this slot is no longer free")
+        row = m.PlatformAppointment(
+            appointment_id=appointment_id,
+            identifier_system=asked.identifier.system,
+            identifier_value=asked.identifier.value,
+            slot_id=slot.slot_id,
+            rpps=slot.rpps,
+            start=slot.start,
+            end=slot.end,
+            status="booked",
+            operator=asked.operator,
+            created_at=now,
+            updated_at=now,
+        )
+        tx.session.add(row)
+        await tx.session.flush()  # a concurrent booking under the same identifier fails here
+        operator = f"{asked.operator['system']}|{asked.operator['value']}" if asked.operator else None
+        tx.emit(
+            self.topics.matching,
+            PlatformAppointmentBooked(
+                request_id=request_id,
+                appointment_id=appointment_id,
+                platform_identifier=f"{asked.identifier.system}|{asked.identifier.value}",
+                professional=ProfessionalRef(rpps=pro.rpps, name=pro.name, profession=pro.profession),
+                professional_cpts_id=pro.cpts_id,
+                email=pro.email,
+                channels=[Channel.model_validate(c) for c in pro.channels or []],
+                site=site_ref(site),
+                slot_id=slot.slot_id,
+                start=slot.start,
+                end=slot.end,
+                mode=slot.mode,
+                booked_at=now,
+                operator=operator,
+            ),
+            now,
+        )
+        log.info("slot booked by the national platform", rpps=pro.rpps, slot_id=slot.slot_id)
+        return row
+
+    async def _slot_asked(self, tx: Transaction, asked: BookingAsked) -> m.Slot:
+        """The professional's published slot at exactly these times (the one named, if named)."""
+        rows = await tx.session.execute(
+            select(m.Slot)
+            .where(
+                col(m.Slot.rpps) == asked.rpps,
+                col(m.Slot.start) == asked.start,
+                col(m.Slot.end) == asked.end,
+                col(m.Slot.state) != m.SlotState.WITHDRAWN,
+            )
+            .order_by(col(m.Slot.slot_id))
+        )
+        slots = [s for s in rows.scalars().all() if asked.slot_fhir_id in (None, fhir_id("slot", s.slot_id))]
+        if not slots:
+            raise BookingRefused("no slot of this professional is published at these times")
+        free = [s for s in slots if s.state == m.SlotState.FREE]
+        return (free or slots)[0]
+
+    async def set_status(self, identifier: Identifier, status: str) -> BookedAppointment:
+        """cancelled (the slot is free again), fulfilled or noshow; the same status again changes nothing."""
+        now = self.clock()
+        async with self.db.transaction() as tx:
+            found = await tx.session.execute(
+                select(m.PlatformAppointment)
+                .where(
+                    col(m.PlatformAppointment.identifier_system) == identifier.system,
+                    col(m.PlatformAppointment.identifier_value) == identifier.value,
+                )
+                .with_for_update()
+            )
+            row = found.scalars().first()
+            if row is None:
+                raise NotFound(f"no appointment with identifier {identifier.system}|{identifier.value}")
+            if row.status == status:
+                return _booked(row)
+            if row.status == "cancelled":
+                raise BookingRefused("a cancelled appointment cannot change any more")
+            if status == "cancelled" and row.status != "booked":
+                raise BookingRefused(f"an appointment recorded as {row.status} cannot be cancelled")
+            row.status, row.updated_at = status, now
+            if status == "cancelled":
+                await tx.session.execute(
+                    update(m.Slot)
+                    .where(
+                        col(m.Slot.slot_id) == row.slot_id,
+                        col(m.Slot.request_id) == request_id_of(row.appointment_id),
+                        col(m.Slot.state) == m.SlotState.BOOKED,
+                    )
+                    .values(state=m.SlotState.FREE, request_id=None, offer_id=None, updated_at=now)
+                )
+            tx.emit(
+                self.topics.matching,
+                PlatformAppointmentChanged(
+                    request_id=request_id_of(row.appointment_id),
+                    appointment_id=row.appointment_id,
+                    slot_id=row.slot_id,
+                    rpps=row.rpps,
+                    status=status,
+                    changed_at=now,
+                ),
+                now,
+            )
+            log.info("platform booking changed", status=status, slot_id=row.slot_id)
+            return _booked(row)
