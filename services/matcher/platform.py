@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 import structlog
-from sqlalchemy import and_, update
+from sqlalchemy import and_, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
@@ -117,11 +117,16 @@ class PlatformBookings:
         appointment (created False). Raises BookingRefused when the slot cannot be booked."""
         try:
             async with self.db.transaction() as tx:
+                # calls with one identifier run one after the other: the second finds the first's booking
+                await tx.session.execute(
+                    text("SELECT pg_advisory_xact_lock(hashtext(:k))"),
+                    {"k": f"platform:{asked.identifier.system}|{asked.identifier.value}"},
+                )
                 existing = await self._by_identifier(tx, asked.identifier)
                 if existing is not None:
                     return self._same(existing, asked), False
                 return _booked(await self._book(tx, asked)), True
-        except IntegrityError:  # the same identifier booked at this very moment by a concurrent call
+        except IntegrityError:  # a hash collision of the lock let two calls through: the first won
             async with self.db.transaction() as tx:
                 existing = await self._by_identifier(tx, asked.identifier)
             if existing is None:
@@ -145,20 +150,24 @@ class PlatformBookings:
 
     async def _book(self, tx: Transaction, asked: BookingAsked) -> m.PlatformAppointment:
         now = self.clock()
-        slot = await self._slot_asked(tx, asked)
-        pro = await tx.session.get(m.Professional, slot.rpps)
-        site = await tx.session.get(m.Site, (slot.rpps, slot.site_id))
+        slots = await self._slots_asked(tx, asked)
+        pro = await tx.session.get(m.Professional, asked.rpps)
+        site = await tx.session.get(m.Site, (asked.rpps, slots[0].site_id))
         assert pro is not None and site is not None  # a slot's professional and site are kept
         if not (pro.active and pro.cpts_id and site.active):
-            raise BookingRefused(
-                "this slot is not published to the platform (professional or practice inactive, or outside every CPTS)"
-            )
-        if slot.start <= now:
+            raise BookingRefused("this slot is not published to the platform (inactive, or outside every CPTS)")
+        if slots[0].start <= now:
             raise BookingRefused("this slot has already started")
         appointment_id = uuid.uuid4().hex
         request_id = request_id_of(appointment_id)
-        if not await repo.take_slot(tx.session, slot.slot_id, m.SlotState.BOOKED, request_id, None, now):
+        for slot in slots:  # the free ones first; one taken meanwhile by the cascade: the next
+            if await repo.take_slot(tx.session, slot.slot_id, m.SlotState.BOOKED, request_id, None, now):
+                break
+        else:
             raise BookingRefused("this slot is no longer free")
+        if slot.site_id != site.site_id:
+            site = await tx.session.get(m.Site, (slot.rpps, slot.site_id))
+            assert site is not None
         row = m.PlatformAppointment(
             appointment_id=appointment_id,
             identifier_system=asked.identifier.system,
@@ -173,7 +182,7 @@ class PlatformBookings:
             updated_at=now,
         )
         tx.session.add(row)
-        await tx.session.flush()  # a concurrent booking under the same identifier fails here
+        await tx.session.flush()  # the identifier's uniqueness is checked here
         operator = f"{asked.operator['system']}|{asked.operator['value']}" if asked.operator else None
         tx.emit(
             self.topics.matching,
@@ -198,8 +207,9 @@ class PlatformBookings:
         log.info("slot booked by the national platform", rpps=pro.rpps, slot_id=slot.slot_id)
         return row
 
-    async def _slot_asked(self, tx: Transaction, asked: BookingAsked) -> m.Slot:
-        """The professional's published slot at exactly these times (the one named, if named)."""
+    async def _slots_asked(self, tx: Transaction, asked: BookingAsked) -> list[m.Slot]:
+        """The professional's published slots at exactly these times (the one named, if named),
+        free ones first."""
         rows = await tx.session.execute(
             select(m.Slot)
             .where(
@@ -213,8 +223,7 @@ class PlatformBookings:
         slots = [s for s in rows.scalars().all() if asked.slot_fhir_id in (None, fhir_id("slot", s.slot_id))]
         if not slots:
             raise BookingRefused("no slot of this professional is published at these times")
-        free = [s for s in slots if s.state == m.SlotState.FREE]
-        return (free or slots)[0]
+        return sorted(slots, key=lambda s: s.state != m.SlotState.FREE)
 
     async def set_status(self, identifier: Identifier, status: str) -> BookedAppointment:
         """cancelled (the slot is free again), fulfilled or noshow; the same status again changes nothing."""

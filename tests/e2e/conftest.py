@@ -37,6 +37,7 @@ from services.main import build_app
 from tests.conftest import TUESDAY_MORNING, FakeClock, create_database
 
 API_KEY = "test-regulator-key"
+FHIR_KEY = "test-platform-key"
 LINK = re.compile(r"https?://[^/\s]+(/o/[A-Za-z0-9_\-]+)")
 
 
@@ -132,6 +133,7 @@ class Stack:
     runtime: Runtime
     receiver: Receiver
     auth: dict[str, str] = field(default_factory=lambda: {"Authorization": f"Bearer {API_KEY}"})
+    platform: dict[str, str] = field(default_factory=lambda: {"Authorization": f"Bearer {FHIR_KEY}"})
 
     def paris(self, day_offset: int, hour: int, minute: int = 0) -> datetime:
         """A Paris wall-clock time on the fake clock's day (+ day_offset)."""
@@ -249,6 +251,7 @@ async def stack(kafka_bootstrap: str, postgres_url: str) -> AsyncIterator[Stack]
         webhook_secret=SECRET,
         callback_secret=SECRET,
         regulator_api_keys=API_KEY,
+        fhir_api_keys=FHIR_KEY,
         internal_api_key="internal-test-key",
         secret_key="test-secret",
         smtp_host="127.0.0.1",

@@ -27,6 +27,7 @@ from fhir.resources.R4B.practitionerrole import PractitionerRole
 from fhir.resources.R4B.schedule import Schedule
 from fhir.resources.R4B.slot import Slot
 
+from services.common.clock import PARIS
 from services.matcher.fhir import codes as c
 
 MODELS_FHIR_VERSION = "4.3.0"  # fhir.resources.R4B
@@ -66,6 +67,11 @@ class BookedAppointment:
     rpps: str
     slot_fhir_id: str
     operator: dict[str, str] | None
+
+
+def _paris(at: datetime) -> str:
+    """Times with the Paris offset, as the platform writes them (the same instant either way)."""
+    return at.astimezone(PARIS).isoformat()
 
 
 def _meta(kind: str, **extra: Any) -> dict[str, Any]:
@@ -124,8 +130,8 @@ def slot(s: PublishedSlot) -> Slot:
             "appointmentType": _coding(c.APPOINTMENT_TYPE_SYSTEM, c.ROUTINE),
             "schedule": {"reference": f"Schedule/{ids['schedule']}"},
             "status": "free",
-            "start": s.start.isoformat(),
-            "end": s.end.isoformat(),
+            "start": _paris(s.start),
+            "end": _paris(s.end),
         }
     )
 
@@ -293,8 +299,8 @@ def appointment(a: BookedAppointment) -> Appointment:
             "extension": operator,
             "identifier": [{"system": a.identifier_system, "value": a.identifier_value}],
             "status": a.status,
-            "start": a.start.isoformat(),
-            "end": a.end.isoformat(),
+            "start": _paris(a.start),
+            "end": _paris(a.end),
             "slot": [{"reference": f"Slot/{a.slot_fhir_id}"}],
             "participant": [
                 {"actor": {"identifier": _practitioner_identifier(a.rpps)}, "status": "accepted"},
