@@ -55,7 +55,10 @@ async def load_demo(directory: Directory, now: datetime) -> int:
     """Fill an empty directory; returns the number of slots published."""
     if not await directory.is_empty():
         return 0
-    await directory.put_territory(CPTS_ID, "CPTS Sud Deux-Sèvres (démo)", territory_communes(), 30.0)
+    # a made-up FINESS number (the national platform identifies a CPTS by it)
+    await directory.put_territory(
+        CPTS_ID, "CPTS Sud Deux-Sèvres (démo)", territory_communes(), 30.0, finess="790099999"
+    )
     days = [now.astimezone(PARIS).date(), *working_days(now.astimezone(PARIS).date(), 2)]
     slots = 0
     for rpps, name, profession, insee, cap in PROFESSIONALS:
