@@ -93,15 +93,18 @@ class BrokerWatch:
                 client_id="sas-broker-watch",
                 request_timeout_ms=5000,
             )
-            await asyncio.wait_for(client.start(), 10)
+            try:
+                await asyncio.wait_for(client.start(), 10)
+            except BaseException:
+                await _quietly(client.stop())  # a client that failed to start still holds connections
+                raise
             self._client = client
         return self._client
 
     async def _reset_client(self) -> None:
         client, self._client = self._client, None
         if client is not None:
-            with contextlib.suppress(KafkaError, OSError, TimeoutError):
-                await asyncio.wait_for(client.stop(), 5)
+            await _quietly(client.stop())
 
     async def _read_epoch(self) -> str | None:
         """The first record of the epoch topic, fetched from the broker now: a long-lived consumer
@@ -111,24 +114,24 @@ class BrokerWatch:
         reader = AIOKafkaConsumer(
             bootstrap_servers=self.bootstrap_servers, enable_auto_commit=False, request_timeout_ms=5000
         )
-        await asyncio.wait_for(reader.start(), 10)
         try:
+            await asyncio.wait_for(reader.start(), 10)
             reader.assign([partition])
             reader.seek(partition, 0)
             found = await reader.getmany(partition, timeout_ms=1000, max_records=1)
         finally:
-            await reader.stop()
+            await _quietly(reader.stop())
         records = found.get(partition, [])
         return records[0].value.decode() if records and records[0].value else None
 
     async def _write_epoch(self) -> str:
         """Found empty: write an epoch; whoever wrote first wins, so read it back."""
         producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap_servers, acks="all")
-        await producer.start()
         try:
+            await producer.start()
             await producer.send_and_wait(self.epoch_topic, uuid.uuid4().hex.encode(), partition=0)
         finally:
-            await producer.stop()
+            await _quietly(producer.stop())
         epoch = await self._read_epoch()
         if epoch is None:
             raise TimeoutError("the epoch just written cannot be read back")
@@ -136,3 +139,9 @@ class BrokerWatch:
 
     async def close(self) -> None:
         await self._reset_client()
+
+
+async def _quietly(stopping: Awaitable[None]) -> None:
+    """Stop a Kafka client whatever state the broker is in (at most 5 s)."""
+    with contextlib.suppress(KafkaError, OSError, TimeoutError):
+        await asyncio.wait_for(stopping, 5)

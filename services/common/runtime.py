@@ -231,21 +231,24 @@ class Runtime:
         log.info("services started", services=[p.name for p in self.parts])
 
     async def stop(self) -> None:
+        """Stop every part, each step within STOP_STEP_SECONDS: a process asked to stop must stop
+        (seen once: a notifier that never finished stopping). A step left unfinished loses
+        nothing: what was not committed is delivered again, the outbox is relayed again."""
         self.started = False
         if self._watch is not None:
             self._watch.cancel()
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
-        await self._looking.stop()
-        await self.broker_watch.close()
+        await _within("broker look", self._looking.stop())
+        await _within("broker watch", self.broker_watch.close())
         for part in self.parts:
             for pump in part.pumps:
-                await pump.stop()
-        await self.broker.stop()
+                await _within(f"pump {pump.name}", pump.stop())
+        await _within("consumers and producer", self.broker.stop())
         for part in self.parts:
             for hook in part.on_stop:
-                await hook()
-            await part.db.dispose()
+                await _within(f"{part.name} on_stop", hook())
+            await _within(f"{part.name} database", part.db.dispose())
 
     def _consumers_healthy(self) -> dict[str, bool]:
         """Each consumer group: joined, and its commits not failing for 10 s or more."""
@@ -372,3 +375,15 @@ class Runtime:
             )
 
         return app
+
+
+STOP_STEP_SECONDS = 5.0
+
+
+async def _within(step: str, stopping: Awaitable[None]) -> None:
+    try:
+        await asyncio.wait_for(stopping, STOP_STEP_SECONDS)
+    except TimeoutError:
+        log.warning("a stopping step took too long: left unfinished", step=step, seconds=STOP_STEP_SECONDS)
+    except Exception:
+        log.exception("a stopping step failed", step=step)

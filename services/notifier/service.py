@@ -12,6 +12,7 @@ from sqlmodel import col, select
 
 from schemas.events import (
     AppointmentConfirmed,
+    Channel,
     CloudEvent,
     OfferAccepted,
     OfferExpired,
@@ -99,8 +100,7 @@ class NotifierService:
             profession=event.professional.profession,
             email=event.email,
             phone=event.phone,
-            channels=[c.model_dump() for c in event.channels]
-            or ([{"type": "email", "destination": event.email}] if event.email else []),
+            channels=_channels(event.channels, event.email),
             site=event.site.model_dump(mode="json"),
             kind=event.kind,
             mode=event.mode,
@@ -154,8 +154,7 @@ class NotifierService:
             professional_name=event.professional.name,
             profession=event.professional.profession,
             email=event.email,
-            channels=[c.model_dump() for c in event.channels]
-            or ([{"type": "email", "destination": event.email}] if event.email else []),
+            channels=_channels(event.channels, event.email),
             site=event.site.model_dump(mode="json"),
             kind="slot",
             mode=event.mode,
@@ -409,6 +408,11 @@ class NotifierService:
             )
         )
         tx.after_commit.extend(self.on_notification)
+
+
+def _channels(channels: list[Channel], email: str | None) -> list[dict[str, str]]:
+    """How to reach the professional, in order; their e-mail alone when they named no channel."""
+    return [c.model_dump() for c in channels] or ([{"type": "email", "destination": email}] if email else [])
 
 
 def _audit(tx: Transaction, offer: Offer, actor: str, action: str, detail: str | None, now: datetime) -> None:

@@ -242,6 +242,7 @@ async def test_a_booking_of_a_slot_the_cascade_holds_is_refused(stack: Stack) ->
     await stack.professional("63000000001", "63113", cpts_id="cpts-fhir-held", slots=[stack.paris(0, 16)])
     request_id = await stack.submit("63113")
     await stack.wait_status(request_id, "offered")
+    assert (await search(stack, "63000000001"))["total"] == 0  # held by the cascade: not free
     held = await book(stack, "63000000001", stack.paris(0, 16), "RDV-H1")
     assert "no longer free" in outcome_of(held, 422)["issue"][0]["diagnostics"]
 

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import text
 
 from schemas.topics import Topics
+from services.common.db import Database
 from services.matcher import models as m
 from services.matcher import repository as repo
 from services.matcher.directory import Directory
@@ -19,25 +20,31 @@ from tests.integration.helpers import MELLE_SITE, migrated
 
 NOW = datetime(2026, 12, 1, 8, tzinfo=UTC)
 SLOTS = 40
+RPPS = "79000000001"
 
 
-async def test_each_slot_goes_to_the_platform_or_to_the_cascade_never_both(database_url: str) -> None:
+async def one_gp(database_url: str, prefix: str) -> tuple[Database, Directory, PlatformBookings]:
+    """A CPTS with one GP (no slots yet), and the platform's side of the matcher."""
     db = await migrated(database_url, "matcher")
 
     async def nothing(_: list[str]) -> None:
         return None
 
-    topics = Topics(prefix="race.")
+    topics = Topics(prefix=prefix)
     directory = Directory(db, lambda: NOW, topics, nothing)
-    bookings = PlatformBookings(db, lambda: NOW, topics)
+    await directory.put_territory("cpts-79", "CPTS Melle", ["79174"], 30.0)
+    await directory.put_professional(
+        RPPS, {"name": "Dr A", "profession": "general_practitioner", "cpts_id": "cpts-79"}, [MELLE_SITE]
+    )
+    return db, directory, PlatformBookings(db, lambda: NOW, topics)
+
+
+async def test_each_slot_goes_to_the_platform_or_to_the_cascade_never_both(database_url: str) -> None:
+    db, directory, bookings = await one_gp(database_url, "race.")
     try:
-        await directory.put_territory("cpts-79", "CPTS Melle", ["79174"], 30.0)
-        await directory.put_professional(
-            "79000000001", {"name": "Dr A", "profession": "general_practitioner", "cpts_id": "cpts-79"}, [MELLE_SITE]
-        )
         starts = [NOW + timedelta(hours=2, minutes=20 * n) for n in range(SLOTS)]
         for n, start in enumerate(starts):
-            await directory.put_slot(f"s{n}", "79000000001", "main", start, start + timedelta(minutes=20), "in_person")
+            await directory.put_slot(f"s{n}", RPPS, "main", start, start + timedelta(minutes=20), "in_person")
 
         # the platform reads a few rows before it takes the slot: the cascade's hold starts up to
         # 6 ms late, so that either may come first
@@ -51,7 +58,7 @@ async def test_each_slot_goes_to_the_platform_or_to_the_cascade_never_both(datab
 
         async def platform(n: int) -> bool:
             asked = BookingAsked(
-                Identifier("urn:test", f"rdv-{n}"), starts[n], starts[n] + timedelta(minutes=20), "79000000001",
+                Identifier("urn:test", f"rdv-{n}"), starts[n], starts[n] + timedelta(minutes=20), RPPS,
                 None, None,
             )  # fmt: skip
             try:
@@ -84,23 +91,12 @@ async def test_each_slot_goes_to_the_platform_or_to_the_cascade_never_both(datab
 
 
 async def test_the_same_identifier_sent_twice_at_once_books_one_appointment(database_url: str) -> None:
-    db = await migrated(database_url, "matcher")
-
-    async def nothing(_: list[str]) -> None:
-        return None
-
-    topics = Topics(prefix="twice.")
-    directory = Directory(db, lambda: NOW, topics, nothing)
-    bookings = PlatformBookings(db, lambda: NOW, topics)
+    db, directory, bookings = await one_gp(database_url, "twice.")
     try:
-        await directory.put_territory("cpts-79", "CPTS Melle", ["79174"], 30.0)
-        await directory.put_professional(
-            "79000000001", {"name": "Dr A", "profession": "general_practitioner", "cpts_id": "cpts-79"}, [MELLE_SITE]
-        )
         start = NOW + timedelta(hours=3)
         for n in range(2):  # two free slots at the same time: a second booking would find one
-            await directory.put_slot(f"t{n}", "79000000001", "main", start, start + timedelta(minutes=20), "in_person")
-        asked = BookingAsked(Identifier("urn:test", "rdv-once"), start, start + timedelta(minutes=20), "79000000001",
+            await directory.put_slot(f"t{n}", RPPS, "main", start, start + timedelta(minutes=20), "in_person")
+        asked = BookingAsked(Identifier("urn:test", "rdv-once"), start, start + timedelta(minutes=20), RPPS,
                              None, None)  # fmt: skip
         results = await asyncio.gather(*(bookings.book(asked) for _ in range(6)))
         assert len({booked.appointment_id for booked, _ in results}) == 1
