@@ -1,8 +1,8 @@
 """The composition root: settings in, running services out.
 
-`make run` → `sas-run` hosts all three services, starting an embedded PostgreSQL and an
+`make run` → `sas-run` hosts all four services, starting an embedded PostgreSQL and an
 embedded Kafka-protocol broker when DATABASE_URL / KAFKA_BOOTSTRAP_SERVERS are unset.
-`sas-intake`, `sas-matcher` and `sas-notifier` host one service each against a real broker and
+`sas-intake`, `sas-matcher`, `sas-notifier` and `sas-ops` host one service each against a real broker and
 database. Either way the services run in WORKERS processes (by default one per CPU, up to 4)
 sharing the HTTP port and one consumer group (see SharedConsumer), so that every core works; the embedded
 database and broker belong to the parent process, which stops them last.
@@ -34,15 +34,16 @@ from services.common.logging import configure_logging
 from services.common.messaging import make_broker
 from services.common.runtime import Runtime, ServicePart
 from services.common.settings import Settings
-from services.demo import load_demo
 from services.intake import entrypoint as intake
 from services.intake.service import IntakeService
 from services.matcher import entrypoint as matcher
+from services.matcher.demo import load_demo
 from services.notifier import entrypoint as notifier
 from services.notifier.channels import ContactSource, ContactUnavailable, HttpContactSource, PatientContact
+from services.ops import entrypoint as ops
 
 log = structlog.get_logger(__name__)
-ALL = ("intake", "matcher", "notifier")
+ALL = ("intake", "matcher", "notifier", "ops")
 
 
 @dataclass
@@ -100,6 +101,8 @@ def build_runtime(
             raise SystemExit("the notifier alone needs INTAKE_URL and INTERNAL_API_KEY to show patient contacts")
         _, part = notifier.build(ctx, contacts)
         parts.append(part)
+    if "ops" in services:
+        parts.append(ops.build(ctx))
     runtime = Runtime(settings, make_broker(settings, bootstrap_servers), bootstrap_servers, ctx.topics, parts)
 
     async def demo() -> None:
@@ -238,6 +241,10 @@ def run_matcher() -> None:
 
 def run_notifier() -> None:
     main(["--service", "notifier"])
+
+
+def run_ops() -> None:
+    main(["--service", "ops"])
 
 
 if __name__ == "__main__":

@@ -12,3 +12,9 @@ Clock = Callable[[], datetime]
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def paris_week(at: datetime) -> str:
+    """The ISO week of an instant in Paris, e.g. `2026-W49` (caps and forfaits count by week)."""
+    year, week, _ = at.astimezone(PARIS).isocalendar()
+    return f"{year}-W{week:02d}"

@@ -19,7 +19,7 @@ from typing import Any
 import asyncpg
 import structlog
 
-from services.common.clock import Clock
+from services.common.clock import Clock, paris_week
 from services.common.db import Database
 from services.matcher import repository as repo
 from services.matcher.domain import matching as d
@@ -192,7 +192,7 @@ class IndexSync:
             if r["status"] == "pending":
                 index.busy.add(who)
             else:
-                week = (who, d.paris_week(start))
+                week = (who, paris_week(start))
                 index.week_load[week] = index.week_load.get(week, 0) + 1
             if r["kind"] == "overflow":
                 taken = index.overflow_taken.setdefault(who, {})

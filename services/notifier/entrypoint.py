@@ -1,4 +1,5 @@
-"""Wiring of the notifier: offer pages, the message dispatcher and the expiry sweeper."""
+"""Wiring of the notifier: offers, the messages to professionals (channels, links), the offer
+page, the expiry and reminder sweepers. The operations side is its own service (services/ops)."""
 
 from __future__ import annotations
 
@@ -16,8 +17,6 @@ from services.common.context import Context
 from services.common.messaging import Pump
 from services.common.runtime import Handlers, ServicePart, Subscription
 from services.common.signing import SignedPoster
-from services.notifier import ops_api, ops_pages, read_model
-from services.notifier.accounts import Accounts
 from services.notifier.channels import (
     ContactSource,
     EmailSender,
@@ -76,7 +75,6 @@ def build(ctx: Context, contacts: ContactSource) -> tuple[NotifierService, Servi
         env,
         ctx.settings.reminder_minutes,
     )
-    accounts = Accounts(db, ctx.clock)
     dispatcher = Pump("notifier-dispatch", service.dispatch, ctx.settings.sweep_interval_seconds)
     service.on_notification.append(dispatcher.poke)
     handlers: Handlers = {
@@ -90,30 +88,16 @@ def build(ctx: Context, contacts: ContactSource) -> tuple[NotifierService, Servi
         name="notifier",
         db=db,
         migrations=Path(__file__).parent / "migrations",
-        routers=[
-            build_router(service, env),
-            ops_api.build_router(db, ctx.require_regulator_key, accounts),
-            ops_pages.build_router(db, accounts, env, ctx.settings.base_url.startswith("https://")),
-        ],
-        on_start=[lambda: _admin_from_settings(ctx, accounts)],
+        routers=[build_router(service, env)],
         on_stop=[poster.close, *([contacts.close] if isinstance(contacts, HttpContactSource) else [])],
         subscriptions=[
             Subscription("notifier", [ctx.topics.matching], handlers),
-            # the dashboards may lag a fifth of a second: bigger batches, less polling
-            Subscription(read_model.CONSUMER, read_model.topics_of(ctx.topics), read_model.HANDLERS, patience_ms=200),
         ],
         pumps=[dispatcher],
         timers=[
             (service.expire_due, ctx.settings.sweep_interval_seconds),
             (service.remind_due, ctx.settings.sweep_interval_seconds),
-            (accounts.forget_expired, 3600.0),
         ],
         stuck=STUCK,
     )
     return service, part
-
-
-async def _admin_from_settings(ctx: Context, accounts: Accounts) -> None:
-    """OPS_ADMIN_EMAIL and OPS_ADMIN_PASSWORD create or update a sas_admin account at start."""
-    if ctx.settings.ops_admin_email and ctx.settings.ops_admin_password:
-        await accounts.put(ctx.settings.ops_admin_email, ctx.settings.ops_admin_password, "sas_admin", None)

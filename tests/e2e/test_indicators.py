@@ -12,8 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
-from services.notifier import read_model
-from services.notifier.accounts import Accounts
+from services.ops import read_model
+from services.ops.accounts import Accounts
 from tests.e2e.conftest import Stack, link_path, operator_client
 
 pytestmark = pytest.mark.e2e
@@ -70,8 +70,8 @@ async def test_indicators_follow_what_happened_and_survive_a_rebuild(stack: Stac
     assert live["slot_utilisation"]["booked"] == 1 and live["slot_utilisation"]["published"] == 2
     assert live["minutes_to_appointment"]["median"] == 0.0  # the services' clock stood still
 
-    notifier = next(p for p in stack.runtime.parts if p.name == "notifier")
-    replayed = await read_model.rebuild(notifier.db, stack.runtime.bootstrap_servers, stack.runtime.topics)
+    ops = next(p for p in stack.runtime.parts if p.name == "ops")
+    replayed = await read_model.rebuild(ops.db, stack.runtime.bootstrap_servers, stack.runtime.topics)
     assert replayed > 10
     assert await figures(stack) == live  # the same figures from the topics alone
 
@@ -109,8 +109,8 @@ async def test_prometheus_metrics_show_what_happened(stack: Stack) -> None:
 
 
 async def test_coordinators_see_their_own_cpts_only(stack: Stack) -> None:
-    notifier = next(p for p in stack.runtime.parts if p.name == "notifier")
-    accounts = Accounts(notifier.db, stack.clock)
+    ops = next(p for p in stack.runtime.parts if p.name == "ops")
+    accounts = Accounts(ops.db, stack.clock)
     await accounts.put("coord@cpts-e2e.example.org", "un mot de passe long", "coordinator", "cpts-e2e")
     await accounts.put("coord@elsewhere.example.org", "un autre mot de passe", "coordinator", "elsewhere")
     mine = await operator_client(stack, "coord@cpts-e2e.example.org", "un mot de passe long")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from playwright.async_api import Browser, Page
 
-from services.notifier.accounts import Accounts
+from services.ops.accounts import Accounts
 from tests.e2e.conftest import Stack, link_path
 from tests.e2e.test_browser import shot
 
@@ -29,8 +29,8 @@ async def test_a_coordinator_follows_a_request_live(stack: Stack, browser: Brows
     territory = {"name": "CPTS Rouen", "communes": ["76540"], "radius_km": 30}
     assert (await stack.http.put("/v1/territories/cpts-rouen", json=territory, headers=stack.auth)).status_code == 201
     gp = await stack.professional("30000000001", "76540", slots=[stack.paris(0, 15, 0)], cpts_id="cpts-rouen")
-    notifier = next(p for p in stack.runtime.parts if p.name == "notifier")
-    accounts = Accounts(notifier.db, stack.clock)
+    ops = next(p for p in stack.runtime.parts if p.name == "ops")
+    accounts = Accounts(ops.db, stack.clock)
     await accounts.put("coord@rouen.example.org", "mot de passe de Rouen", "coordinator", "cpts-rouen")
     await accounts.put("coord@caen.example.org", "mot de passe de Caen", "coordinator", "cpts-caen")
     mine = await logged_in(browser, stack, "coord@rouen.example.org", "mot de passe de Rouen")

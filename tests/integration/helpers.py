@@ -24,11 +24,12 @@ from schemas.topics import Topics
 from services.common.clock import PARIS, utcnow
 from services.common.db import Database, service_engine
 from services.common.embedded import free_port
+from services.common.holidays import is_public_holiday
 from services.matcher.directory import Directory, SiteInput
-from services.matcher.domain.opening_hours import WeeklyHours, first_open_time, is_public_holiday
+from services.matcher.domain.opening_hours import WeeklyHours, first_open_time
 
 ROOT = Path(__file__).resolve().parents[2]
-MIGRATIONS = {name: ROOT / "services" / name / "migrations" for name in ("intake", "matcher", "notifier")}
+MIGRATIONS = {name: ROOT / "services" / name / "migrations" for name in ("intake", "matcher", "notifier", "ops")}
 
 
 def fresh_topics() -> Topics:

@@ -6,8 +6,8 @@ import pytest
 
 from services.common.settings import Settings
 from services.main import server_options
-from services.notifier import accounts as accounts_module
-from services.notifier.accounts import Accounts
+from services.ops import accounts as accounts_module
+from services.ops.accounts import Accounts
 from tests.conftest import TUESDAY_MORNING, FakeClock
 from tests.integration.helpers import migrated
 
@@ -15,7 +15,7 @@ from tests.integration.helpers import migrated
 async def test_a_failed_login_hashes_a_password_whether_the_account_exists_or_not(
     database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    db = await migrated(database_url, "notifier")
+    db = await migrated(database_url, "ops")
     accounts = Accounts(db, FakeClock(TUESDAY_MORNING))
     hashed: list[str] = []
     real = accounts_module.check_password

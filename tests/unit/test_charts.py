@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 
 from services.common.clock import PARIS
-from services.notifier import charts
-from services.notifier.indicators import RequestFacts
+from services.ops import charts
+from services.ops.indicators import RequestFacts
 
 
 def request(day: int, status: str, minutes: int = 30, commune: str = "79174") -> RequestFacts:

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from services.common.clock import paris_week
 from services.matcher.domain import matching as d
 from services.matcher.domain.index import DirectoryIndex, Territory
 from services.matcher.domain.opening_hours import WeeklyHours
@@ -112,7 +113,7 @@ def test_index_agrees_with_the_rules(
             "held" if slot.held else "free",
             revision=1,
         )
-    week = d.paris_week(NOW)
+    week = paris_week(NOW)
     for rpps, n in load.items():
         index.week_load[(rpps, week)] = n
     search = d.Search(

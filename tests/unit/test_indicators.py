@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 
 from services.common.clock import PARIS
-from services.notifier.indicators import (
+from services.ops.indicators import (
     OfferFacts,
     ProfessionalVersion,
     RequestFacts,

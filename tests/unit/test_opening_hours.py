@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from services.common.clock import PARIS
+from services.common.holidays import is_public_holiday
 from services.common.motives import deadline_for
 from services.matcher.domain.opening_hours import (
     REFERENCE_HOURS,
@@ -16,7 +17,6 @@ from services.matcher.domain.opening_hours import (
     WeeklyHours,
     first_open_time,
     is_open_throughout,
-    is_public_holiday,
     open_intervals,
 )
 

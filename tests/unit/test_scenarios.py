@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from services.common import geo
-from services.common.clock import PARIS
+from services.common.clock import PARIS, paris_week
 from services.common.motives import catalogue, deadline_for, effective_urgency
 from services.matcher.domain import matching as d
 from services.matcher.domain.decision import Ask, GiveUp, decide
@@ -108,7 +108,7 @@ def directory(text: str, now: datetime) -> Directory:
             elif word == "cpts":
                 fields["cpts_id"] = value
             elif word == "load":
-                built.index.week_load[(rpps, d.paris_week(now))] = int(value)
+                built.index.week_load[(rpps, paris_week(now))] = int(value)
             elif word == "busy":
                 built.index.busy.add(rpps)
             elif word == "closed":

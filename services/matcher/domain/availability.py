@@ -10,7 +10,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from services.common.clock import PARIS
-from services.matcher.domain.opening_hours import Closure, is_public_holiday
+from services.common.holidays import is_public_holiday
+from services.matcher.domain.opening_hours import Closure
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from services.common.clock import paris_week
 from services.common.geo import distance_km
 from services.common.motives import Step
 from services.matcher.domain import matching as d
@@ -297,7 +298,7 @@ class DirectoryIndex:
         left to check per slot is who, how far, and how it scores (see d.slot_candidate)."""
         t0 = d.earliest_start(now, lead).timestamp()
         deadline, now_ts = search.deadline.timestamp(), now.timestamp()
-        week = d.paris_week(now)
+        week = paris_week(now)
         cells = list(self._cells_in_reach(search))
         heap: list[tuple[float, int, list[tuple[float, str]], int, float]] = []
         for profession in professions:
@@ -349,7 +350,7 @@ class DirectoryIndex:
         limit: int,
         exclude: set[str],
     ) -> list[d.Candidate]:
-        week = d.paris_week(now)
+        week = paris_week(now)
         wait0 = (d.earliest_start(now, lead) - now).total_seconds() / 3600
         cells = list(self._cells_in_reach(search))  # once, not once per profession
         groups = [(bound, self._overflow.get((p, cell), set())) for p in professions for bound, cell in cells]

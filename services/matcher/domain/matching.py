@@ -56,11 +56,6 @@ def paris_day(at: datetime) -> str:
     return at.astimezone(PARIS).date().isoformat()
 
 
-def paris_week(at: datetime) -> str:
-    year, week, _ = at.astimezone(PARIS).isocalendar()
-    return f"{year}-W{week:02d}"
-
-
 @dataclass(frozen=True, slots=True)
 class Place:
     lat: float

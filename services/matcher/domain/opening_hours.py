@@ -11,16 +11,12 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
-from functools import cache
-
-import holidays
+from datetime import UTC, datetime, time, timedelta
 
 from services.common.clock import PARIS
+from services.common.holidays import is_public_holiday
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-# Departments under the Alsace–Moselle local law get Good Friday and 26 December.
-ALSACE_MOSELLE = {"57", "67", "68"}
 
 Period = tuple[time, time]
 
@@ -71,16 +67,6 @@ class WeeklyHours:
 
 # The reference opening period of a practice (PRODUCT.md): Mon–Fri 08–20, Sat 08–12.
 REFERENCE_HOURS = WeeklyHours.parse({day: [["08:00", "20:00"]] for day in WEEKDAYS[:5]} | {"sat": [["08:00", "12:00"]]})
-
-
-@cache
-def _holidays(year: int, alsace_moselle: bool) -> frozenset[date]:
-    calendar = holidays.country_holidays("FR", years=year, subdiv="57" if alsace_moselle else None)
-    return frozenset(calendar)
-
-
-def is_public_holiday(day: date, department: str | None = None) -> bool:
-    return day in _holidays(day.year, department in ALSACE_MOSELLE)
 
 
 Closure = tuple[datetime, datetime]  # a site closed from … to … (absolute instants)

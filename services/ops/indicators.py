@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from services.common.clock import PARIS
-from services.matcher.domain.opening_hours import is_public_holiday
+from services.common.clock import PARIS, paris_week
+from services.common.holidays import is_public_holiday
 
 DEFINITION_VERSION = "2026-11-25.1"
 DEFINITIONS = {
@@ -140,11 +140,6 @@ def _friday_saturday_or_holiday_eve(at: datetime) -> bool:
     return day.weekday() in (4, 5) or is_public_holiday(day + timedelta(days=1))
 
 
-def _iso_week(at: datetime) -> str:
-    year, week, _ = at.astimezone(PARIS).isocalendar()
-    return f"{year}-W{week:02d}"
-
-
 def _quarter(at: datetime) -> str:
     d = paris_date(at)
     return f"{d.year}-Q{(d.month - 1) // 3 + 1}"
@@ -173,7 +168,7 @@ def figures(
     cpts_slots = [s for s in slots if s.rpps in gps and in_period(s.start, first, last) and not s.withdrawn]
     utilisation: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
     for s in cpts_slots:
-        cell = utilisation[s.rpps][_iso_week(s.start)]
+        cell = utilisation[s.rpps][paris_week(s.start)]
         cell[0] += s.booked
         cell[1] += 1
     return {
@@ -257,13 +252,13 @@ def remuneration(
             and r.appointment_start
             and in_period(r.appointment_start, first, last)
         ):
-            consultations[r.appointment_rpps][_iso_week(r.appointment_start)] += 1
+            consultations[r.appointment_rpps][paris_week(r.appointment_start)] += 1
             if r.kind == "overflow":
                 overflow[r.appointment_rpps][_quarter(r.appointment_start)] += 1
     hours: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     for s in slots:
         if s.rpps in gps and not s.withdrawn and in_period(s.start, first, last):
-            hours[s.rpps][_iso_week(s.start)] += (s.end - s.start).total_seconds() / 3600
+            hours[s.rpps][paris_week(s.start)] += (s.end - s.start).total_seconds() / 3600
     return {
         rpps: {
             "declared_participation": rpps in declared,

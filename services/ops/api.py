@@ -15,9 +15,9 @@ from pydantic import Field
 from services.common.db import Database
 from services.common.http import BEARER, Problem, problems
 from services.common.inputs import IDENT, IdentQuery, InputModel, has_control_characters
-from services.notifier import indicators as ind
-from services.notifier import read_model
-from services.notifier.accounts import Accounts
+from services.ops import indicators as ind
+from services.ops import read_model
+from services.ops.accounts import Accounts
 
 MAX_DAYS = 400
 

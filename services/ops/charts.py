@@ -13,7 +13,7 @@ from datetime import date, timedelta
 from html import escape
 
 from services.common import geo
-from services.notifier.indicators import RequestFacts, paris_date
+from services.ops.indicators import RequestFacts, paris_date
 
 COLOURS = {
     "confirmed": "#1a7f37",

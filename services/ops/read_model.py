@@ -39,10 +39,10 @@ from schemas.topics import Topics
 from services.common.clock import PARIS
 from services.common.db import Database, Transaction
 from services.common.runtime import Handlers
-from services.notifier import indicators as ind
+from services.ops import indicators as ind
 
 log = structlog.get_logger(__name__)
-CONSUMER = "notifier-ops"
+CONSUMER = "ops"
 TABLES = ("ops_request", "ops_offer", "ops_professional_version", "ops_slot")
 
 
@@ -182,6 +182,7 @@ async def on_proposed(tx: Transaction, e: OfferProposed, ce: CloudEvent) -> None
             "rpps": e.professional.rpps,
             "cpts_id": e.professional_cpts_id,
             "proposed_at": ce.time,
+            "answer_by": e.answer_by,
         },
     )
 

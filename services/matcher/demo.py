@@ -12,8 +12,9 @@ import structlog
 
 from services.common import geo
 from services.common.clock import PARIS
+from services.common.holidays import is_public_holiday
 from services.matcher.directory import Directory, SiteInput
-from services.matcher.domain.opening_hours import REFERENCE_HOURS, is_open_throughout, is_public_holiday
+from services.matcher.domain.opening_hours import REFERENCE_HOURS, is_open_throughout
 
 log = structlog.get_logger(__name__)
 

@@ -21,10 +21,10 @@ from services.common.clock import PARIS
 from services.common.db import Database
 from services.common.http import Problem
 from services.common.inputs import has_control_characters
-from services.notifier import charts, read_model
-from services.notifier import indicators as ind
-from services.notifier.accounts import Accounts, Operator, TooManyAttempts
-from services.notifier.ops_api import checked_period
+from services.ops import charts, read_model
+from services.ops import indicators as ind
+from services.ops.accounts import Accounts, Operator, TooManyAttempts
+from services.ops.api import checked_period
 
 SESSION_COOKIE = "sas_ops"
 CSRF_COOKIE = "sas_ops_csrf"
@@ -165,9 +165,9 @@ async def live_view(db: Database, accounts: Accounts, cpts: str) -> dict[str, An
         waiting = (
             await conn.execute(
                 text(
-                    "SELECT o.request_id, o.rpps, f.expires_at "
-                    "FROM ops_offer o JOIN offer f ON f.offer_id = o.offer_id "
-                    "WHERE o.cpts_id = :c AND f.status = 'pending' ORDER BY f.expires_at"
+                    "SELECT request_id, rpps, answer_by AS expires_at FROM ops_offer WHERE cpts_id = :c "
+                    "AND accepted_at IS NULL AND refused_at IS NULL AND expired_at IS NULL AND withdrawn_at IS NULL "
+                    "ORDER BY answer_by NULLS LAST"
                 ),
                 {"c": cpts},
             )
@@ -201,7 +201,7 @@ async def live_view(db: Database, accounts: Accounts, cpts: str) -> dict[str, An
             {
                 "request_id": w.request_id,
                 "rpps": w.rpps,
-                "minutes_left": max(0, math.ceil((w.expires_at - now).total_seconds() / 60)),
+                "minutes_left": max(0, math.ceil((w.expires_at - now).total_seconds() / 60)) if w.expires_at else "?",
             }
             for w in waiting
         ],

@@ -1,0 +1,50 @@
+"""Wiring of the operations service: the read model fed by the topics, the indicators, the
+operations accounts and the dashboard.
+
+It owns schema `ops` and consumer group `ops`; it reads every topic and writes none. A new
+group starts from the earliest records, so a fresh `ops` database fills itself from what the
+broker keeps; `sas-rebuild-read-model` empties it and reads everything again.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from services.common.context import Context
+from services.common.runtime import ServicePart, Subscription
+from services.ops import api, pages, read_model
+from services.ops.accounts import Accounts
+
+TEMPLATES = Path(__file__).parent / "templates"
+
+
+def templates() -> Environment:
+    return Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
+
+
+def build(ctx: Context) -> ServicePart:
+    db = ctx.database("ops")
+    accounts = Accounts(db, ctx.clock)
+    return ServicePart(
+        name="ops",
+        db=db,
+        migrations=Path(__file__).parent / "migrations",
+        routers=[
+            api.build_router(db, ctx.require_regulator_key, accounts),
+            pages.build_router(db, accounts, templates(), ctx.settings.base_url.startswith("https://")),
+        ],
+        on_start=[lambda: _admin_from_settings(ctx, accounts)],
+        subscriptions=[
+            # the dashboards may lag a fifth of a second: bigger batches, less polling
+            Subscription(read_model.CONSUMER, read_model.topics_of(ctx.topics), read_model.HANDLERS, patience_ms=200),
+        ],
+        timers=[(accounts.forget_expired, 3600.0)],
+    )
+
+
+async def _admin_from_settings(ctx: Context, accounts: Accounts) -> None:
+    """OPS_ADMIN_EMAIL and OPS_ADMIN_PASSWORD create or update a sas_admin account at start."""
+    if ctx.settings.ops_admin_email and ctx.settings.ops_admin_password:
+        await accounts.put(ctx.settings.ops_admin_email, ctx.settings.ops_admin_password, "sas_admin", None)

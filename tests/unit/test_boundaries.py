@@ -1,0 +1,47 @@
+"""Services talk through Kafka (and the notifier asks the intake for a contact over HTTP), never
+through each other's code: no module of one service imports another's; `services/common` imports
+none. Only the composition root (`services/main.py`) sees them all."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+SERVICES = Path(__file__).resolve().parents[2] / "services"
+NAMES = ("intake", "matcher", "notifier", "ops")
+
+
+def imported(path: Path) -> set[str]:
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found |= {f"{node.module}.{alias.name}" for alias in node.names}
+    return found
+
+
+def crossings(owner: str, allowed: set[str]) -> list[str]:
+    found = []
+    for path in sorted((SERVICES / owner).rglob("*.py")):
+        for module in imported(path):
+            parts = module.split(".")
+            if parts[0] == "services" and len(parts) > 1 and parts[1] in NAMES and parts[1] not in allowed:
+                found.append(f"{path.relative_to(SERVICES.parent)} imports {module}")
+    return found
+
+
+def test_no_service_imports_another_service_s_modules() -> None:
+    found = [line for name in NAMES for line in crossings(name, {name})]
+    assert found == []
+
+
+def test_the_shared_code_imports_no_service() -> None:
+    assert crossings("common", set()) == []
+
+
+def test_the_check_sees_a_crossing() -> None:
+    """The check itself: the composition root imports every service."""
+    root = {m for m in imported(SERVICES / "main.py") if m.startswith("services.")}
+    assert {f"services.{name}" for name in NAMES} <= {".".join(m.split(".")[:2]) for m in root}
