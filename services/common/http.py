@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hmac
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Annotated, Any
 from urllib.parse import unquote_plus
 
@@ -64,7 +64,16 @@ def _answer_known_failure(exc: Exception) -> JSONResponse | None:
     return None
 
 
-def install_problem_handlers(app: FastAPI) -> None:
+# A service's domain exceptions and the problem each is answered with (ServicePart.problems)
+ProblemMap = dict[type[Exception], Callable[[Any], Problem]]
+
+
+def install_problem_handlers(app: FastAPI, domain: ProblemMap | None = None) -> None:
+    """Every error of every route as problem+json, from here: validation, HTTP errors, the
+    services' domain exceptions (`domain`), a database away, and the unexpected."""
+    for kind, problem_of in (domain or {}).items():
+        app.add_exception_handler(kind, _domain_handler(problem_of))
+
     @app.middleware("http")
     async def known_failures(request: Request, call_next: RequestResponseEndpoint) -> Response:
         """Answered here, not by an `Exception` handler: Starlette re-raises after those, and the
@@ -99,6 +108,14 @@ def install_problem_handlers(app: FastAPI) -> None:
         if exc.status_code == 405:  # Starlette names the methods of one route; a path has one route per method
             response.headers["Allow"] = ", ".join(sorted(_methods_of(request)))
         return response
+
+
+def _domain_handler(problem_of: Callable[[Any], Problem]) -> Callable[[Request, Exception], Awaitable[Response]]:
+    async def answer(_: Request, exc: Exception) -> Response:
+        problem = problem_of(exc)
+        return problem_response(problem.status_code, problem.title, str(problem.detail), **problem.extra)
+
+    return answer
 
 
 _PROBLEM_SCHEMA = {

@@ -28,7 +28,13 @@ from schemas.topics import Topics
 from services.common import metrics
 from services.common.broker_watch import BrokerWatch
 from services.common.db import Database
-from services.common.http import InputGuard, describe_problems, install_log_context, install_problem_handlers
+from services.common.http import (
+    InputGuard,
+    ProblemMap,
+    describe_problems,
+    install_log_context,
+    install_problem_handlers,
+)
 from services.common.messaging import (
     BatchSubscriber,
     EventConsumer,
@@ -79,6 +85,10 @@ class ServicePart:
     on_stop: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     # SQL selecting the ids of requests stuck on this service's side (see services/common/reconcile.py)
     stuck: str | None = None
+    # what its routes ask for by type (services/common/deps.py `provided`)
+    provides: list[object] = field(default_factory=list)
+    # its domain's exceptions, each answered as a problem (the one place they are mapped)
+    problems: ProblemMap = field(default_factory=dict)
 
 
 class _Joined(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -342,7 +352,9 @@ class Runtime:
                 await self.stop()
 
         app = FastAPI(title=title, version="1", lifespan=lifespan)
-        install_problem_handlers(app)
+        app.state.settings = self.settings
+        app.state.provided = {type(thing): thing for part in self.parts for thing in part.provides}
+        install_problem_handlers(app, {kind: answer for part in self.parts for kind, answer in part.problems.items()})
         install_log_context(app)
         app.add_middleware(
             InputGuard,

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import structlog
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 from pydantic import ConfigDict, Field, HttpUrl, model_validator
 
 from schemas.events import PatientLocation
 from services.common import geo
-from services.common.http import Problem, problems
+from services.common.deps import InternalKey, RegulatorKey, provided
+from services.common.http import Problem, ProblemMap, problems
 from services.common.inputs import IDENT, INSEE, PHONE, Ident, InputModel, Instant
 from services.common.motives import catalogue
 from services.intake.domain import CannotCancel, ReceivedAtOutOfRange, RequestConflict, RequestNotFound
@@ -153,63 +153,45 @@ def request_view(request: OrientationRequest, history: list[RequestHistory]) -> 
     return view
 
 
-def build_router(
-    service: IntakeService, require_key: Callable[[Request], None], require_internal_key: Callable[[Request], None]
-) -> APIRouter:
-    router = APIRouter(tags=["regulator"])
-    auth = [Depends(require_key)]
+IntakeDep = Annotated[IntakeService, Depends(provided(IntakeService))]
+router = APIRouter(tags=["regulator"], dependencies=[RegulatorKey])
+internal = APIRouter(include_in_schema=False, dependencies=[InternalKey])
 
-    def accepted(request: OrientationRequest) -> JSONResponse:
-        return JSONResponse(
-            {
-                "request_id": request.request_id,
-                "status": "received",
-                "status_url": f"/v1/requests/{request.request_id}",
-            },
-            status_code=202,
-        )
+# the intake's domain exceptions as problems (registered with the runtime: services/common/http.py)
+PROBLEMS: ProblemMap = {
+    RequestNotFound: lambda e: Problem(404, "Not Found", f"no request {e}"),
+    RequestConflict: lambda e: Problem(409, "Conflict", f"request {e} was already received with a different body"),
+    CannotCancel: lambda e: Problem(409, "Conflict", str(e)),
+    ReceivedAtOutOfRange: lambda e: _invalid("received_at", str(e)),
+}
 
-    @router.post("/v1/requests", status_code=202, dependencies=auth, responses=problems(409))
-    async def submit(body: RequestIn) -> JSONResponse:
-        structlog.contextvars.bind_contextvars(request_id=body.request_id)
-        try:
-            request, _ = await service.submit(to_new_request(body))
-        except RequestConflict:
-            raise Problem(
-                409, "Conflict", f"request {body.request_id} was already received with a different body"
-            ) from None
-        except ReceivedAtOutOfRange as error:
-            raise _invalid("received_at", str(error)) from None
-        return accepted(request)
 
-    @router.get("/v1/requests/{request_id}", dependencies=auth, responses=problems(404))
-    async def status(request_id: Ident) -> dict[str, Any]:
-        structlog.contextvars.bind_contextvars(request_id=request_id)
-        try:
-            return request_view(*await service.get(request_id))
-        except RequestNotFound:
-            raise Problem(404, "Not Found", f"no request {request_id}") from None
-
-    @router.post("/v1/requests/{request_id}/cancel", dependencies=auth, responses=problems(404, 409))
-    async def cancel(request_id: Ident) -> dict[str, Any]:
-        structlog.contextvars.bind_contextvars(request_id=request_id)
-        try:
-            await service.cancel(request_id)
-            return request_view(*await service.get(request_id))
-        except RequestNotFound:
-            raise Problem(404, "Not Found", f"no request {request_id}") from None
-        except CannotCancel as error:
-            raise Problem(409, "Conflict", str(error)) from None
-
-    @router.get(
-        "/internal/v1/requests/{request_id}/contact",
-        include_in_schema=False,
-        dependencies=[Depends(require_internal_key)],
+@router.post("/v1/requests", status_code=202, responses=problems(409))
+async def submit(body: RequestIn, service: IntakeDep) -> JSONResponse:
+    structlog.contextvars.bind_contextvars(request_id=body.request_id)
+    request, _ = await service.submit(to_new_request(body))
+    return JSONResponse(
+        {"request_id": request.request_id, "status": "received", "status_url": f"/v1/requests/{request.request_id}"},
+        status_code=202,
     )
-    async def contact(request_id: Ident) -> dict[str, Any]:
-        found = await service.contact(request_id)
-        if found is None:
-            raise Problem(404, "Not Found", f"no contact for request {request_id}")
-        return {"name": found.name, "phone": found.phone}
 
-    return router
+
+@router.get("/v1/requests/{request_id}", responses=problems(404))
+async def status(request_id: Ident, service: IntakeDep) -> dict[str, Any]:
+    structlog.contextvars.bind_contextvars(request_id=request_id)
+    return request_view(*await service.get(request_id))
+
+
+@router.post("/v1/requests/{request_id}/cancel", responses=problems(404, 409))
+async def cancel(request_id: Ident, service: IntakeDep) -> dict[str, Any]:
+    structlog.contextvars.bind_contextvars(request_id=request_id)
+    await service.cancel(request_id)
+    return request_view(*await service.get(request_id))
+
+
+@internal.get("/internal/v1/requests/{request_id}/contact")
+async def contact(request_id: Ident, service: IntakeDep) -> dict[str, Any]:
+    found = await service.contact(request_id)
+    if found is None:
+        raise Problem(404, "Not Found", f"no contact for request {request_id}")
+    return {"name": found.name, "phone": found.phone}

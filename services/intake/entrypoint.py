@@ -8,7 +8,7 @@ from schemas.events import AppointmentConfirmed, OfferProposed, RequestUnresolve
 from services.common.context import Context
 from services.common.messaging import Pump
 from services.common.runtime import Handlers, ServicePart, Subscription
-from services.intake.api import build_router
+from services.intake import api
 from services.intake.service import IntakeService
 
 # received a minute ago and the matcher has not said it is searching (services/common/reconcile.py)
@@ -34,7 +34,9 @@ def build(ctx: Context) -> tuple[IntakeService, ServicePart]:
         name="intake",
         db=db,
         migrations=Path(__file__).parent / "migrations",
-        routers=[build_router(service, ctx.require_regulator_key, ctx.require_internal_key)],
+        routers=[api.router, api.internal],
+        provides=[service],
+        problems=api.PROBLEMS,
         subscriptions=[Subscription("intake", [ctx.topics.matching], handlers)],
         pumps=[callbacks],
         on_stop=[service.callbacks.close, service.poster.close],

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import tempfile
-from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -12,7 +11,8 @@ from fastapi.responses import JSONResponse
 from pydantic import EmailStr, Field, HttpUrl, field_validator, model_validator
 
 from services.common import geo
-from services.common.http import CREATED, Problem, problems
+from services.common.deps import RegulatorKey, provided
+from services.common.http import CREATED, Problem, ProblemMap, problems
 from services.common.inputs import IDENT, INSEE, PHONE, Ident, IdentQuery, InputModel, Instant
 from services.common.motives import Motive, catalogue
 from services.matcher import models as m
@@ -267,157 +267,146 @@ def _saved(view: dict[str, Any], created: bool) -> JSONResponse:
     return JSONResponse(view, status_code=201 if created else 200)
 
 
-def build_router(directory: Directory, require_key: Callable[[Request], None]) -> APIRouter:
-    router = APIRouter(tags=["directory"], dependencies=[Depends(require_key)])
+DirectoryDep = Annotated[Directory, Depends(provided(Directory))]
+router = APIRouter(tags=["directory"], dependencies=[RegulatorKey])
 
-    @router.put("/v1/territories/{cpts_id}", responses=CREATED)
-    async def put_territory(cpts_id: Ident, body: TerritoryIn) -> JSONResponse:
-        territory, created = await directory.put_territory(
-            cpts_id,
-            body.name,
-            body.communes,
-            body.radius_km,
-            body.offer_timeout_minutes,
-            body.parallel_offers,
-            body.finess,
-        )
-        return _saved(territory_view(territory), created)
 
-    @router.post(
-        "/v1/territories/{cpts_id}/rpps-import",
-        responses=problems(404),
-        openapi_extra={"requestBody": {"required": True, "content": {"text/plain": {"schema": {"type": "string"}}}}},
+def _invalid_file(error: Exception) -> Problem:
+    message = str(error) if isinstance(error, InvalidExtraction) else "the file is not UTF-8 text"
+    return Problem(
+        422, "Invalid request", "invalid or missing fields: body", errors=[{"field": "body", "message": message}]
     )
-    async def import_rpps(cpts_id: Ident, request: Request) -> dict[str, Any]:
-        """The national directory's extraction for this territory (see `sas-import-rpps`): the file
-        as the body, up to MAX_UPLOAD_BYTES; kept on disk while it is read, never in memory."""
-        with tempfile.TemporaryFile("w+b") as upload:
-            async for chunk in request.stream():
-                upload.write(chunk)
-            upload.seek(0)
-            lines = io.TextIOWrapper(upload, encoding="utf-8", newline="")
-            try:
-                report = await import_extraction(directory, lines, cpts_id)
-            except NotFound as error:
-                raise Problem(404, "Not Found", str(error)) from None
-            except (InvalidExtraction, UnicodeDecodeError) as error:
-                message = str(error) if isinstance(error, InvalidExtraction) else "the file is not UTF-8 text"
-                raise Problem(
-                    422,
-                    "Invalid request",
-                    "invalid or missing fields: body",
-                    errors=[{"field": "body", "message": message}],
-                ) from None
-        return report.as_dict()
 
-    @router.get("/v1/territories/{cpts_id}", responses=problems(404))
-    async def get_territory(cpts_id: Ident) -> dict[str, Any]:
+
+# the directory's exceptions as problems (registered with the runtime: services/common/http.py)
+PROBLEMS: ProblemMap = {
+    NotFound: lambda e: Problem(404, "Not Found", str(e)),
+    UnknownReference: _unknown,
+    SlotBusy: lambda e: Problem(409, "Conflict", str(e)),
+    InvalidExtraction: _invalid_file,
+}
+
+
+@router.put("/v1/territories/{cpts_id}", responses=CREATED)
+async def put_territory(cpts_id: Ident, body: TerritoryIn, directory: DirectoryDep) -> JSONResponse:
+    territory, created = await directory.put_territory(
+        cpts_id, body.name, body.communes, body.radius_km, body.offer_timeout_minutes, body.parallel_offers, body.finess
+    )
+    return _saved(territory_view(territory), created)
+
+
+@router.post(
+    "/v1/territories/{cpts_id}/rpps-import",
+    responses=problems(404),
+    openapi_extra={"requestBody": {"required": True, "content": {"text/plain": {"schema": {"type": "string"}}}}},
+)
+async def import_rpps(cpts_id: Ident, request: Request, directory: DirectoryDep) -> dict[str, Any]:
+    """The national directory's extraction for this territory (see `sas-import-rpps`): the file
+    as the body, up to MAX_UPLOAD_BYTES; kept on disk while it is read, never in memory."""
+    with tempfile.TemporaryFile("w+b") as upload:
+        async for chunk in request.stream():
+            upload.write(chunk)
+        upload.seek(0)
+        lines = io.TextIOWrapper(upload, encoding="utf-8", newline="")
         try:
-            return territory_view(await directory.get_territory(cpts_id))
-        except NotFound as error:
-            raise Problem(404, "Not Found", str(error)) from None
+            report = await import_extraction(directory, lines, cpts_id)
+        except UnicodeDecodeError as error:
+            raise _invalid_file(error) from None
+    return report.as_dict()
 
-    @router.put("/v1/professionals/{rpps}", responses=CREATED)
-    async def put_professional(rpps: Ident, body: ProfessionalIn) -> JSONResponse:
-        fields = body.model_dump(exclude={"sites", "channels"}) | {"channels": body.channel_list()}
-        pro, sites, created = await directory.put_professional(rpps, fields, [_site_input(s) for s in body.sites])
-        return _saved(professional_view(pro, sites), created)
 
-    @router.get("/v1/professionals")
-    async def list_professionals(
-        cpts_id: IdentQuery,
-        profession: Profession | None = None,
-        commune_insee: Annotated[str | None, Query(pattern=INSEE)] = None,
-        limit: Annotated[int, Query(ge=1, le=200)] = 50,
-        offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
-    ) -> dict[str, Any]:
-        """A territory's professionals, by name, a page at a time (what an import loaded, say)."""
-        total, found = await directory.list_professionals(cpts_id, profession, commune_insee, limit, offset)
-        items = [professional_view(pro, sites) for pro, sites in found]
-        return {"total": total, "limit": limit, "offset": offset, "items": items}
+@router.get("/v1/territories/{cpts_id}", responses=problems(404))
+async def get_territory(cpts_id: Ident, directory: DirectoryDep) -> dict[str, Any]:
+    return territory_view(await directory.get_territory(cpts_id))
 
-    @router.get("/v1/slots")
-    async def list_slots(
-        rpps: IdentQuery,
-        first: Annotated[Instant, Query(alias="from")],
-        last: Annotated[Instant, Query(alias="to")],
-        limit: Annotated[int, Query(ge=1, le=1000)] = 500,
-    ) -> dict[str, Any]:
-        """A professional's slots starting between `from` and `to` (RFC 3339, with an offset), any state."""
-        if last <= first:
-            raise Problem(
-                422,
-                "Invalid request",
-                "invalid or missing fields: to",
-                errors=[{"field": "to", "message": "`to` must be after `from`"}],
-            )
-        return {"items": [slot_view(s) for s in await directory.list_slots(rpps, first, last, limit)]}
 
-    @router.post("/v1/professionals/{rpps}/availability")
-    async def add_availability(rpps: Ident, body: AvailabilityIn) -> dict[str, int]:
-        """Weekly SNP availability as a template, expanded into free slots for the coming weeks
-        (public holidays and closures left out). Post it again any time — weekly, say — to keep
-        the weeks ahead filled: slots already there are kept, never duplicated nor revived."""
-        try:
-            created, existing = await directory.keep_availability(
-                rpps, body.site_id, [r.rule() for r in body.rules], body.weeks
-            )
-        except UnknownReference as error:
-            raise _unknown(error) from None
-        return {"created": created, "already_there": existing}
+@router.put("/v1/professionals/{rpps}", responses=CREATED)
+async def put_professional(rpps: Ident, body: ProfessionalIn, directory: DirectoryDep) -> JSONResponse:
+    fields = body.model_dump(exclude={"sites", "channels"}) | {"channels": body.channel_list()}
+    pro, sites, created = await directory.put_professional(rpps, fields, [_site_input(s) for s in body.sites])
+    return _saved(professional_view(pro, sites), created)
 
-    @router.get("/v1/professionals/{rpps}", responses=problems(404))
-    async def get_professional(rpps: Ident) -> dict[str, Any]:
-        try:
-            return professional_view(*await directory.get_professional(rpps))
-        except NotFound as error:
-            raise Problem(404, "Not Found", str(error)) from None
 
-    @router.delete("/v1/professionals/{rpps}", status_code=204, responses=problems(404))
-    async def deactivate_professional(rpps: Ident) -> Response:
-        try:
-            await directory.deactivate_professional(rpps)
-        except NotFound as error:
-            raise Problem(404, "Not Found", str(error)) from None
-        return Response(status_code=204)
+@router.get("/v1/professionals")
+async def list_professionals(
+    cpts_id: IdentQuery,
+    directory: DirectoryDep,
+    profession: Profession | None = None,
+    commune_insee: Annotated[str | None, Query(pattern=INSEE)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+) -> dict[str, Any]:
+    """A territory's professionals, by name, a page at a time (what an import loaded, say)."""
+    total, found = await directory.list_professionals(cpts_id, profession, commune_insee, limit, offset)
+    items = [professional_view(pro, sites) for pro, sites in found]
+    return {"total": total, "limit": limit, "offset": offset, "items": items}
 
-    @router.put("/v1/slots/{slot_id}", responses={**CREATED, **problems(409)})
-    async def put_slot(slot_id: Ident, body: SlotIn) -> JSONResponse:
-        try:
-            slot, created = await directory.put_slot(slot_id, body.rpps, body.site_id, body.start, body.end, body.mode)
-        except UnknownReference as error:
-            raise _unknown(error) from None
-        except SlotBusy as error:
-            raise Problem(409, "Conflict", str(error)) from None
-        return _saved(slot_view(slot), created)
 
-    @router.get("/v1/slots/{slot_id}", responses=problems(404))
-    async def get_slot(slot_id: Ident) -> dict[str, Any]:
-        try:
-            return slot_view(await directory.get_slot(slot_id))
-        except NotFound as error:
-            raise Problem(404, "Not Found", str(error)) from None
+@router.get("/v1/slots")
+async def list_slots(
+    rpps: IdentQuery,
+    first: Annotated[Instant, Query(alias="from")],
+    last: Annotated[Instant, Query(alias="to")],
+    directory: DirectoryDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 500,
+) -> dict[str, Any]:
+    """A professional's slots starting between `from` and `to` (RFC 3339, with an offset), any state."""
+    if last <= first:
+        raise Problem(
+            422,
+            "Invalid request",
+            "invalid or missing fields: to",
+            errors=[{"field": "to", "message": "`to` must be after `from`"}],
+        )
+    return {"items": [slot_view(s) for s in await directory.list_slots(rpps, first, last, limit)]}
 
-    @router.delete("/v1/slots/{slot_id}", status_code=204, responses=problems(404, 409))
-    async def delete_slot(slot_id: Ident) -> Response:
-        try:
-            await directory.withdraw_slot(slot_id)
-        except NotFound as error:
-            raise Problem(404, "Not Found", str(error)) from None
-        except SlotBusy as error:
-            raise Problem(409, "Conflict", str(error)) from None
-        return Response(status_code=204)
 
-    @router.get("/v1/motives")
-    async def motives() -> dict[str, Any]:
-        cat = catalogue()
-        return {
-            "version": cat.version,
-            "red_flags": cat.red_flags,
-            "motives": [_motive_view(mo) for mo in cat.motives.values()],
-        }
+@router.post("/v1/professionals/{rpps}/availability")
+async def add_availability(rpps: Ident, body: AvailabilityIn, directory: DirectoryDep) -> dict[str, int]:
+    """Weekly SNP availability as a template, expanded into free slots for the coming weeks
+    (public holidays and closures left out). Post it again any time — weekly, say — to keep
+    the weeks ahead filled: slots already there are kept, never duplicated nor revived."""
+    rules = [r.rule() for r in body.rules]
+    created, existing = await directory.keep_availability(rpps, body.site_id, rules, body.weeks)
+    return {"created": created, "already_there": existing}
 
-    return router
+
+@router.get("/v1/professionals/{rpps}", responses=problems(404))
+async def get_professional(rpps: Ident, directory: DirectoryDep) -> dict[str, Any]:
+    return professional_view(*await directory.get_professional(rpps))
+
+
+@router.delete("/v1/professionals/{rpps}", status_code=204, responses=problems(404))
+async def deactivate_professional(rpps: Ident, directory: DirectoryDep) -> Response:
+    await directory.deactivate_professional(rpps)
+    return Response(status_code=204)
+
+
+@router.put("/v1/slots/{slot_id}", responses={**CREATED, **problems(409)})
+async def put_slot(slot_id: Ident, body: SlotIn, directory: DirectoryDep) -> JSONResponse:
+    slot, created = await directory.put_slot(slot_id, body.rpps, body.site_id, body.start, body.end, body.mode)
+    return _saved(slot_view(slot), created)
+
+
+@router.get("/v1/slots/{slot_id}", responses=problems(404))
+async def get_slot(slot_id: Ident, directory: DirectoryDep) -> dict[str, Any]:
+    return slot_view(await directory.get_slot(slot_id))
+
+
+@router.delete("/v1/slots/{slot_id}", status_code=204, responses=problems(404, 409))
+async def delete_slot(slot_id: Ident, directory: DirectoryDep) -> Response:
+    await directory.withdraw_slot(slot_id)
+    return Response(status_code=204)
+
+
+@router.get("/v1/motives")
+async def motives() -> dict[str, Any]:
+    cat = catalogue()
+    return {
+        "version": cat.version,
+        "red_flags": cat.red_flags,
+        "motives": [_motive_view(mo) for mo in cat.motives.values()],
+    }
 
 
 def _motive_view(motive: Motive) -> dict[str, Any]:

@@ -16,8 +16,8 @@ from schemas.events import (
 from services.common.context import Context
 from services.common.messaging import Pump
 from services.common.runtime import Handlers, ServicePart, Subscription
+from services.matcher import api
 from services.matcher import repository as repo
-from services.matcher.api import build_router
 from services.matcher.directory import Directory
 from services.matcher.domain.index import DirectoryIndex
 from services.matcher.fhir import api as fhir_api
@@ -61,12 +61,9 @@ def build(ctx: Context) -> tuple[Directory, ServicePart]:
         name="matcher",
         db=db,
         migrations=Path(__file__).parent / "migrations",
-        routers=[
-            build_router(directory, ctx.require_regulator_key),
-            fhir_api.build_router(
-                PlatformBookings(db, ctx.clock, ctx.topics), ctx.require_platform_key, ctx.settings.base_url, ctx.clock
-            ),
-        ],
+        routers=[api.router, fhir_api.router],
+        provides=[directory, PlatformBookings(db, ctx.clock, ctx.topics)],
+        problems=api.PROBLEMS,
         subscriptions=[
             # claims lock professionals: one event per transaction (see EventConsumer.together)
             Subscription(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Annotated, Any
 
 import structlog
 from fastapi import APIRouter, Depends, Request, Response
@@ -18,9 +18,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from fhir.resources.R4B.resource import Resource
 
-from services.common.clock import Clock
 from services.common.db import database_away
+from services.common.deps import PlatformKey, SettingsDep, provided
 from services.common.http import Problem
+from services.common.settings import Settings
 from services.matcher.directory import NotFound
 from services.matcher.fhir import resources
 from services.matcher.fhir.appointment import parse_booking, parse_identifier, parse_status_change
@@ -87,45 +88,48 @@ async def _json_body(request: Request) -> Any:
         raise FhirInputError("body", "the body is not JSON") from None
 
 
-def build_router(
-    bookings: PlatformBookings, require_key: Callable[..., None], base_url: str, clock: Clock
-) -> APIRouter:
-    base = f"{base_url}/fhir"
-    router = APIRouter(prefix="/fhir", include_in_schema=False, route_class=FhirRoute)
-    guarded = [Depends(require_key)]
+BookingsDep = Annotated[PlatformBookings, Depends(provided(PlatformBookings))]
+router = APIRouter(prefix="/fhir", include_in_schema=False, route_class=FhirRoute)
 
-    @router.get("/metadata")
-    async def metadata() -> Response:
-        """What this server supports (public, as FHIR servers do)."""
-        return fhir_response(resources.capability_statement(base, clock()))
 
-    @router.get("/Slot", dependencies=guarded)
-    async def search_slots(request: Request) -> Response:
-        search = parse_slot_search(request.query_params.multi_items())
-        found = await bookings.free_slots(search)
-        return fhir_response(resources.slot_bundle(base, found, search.includes))
+def _base(settings: Settings) -> str:
+    return f"{settings.base_url}/fhir"
 
-    @router.post("/Appointment", dependencies=guarded)
-    async def book(request: Request) -> Response:
-        """201 with Location for a new booking; the same identifier again: 200, the same appointment."""
-        booked, created = await bookings.book(parse_booking(await _json_body(request)))
-        location = f"{base}/Appointment/{booked.appointment_id}"
-        return fhir_response(resources.appointment(booked), 201 if created else 200, {"Location": location})
 
-    @router.get("/Appointment/{appointment_id}", dependencies=guarded)
-    async def read(appointment_id: str) -> Response:
-        if len(appointment_id) > 64:
-            raise NotFound(f"no appointment {appointment_id[:64]}")
-        return fhir_response(resources.appointment(await bookings.get(appointment_id)))
+@router.get("/metadata")
+async def metadata(settings: SettingsDep, bookings: BookingsDep) -> Response:
+    """What this server supports (public, as FHIR servers do)."""
+    return fhir_response(resources.capability_statement(_base(settings), bookings.clock()))
 
-    @router.put("/Appointment", dependencies=guarded)
-    async def update(request: Request) -> Response:
-        """Conditional update on the platform's identifier: cancelled, fulfilled or noshow."""
-        parameters = request.query_params.multi_items()
-        if [name for name, _ in parameters] != ["identifier"]:
-            raise FhirInputError("identifier", "a conditional update takes one parameter: identifier=system|value")
-        identifier = parse_identifier(parameters[0][1])
-        status = parse_status_change(await _json_body(request), identifier)
-        return fhir_response(resources.appointment(await bookings.set_status(identifier, status)))
 
-    return router
+@router.get("/Slot", dependencies=[PlatformKey])
+async def search_slots(request: Request, settings: SettingsDep, bookings: BookingsDep) -> Response:
+    search = parse_slot_search(request.query_params.multi_items())
+    found = await bookings.free_slots(search)
+    return fhir_response(resources.slot_bundle(_base(settings), found, search.includes))
+
+
+@router.post("/Appointment", dependencies=[PlatformKey])
+async def book(request: Request, settings: SettingsDep, bookings: BookingsDep) -> Response:
+    """201 with Location for a new booking; the same identifier again: 200, the same appointment."""
+    booked, created = await bookings.book(parse_booking(await _json_body(request)))
+    location = f"{_base(settings)}/Appointment/{booked.appointment_id}"
+    return fhir_response(resources.appointment(booked), 201 if created else 200, {"Location": location})
+
+
+@router.get("/Appointment/{appointment_id}", dependencies=[PlatformKey])
+async def read(appointment_id: str, bookings: BookingsDep) -> Response:
+    if len(appointment_id) > 64:
+        raise NotFound(f"no appointment {appointment_id[:64]}")
+    return fhir_response(resources.appointment(await bookings.get(appointment_id)))
+
+
+@router.put("/Appointment", dependencies=[PlatformKey])
+async def update(request: Request, bookings: BookingsDep) -> Response:
+    """Conditional update on the platform's identifier: cancelled, fulfilled or noshow."""
+    parameters = request.query_params.multi_items()
+    if [name for name, _ in parameters] != ["identifier"]:
+        raise FhirInputError("identifier", "a conditional update takes one parameter: identifier=system|value")
+    identifier = parse_identifier(parameters[0][1])
+    status = parse_status_change(await _json_body(request), identifier)
+    return fhir_response(resources.appointment(await bookings.set_status(identifier, status)))
