@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import hmac
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Annotated, Any
+from typing import Any
 from urllib.parse import unquote_plus
 
 import structlog
-from fastapi import FastAPI, HTTPException, Request, Security
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
@@ -219,26 +218,6 @@ def _title(status: int) -> str:
 BEARER = HTTPBearer(
     auto_error=False, scheme_name="apiKey", description="a regulator API key: `Authorization: Bearer <key>`"
 )
-
-
-def bearer_key_checker(keys: Callable[[], Sequence[str]]) -> Callable[..., None]:
-    """A FastAPI dependency accepting `Authorization: Bearer <key>` for one of `keys()`.
-
-    Also callable with the request alone, for a route that takes a session or a key."""
-
-    def check(request: Request, _: Annotated[object, Security(BEARER)] = None) -> None:
-        header = request.headers.get("authorization", "")
-        scheme, _, presented = header.partition(" ")
-        if scheme.lower() != "bearer" or not presented:
-            raise Problem(401, "Unauthorized", "an API key is required: Authorization: Bearer <key>")
-        # Compare with every key, in constant time for each, so timing says nothing.
-        matched = False
-        for key in keys():
-            matched |= hmac.compare_digest(presented.strip().encode(), key.encode())
-        if not matched:
-            raise Problem(401, "Unauthorized", "this API key is not valid")
-
-    return check
 
 
 def install_log_context(app: FastAPI) -> None:

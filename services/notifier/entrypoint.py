@@ -17,6 +17,7 @@ from services.common.context import Context
 from services.common.messaging import Pump
 from services.common.runtime import Handlers, ServicePart, Subscription
 from services.common.signing import SignedPoster
+from services.notifier import pages
 from services.notifier.channels import (
     ContactSource,
     EmailSender,
@@ -28,7 +29,7 @@ from services.notifier.channels import (
     SmtpMailSender,
     WebhookSender,
 )
-from services.notifier.pages import build_router, templates
+from services.notifier.pages import OfferPages, templates
 from services.notifier.service import NotifierService
 
 
@@ -88,7 +89,8 @@ def build(ctx: Context, contacts: ContactSource) -> tuple[NotifierService, Servi
         name="notifier",
         db=db,
         migrations=Path(__file__).parent / "migrations",
-        routers=[build_router(service, env)],
+        routers=[pages.router],
+        provides=[OfferPages(service, env)],
         on_stop=[poster.close, *([contacts.close] if isinstance(contacts, HttpContactSource) else [])],
         subscriptions=[
             Subscription("notifier", [ctx.topics.matching], handlers),

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import structlog
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, Response
 from fastapi.routing import APIRoute
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -22,6 +22,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from services.common import geo
 from services.common.clock import PARIS
 from services.common.db import database_away
+from services.common.deps import provided
 from services.common.motives import catalogue
 from services.notifier.domain import REFUSAL_REASONS, OfferUnavailable, age_band, time_choices
 from services.notifier.models import OfferStatus
@@ -259,110 +260,121 @@ def language(request: Request, asked: str | None = None) -> str:
     return "en" if first.startswith("en") else "fr"
 
 
-def _waiting_out(unavailable: Callable[[Request], Response]) -> type[APIRoute]:
-    """Routes that answer a professional's page saying "try again in a moment" (503, Retry-After)
-    while the database is away, rather than an error: nothing was recorded, the link still works."""
-
-    class PageRoute(APIRoute):
-        def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-            handler = super().get_route_handler()
-
-            async def guarded(request: Request) -> Response:
-                try:
-                    return await handler(request)
-                except Exception as error:
-                    if database_away(error):
-                        log.warning("offer page while the database is away", error=type(error).__name__)
-                        return unavailable(request)
-                    raise
-
-            return guarded
-
-    return PageRoute
+HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
 
 
-def build_router(service: NotifierService, env: Environment) -> APIRouter:
-    headers = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
+@dataclass(frozen=True)
+class OfferPages:
+    """The offer page drawn: the notifier's use cases and its templates."""
 
-    def unavailable(request: Request) -> Response:
-        response = message("unavailable", language(request))
+    service: NotifierService
+    env: Environment
+
+    def message(self, state: str, lang: str) -> HTMLResponse:
+        known = MESSAGES.get(state, MESSAGES["withdrawn"])
+        title, text = known.text(lang)
+        html = self.env.get_template("message.html").render(
+            title=title, text=text, tone=known.tone, t=TEXT[lang], lang=lang
+        )
+        return HTMLResponse(html, status_code=known.status, headers=HEADERS)
+
+    def unavailable(self, request: Request) -> Response:
+        response = self.message("unavailable", language(request))
         response.headers["Retry-After"] = "10"
         return response
 
-    router = APIRouter(tags=["professionals"], include_in_schema=False, route_class=_waiting_out(unavailable))
-
-    def message(state: str, lang: str) -> HTMLResponse:
-        known = MESSAGES.get(state, MESSAGES["withdrawn"])
-        title, text = known.text(lang)
-        html = env.get_template("message.html").render(title=title, text=text, tone=known.tone, t=TEXT[lang], lang=lang)
-        return HTMLResponse(html, status_code=known.status, headers=headers)
-
-    def render(page: OfferPage, lang: str) -> HTMLResponse:
-        offer, t = page.offer, TEXT[lang]
+    def render(self, page: OfferPage, lang: str) -> HTMLResponse:
+        offer, now = page.offer, self.service.clock()
         if offer.status in (OfferStatus.ACCEPTED, OfferStatus.CONFIRMED):
-            html = env.get_template("accepted.html").render(
-                offer=offer,
-                contact=page.contact,
-                contact_until=page.contact_until,
-                now=service.clock(),
-                t=t,
-                lang=lang,
+            html = self.env.get_template("accepted.html").render(
+                offer=offer, contact=page.contact, contact_until=page.contact_until, now=now, t=TEXT[lang], lang=lang
             )
-        elif offer.status == OfferStatus.PENDING and offer.expires_at > service.clock():
-            commune = geo.commune(offer.patient_commune_insee or "")
-            minutes_left = math.ceil((offer.expires_at - service.clock()).total_seconds() / 60)
-            times = time_choices(offer.choices, offer.start) if offer.kind == "overflow" else []
-            html = env.get_template("offer.html").render(
-                offer=offer,
-                token=page.token,
-                t=t,
-                lang=lang,
-                minutes_left=minutes_left,
-                times=times,
-                reasons=REFUSAL_REASONS if lang == "fr" else REFUSAL_REASONS_EN,
-                patient_commune=commune.name if commune else None,
-            )
+        elif offer.status == OfferStatus.PENDING and offer.expires_at > now:
+            html = self._open_offer(page, lang, now)
         else:
-            return message(OfferStatus.EXPIRED if offer.status == OfferStatus.PENDING else offer.status, lang)
-        return HTMLResponse(html, headers=headers)
+            return self.message(OfferStatus.EXPIRED if offer.status == OfferStatus.PENDING else offer.status, lang)
+        return HTMLResponse(html, headers=HEADERS)
 
-    @router.get("/o/{token}", response_class=HTMLResponse)
-    async def show(request: Request, token: str, lang: str | None = None) -> HTMLResponse:
-        chosen = language(request, lang)
-        try:
-            return render(await service.open(token), chosen)
-        except OfferUnavailable as error:
-            return message(error.state, chosen)
+    def _open_offer(self, page: OfferPage, lang: str, now: datetime) -> str:
+        offer = page.offer
+        commune = geo.commune(offer.patient_commune_insee or "")
+        return self.env.get_template("offer.html").render(
+            offer=offer,
+            token=page.token,
+            t=TEXT[lang],
+            lang=lang,
+            minutes_left=math.ceil((offer.expires_at - now).total_seconds() / 60),
+            times=time_choices(offer.choices, offer.start) if offer.kind == "overflow" else [],
+            reasons=REFUSAL_REASONS if lang == "fr" else REFUSAL_REASONS_EN,
+            patient_commune=commune.name if commune else None,
+        )
 
-    @router.post("/o/{token}/accept", response_class=HTMLResponse)
-    async def accept(
-        request: Request,
-        token: str,
-        start: Annotated[datetime | None, Form()] = None,
-        lang: Annotated[str | None, Form(max_length=10)] = None,
-    ) -> HTMLResponse:
-        chosen = language(request, lang)
-        try:
-            return render(await service.accept(token, start), chosen)
-        except OfferUnavailable as error:
-            if error.state in (OfferStatus.ACCEPTED, OfferStatus.CONFIRMED):
-                return render(await service.open(token), chosen)  # a second click: show what was accepted
-            return message(error.state, chosen)
 
-    @router.post("/o/{token}/refuse", response_class=HTMLResponse)
-    async def refuse(
-        request: Request,
-        token: str,
-        reason: Annotated[str | None, Form(max_length=200)] = None,
-        lang: Annotated[str | None, Form(max_length=10)] = None,
-    ) -> HTMLResponse:
-        chosen = language(request, lang)
-        try:
-            await service.refuse(token, reason or None)
-        except OfferUnavailable as error:
-            if error.state in (OfferStatus.ACCEPTED, OfferStatus.CONFIRMED):
-                return render(await service.open(token), chosen)
-            return message(error.state, chosen)
-        return message("refused", chosen)
+class PageRoute(APIRoute):
+    """Routes that answer a professional's page saying "try again in a moment" (503, Retry-After)
+    while the database is away, rather than an error: nothing was recorded, the link still works."""
 
-    return router
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def guarded(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except Exception as error:
+                if database_away(error):
+                    log.warning("offer page while the database is away", error=type(error).__name__)
+                    return provided(OfferPages)(request).unavailable(request)
+                raise
+
+        return guarded
+
+
+PagesDep = Annotated[OfferPages, Depends(provided(OfferPages))]
+router = APIRouter(tags=["professionals"], include_in_schema=False, route_class=PageRoute)
+
+
+async def _decided_already(pages: OfferPages, token: str, error: OfferUnavailable, lang: str) -> HTMLResponse:
+    """A second click, a stale page: what was accepted, or why the offer no longer stands."""
+    if error.state in (OfferStatus.ACCEPTED, OfferStatus.CONFIRMED):
+        return pages.render(await pages.service.open(token), lang)
+    return pages.message(error.state, lang)
+
+
+@router.get("/o/{token}", response_class=HTMLResponse)
+async def show(request: Request, token: str, pages: PagesDep, lang: str | None = None) -> HTMLResponse:
+    chosen = language(request, lang)
+    try:
+        return pages.render(await pages.service.open(token), chosen)
+    except OfferUnavailable as error:
+        return pages.message(error.state, chosen)
+
+
+@router.post("/o/{token}/accept", response_class=HTMLResponse)
+async def accept(
+    request: Request,
+    token: str,
+    pages: PagesDep,
+    start: Annotated[datetime | None, Form()] = None,
+    lang: Annotated[str | None, Form(max_length=10)] = None,
+) -> HTMLResponse:
+    chosen = language(request, lang)
+    try:
+        return pages.render(await pages.service.accept(token, start), chosen)
+    except OfferUnavailable as error:
+        return await _decided_already(pages, token, error, chosen)
+
+
+@router.post("/o/{token}/refuse", response_class=HTMLResponse)
+async def refuse(
+    request: Request,
+    token: str,
+    pages: PagesDep,
+    reason: Annotated[str | None, Form(max_length=200)] = None,
+    lang: Annotated[str | None, Form(max_length=10)] = None,
+) -> HTMLResponse:
+    chosen = language(request, lang)
+    try:
+        await pages.service.refuse(token, reason or None)
+    except OfferUnavailable as error:
+        return await _decided_already(pages, token, error, chosen)
+    return pages.message("refused", chosen)

@@ -16,6 +16,7 @@ from services.common.context import Context
 from services.common.runtime import ServicePart, Subscription
 from services.ops import api, pages, read_model
 from services.ops.accounts import Accounts
+from services.ops.deps import Operations
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -31,10 +32,8 @@ def build(ctx: Context) -> ServicePart:
         name="ops",
         db=db,
         migrations=Path(__file__).parent / "migrations",
-        routers=[
-            api.build_router(db, ctx.require_regulator_key, accounts),
-            pages.build_router(db, accounts, templates(), ctx.settings.base_url.startswith("https://")),
-        ],
+        routers=[api.router, pages.router],
+        provides=[Operations(db, accounts, templates(), ctx.settings.base_url.startswith("https://"))],
         on_start=[lambda: _admin_from_settings(ctx, accounts)],
         subscriptions=[
             # the dashboards may lag a fifth of a second: bigger batches, less polling

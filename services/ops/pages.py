@@ -14,176 +14,141 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Cookie, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from jinja2 import Environment
-from sqlalchemy import text
 
 from services.common.clock import PARIS
-from services.common.db import Database
 from services.common.http import Problem
 from services.common.inputs import has_control_characters
 from services.ops import charts, read_model
 from services.ops import indicators as ind
-from services.ops.accounts import Accounts, Operator, TooManyAttempts
+from services.ops.accounts import Operator, TooManyAttempts
 from services.ops.api import checked_period
+from services.ops.deps import CSRF_COOKIE, SESSION_COOKIE, Operations, OperationsDep, OperatorDep
 
-SESSION_COOKIE = "sas_ops"
-CSRF_COOKIE = "sas_ops_csrf"
 NEAR_DEADLINE = timedelta(hours=4)
 
 
-async def current_operator(accounts: Accounts, request: Request) -> Operator | None:
-    return await accounts.operator(request.cookies.get(SESSION_COOKIE))
+router = APIRouter(tags=["operations"], include_in_schema=False)
+HEADERS = {"Cache-Control": "no-store"}
 
 
-def build_router(db: Database, accounts: Accounts, env: Environment, secure_cookies: bool) -> APIRouter:
-    router = APIRouter(tags=["operations"], include_in_schema=False)
-    headers = {"Cache-Control": "no-store"}
+def _login_page(ops: Operations, error: str | None = None, status: int = 200) -> HTMLResponse:
+    token = secrets.token_urlsafe(24)
+    html = ops.templates.get_template("ops_login.html").render(csrf=token, error=error)
+    response = HTMLResponse(html, status_code=status, headers=HEADERS)
+    response.set_cookie(CSRF_COOKIE, token, httponly=True, samesite="strict", secure=ops.secure_cookies)
+    return response
 
-    def login_page(error: str | None = None, status: int = 200) -> HTMLResponse:
-        token = secrets.token_urlsafe(24)
-        html = env.get_template("ops_login.html").render(csrf=token, error=error)
-        response = HTMLResponse(html, status_code=status, headers=headers)
-        response.set_cookie(CSRF_COOKIE, token, httponly=True, samesite="strict", secure=secure_cookies)
-        return response
 
-    @router.get("/ops/login", response_class=HTMLResponse)
-    async def show_login() -> HTMLResponse:
-        return login_page()
+@router.get("/ops/login", response_class=HTMLResponse)
+async def show_login(ops: OperationsDep) -> HTMLResponse:
+    return _login_page(ops)
 
-    @router.post("/ops/login")
-    async def log_in(
-        request: Request,
-        email: Annotated[str, Form(max_length=200)],
-        password: Annotated[str, Form(max_length=200)],
-        csrf: Annotated[str, Form(max_length=100)],
-        csrf_cookie: Annotated[str | None, Cookie(alias=CSRF_COOKIE)] = None,
-    ) -> Response:
-        if not csrf_cookie or not secrets.compare_digest(csrf, csrf_cookie):
-            return login_page("Le formulaire a expiré : recommencez.", 403)
-        if has_control_characters(email):
-            return login_page("Adresse ou mot de passe incorrect.", 401)  # no account has such an address
-        client = request.client.host if request.client else "unknown"
-        try:
-            token = await accounts.log_in(email, password, client)
-        except TooManyAttempts:
-            return login_page("Trop de tentatives : réessayez dans un quart d'heure.", 429)
-        if token is None:
-            return login_page("Adresse ou mot de passe incorrect.", 401)
-        response = RedirectResponse("/ops", status_code=303)
-        response.set_cookie(
-            SESSION_COOKIE, token, httponly=True, samesite="strict", secure=secure_cookies, max_age=12 * 3600
+
+@router.post("/ops/login")
+async def log_in(
+    request: Request,
+    email: Annotated[str, Form(max_length=200)],
+    password: Annotated[str, Form(max_length=200)],
+    csrf: Annotated[str, Form(max_length=100)],
+    ops: OperationsDep,
+    csrf_cookie: Annotated[str | None, Cookie(alias=CSRF_COOKIE)] = None,
+) -> Response:
+    if not csrf_cookie or not secrets.compare_digest(csrf, csrf_cookie):
+        return _login_page(ops, "Le formulaire a expiré : recommencez.", 403)
+    if has_control_characters(email):
+        return _login_page(ops, "Adresse ou mot de passe incorrect.", 401)  # no account has such an address
+    client = request.client.host if request.client else "unknown"
+    try:
+        token = await ops.accounts.log_in(email, password, client)
+    except TooManyAttempts:
+        return _login_page(ops, "Trop de tentatives : réessayez dans un quart d'heure.", 429)
+    if token is None:
+        return _login_page(ops, "Adresse ou mot de passe incorrect.", 401)
+    response = RedirectResponse("/ops", status_code=303)
+    response.set_cookie(
+        SESSION_COOKIE, token, httponly=True, samesite="strict", secure=ops.secure_cookies, max_age=12 * 3600
+    )
+    response.delete_cookie(CSRF_COOKIE)
+    return response
+
+
+@router.post("/ops/logout")
+async def log_out(
+    request: Request, csrf: Annotated[str, Form(max_length=100)], operator: OperatorDep, ops: OperationsDep
+) -> Response:
+    if operator is not None:
+        if not secrets.compare_digest(csrf, operator.csrf):
+            raise Problem(403, "Forbidden", "this form is not from your session")  # and nothing changes
+        await ops.accounts.log_out(request.cookies.get(SESSION_COOKIE, ""))
+    response = RedirectResponse("/ops/login", status_code=303)
+    response.delete_cookie(SESSION_COOKIE)
+    return response
+
+
+def chosen_cpts(operator: Operator, asked: str | None) -> str:
+    cpts = asked or operator.cpts_id
+    if cpts is None:
+        raise Problem(
+            422,
+            "Invalid request",
+            "invalid or missing fields: cpts_id",
+            errors=[{"field": "cpts_id", "message": "choose a CPTS"}],
         )
-        response.delete_cookie(CSRF_COOKIE)
-        return response
-
-    @router.post("/ops/logout")
-    async def log_out(request: Request, csrf: Annotated[str, Form(max_length=100)]) -> Response:
-        operator = await current_operator(accounts, request)
-        if operator is not None:
-            if not secrets.compare_digest(csrf, operator.csrf):
-                raise Problem(403, "Forbidden", "this form is not from your session")  # and nothing changes
-            await accounts.log_out(request.cookies.get(SESSION_COOKIE, ""))
-        response = RedirectResponse("/ops/login", status_code=303)
-        response.delete_cookie(SESSION_COOKIE)
-        return response
-
-    def chosen_cpts(operator: Operator, asked: str | None) -> str:
-        cpts = asked or operator.cpts_id
-        if cpts is None:
-            raise Problem(
-                422,
-                "Invalid request",
-                "invalid or missing fields: cpts_id",
-                errors=[{"field": "cpts_id", "message": "choose a CPTS"}],
-            )
-        if not operator.may_see(cpts):
-            raise Problem(403, "Forbidden", f"this account does not see CPTS {cpts}")
-        return cpts
-
-    @router.get("/ops", response_class=HTMLResponse)
-    async def dashboard(request: Request, cpts_id: str | None = None) -> Response:
-        operator = await current_operator(accounts, request)
-        if operator is None:
-            return RedirectResponse("/ops/login", status_code=303)
-        cpts = chosen_cpts(operator, cpts_id)
-        today = accounts.clock().astimezone(PARIS).date()
-        try:
-            first = date.fromisoformat(request.query_params.get("from") or (today - timedelta(days=29)).isoformat())
-            last = date.fromisoformat(request.query_params.get("to") or today.isoformat())
-        except ValueError:
-            raise Problem(
-                422,
-                "Invalid request",
-                "invalid or missing fields: from, to",
-                errors=[{"field": "from", "message": "dates are YYYY-MM-DD"}],
-            ) from None
-        first, last = checked_period(first, last)
-        requests, offers, versions, slots = await read_model.facts(db, first, last)
-        figures = ind.figures(cpts, first, last, requests, offers, versions, slots)
-        html = env.get_template("ops_dashboard.html").render(
-            operator=operator,
-            cpts=cpts,
-            first=first,
-            last=last,
-            f=figures,
-            live=await live_view(db, accounts, cpts),
-            charts=period_charts(cpts, first, last, requests, figures),
-        )
-        return HTMLResponse(html, headers=headers)
-
-    @router.get("/ops/live", response_class=HTMLResponse)
-    async def live(request: Request, cpts_id: str | None = None) -> Response:
-        operator = await current_operator(accounts, request)
-        if operator is None:
-            return Response(status_code=401)
-        cpts = chosen_cpts(operator, cpts_id)
-        html = env.get_template("ops_live.html").render(live=await live_view(db, accounts, cpts))
-        return HTMLResponse(html, headers=headers)
-
-    return router
+    if not operator.may_see(cpts):
+        raise Problem(403, "Forbidden", f"this account does not see CPTS {cpts}")
+    return cpts
 
 
-async def live_view(db: Database, accounts: Accounts, cpts: str) -> dict[str, Any]:
+def _period(request: Request, today: date) -> tuple[date, date]:
+    """The dashboard's period: `from` and `to` (YYYY-MM-DD), the last 30 days by default."""
+    try:
+        first = date.fromisoformat(request.query_params.get("from") or (today - timedelta(days=29)).isoformat())
+        last = date.fromisoformat(request.query_params.get("to") or today.isoformat())
+    except ValueError:
+        raise Problem(
+            422,
+            "Invalid request",
+            "invalid or missing fields: from, to",
+            errors=[{"field": "from", "message": "dates are YYYY-MM-DD"}],
+        ) from None
+    return checked_period(first, last)
+
+
+@router.get("/ops", response_class=HTMLResponse)
+async def dashboard(
+    request: Request, operator: OperatorDep, ops: OperationsDep, cpts_id: str | None = None
+) -> Response:
+    if operator is None:
+        return RedirectResponse("/ops/login", status_code=303)
+    cpts = chosen_cpts(operator, cpts_id)
+    first, last = _period(request, ops.accounts.clock().astimezone(PARIS).date())
+    requests, offers, versions, slots = await read_model.facts(ops.db, first, last)
+    figures = ind.figures(cpts, first, last, requests, offers, versions, slots)
+    html = ops.templates.get_template("ops_dashboard.html").render(
+        operator=operator,
+        cpts=cpts,
+        first=first,
+        last=last,
+        f=figures,
+        live=await live_view(ops, cpts),
+        charts=period_charts(cpts, first, last, requests, figures),
+    )
+    return HTMLResponse(html, headers=HEADERS)
+
+
+@router.get("/ops/live", response_class=HTMLResponse)
+async def live(operator: OperatorDep, ops: OperationsDep, cpts_id: str | None = None) -> Response:
+    if operator is None:
+        return Response(status_code=401)
+    cpts = chosen_cpts(operator, cpts_id)
+    html = ops.templates.get_template("ops_live.html").render(live=await live_view(ops, cpts))
+    return HTMLResponse(html, headers=HEADERS)
+
+
+async def live_view(ops: Operations, cpts: str) -> dict[str, Any]:
     """Requests in progress, offers waiting with the time left, the latest outcomes."""
-    now = accounts.clock()
-    async with db.engine.connect() as conn:
-        open_requests = (
-            await conn.execute(
-                text(
-                    "SELECT r.request_id, r.received_at, r.deadline, r.commune_insee, "
-                    "EXISTS (SELECT 1 FROM ops_offer o WHERE o.request_id = r.request_id AND o.accepted_at IS NULL "
-                    "AND o.refused_at IS NULL AND o.expired_at IS NULL AND o.withdrawn_at IS NULL) AS offered, "
-                    "CASE WHEN r.waiting_since > coalesce((SELECT max(o.proposed_at) FROM ops_offer o "
-                    "WHERE o.request_id = r.request_id), '-infinity') THEN r.waiting_reason END AS waiting "
-                    "FROM ops_request r WHERE (r.patient_cpts = :c OR r.appointment_cpts = :c) "
-                    "AND r.confirmed_at IS NULL "
-                    "AND r.cancelled_at IS NULL AND r.unresolved_at IS NULL ORDER BY r.received_at"
-                ),
-                {"c": cpts},
-            )
-        ).all()
-        waiting = (
-            await conn.execute(
-                text(
-                    "SELECT request_id, rpps, answer_by AS expires_at FROM ops_offer WHERE cpts_id = :c "
-                    "AND accepted_at IS NULL AND refused_at IS NULL AND expired_at IS NULL AND withdrawn_at IS NULL "
-                    "ORDER BY answer_by NULLS LAST"
-                ),
-                {"c": cpts},
-            )
-        ).all()
-        outcomes = (
-            await conn.execute(
-                text(
-                    "SELECT request_id, CASE WHEN cancelled_at IS NOT NULL THEN 'cancelled' "
-                    "WHEN confirmed_at IS NOT NULL THEN 'confirmed' ELSE 'unresolved' END AS outcome, reason, "
-                    "greatest(cancelled_at, confirmed_at, unresolved_at) AS at FROM ops_request "
-                    "WHERE (patient_cpts = :c OR appointment_cpts = :c) AND (confirmed_at IS NOT NULL OR "
-                    "cancelled_at IS NOT NULL OR unresolved_at IS NOT NULL) ORDER BY at DESC LIMIT 15"
-                ),
-                {"c": cpts},
-            )
-        ).all()
+    now = ops.accounts.clock()
+    open_requests, waiting, outcomes = await read_model.live(ops.db, cpts)
     return {
         "now": now,
         "requests": [
@@ -201,7 +166,7 @@ async def live_view(db: Database, accounts: Accounts, cpts: str) -> dict[str, An
             {
                 "request_id": w.request_id,
                 "rpps": w.rpps,
-                "minutes_left": max(0, math.ceil((w.expires_at - now).total_seconds() / 60)) if w.expires_at else "?",
+                "minutes_left": max(0, math.ceil((w.answer_by - now).total_seconds() / 60)) if w.answer_by else "?",
             }
             for w in waiting
         ],

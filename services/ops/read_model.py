@@ -354,6 +354,38 @@ async def facts(
     )
 
 
+# the live queue of a CPTS: requests in progress, offers waiting for an answer, latest outcomes
+_OPEN_REQUESTS = (
+    "SELECT r.request_id, r.received_at, r.deadline, r.commune_insee, "
+    "EXISTS (SELECT 1 FROM ops_offer o WHERE o.request_id = r.request_id AND o.accepted_at IS NULL "
+    "AND o.refused_at IS NULL AND o.expired_at IS NULL AND o.withdrawn_at IS NULL) AS offered, "
+    "CASE WHEN r.waiting_since > coalesce((SELECT max(o.proposed_at) FROM ops_offer o "
+    "WHERE o.request_id = r.request_id), '-infinity') THEN r.waiting_reason END AS waiting "
+    "FROM ops_request r WHERE (r.patient_cpts = :c OR r.appointment_cpts = :c) AND r.confirmed_at IS NULL "
+    "AND r.cancelled_at IS NULL AND r.unresolved_at IS NULL ORDER BY r.received_at"
+)
+_PENDING_OFFERS = (
+    "SELECT request_id, rpps, answer_by FROM ops_offer WHERE cpts_id = :c AND accepted_at IS NULL "
+    "AND refused_at IS NULL AND expired_at IS NULL AND withdrawn_at IS NULL ORDER BY answer_by NULLS LAST"
+)
+_LATEST_OUTCOMES = (
+    "SELECT request_id, CASE WHEN cancelled_at IS NOT NULL THEN 'cancelled' "
+    "WHEN confirmed_at IS NOT NULL THEN 'confirmed' ELSE 'unresolved' END AS outcome, reason, "
+    "greatest(cancelled_at, confirmed_at, unresolved_at) AS at FROM ops_request "
+    "WHERE (patient_cpts = :c OR appointment_cpts = :c) AND (confirmed_at IS NOT NULL OR "
+    "cancelled_at IS NOT NULL OR unresolved_at IS NOT NULL) ORDER BY at DESC LIMIT 15"
+)
+
+
+async def live(db: Database, cpts_id: str) -> tuple[list[Any], list[Any], list[Any]]:
+    """The live queue's rows: open requests, pending offers, the 15 latest outcomes."""
+    found: list[list[Any]] = []
+    async with db.engine.connect() as conn:
+        for sql in (_OPEN_REQUESTS, _PENDING_OFFERS, _LATEST_OUTCOMES):
+            found.append(list((await conn.execute(text(sql), {"c": cpts_id})).all()))
+    return found[0], found[1], found[2]
+
+
 EXPORTS: dict[str, tuple[str, str, str]] = {  # table, date column, which rows are the CPTS's
     "requests": ("ops_request", "received_at", "(patient_cpts = :c OR appointment_cpts = :c)"),
     "offers": ("ops_offer", "proposed_at", "cpts_id = :c"),

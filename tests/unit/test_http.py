@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import httpx
-from fastapi import Depends, FastAPI
+from fastapi import FastAPI
 from pydantic import BaseModel
 
-from services.common.http import bearer_key_checker, install_log_context, install_problem_handlers
+from services.common.deps import RegulatorKey
+from services.common.http import install_log_context, install_problem_handlers
+from services.common.settings import Settings
 
 
 class Body(BaseModel):
@@ -15,10 +17,11 @@ class Body(BaseModel):
 
 def app() -> FastAPI:
     app = FastAPI()
+    app.state.settings = Settings(regulator_api_keys="k1,k2")
     install_problem_handlers(app)
     install_log_context(app)
 
-    @app.post("/things", dependencies=[Depends(bearer_key_checker(lambda: ("k1", "k2")))])
+    @app.post("/things", dependencies=[RegulatorKey])
     async def things(body: Body) -> dict[str, int]:
         return {"count": body.count}
 

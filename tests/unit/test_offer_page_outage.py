@@ -15,7 +15,7 @@ from services.common.embedded import free_port
 from services.common.http import install_problem_handlers
 from services.notifier.channels import ContactUnavailable, HttpContactSource, PatientContact
 from services.notifier.domain import contact_shown_until
-from services.notifier.pages import TEXT, build_router, templates
+from services.notifier.pages import TEXT, OfferPages, router, templates
 
 
 class DatabaseAway:
@@ -30,7 +30,8 @@ class DatabaseAway:
 async def test_an_offer_page_while_the_database_is_away_says_to_try_again() -> None:
     app = FastAPI()
     install_problem_handlers(app)
-    app.include_router(build_router(DatabaseAway(), templates()))  # type: ignore[arg-type]
+    app.state.provided = {OfferPages: OfferPages(DatabaseAway(), templates())}  # type: ignore[arg-type]
+    app.include_router(router)
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
         for method, path in (("GET", "/o/some-token"), ("POST", "/o/some-token/accept")):
