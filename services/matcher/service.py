@@ -571,46 +571,55 @@ class MatcherService:
         territory = self.index.territory_of(search.commune_insee)
         timeout = timedelta(minutes=territory.offer_timeout_minutes if territory else self.offer_timeout_minutes)
         pro_row = await tx.session.get(m.Professional, c.professional.rpps)
-        tx.emit(
-            self.topics.matching,
-            OfferProposed(
-                request_id=search.request_id,
-                offer_id=offer_id,
-                professional=ProfessionalRef(
-                    rpps=c.professional.rpps, name=c.professional.name, profession=c.professional.profession
-                ),
-                professional_cpts_id=c.professional.cpts_id,
-                email=c.professional.email,
-                phone=c.professional.phone,
-                channels=[Channel.model_validate(ch) for ch in (pro_row.channels if pro_row else None) or []],
-                answer_by=d.answer_by(now, timeout, search.deadline, c.site),
-                choices=[Period(start=a, end=b) for a, b in d.choices(c.site, c.start, c.window_end)]
-                if c.window_end
-                else [],
-                site=SiteRef(
-                    site_id=c.site.site_id,
-                    name=c.site.name,
-                    commune_insee=c.site.commune_insee,
-                    lat=c.site.place.lat,
-                    lon=c.site.place.lon,
-                ),
-                kind=c.kind,
-                mode=c.mode,
-                start=c.start,
-                window_end=c.window_end,
-                slot_id=c.slot_id,
-                deadline=search.deadline,
-                motive=search.motive,
-                protocol=step.protocol,
-                patient_age=search.age,
-                patient_commune_insee=search.commune_insee,
-                distance_km=c.distance_km,
-                explanation=explanation,
-            ),
-            now,
-        )
+        channels = (pro_row.channels if pro_row else None) or []
+        answer_by = d.answer_by(now, timeout, search.deadline, c.site)
+        tx.emit(self.topics.matching, _proposal(search, c, offer_id, step, explanation, channels, answer_by), now)
         tx.after_commit.append(lambda: self.index.busy.add(c.professional.rpps))
         log.info("offer proposed", rpps=c.professional.rpps, kind=c.kind, score=c.score, protocol=step.protocol)
+
+
+def _proposal(
+    search: m.SearchRecord,
+    c: d.Candidate,
+    offer_id: str,
+    step: Step,
+    explanation: list[CandidateExplanation],
+    channels: list[dict[str, str]],
+    answer_by: datetime,
+) -> OfferProposed:
+    """The offer as the notifier (and the intake, the read model) hear of it."""
+    return OfferProposed(
+        request_id=search.request_id,
+        offer_id=offer_id,
+        professional=ProfessionalRef(
+            rpps=c.professional.rpps, name=c.professional.name, profession=c.professional.profession
+        ),
+        professional_cpts_id=c.professional.cpts_id,
+        email=c.professional.email,
+        phone=c.professional.phone,
+        channels=[Channel.model_validate(ch) for ch in channels],
+        answer_by=answer_by,
+        choices=[Period(start=a, end=b) for a, b in d.choices(c.site, c.start, c.window_end)] if c.window_end else [],
+        site=SiteRef(
+            site_id=c.site.site_id,
+            name=c.site.name,
+            commune_insee=c.site.commune_insee,
+            lat=c.site.place.lat,
+            lon=c.site.place.lon,
+        ),
+        kind=c.kind,
+        mode=c.mode,
+        start=c.start,
+        window_end=c.window_end,
+        slot_id=c.slot_id,
+        deadline=search.deadline,
+        motive=search.motive,
+        protocol=step.protocol,
+        patient_age=search.age,
+        patient_commune_insee=search.commune_insee,
+        distance_km=c.distance_km,
+        explanation=explanation,
+    )
 
 
 def geo_department(commune_insee: str | None) -> str | None:

@@ -145,6 +145,68 @@ def _quarter(at: datetime) -> str:
     return f"{d.year}-Q{(d.month - 1) // 3 + 1}"
 
 
+def _offers(offers: list[OfferFacts], cpts_id: str, first: date, last: date) -> dict[str, Any]:
+    mine = [o for o in offers if o.cpts_id == cpts_id and in_period(o.proposed_at, first, last)]
+    refused = Counter(o.refusal_reason or "unspecified" for o in mine if o.outcome == "refused")
+    return {
+        "accepted": sum(o.outcome == "accepted" for o in mine),
+        "refused": dict(sorted(refused.items())),
+        "expired": sum(o.outcome == "expired" for o in mine),
+        "withdrawn": sum(o.outcome == "withdrawn" for o in mine),
+    }
+
+
+def _slot_utilisation(
+    slots: list[SlotFacts], versions: list[ProfessionalVersion], cpts_id: str, first: date, last: date
+) -> dict[str, Any]:
+    gps = {v.rpps for v in versions if v.cpts_id == cpts_id}
+    published = [s for s in slots if s.rpps in gps and in_period(s.start, first, last) and not s.withdrawn]
+    cells: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
+    for s in published:
+        cell = cells[s.rpps][paris_week(s.start)]
+        cell[0] += s.booked
+        cell[1] += 1
+    booked = sum(s.booked for s in published)
+    return {
+        "booked": booked,
+        "published": len(published),
+        "share": _share(booked, len(published)),
+        "by_professional_and_week": {
+            rpps: {week: {"booked": b, "published": p} for week, (b, p) in weeks.items()}
+            for rpps, weeks in sorted(cells.items())
+        },
+    }
+
+
+def _appointments(confirmed: list[RequestFacts]) -> dict[str, Any]:
+    """Indicator 2's appointments: by channel, how soon, within the deadline, honoured, which days."""
+    cascade = [r for r in confirmed if r.channel == "cascade"]
+    waits = sorted((r.confirmed_at - r.received_at).total_seconds() / 60 for r in cascade if r.confirmed_at)
+    return {
+        "sas_requests_with_appointment_by_channel": {
+            "cascade": len(cascade),
+            "platform": len(confirmed) - len(cascade),
+        },
+        "appointments_honoured": {
+            "honoured": sum(r.honoured is True for r in confirmed),
+            "not_honoured": sum(r.honoured is False for r in confirmed),
+            "not_reported": sum(r.honoured is None for r in confirmed),
+        },
+        "minutes_to_appointment": {
+            "median": round(statistics.median(waits), 1) if waits else None,
+            "p90": round(waits[min(len(waits) - 1, int(0.9 * len(waits)))], 1) if waits else None,
+        },
+        "share_within_deadline": _share(
+            sum(1 for r in cascade if r.deadline and r.appointment_start and r.appointment_start <= r.deadline),
+            len(cascade),
+        ),
+        "share_acts_friday_saturday_or_holiday_eve": _share(
+            sum(1 for r in confirmed if r.appointment_start and _friday_saturday_or_holiday_eve(r.appointment_start)),
+            len(confirmed),
+        ),
+    }
+
+
 def figures(
     cpts_id: str,
     first: date,
@@ -161,16 +223,7 @@ def figures(
         for r in requests
         if in_period(r.received_at, first, last) and (r.patient_cpts == cpts_id or r.appointment_cpts == cpts_id)
     ]
-    cascade = [r for r in confirmed if r.channel == "cascade"]
-    waits = sorted((r.confirmed_at - r.received_at).total_seconds() / 60 for r in cascade if r.confirmed_at)
-    period_offers = [o for o in offers if o.cpts_id == cpts_id and in_period(o.proposed_at, first, last)]
-    gps = {v.rpps for v in versions if v.cpts_id == cpts_id}
-    cpts_slots = [s for s in slots if s.rpps in gps and in_period(s.start, first, last) and not s.withdrawn]
-    utilisation: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
-    for s in cpts_slots:
-        cell = utilisation[s.rpps][paris_week(s.start)]
-        cell[0] += s.booked
-        cell[1] += 1
+    unresolved = Counter(r.reason or "unknown" for r in mine if r.status == "unresolved")
     return {
         "cpts_id": cpts_id,
         "from": first.isoformat(),
@@ -178,52 +231,13 @@ def figures(
         "definition_version": DEFINITION_VERSION,
         "doctors_participating_in_sas": len(participants(versions, cpts_id, last)),
         "sas_requests_with_appointment": len(confirmed),
-        "sas_requests_with_appointment_by_channel": {
-            "cascade": len(cascade),
-            "platform": len(confirmed) - len(cascade),
-        },
-        "appointments_honoured": {
-            "honoured": sum(r.honoured is True for r in confirmed),
-            "not_honoured": sum(r.honoured is False for r in confirmed),
-            "not_reported": sum(r.honoured is None for r in confirmed),
-        },
         "requests_received": len(mine),
         "requests_confirmed": sum(r.status == "confirmed" for r in mine),
-        "requests_unresolved": dict(
-            sorted(Counter(r.reason or "unknown" for r in mine if r.status == "unresolved").items())
-        ),
+        "requests_unresolved": dict(sorted(unresolved.items())),
         "requests_cancelled": sum(r.status == "cancelled" for r in mine),
-        "minutes_to_appointment": {
-            "median": round(statistics.median(waits), 1) if waits else None,
-            "p90": round(waits[min(len(waits) - 1, int(0.9 * len(waits)))], 1) if waits else None,
-        },
-        "share_within_deadline": _share(
-            sum(1 for r in cascade if r.deadline and r.appointment_start and r.appointment_start <= r.deadline),
-            len(cascade),
-        ),
-        "offers": {
-            "accepted": sum(o.outcome == "accepted" for o in period_offers),
-            "refused": dict(
-                sorted(
-                    Counter(o.refusal_reason or "unspecified" for o in period_offers if o.outcome == "refused").items()
-                )
-            ),
-            "expired": sum(o.outcome == "expired" for o in period_offers),
-            "withdrawn": sum(o.outcome == "withdrawn" for o in period_offers),
-        },
-        "share_acts_friday_saturday_or_holiday_eve": _share(
-            sum(1 for r in confirmed if r.appointment_start and _friday_saturday_or_holiday_eve(r.appointment_start)),
-            len(confirmed),
-        ),
-        "slot_utilisation": {
-            "booked": sum(s.booked for s in cpts_slots),
-            "published": len(cpts_slots),
-            "share": _share(sum(s.booked for s in cpts_slots), len(cpts_slots)),
-            "by_professional_and_week": {
-                rpps: {week: {"booked": b, "published": p} for week, (b, p) in weeks.items()}
-                for rpps, weeks in sorted(utilisation.items())
-            },
-        },
+        **_appointments(confirmed),
+        "offers": _offers(offers, cpts_id, first, last),
+        "slot_utilisation": _slot_utilisation(slots, versions, cpts_id, first, last),
         "from_outside_territory": sum(r.patient_cpts != cpts_id for r in confirmed),
         "remuneration": remuneration(cpts_id, first, last, requests, versions, slots),
         "definitions": DEFINITIONS,

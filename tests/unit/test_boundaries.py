@@ -1,4 +1,4 @@
-"""Services talk through Kafka (and the notifier asks the intake for a contact over HTTP), never
+"""House rules read from the code. Services talk through Kafka (and the notifier asks the intake for a contact over HTTP), never
 through each other's code: no module of one service imports another's; `services/common` imports
 none. Only the composition root (`services/main.py`) sees them all."""
 
@@ -45,3 +45,18 @@ def test_the_check_sees_a_crossing() -> None:
     """The check itself: the composition root imports every service."""
     root = {m for m in imported(SERVICES / "main.py") if m.startswith("services.")}
     assert {f"services.{name}" for name in NAMES} <= {".".join(m.split(".")[:2]) for m in root}
+
+
+MAX_FUNCTION_LINES = 60
+
+
+def test_no_function_is_longer_than_a_screen() -> None:
+    """Readable in an afternoon: no function of services/ over 60 lines (migrations included)."""
+    long = []
+    for path in sorted(SERVICES.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                lines = (node.end_lineno or node.lineno) - node.lineno + 1
+                if lines > MAX_FUNCTION_LINES:
+                    long.append(f"{path.relative_to(SERVICES.parent)}:{node.lineno} {node.name} ({lines} lines)")
+    assert long == []

@@ -17,7 +17,7 @@ branch_labels = None
 depends_on = None
 
 
-def upgrade() -> None:
+def _directory() -> None:
     op.create_table(
         "territory",
         sa.Column("cpts_id", sa.String, primary_key=True),
@@ -68,6 +68,9 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["rpps", "site_id"], ["site.rpps", "site.site_id"]),
     )
     op.create_index("slot_free_by_start", "slot", ["start"], postgresql_where=sa.text("state = 'free'"))
+
+
+def _searches() -> None:
     op.create_table(
         "search",
         sa.Column("request_id", sa.String, primary_key=True),
@@ -101,6 +104,11 @@ def upgrade() -> None:
         sa.Column("created_at", TS, nullable=False),
         sa.Column("decided_at", TS),
     )
+
+
+def upgrade() -> None:
+    _directory()
+    _searches()
     create_outbox_and_inbox()
 
 

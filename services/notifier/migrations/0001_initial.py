@@ -17,7 +17,7 @@ branch_labels = None
 depends_on = None
 
 
-def upgrade() -> None:
+def _offers_and_messages() -> None:
     op.create_table(
         "offer",
         sa.Column("offer_id", sa.String, primary_key=True),
@@ -61,6 +61,9 @@ def upgrade() -> None:
         sa.Column("sent_at", TS),
     )
     op.create_index("notification_pending", "notification", ["id"], postgresql_where=sa.text("status = 'pending'"))
+
+
+def _audit_trail() -> None:
     op.create_table(
         "audit_entry",
         sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
@@ -80,6 +83,11 @@ def upgrade() -> None:
         "CREATE TRIGGER audit_entry_append_only BEFORE UPDATE OR DELETE ON audit_entry "
         "FOR EACH ROW EXECUTE FUNCTION audit_entry_append_only()"
     )
+
+
+def upgrade() -> None:
+    _offers_and_messages()
+    _audit_trail()
     create_outbox_and_inbox()
 
 
