@@ -1,6 +1,8 @@
-"""House rules read from the code. Services talk through Kafka (and the notifier asks the intake for a contact over HTTP), never
+"""House rules read from the code.
+
+Services talk through Kafka (and the notifier asks the intake for a contact over HTTP), never
 through each other's code: no module of one service imports another's; `services/common` imports
-none. Only the composition root (`services/main.py`) sees them all."""
+none. Only the composition root (`services/main.py`) sees them all. And no function is long."""
 
 from __future__ import annotations
 
