@@ -47,15 +47,16 @@ def make_broker(settings: Settings, bootstrap_servers: str) -> KafkaBroker:
     )
 
 
-async def ensure_topics(bootstrap_servers: str, topics: Topics, partitions: int) -> None:
+async def ensure_topics(bootstrap_servers: str, topics: Topics, partitions: int, replication: int = 1) -> None:
     """Create the topics that are missing, with an explicit partition count (brokers may
-    auto-create with another), and the one-partition epoch topic."""
+    auto-create with another) and replication factor (TOPIC_REPLICATION_FACTOR: 3 on a
+    three-broker cluster), and the one-partition epoch topic."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=5000)
     await admin.start()
     try:
         for name, count in [*((name, partitions) for name in topics.all()), (topics.epoch, 1)]:
             with contextlib.suppress(TopicAlreadyExistsError):
-                await admin.create_topics([NewTopic(name, count, 1)])
+                await admin.create_topics([NewTopic(name, count, replication)])
     finally:
         await admin.close()
 

@@ -146,7 +146,9 @@ class Runtime:
             bootstrap_servers,
             topics.all(),
             topics.epoch,
-            lambda: ensure_topics(bootstrap_servers, topics, settings.topic_partitions),
+            lambda: ensure_topics(
+                bootstrap_servers, topics, settings.topic_partitions, settings.topic_replication_factor
+            ),
             self._after_look,
         )
         self._looking = Pump("broker-watch", self._look, settings.broker_check_seconds)
@@ -216,7 +218,9 @@ class Runtime:
     async def start(self) -> None:
         for part in self.parts:
             await part.db.migrate(part.migrations)
-        await ensure_topics(self.bootstrap_servers, self.topics, self.settings.topic_partitions)
+        await ensure_topics(
+            self.bootstrap_servers, self.topics, self.settings.topic_partitions, self.settings.topic_replication_factor
+        )
         for part in self.parts:
             for hook in part.on_start:
                 await hook()

@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     # against a real cluster.
     topic_prefix: str = "sas."
     topic_partitions: int = 6
+    topic_replication_factor: int = Field(
+        default=1, ge=1, le=10, description="copies of each topic the brokers keep (3 on a three-broker cluster)"
+    )
     kafka_fetch_max_wait_ms: int | None = None
     kafka_session_timeout_ms: int | None = None
     kafka_heartbeat_interval_ms: int | None = None
