@@ -26,6 +26,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from schemas.topics import Topics
+from services import routing
 from services.common.clock import Clock, utcnow
 from services.common.context import Context
 from services.common.db import database_away
@@ -117,7 +118,8 @@ def build_app(
     settings: Settings, database_url: str, bootstrap_servers: str, services: Sequence[str] = ALL, clock: Clock = utcnow
 ) -> tuple[FastAPI, Runtime]:
     runtime, demo = build_runtime(settings, database_url, bootstrap_servers, services, clock)
-    return runtime.app(on_started=demo), runtime  # type: ignore[arg-type]
+    # every process documents the whole public API (a gateway sends /openapi.json to one of them)
+    return runtime.app(on_started=demo, documented=routing.documented_routers()), runtime  # type: ignore[arg-type]
 
 
 @contextlib.contextmanager

@@ -8,7 +8,7 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 import structlog
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
@@ -159,14 +159,17 @@ def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {status: {"description": _MEANING[status]} for status in statuses}
 
 
-def describe_problems(app: FastAPI) -> None:
+def describe_problems(app: FastAPI, documented: Sequence[APIRouter] = ()) -> None:
     """Make the OpenAPI document say what the API really answers: every error as problem+json,
-    401 where a key is required, 413 where a body is read, 422 and 503 anywhere."""
+    401 where a key is required, 413 where a body is read, 422 and 503 anywhere. `documented`:
+    routers this process does not serve (not included in `app`) but the document describes — the
+    whole public API, for a gateway that sends /openapi.json to one service."""
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema:
             return app.openapi_schema
-        document = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+        routes = [*app.routes, *(route for router in documented for route in router.routes)]
+        document = get_openapi(title=app.title, version=app.version, description=app.description, routes=routes)
         schemas = document.setdefault("components", {}).setdefault("schemas", {})
         for unused in ("HTTPValidationError", "ValidationError"):  # FastAPI's 422 body, not ours
             schemas.pop(unused, None)

@@ -343,7 +343,10 @@ class Runtime:
         return checks
 
     def app(
-        self, title: str = "SAS–CPTS orientation", on_started: Callable[[], Awaitable[None]] | None = None
+        self,
+        title: str = "SAS–CPTS orientation",
+        on_started: Callable[[], Awaitable[None]] | None = None,
+        documented: Sequence[APIRouter] = (),
     ) -> FastAPI:
         @asynccontextmanager
         async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -366,7 +369,8 @@ class Runtime:
             uploads=("/rpps-import",),
             max_upload_bytes=self.settings.max_upload_bytes,
         )
-        describe_problems(app)
+        served = [router for part in self.parts for router in part.routers]
+        describe_problems(app, [router for router in documented if router not in served])
         for part in self.parts:
             for router in part.routers:
                 app.include_router(router)

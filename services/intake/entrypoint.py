@@ -17,6 +17,9 @@ STUCK = (
 )
 
 
+ROUTERS = [api.router, api.internal]  # the paths it serves: services/routing.py
+
+
 def build(ctx: Context) -> tuple[IntakeService, ServicePart]:
     db = ctx.database("intake")
     service = IntakeService(db, ctx.topics, ctx.settings.callback_secret, ctx.clock)
@@ -34,7 +37,7 @@ def build(ctx: Context) -> tuple[IntakeService, ServicePart]:
         name="intake",
         db=db,
         migrations=Path(__file__).parent / "migrations",
-        routers=[api.router, api.internal],
+        routers=ROUTERS,
         provides=[service],
         problems=api.PROBLEMS,
         subscriptions=[Subscription("intake", [ctx.topics.matching], handlers)],

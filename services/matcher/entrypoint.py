@@ -31,6 +31,9 @@ from services.matcher.service import MatcherService
 STUCK = f"SELECT request_id FROM ({repo.offers_past_their_time_sql(5)}) AS stuck"
 
 
+ROUTERS = [api.router, fhir_api.router]  # the paths it serves: services/routing.py
+
+
 def build(ctx: Context) -> tuple[Directory, ServicePart]:
     db = ctx.database("matcher")
     index = DirectoryIndex()
@@ -61,7 +64,7 @@ def build(ctx: Context) -> tuple[Directory, ServicePart]:
         name="matcher",
         db=db,
         migrations=Path(__file__).parent / "migrations",
-        routers=[api.router, fhir_api.router],
+        routers=ROUTERS,
         provides=[directory, PlatformBookings(db, ctx.clock, ctx.topics)],
         problems=api.PROBLEMS,
         subscriptions=[

@@ -60,6 +60,9 @@ def senders(ctx: Context, poster: SignedPoster) -> dict[str, Sender]:
 STUCK = "SELECT request_id FROM offer WHERE status = 'accepted' AND decided_at < now() - interval '1 minute'"
 
 
+ROUTERS = [pages.router]  # the paths it serves: services/routing.py
+
+
 def build(ctx: Context, contacts: ContactSource) -> tuple[NotifierService, ServicePart]:
     db = ctx.database("notifier")
     env = templates()
@@ -89,7 +92,7 @@ def build(ctx: Context, contacts: ContactSource) -> tuple[NotifierService, Servi
         name="notifier",
         db=db,
         migrations=Path(__file__).parent / "migrations",
-        routers=[pages.router],
+        routers=ROUTERS,
         provides=[OfferPages(service, env)],
         on_stop=[poster.close, *([contacts.close] if isinstance(contacts, HttpContactSource) else [])],
         subscriptions=[

@@ -41,6 +41,12 @@ def checked_period(first: date, last: date) -> tuple[date, date]:
     return first, last
 
 
+class AccountIn(InputModel):
+    password: str = Field(min_length=12, max_length=200)
+    role: Literal["coordinator", "sas_admin"]
+    cpts_id: str | None = Field(default=None, pattern=IDENT)
+
+
 router = APIRouter(tags=["operations"])
 
 
@@ -105,9 +111,3 @@ async def put_account(
     except ValueError as error:
         raise _invalid("cpts_id", str(error)) from None
     return Response(status_code=204)
-
-
-class AccountIn(InputModel):
-    password: str = Field(min_length=12, max_length=200)
-    role: Literal["coordinator", "sas_admin"]
-    cpts_id: str | None = Field(default=None, pattern=IDENT)

@@ -25,6 +25,9 @@ def templates() -> Environment:
     return Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
 
 
+ROUTERS = [api.router, pages.router]  # the paths it serves: services/routing.py
+
+
 def build(ctx: Context) -> ServicePart:
     db = ctx.database("ops")
     accounts = Accounts(db, ctx.clock)
@@ -32,7 +35,7 @@ def build(ctx: Context) -> ServicePart:
         name="ops",
         db=db,
         migrations=Path(__file__).parent / "migrations",
-        routers=[api.router, pages.router],
+        routers=ROUTERS,
         provides=[Operations(db, accounts, templates(), ctx.settings.base_url.startswith("https://"))],
         on_start=[lambda: _admin_from_settings(ctx, accounts)],
         subscriptions=[

@@ -1,0 +1,59 @@
+"""The deployment, read (no container engine here): the compose file is valid against the
+Compose specification and runs what the routing table routes to, with no secret defaulted."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from services import routing
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+
+
+def compose() -> dict[str, Any]:
+    return dict(yaml.safe_load((DEPLOY / "compose.yaml").read_text(encoding="utf-8")))
+
+
+def test_the_compose_file_follows_the_compose_specification() -> None:
+    tool = shutil.which("check-jsonschema") or str(Path(sys.executable).parent / "check-jsonschema")
+    checked = subprocess.run(
+        [tool, "--builtin-schema", "vendor.compose-spec", str(DEPLOY / "compose.yaml")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_every_routed_service_runs_with_its_own_command_and_the_gateway_routes_by_the_table() -> None:
+    services = compose()["services"]
+    for name in routing.ROUTERS:
+        assert services[name]["command"] == [f"sas-{name}"]
+    gateway = services["gateway"]
+    assert "./nginx.conf:/etc/nginx/conf.d/default.conf:ro" in gateway["volumes"]
+    assert set(gateway["depends_on"]) == set(routing.ROUTERS)
+
+
+def test_only_the_gateway_is_believed_about_the_client_and_no_secret_has_a_default() -> None:
+    file = compose()
+    services = file["services"]
+    gateway_ip = services["gateway"]["networks"]["backend"]["ipv4_address"]
+    environment = services["intake"]["environment"]
+    assert environment["TRUSTED_PROXIES"] == gateway_ip
+    text = (DEPLOY / "compose.yaml").read_text(encoding="utf-8")
+    assert "change-me" not in text
+    for secret in ("POSTGRES_PASSWORD", "REGULATOR_API_KEYS", "INTERNAL_API_KEY", "SECRET_KEY"):
+        assert f"${{{secret}:?" in text, secret
+
+
+def test_kafka_keeps_its_log_on_the_volume_long_enough_to_rebuild_the_read_model() -> None:
+    kafka = compose()["services"]["kafka"]
+    assert kafka["environment"]["KAFKA_LOG_DIRS"] == "/var/lib/kafka/data"
+    assert "kafka-data:/var/lib/kafka/data" in kafka["volumes"]
+    assert int(kafka["environment"]["KAFKA_LOG_RETENTION_HOURS"]) >= 400 * 24  # the longest period of indicators
