@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
 from urllib.parse import unquote_plus
 
@@ -12,6 +12,7 @@ from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPBearer
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -318,3 +319,26 @@ class InputGuard:
             if int(declared) > self._limit(scope):
                 return self._too_large(self._limit(scope))
         return None
+
+
+def failures_answered_by(answer: Callable[[Request, Exception], Response | None]) -> type[APIRoute]:
+    """A route class whose routes answer their own known failures with `answer(request, error)`
+    (an OperationOutcome for FHIR, a "try again" page for a professional), before the app's
+    problem+json handlers; `answer` returns None for the failures it does not know."""
+
+    class AnsweringRoute(APIRoute):
+        def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+            handler = super().get_route_handler()
+
+            async def answered(request: Request) -> Response:
+                try:
+                    return await handler(request)
+                except Exception as error:
+                    response = answer(request, error)
+                    if response is None:
+                        raise
+                    return response
+
+            return answered
+
+    return AnsweringRoute

@@ -7,22 +7,21 @@ page says plainly what happened; nothing before a valid link shows anything of t
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import structlog
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, Response
-from fastapi.routing import APIRoute
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from services.common import geo
 from services.common.clock import PARIS
 from services.common.db import database_away
 from services.common.deps import provided
+from services.common.http import failures_answered_by
 from services.common.motives import catalogue
 from services.notifier.domain import REFUSAL_REASONS, OfferUnavailable, age_band, time_choices
 from services.notifier.models import OfferStatus
@@ -310,23 +309,16 @@ class OfferPages:
         )
 
 
-class PageRoute(APIRoute):
-    """Routes that answer a professional's page saying "try again in a moment" (503, Retry-After)
-    while the database is away, rather than an error: nothing was recorded, the link still works."""
+def _unavailable(request: Request, error: Exception) -> Response | None:
+    """While the database is away, a professional's page says "try again in a moment" (503,
+    Retry-After) rather than an error: nothing was recorded, the link still works."""
+    if not database_away(error):
+        return None
+    log.warning("offer page while the database is away", error=type(error).__name__)
+    return provided(OfferPages)(request).unavailable(request)
 
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
 
-        async def guarded(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except Exception as error:
-                if database_away(error):
-                    log.warning("offer page while the database is away", error=type(error).__name__)
-                    return provided(OfferPages)(request).unavailable(request)
-                raise
-
-        return guarded
+PageRoute = failures_answered_by(_unavailable)
 
 
 PagesDep = Annotated[OfferPages, Depends(provided(OfferPages))]

@@ -9,18 +9,16 @@ regulators'. The routes stay out of /docs: a FHIR server is described by its Cap
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
 import structlog
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.routing import APIRoute
 from fhir.resources.R4B.resource import Resource
 
 from services.common.db import database_away
 from services.common.deps import PlatformKey, SettingsDep, provided
-from services.common.http import Problem
+from services.common.http import Problem, failures_answered_by
 from services.common.settings import Settings
 from services.matcher.directory import NotFound
 from services.matcher.fhir import resources
@@ -60,22 +58,7 @@ def _answered(error: Exception) -> Response | None:
     return None
 
 
-class FhirRoute(APIRoute):
-    """Routes whose known failures are answered as OperationOutcomes."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def answered(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except Exception as error:
-                response = _answered(error)
-                if response is None:
-                    raise
-                return response
-
-        return answered
+FhirRoute = failures_answered_by(lambda _, error: _answered(error))  # known failures: OperationOutcomes
 
 
 async def _json_body(request: Request) -> Any:
