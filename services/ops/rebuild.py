@@ -43,3 +43,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit("set KAFKA_BOOTSTRAP_SERVERS: the read model is rebuilt from the broker's topics")
     replayed = asyncio.run(_run(settings, settings.kafka_bootstrap_servers))
     print(f"read model rebuilt from {replayed} events")
+
+
+if __name__ == "__main__":
+    main()
