@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote_plus
 
+import fastapi_offline
 import structlog
 from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPBearer
+from fastapi.staticfiles import StaticFiles
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.base import RequestResponseEndpoint
@@ -342,3 +346,24 @@ def failures_answered_by(answer: Callable[[Request, Exception], Response | None]
             return answered
 
     return AnsweringRoute
+
+
+DOCS_ASSETS = "/docs/assets"
+# Swagger UI's files as the `fastapi-offline` package ships them (the version FastAPI's page expects)
+SWAGGER_UI = Path(fastapi_offline.__file__).parent / "static"
+
+
+def install_offline_docs(app: FastAPI) -> None:
+    """`/docs` with Swagger UI served by the service itself: FastAPI's default page fetches its
+    scripts from a CDN, a blank page without internet."""
+    app.mount(DOCS_ASSETS, StaticFiles(directory=SWAGGER_UI), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title=f"{app.title} — API",
+            swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_ASSETS}/favicon.png",
+        )

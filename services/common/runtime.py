@@ -33,6 +33,7 @@ from services.common.http import (
     ProblemMap,
     describe_problems,
     install_log_context,
+    install_offline_docs,
     install_problem_handlers,
 )
 from services.common.messaging import (
@@ -358,7 +359,8 @@ class Runtime:
             finally:
                 await self.stop()
 
-        app = FastAPI(title=title, version="1", lifespan=lifespan)
+        app = FastAPI(title=title, version="1", lifespan=lifespan, docs_url=None, redoc_url=None)
+        install_offline_docs(app)
         app.state.settings = self.settings
         app.state.provided = {type(thing): thing for part in self.parts for thing in part.provides}
         install_problem_handlers(app, {kind: answer for part in self.parts for kind, answer in part.problems.items()})

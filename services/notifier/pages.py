@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from services.common import geo
+from services.common import geo, i18n
 from services.common.clock import PARIS
 from services.common.db import database_away
 from services.common.deps import provided
@@ -30,40 +30,6 @@ from services.notifier.service import NotifierService, OfferPage
 log = structlog.get_logger(__name__)
 
 TEMPLATES = Path(__file__).parent / "templates"
-DAYS = {
-    "fr": ("lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche"),
-    "en": ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"),
-}
-MONTHS = {
-    "fr": (
-        "janvier",
-        "février",
-        "mars",
-        "avril",
-        "mai",
-        "juin",
-        "juillet",
-        "août",
-        "septembre",
-        "octobre",
-        "novembre",
-        "décembre",
-    ),
-    "en": (
-        "January",
-        "February",
-        "March",
-        "April",
-        "May",
-        "June",
-        "July",
-        "August",
-        "September",
-        "October",
-        "November",
-        "December",
-    ),
-}
 REFUSAL_REASONS_EN = {
     "full": "Fully booked",
     "absent": "Away",
@@ -226,15 +192,6 @@ MESSAGES: dict[str, Notice] = {
 }
 
 
-def local_time(value: datetime | None, lang: str = "fr") -> str:
-    """`mardi 24 novembre à 14:30` / `Tuesday 24 November at 14:30`, in Paris time."""
-    if value is None:
-        return ""
-    t = value.astimezone(PARIS)
-    at = "à" if lang == "fr" else "at"
-    return f"{DAYS[lang][t.weekday()]} {t.day} {MONTHS[lang][t.month - 1]} {at} {t:%H:%M}"
-
-
 def local_time_only(value: datetime | None) -> str:
     return value.astimezone(PARIS).strftime("%H:%M") if value else ""
 
@@ -248,7 +205,9 @@ def motive_label(code: str, lang: str = "fr") -> str:
 
 def templates() -> Environment:
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
-    env.filters.update(local=local_time, local_time=local_time_only, motive_label=motive_label, age_band=age_band)
+    env.filters.update(
+        local=i18n.when, short=i18n.when_short, local_time=local_time_only, motive_label=motive_label, age_band=age_band
+    )
     return env
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from datetime import date
 from typing import Annotated, Any, Literal
 
@@ -16,6 +14,7 @@ from services.common.inputs import IDENT, IdentQuery, InputModel, has_control_ch
 from services.ops import indicators as ind
 from services.ops import read_model
 from services.ops.deps import OperationsDep, account_manager, cpts_reader
+from services.ops.exports import Format, to_csv
 
 MAX_DAYS = 400
 
@@ -74,18 +73,14 @@ async def export(
     first: Annotated[date, Query(alias="from")],
     last: Annotated[date, Query(alias="to")],
     ops: OperationsDep,
+    form: Annotated[Format, Query(alias="format")] = "csv-fr",
 ) -> Response:
-    """The recorded rows behind the figures of a period, to check any of them by hand."""
+    """The recorded rows behind the figures of a period, to check any of them by hand: for a
+    French spreadsheet by default (`;`, BOM, Paris times, `oui`/`non`), or `format=csv-rfc4180`."""
     first, last = checked_period(first, last)
     columns, found = await read_model.export_rows(ops.db, rows, cpts_id, first, last)
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(columns)
-    writer.writerows(
-        [["" if v is None else (v.isoformat() if hasattr(v, "isoformat") else v) for v in row] for row in found]
-    )
     return Response(
-        out.getvalue(),
+        to_csv(columns, found, form),
         media_type="text/csv; charset=utf-8",
         headers={
             "Content-Disposition": f'attachment; filename="{rows}-{cpts_id}-{first}-{last}.csv"',

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from services.common import i18n
 from services.common.context import Context
 from services.common.runtime import ServicePart, Subscription
 from services.ops import api, pages, read_model
@@ -22,7 +23,9 @@ TEMPLATES = Path(__file__).parent / "templates"
 
 
 def templates() -> Environment:
-    return Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
+    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
+    env.filters.update(label=i18n.label, number=i18n.number, percent=i18n.percent, day=i18n.day)
+    return env
 
 
 ROUTERS = [api.router, pages.router]  # the paths it serves: services/routing.py

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Cookie, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from services.common import i18n
 from services.common.clock import PARIS
 from services.common.http import Problem
 from services.common.inputs import has_control_characters
@@ -120,6 +121,10 @@ async def dashboard(
 ) -> Response:
     if operator is None:
         return RedirectResponse("/ops/login", status_code=303)
+    if cpts_id is None and operator.cpts_id is None:  # a sas_admin sees every CPTS: which one?
+        territories = await read_model.known_cpts(ops.db)
+        html = ops.templates.get_template("ops_pick.html").render(operator=operator, territories=territories)
+        return HTMLResponse(html, headers=HEADERS)
     cpts = chosen_cpts(operator, cpts_id)
     first, last = _period(request, ops.accounts.clock().astimezone(PARIS).date())
     requests, offers, versions, slots = await read_model.facts(ops.db, first, last)
@@ -131,7 +136,7 @@ async def dashboard(
         last=last,
         f=figures,
         live=await live_view(ops, cpts),
-        charts=period_charts(cpts, first, last, requests, figures),
+        charts=period_charts(cpts, first, last, requests, figures, await read_model.professional_names(ops.db)),
     )
     return HTMLResponse(html, headers=HEADERS)
 
@@ -166,6 +171,7 @@ async def live_view(ops: Operations, cpts: str) -> dict[str, Any]:
             {
                 "request_id": w.request_id,
                 "rpps": w.rpps,
+                "name": w.name or w.rpps,
                 "minutes_left": max(0, math.ceil((w.answer_by - now).total_seconds() / 60)) if w.answer_by else "?",
             }
             for w in waiting
@@ -177,7 +183,12 @@ async def live_view(ops: Operations, cpts: str) -> dict[str, Any]:
 
 
 def period_charts(
-    cpts: str, first: date, last: date, requests: list[ind.RequestFacts], figures: dict[str, Any]
+    cpts: str,
+    first: date,
+    last: date,
+    requests: list[ind.RequestFacts],
+    figures: dict[str, Any],
+    names: dict[str, str] | None = None,
 ) -> dict[str, str]:
     """The period's charts and map, as SVG (see charts.py)."""
     mine = [
@@ -190,11 +201,14 @@ def period_charts(
     for rpps, weeks in figures["slot_utilisation"]["by_professional_and_week"].items():
         booked = sum(w["booked"] for w in weeks.values())
         published = sum(w["published"] for w in weeks.values())
-        utilisation.append((rpps, round(100 * booked / max(1, published))))
+        utilisation.append(((names or {}).get(rpps, rpps), round(100 * booked / max(1, published))))
+    refusals = [(i18n.label(code, "refusal"), n) for code, n in figures["offers"]["refused"].items()]
     return {
         "per_day": charts.requests_per_day(mine, first, last),
-        "waits": charts.bars(charts.wait_distribution(through), "Délai entre la demande et le rendez-vous"),
-        "refusals": charts.bars(list(figures["offers"]["refused"].items()), "Refus par motif", "#cf222e"),
+        "waits": charts.bars(
+            charts.wait_distribution(through), "De la réception de la demande à la confirmation du rendez-vous"
+        ),
+        "refusals": charts.bars(refusals, "Refus par motif", "#cf222e"),
         "utilisation": charts.bars(utilisation, "Créneaux réservés, en % des publiés, par professionnel", "#1a7f37"),
         "map": charts.commune_map(mine),
     }

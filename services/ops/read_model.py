@@ -217,10 +217,11 @@ async def on_withdrawn(tx: Transaction, e: OfferWithdrawn, ce: CloudEvent) -> No
 async def on_professional(tx: Transaction, e: ProfessionalChanged, ce: CloudEvent) -> None:
     await tx.session.execute(
         text(
-            "INSERT INTO ops_professional_version (rpps, at, profession, cpts_id, sas_participation, active) "
-            "VALUES (:rpps, :at, :profession, :cpts_id, :sas, :active) ON CONFLICT DO NOTHING"
+            "INSERT INTO ops_professional_version (rpps, at, profession, cpts_id, sas_participation, active, name) "
+            "VALUES (:rpps, :at, :profession, :cpts_id, :sas, :active, :name) ON CONFLICT DO NOTHING"
         ),
         {
+            "name": e.name,
             "rpps": e.rpps,
             "at": e.changed_at,
             "profession": e.profession,
@@ -354,6 +355,30 @@ async def facts(
     )
 
 
+async def professional_names(db: Database) -> dict[str, str]:
+    """Each professional's latest name, by RPPS (for the dashboard: people, not numbers)."""
+    async with db.engine.connect() as conn:
+        rows = await conn.execute(
+            text(
+                "SELECT DISTINCT ON (rpps) rpps, name FROM ops_professional_version "
+                "WHERE name IS NOT NULL ORDER BY rpps, at DESC"
+            )
+        )
+        return {r.rpps: r.name for r in rows.all()}
+
+
+async def known_cpts(db: Database) -> list[str]:
+    """The CPTS the read model has heard of: a professional's, or a patient's territory."""
+    async with db.engine.connect() as conn:
+        rows = await conn.execute(
+            text(
+                "SELECT cpts_id FROM ops_professional_version WHERE cpts_id IS NOT NULL "
+                "UNION SELECT patient_cpts FROM ops_request WHERE patient_cpts IS NOT NULL ORDER BY 1"
+            )
+        )
+        return [r[0] for r in rows.all()]
+
+
 # the live queue of a CPTS: requests in progress, offers waiting for an answer, latest outcomes
 _OPEN_REQUESTS = (
     "SELECT r.request_id, r.received_at, r.deadline, r.commune_insee, "
@@ -365,7 +390,8 @@ _OPEN_REQUESTS = (
     "AND r.cancelled_at IS NULL AND r.unresolved_at IS NULL ORDER BY r.received_at"
 )
 _PENDING_OFFERS = (
-    "SELECT request_id, rpps, answer_by FROM ops_offer WHERE cpts_id = :c AND accepted_at IS NULL "
+    "SELECT request_id, rpps, answer_by, (SELECT v.name FROM ops_professional_version v WHERE v.rpps = o.rpps "
+    "ORDER BY v.at DESC LIMIT 1) AS name FROM ops_offer o WHERE cpts_id = :c AND accepted_at IS NULL "
     "AND refused_at IS NULL AND expired_at IS NULL AND withdrawn_at IS NULL ORDER BY answer_by NULLS LAST"
 )
 _LATEST_OUTCOMES = (

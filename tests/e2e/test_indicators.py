@@ -7,6 +7,7 @@ import csv
 import io
 import re
 import time
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -81,9 +82,18 @@ async def test_the_rows_behind_the_figures_as_csv(stack: Stack) -> None:
         "/v1/indicators/export.csv", params={**PERIOD, "rows": "requests"}, headers=stack.auth
     )
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/csv")
-    rows = list(csv.DictReader(io.StringIO(response.text)))
-    assert len(rows) >= 3 and {"request_id", "received_at", "patient_cpts", "reason"} <= rows[0].keys()
+    french = list(csv.DictReader(io.StringIO(response.content.decode("utf-8-sig")), delimiter=";"))
+    assert len(french) >= 3 and {"request_id", "received_at", "patient_cpts", "reason"} <= french[0].keys()
+    assert "/2026 " in french[0]["received_at"]  # a French date, Paris time
     assert "Jeanne" not in response.text  # no patient identity in the read model
+    plain = await stack.http.get(
+        "/v1/indicators/export.csv",
+        params={**PERIOD, "rows": "requests", "format": "csv-rfc4180"},
+        headers=stack.auth,
+    )
+    rows = list(csv.DictReader(io.StringIO(plain.text)))
+    assert [r["request_id"] for r in rows] == [r["request_id"] for r in french]
+    assert datetime.fromisoformat(rows[0]["received_at"]).tzinfo is not None
     bad = await stack.http.get("/v1/indicators", params={**PERIOD, "from": "2026-12-02"}, headers=stack.auth)
     assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "to"
     assert (await stack.http.get("/v1/indicators", params=PERIOD)).status_code == 401
@@ -182,3 +192,17 @@ async def test_accounts_are_managed_by_the_sas(stack: Stack) -> None:
     no_cpts = await stack.http.put("/v1/ops/accounts/a@b.org", json={**body, "cpts_id": None}, headers=stack.auth)
     assert no_cpts.status_code == 422
     assert (await stack.http.put("/v1/ops/accounts/a@b.org", json=body)).status_code == 401
+
+
+async def test_a_sas_admin_first_chooses_a_cpts(stack: Stack) -> None:
+    ops = next(p for p in stack.runtime.parts if p.name == "ops")
+    await Accounts(ops.db, stack.clock).put("admin@sas.example.org", "a long enough password", "sas_admin", None)
+    client = await operator_client(stack, "admin@sas.example.org", "a long enough password")
+    try:
+        first = await client.get("/ops")
+        assert first.status_code == 200 and first.headers["content-type"].startswith("text/html")
+        assert "Choisir une CPTS" in first.text and '<option value="cpts-e2e">' in first.text
+        chosen = await client.get("/ops", params={"cpts_id": "cpts-e2e"})
+        assert chosen.status_code == 200 and "Changer de CPTS" in chosen.text
+    finally:
+        await client.aclose()

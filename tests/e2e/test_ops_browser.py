@@ -58,3 +58,30 @@ async def test_a_coordinator_follows_a_request_live(stack: Stack, browser: Brows
     assert await other.locator("#indicator-2").inner_text() == "0"
     await mine.context.close()
     await other.context.close()
+
+
+async def test_the_dashboard_fits_a_phone_and_speaks_french(stack: Stack, browser: Browser) -> None:
+    territory = {"name": "CPTS Évreux", "communes": ["27229"], "radius_km": 30}
+    assert (await stack.http.put("/v1/territories/cpts-evreux", json=territory, headers=stack.auth)).status_code == 201
+    await stack.professional("27000000001", "27229", slots=[stack.paris(0, 16, 0)], cpts_id="cpts-evreux")
+    ops = next(p for p in stack.runtime.parts if p.name == "ops")
+    await Accounts(ops.db, stack.clock).put(
+        "coord@evreux.example.org", "mot de passe d'Évreux", "coordinator", "cpts-evreux"
+    )
+    request_id = await stack.submit("27229")
+    await stack.wait_status(request_id, "offered")
+    context = await browser.new_context(viewport={"width": 360, "height": 780})
+    page = await context.new_page()
+    await page.goto(f"{stack.http.base_url}/ops/login")
+    await page.fill("#email", "coord@evreux.example.org")
+    await page.fill("#password", "mot de passe d'Évreux")
+    await page.get_by_role("button", name="Se connecter").click()
+    await page.wait_for_url("**/ops")
+    await page.wait_for_selector(f'[data-request="{request_id}"]', timeout=LIVE_WAIT_MS)
+    await shot(page, "ops-dashboard-360")
+    wider = await page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert wider <= 0, f"the page is {wider} px wider than a 360 px screen"
+    text = await page.inner_text("body")
+    assert "coordinateur de CPTS" in text and "coordinator" not in text  # a role, in French
+    assert "Dr 27000000001" in text  # the professional asked, by name
+    await context.close()

@@ -1,0 +1,148 @@
+"""Words and numbers as people read them: codes as labels, numbers, shares and dates in the
+reader's language (French by default, English available), formatted by Babel — no hand-written
+month names, decimal commas in French."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from babel.dates import format_datetime
+from babel.numbers import format_decimal, format_percent
+
+from services.common.clock import PARIS
+
+Lang = Literal["fr", "en"]
+LOCALES: dict[str, str] = {"fr": "fr_FR", "en": "en_GB"}
+
+# The codes the service shows people, by kind (the ops service shows the matcher's and the
+# notifier's codes without importing their modules: reference data every service may use).
+LABELS: dict[str, dict[str, dict[str, str]]] = {
+    "unresolved": {
+        "fr": {
+            "no_candidate_in_radius": "aucun professionnel disponible dans le rayon",
+            "outside_opening_hours": "hors des heures d'ouverture",
+            "all_declined": "tous les professionnels sollicités ont refusé",
+            "deadline_cannot_be_met": "délai impossible à tenir",
+            "candidates_busy": "professionnels tous occupés",
+            "cancelled": "annulée",
+            "unknown": "raison inconnue",
+        },
+        "en": {
+            "no_candidate_in_radius": "no professional available within the radius",
+            "outside_opening_hours": "outside opening hours",
+            "all_declined": "every professional asked declined",
+            "deadline_cannot_be_met": "the deadline cannot be met",
+            "candidates_busy": "every professional busy",
+            "cancelled": "cancelled",
+            "unknown": "unknown reason",
+        },
+    },
+    "refusal": {
+        "fr": {
+            "full": "agenda complet",
+            "absent": "absent",
+            "outside_competence": "hors de sa compétence",
+            "too_far": "trop loin",
+            "other": "autre",
+            "unspecified": "sans motif",
+        },
+        "en": {
+            "full": "fully booked",
+            "absent": "away",
+            "outside_competence": "outside their competence",
+            "too_far": "too far",
+            "other": "other",
+            "unspecified": "no reason given",
+        },
+    },
+    "role": {
+        "fr": {"coordinator": "coordinateur de CPTS", "sas_admin": "administrateur SAS"},
+        "en": {"coordinator": "CPTS coordinator", "sas_admin": "SAS administrator"},
+    },
+    "profession": {
+        "fr": {
+            "general_practitioner": "médecin généraliste",
+            "dentist": "chirurgien-dentiste",
+            "pharmacist": "pharmacien",
+            "nurse": "infirmier",
+            "physiotherapist": "masseur-kinésithérapeute",
+            "midwife": "sage-femme",
+        },
+        "en": {
+            "general_practitioner": "general practitioner",
+            "dentist": "dentist",
+            "pharmacist": "pharmacist",
+            "nurse": "nurse",
+            "physiotherapist": "physiotherapist",
+            "midwife": "midwife",
+        },
+    },
+    "outcome": {
+        "fr": {
+            "confirmed": "rendez-vous",
+            "unresolved": "sans solution",
+            "cancelled": "annulée",
+            "offered": "proposée",
+            "searching": "recherche en cours",
+        },
+        "en": {
+            "confirmed": "appointment",
+            "unresolved": "no solution",
+            "cancelled": "cancelled",
+            "offered": "offered",
+            "searching": "searching",
+        },
+    },
+    "waiting": {
+        "fr": {
+            "candidates_busy": "en attente : professionnels occupés",
+            "not_yet_open": "en attente : cabinets fermés",
+        },
+        "en": {"candidates_busy": "waiting: professionals busy", "not_yet_open": "waiting: practices closed"},
+    },
+}
+
+
+def label(code: str | None, kind: str, lang: Lang = "fr") -> str:
+    """The label of a code; the code itself when it has none (never an error on a new code)."""
+    if code is None:
+        return ""
+    return LABELS.get(kind, {}).get(lang, {}).get(code, code)
+
+
+def number(value: float | int | None, lang: Lang = "fr", digits: int = 1) -> str:
+    """`12,5` in French, `12.5` in English; a dash for no value."""
+    if value is None:
+        return "–"
+    return str(format_decimal(value, format=f"#,##0.{'#' * digits}" if digits else "#,##0", locale=LOCALES[lang]))
+
+
+def percent(share: float | None, lang: Lang = "fr") -> str:
+    """A share (0 to 1) as `83 %` in French, `83%` in English; a dash for no value."""
+    if share is None:
+        return "–"
+    return str(format_percent(share, locale=LOCALES[lang]))
+
+
+def when(value: datetime | None, lang: Lang = "fr") -> str:
+    """`mardi 24 novembre à 14:30` / `Tuesday 24 November at 14:30`, in Paris time."""
+    if value is None:
+        return ""
+    pattern = "EEEE d MMMM 'à' HH:mm" if lang == "fr" else "EEEE d MMMM 'at' HH:mm"
+    return str(format_datetime(value, pattern, tzinfo=PARIS, locale=LOCALES[lang]))
+
+
+def when_short(value: datetime | None, lang: Lang = "fr") -> str:
+    """`mer. 25 nov. à 09:15` / `Wed 25 Nov at 09:15`: fits a phone's time picker."""
+    if value is None:
+        return ""
+    pattern = "EEE d MMM 'à' HH:mm" if lang == "fr" else "EEE d MMM 'at' HH:mm"
+    return str(format_datetime(value, pattern, tzinfo=PARIS, locale=LOCALES[lang]))
+
+
+def day(value: datetime | None, lang: Lang = "fr") -> str:
+    """`24/11/2026 14:30` / `24/11/2026, 14:30`: a short date and time in Paris time."""
+    if value is None:
+        return ""
+    return str(format_datetime(value, "short", tzinfo=PARIS, locale=LOCALES[lang]))
