@@ -4,11 +4,18 @@ month names, decimal commas in French."""
 
 from __future__ import annotations
 
+import gettext
 from datetime import datetime
+from functools import cache
+from io import BytesIO
+from pathlib import Path
 from typing import Literal
 
 from babel.dates import format_datetime
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
 from babel.numbers import format_decimal, format_percent
+from babel.support import Translations
 
 from services.common.clock import PARIS
 
@@ -146,3 +153,18 @@ def day(value: datetime | None, lang: Lang = "fr") -> str:
     if value is None:
         return ""
     return str(format_datetime(value, "short", tzinfo=PARIS, locale=LOCALES[lang]))
+
+
+@cache
+def translations(locale_dir: Path, lang: str) -> gettext.NullTranslations:
+    """The gettext catalogue `<locale_dir>/<lang>/LC_MESSAGES/messages.po`, compiled in memory
+    (no generated .mo file to keep); none for the source language (French): texts as written."""
+    po = locale_dir / lang / "LC_MESSAGES" / "messages.po"
+    if not po.is_file():
+        return gettext.NullTranslations()
+    with po.open("rb") as file:
+        catalog = read_po(file, locale=lang)
+    compiled = BytesIO()
+    write_mo(compiled, catalog)
+    compiled.seek(0)
+    return Translations(fp=compiled)

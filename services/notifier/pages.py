@@ -30,97 +30,67 @@ from services.notifier.service import NotifierService, OfferPage
 log = structlog.get_logger(__name__)
 
 TEMPLATES = Path(__file__).parent / "templates"
-REFUSAL_REASONS_EN = {
-    "full": "Fully booked",
-    "absent": "Away",
-    "outside_competence": "Outside my competence",
-    "too_far": "Too far",
-    "other": "Other",
+LOCALE = Path(__file__).parent / "locale"  # gettext catalogues: English in locale/en (French is the source)
+SOURCE = {
+    "title": "Un patient a besoin d'un rendez-vous",
+    "motive": "Motif",
+    "patient": "Patient",
+    "place": "Lieu",
+    "from_patient": "du patient",
+    "tele": "téléconsultation",
+    "slot": "Créneau proposé",
+    "overflow": "En plus de vos rendez-vous (surnuméraire)",
+    "from": "à partir de",
+    "before": "avant",
+    "see_before": "À voir avant",
+    "answer_before": "Répondre avant",
+    "left": "Il vous reste {n} min pour répondre.",
+    "choose": "Heure du rendez-vous",
+    "accept": "Accepter",
+    "contact_after": "Les coordonnées du patient s'affichent après acceptation.",
+    "reason": "Motif du refus (facultatif)",
+    "refuse": "Refuser",
+    "accepted_title": "Merci, vous avez accepté",
+    "appointment": "Rendez-vous",
+    "name": "Nom",
+    "phone": "Téléphone",
+    "unknown": "non communiqué",
+    "contact_later": "Les coordonnées ne sont pas disponibles pour le moment ; rechargez la page dans un instant.",
+    "contact_until": "Ces coordonnées restent affichées sur cette page jusqu'au",
+    "contact_gone": "Les coordonnées du patient ne sont plus affichées depuis le",
+    "protocol": "Protocole",
+    "footer": "Service d'orientation SAS – CPTS",
+    "switch": "English",
 }
 
-TEXT = {
-    "fr": {
-        "title": "Un patient a besoin d'un rendez-vous",
-        "motive": "Motif",
-        "patient": "Patient",
-        "place": "Lieu",
-        "from_patient": "du patient",
-        "tele": "téléconsultation",
-        "slot": "Créneau proposé",
-        "overflow": "En plus de vos rendez-vous (surnuméraire)",
-        "from": "à partir de",
-        "before": "avant",
-        "see_before": "À voir avant",
-        "answer_before": "Répondre avant",
-        "left": "Il vous reste {n} min pour répondre.",
-        "choose": "Heure du rendez-vous",
-        "accept": "Accepter",
-        "contact_after": "Les coordonnées du patient s'affichent après acceptation.",
-        "reason": "Motif du refus (facultatif)",
-        "refuse": "Refuser",
-        "accepted_title": "Merci, vous avez accepté",
-        "appointment": "Rendez-vous",
-        "name": "Nom",
-        "phone": "Téléphone",
-        "unknown": "non communiqué",
-        "contact_later": "Les coordonnées ne sont pas disponibles pour le moment ; rechargez la page dans un instant.",
-        "contact_until": "Ces coordonnées restent affichées sur cette page jusqu'au",
-        "contact_gone": "Les coordonnées du patient ne sont plus affichées depuis le",
-        "protocol": "Protocole",
-        "footer": "Service d'orientation SAS – CPTS",
-        "switch": "English",
-    },
-    "en": {
-        "title": "A patient needs an appointment",
-        "motive": "Reason",
-        "patient": "Patient",
-        "place": "Where",
-        "from_patient": "from the patient",
-        "tele": "teleconsultation",
-        "slot": "Proposed slot",
-        "overflow": "On top of your appointments (extra patient)",
-        "from": "from",
-        "before": "before",
-        "see_before": "To be seen before",
-        "answer_before": "Answer before",
-        "left": "{n} min left to answer.",
-        "choose": "Appointment time",
-        "accept": "Accept",
-        "contact_after": "The patient's contact details show once you accept.",
-        "reason": "Why (optional)",
-        "refuse": "Refuse",
-        "accepted_title": "Thank you, you accepted",
-        "appointment": "Appointment",
-        "name": "Name",
-        "phone": "Phone",
-        "unknown": "not given",
-        "contact_later": "The contact details are not available yet; reload the page in a moment.",
-        "contact_until": "These details show on this page until",
-        "contact_gone": "The patient's details are no longer shown, since",
-        "protocol": "Protocol",
-        "footer": "SAS orientation service – CPTS",
-        "switch": "Français",
-    },
-}
+
+def texts(lang: str) -> dict[str, str]:
+    """The page's texts in the reader's language (French as written, others from the catalogue)."""
+    catalogue_ = i18n.translations(LOCALE, lang)
+    return {key: catalogue_.gettext(text) for key, text in SOURCE.items()}
+
+
+def refusal_reasons(lang: str) -> dict[str, str]:
+    catalogue_ = i18n.translations(LOCALE, lang)
+    return {code: catalogue_.gettext(text) for code, text in REFUSAL_REASONS.items()}
 
 
 @dataclass(frozen=True)
 class Notice:
-    """A page that says what happened to the link, in both languages."""
+    """A page that says what happened to the link (French as written, translated from the catalogue)."""
 
     fr: tuple[str, str]
-    en: tuple[str, str]
     tone: str
     status: int
 
     def text(self, lang: str) -> tuple[str, str]:
-        return self.fr if lang == "fr" else self.en
+        catalogue_ = i18n.translations(LOCALE, lang)
+        return catalogue_.gettext(self.fr[0]), catalogue_.gettext(self.fr[1])
 
 
 MESSAGES: dict[str, Notice] = {
     "unknown": Notice(
         fr=("Lien non valide", "Ce lien n'est pas valide. Vérifiez que vous l'avez copié en entier."),
-        en=("Invalid link", "This link is not valid. Check that you copied all of it."),
         tone="warn",
         status=404,
     ),
@@ -129,7 +99,6 @@ MESSAGES: dict[str, Notice] = {
             "Délai dépassé",
             "Le délai pour répondre à cette demande est dépassé. Elle a été proposée à un autre professionnel. Merci.",
         ),
-        en=("Too late", "The time to answer this request has passed; it went to another professional. Thank you."),
         tone="warn",
         status=410,
     ),
@@ -137,10 +106,6 @@ MESSAGES: dict[str, Notice] = {
         fr=(
             "Demande retirée",
             "Cette demande a été retirée (annulée par le régulateur ou déjà traitée). Vous n'avez rien à faire.",
-        ),
-        en=(
-            "Request withdrawn",
-            "This request was withdrawn (cancelled by the regulator or already handled). Nothing to do.",
         ),
         tone="notice",
         status=410,
@@ -151,10 +116,6 @@ MESSAGES: dict[str, Notice] = {
             "Un autre professionnel a accepté ce patient avant vous. Merci de votre disponibilité : vous n'avez "
             "rien à faire.",
         ),
-        en=(
-            "Patient already taken",
-            "Another professional accepted this patient before you. Thank you for being available: nothing to do.",
-        ),
         tone="notice",
         status=410,
     ),
@@ -162,10 +123,6 @@ MESSAGES: dict[str, Notice] = {
         fr=(
             "Refus enregistré",
             "Vous avez refusé cette demande ; elle est proposée à un autre professionnel. Merci de votre réponse.",
-        ),
-        en=(
-            "Refusal recorded",
-            "You refused this request; it goes to another professional. Thank you for answering.",
         ),
         tone="notice",
         status=200,
@@ -176,16 +133,11 @@ MESSAGES: dict[str, Notice] = {
             "Le service ne peut pas enregistrer votre réponse pour le moment. Réessayez dans un instant avec le "
             "même lien : rien n'a été perdu.",
         ),
-        en=(
-            "Temporarily unavailable",
-            "Your answer cannot be recorded right now. Try again in a moment with the same link: nothing was lost.",
-        ),
         tone="warn",
         status=503,
     ),
     "invalid_time": Notice(
         fr=("Horaire non valide", "L'horaire choisi est hors de la plage proposée."),
-        en=("Time not valid", "The time you chose is outside the proposed window."),
         tone="warn",
         status=422,
     ),
@@ -212,7 +164,7 @@ def templates() -> Environment:
 
 
 def language(request: Request, asked: str | None = None) -> str:
-    if asked in TEXT:
+    if asked in ("fr", "en"):
         return asked
     first = request.headers.get("accept-language", "fr").split(",")[0].strip().lower()
     return "en" if first.startswith("en") else "fr"
@@ -232,7 +184,7 @@ class OfferPages:
         known = MESSAGES.get(state, MESSAGES["withdrawn"])
         title, text = known.text(lang)
         html = self.env.get_template("message.html").render(
-            title=title, text=text, tone=known.tone, t=TEXT[lang], lang=lang
+            title=title, text=text, tone=known.tone, t=texts(lang), lang=lang
         )
         return HTMLResponse(html, status_code=known.status, headers=HEADERS)
 
@@ -245,7 +197,7 @@ class OfferPages:
         offer, now = page.offer, self.service.clock()
         if offer.status in (OfferStatus.ACCEPTED, OfferStatus.CONFIRMED):
             html = self.env.get_template("accepted.html").render(
-                offer=offer, contact=page.contact, contact_until=page.contact_until, now=now, t=TEXT[lang], lang=lang
+                offer=offer, contact=page.contact, contact_until=page.contact_until, now=now, t=texts(lang), lang=lang
             )
         elif offer.status == OfferStatus.PENDING and offer.expires_at > now:
             html = self._open_offer(page, lang, now)
@@ -259,11 +211,11 @@ class OfferPages:
         return self.env.get_template("offer.html").render(
             offer=offer,
             token=page.token,
-            t=TEXT[lang],
+            t=texts(lang),
             lang=lang,
             minutes_left=math.ceil((offer.expires_at - now).total_seconds() / 60),
             times=time_choices(offer.choices, offer.start) if offer.kind == "overflow" else [],
-            reasons=REFUSAL_REASONS if lang == "fr" else REFUSAL_REASONS_EN,
+            reasons=refusal_reasons(lang),
             patient_commune=commune.name if commune else None,
         )
 

@@ -15,7 +15,7 @@ from services.common.embedded import free_port
 from services.common.http import install_problem_handlers
 from services.notifier.channels import ContactUnavailable, HttpContactSource, PatientContact
 from services.notifier.domain import contact_shown_until
-from services.notifier.pages import TEXT, OfferPages, router, templates
+from services.notifier.pages import OfferPages, router, templates, texts
 
 
 class DatabaseAway:
@@ -64,9 +64,9 @@ def test_the_patient_contact_shows_until_the_end_of_the_day_after_the_appointmen
         contact=PatientContact("Jeanne", "0612345678"),
         contact_until=until,
         now=appointment,
-        t=TEXT["fr"],
+        t=texts("fr"),
         lang="fr",
     )
     assert "0612345678" in before and "restent affichées" in before
-    after = page.render(offer=offer, contact=None, contact_until=until, now=until, t=TEXT["fr"], lang="fr")
+    after = page.render(offer=offer, contact=None, contact_until=until, now=until, t=texts("fr"), lang="fr")
     assert "ne sont plus affichées" in after
