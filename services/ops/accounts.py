@@ -8,7 +8,7 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import text
 
@@ -54,6 +54,15 @@ class Operator:
         return self.role == "sas_admin" or self.cpts_id == cpts_id
 
 
+@dataclass(frozen=True)
+class Account:
+    email: str
+    role: str
+    cpts_id: str | None
+    disabled: bool
+    updated_at: datetime
+
+
 class TooManyAttempts(Exception):
     pass
 
@@ -71,7 +80,7 @@ class Accounts:
                     "INSERT INTO ops_account (email, password_hash, role, cpts_id, updated_at) "
                     "VALUES (:e, :h, :r, :c, :now) ON CONFLICT (email) DO UPDATE SET "
                     "password_hash = excluded.password_hash, role = excluded.role, cpts_id = excluded.cpts_id, "
-                    "updated_at = excluded.updated_at"
+                    "updated_at = excluded.updated_at, disabled = false"
                 ),
                 {"e": email.lower(), "h": hash_password(password), "r": role, "c": cpts_id, "now": self.clock()},
             )
@@ -92,7 +101,9 @@ class Accounts:
             if counts[0] >= FAILURES_PER_ACCOUNT or counts[1] >= FAILURES_PER_CLIENT:
                 raise TooManyAttempts(email)
             row = (
-                await tx.session.execute(text("SELECT password_hash FROM ops_account WHERE email = :e"), {"e": email})
+                await tx.session.execute(
+                    text("SELECT password_hash FROM ops_account WHERE email = :e AND NOT disabled"), {"e": email}
+                )
             ).first()
             # an unknown address costs the same hashing as a wrong password: timing says nothing
             ok = check_password(password, row.password_hash if row else _UNKNOWN_ACCOUNT) and row is not None
@@ -123,12 +134,31 @@ class Accounts:
                     text(
                         "SELECT a.email, a.role, a.cpts_id, s.csrf "
                         "FROM ops_session s JOIN ops_account a ON a.email = s.email "
-                        "WHERE s.token_hash = :t AND s.expires_at > :now"
+                        "WHERE s.token_hash = :t AND s.expires_at > :now AND NOT a.disabled"
                     ),
                     {"t": _hash(token), "now": self.clock()},
                 )
             ).first()
         return Operator(row.email, row.role, row.cpts_id, row.csrf) if row else None
+
+    async def listed(self) -> list[Account]:
+        """Every account, for the SAS's accounts page (no password hash leaves this module)."""
+        async with self.db.engine.connect() as conn:
+            rows = await conn.execute(
+                text("SELECT email, role, cpts_id, disabled, updated_at FROM ops_account ORDER BY disabled, email")
+            )
+            return [Account(r.email, r.role, r.cpts_id, r.disabled, r.updated_at) for r in rows.all()]
+
+    async def disable(self, email: str) -> bool:
+        """The account can no longer log in and its sessions end now; False when there is none.
+        Setting a password again (`put`) enables it."""
+        async with self.db.transaction() as tx:
+            found = await tx.session.execute(
+                text("UPDATE ops_account SET disabled = true, updated_at = :now WHERE email = :e"),
+                {"e": email.lower(), "now": self.clock()},
+            )
+            await tx.session.execute(text("DELETE FROM ops_session WHERE email = :e"), {"e": email.lower()})
+            return bool(found.rowcount)  # type: ignore[attr-defined]
 
     async def log_out(self, token: str) -> None:
         async with self.db.transaction() as tx:

@@ -15,7 +15,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from services.common import i18n
 from services.common.context import Context
 from services.common.runtime import ServicePart, Subscription
-from services.ops import api, pages, read_model
+from services.ops import account_pages, api, pages, read_model
 from services.ops.accounts import Accounts
 from services.ops.deps import Operations
 
@@ -28,7 +28,7 @@ def templates() -> Environment:
     return env
 
 
-ROUTERS = [api.router, pages.router]  # the paths it serves: services/routing.py
+ROUTERS = [api.router, pages.router, account_pages.router]  # the paths it serves: services/routing.py
 
 
 def build(ctx: Context) -> ServicePart:

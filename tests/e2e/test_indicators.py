@@ -206,3 +206,53 @@ async def test_a_sas_admin_first_chooses_a_cpts(stack: Stack) -> None:
         assert chosen.status_code == 200 and "Changer de CPTS" in chosen.text
     finally:
         await client.aclose()
+
+
+def form_token(page: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert found
+    return found.group(1)
+
+
+async def test_a_sas_admin_manages_accounts_from_a_page(stack: Stack) -> None:
+    ops = next(p for p in stack.runtime.parts if p.name == "ops")
+    await Accounts(ops.db, stack.clock).put("chief@sas.example.org", "a long enough password", "sas_admin", None)
+    admin = await operator_client(stack, "chief@sas.example.org", "a long enough password")
+    try:
+        page = await admin.get("/ops/accounts")
+        assert page.status_code == 200 and "administrateur SAS" in page.text
+        csrf = form_token(page.text)
+        new = {"csrf": csrf, "email": "coord@lille.example.org", "password": "mot de passe de Lille",
+               "role": "coordinator", "cpts_id": "cpts-lille"}  # fmt: skip
+        saved = await admin.post("/ops/accounts", data=new)
+        assert saved.status_code == 303 and saved.headers["location"] == "/ops/accounts?done=saved"
+        listed = await admin.get("/ops/accounts")
+        assert 'data-account="coord@lille.example.org"' in listed.text and "coordinateur de CPTS" in listed.text
+        short = await admin.post("/ops/accounts", data={**new, "password": "court"})
+        assert short.status_code == 422 and "12 à 200 caractères" in short.text
+        forged = await admin.post("/ops/accounts", data={**new, "csrf": "forged"})
+        assert forged.status_code == 403
+
+        coordinator = await operator_client(stack, "coord@lille.example.org", "mot de passe de Lille")
+        try:
+            assert (await coordinator.get("/ops/accounts")).status_code == 403  # not for coordinators
+            assert (await coordinator.get("/ops")).status_code == 200
+            gone = await admin.post("/ops/accounts/disable", data={"csrf": csrf, "email": "coord@lille.example.org"})
+            assert gone.status_code == 303
+            assert (await coordinator.get("/ops")).status_code == 303  # the session ended: back to the login
+        finally:
+            await coordinator.aclose()
+        async with httpx.AsyncClient(base_url=str(stack.http.base_url), timeout=10) as client:
+            form = await client.get("/ops/login")
+            refused = await client.post(
+                "/ops/login",
+                data={"email": "coord@lille.example.org", "password": "mot de passe de Lille",
+                      "csrf": form_token(form.text)},
+            )  # fmt: skip
+            assert refused.status_code == 401  # a disabled account cannot log in
+        again = await admin.post("/ops/accounts", data=new)  # a new password enables it again
+        assert again.status_code == 303
+        back = await operator_client(stack, "coord@lille.example.org", "mot de passe de Lille")
+        await back.aclose()
+    finally:
+        await admin.aclose()
