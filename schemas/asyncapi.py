@@ -56,7 +56,7 @@ class MatchingTopicEvent(Envelope):
 class DirectoryTopicEvent(Envelope):
     """On `directory`: written by the matcher."""
 
-    data: e.ProfessionalChanged | e.SlotChanged
+    data: e.ProfessionalChanged | e.SlotChanged | e.TerritoryChanged
 
 
 class OffersTopicEvent(Envelope):

@@ -346,6 +346,19 @@ class ProfessionalChanged(EventData):
         return f"professional:{self.rpps}"
 
 
+class TerritoryChanged(EventData):
+    """A CPTS's territory was registered or changed: its name and communes (the dashboards draw it)."""
+
+    EVENT_TYPE: ClassVar[str] = _event("territory.changed")
+    cpts_id: str
+    name: str
+    communes: list[str] = Field(description="INSEE codes of the communes it covers")
+    changed_at: AwareDatetime
+
+    def subject(self) -> str:
+        return f"territory:{self.cpts_id}"
+
+
 class SlotChanged(EventData):
     """A slot was published, changed or withdrawn (holds and bookings travel as offers)."""
 
@@ -377,6 +390,7 @@ EVENT_MODELS: tuple[type[EventData], ...] = (
     OfferExpired,
     ProfessionalChanged,
     SlotChanged,
+    TerritoryChanged,
     PlatformAppointmentBooked,
     PlatformAppointmentChanged,
 )

@@ -28,7 +28,8 @@ class Topics:
 
     @property
     def directory(self) -> str:
-        """Written by the matcher: professional.changed, slot.changed (what the indicators count)."""
+        """Written by the matcher: professional.changed, slot.changed, territory.changed (what the
+        indicators count and the dashboards draw)."""
         return f"{self.prefix}directory.v1"
 
     @property

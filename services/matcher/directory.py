@@ -12,7 +12,7 @@ from sqlalchemy import func, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import SQLModel, col, select
 
-from schemas.events import OfferInvalidated, ProfessionalChanged, SlotChanged
+from schemas.events import OfferInvalidated, ProfessionalChanged, SlotChanged, TerritoryChanged
 from schemas.topics import Topics
 from services.common import geo
 from services.common.clock import PARIS
@@ -106,6 +106,9 @@ class Directory:
                 "updated_at": self.clock(),
             }
             territory = _upsert(tx.session, territory, m.Territory, {"cpts_id": cpts_id, **fields})
+            now = territory.updated_at
+            announced = TerritoryChanged(cpts_id=cpts_id, name=name, communes=communes, changed_at=now)
+            tx.emit(self.topics.directory, announced, now)
         await self.on_change([f"territory:{cpts_id}"])
         return territory, created
 

@@ -105,9 +105,53 @@ def wait_distribution(requests: Sequence[RequestFacts]) -> list[tuple[str, float
     return [(label, counts[label]) for _, label in WAIT_BUCKETS]
 
 
-def commune_map(requests: Sequence[RequestFacts], width: int = 420, height: int = 420) -> str:
-    """Requests (blue, by the patient's commune) and appointments (green, by where they took
-    place), as circles on the communes' coordinates; the area grows with the count."""
+def _hull(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The convex hull (Andrew's monotone chain): the territory's outline from its communes' centres."""
+    pts = sorted(set(points))
+    if len(pts) < 3:
+        return pts
+
+    def cross(o: tuple[float, float], a: tuple[float, float], b: tuple[float, float]) -> float:
+        return (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0])
+
+    lower: list[tuple[float, float]] = []
+    upper: list[tuple[float, float]] = []
+    for p in pts:
+        while len(lower) >= 2 and cross(lower[-2], lower[-1], p) <= 0:
+            lower.pop()
+        lower.append(p)
+    for p in reversed(pts):
+        while len(upper) >= 2 and cross(upper[-2], upper[-1], p) <= 0:
+            upper.pop()
+        upper.append(p)
+    return lower[:-1] + upper[:-1]
+
+
+LABELLED = 6  # communes named on the map: the busiest
+
+
+def _busiest(placed: Sequence[tuple[str, geo.Commune, int]]) -> list[geo.Commune]:
+    counts: Counter[str] = Counter()
+    by_code: dict[str, geo.Commune] = {}
+    for _, commune, n in placed:
+        counts[commune.insee] += n
+        by_code[commune.insee] = commune
+    return [by_code[code] for code, _ in counts.most_common(LABELLED)]
+
+
+def _label(x: float, y: float, name: str) -> str:
+    return (
+        f'<text x="{x + 6:.1f}" y="{y - 6:.1f}" font-size="12" fill="#1b1f23" paint-order="stroke" '
+        f'stroke="#eef3f8" stroke-width="3">{escape(name)}</text>'
+    )
+
+
+def commune_map(
+    requests: Sequence[RequestFacts], territory: Sequence[str] = (), width: int = 420, height: int = 420
+) -> str:
+    """The territory (its communes as grey dots inside its outline), requests (blue, by the
+    patient's commune) and appointments (green, where they take place) as circles whose area grows
+    with the count; the busiest communes named."""
     points: Counter[tuple[str, str]] = Counter()
     for r in requests:
         if r.commune_insee:
@@ -115,26 +159,43 @@ def commune_map(requests: Sequence[RequestFacts], width: int = 420, height: int 
         if r.status == "confirmed" and r.appointment_commune:
             points[("appointments", r.appointment_commune)] += 1
     placed = [(kind, c, n) for (kind, code), n in points.items() if (c := geo.commune(code))]
-    title = "Carte des demandes (bleu) et des rendez-vous (vert) par commune"
-    if not placed:
+    area = [c for code in territory if (c := geo.commune(code))]
+    title = "Carte du territoire : demandes (bleu) et rendez-vous (vert) par commune"
+    if not placed and not area:
         return '<p class="muted">Carte : rien sur la période</p>'
-    lats, lons = [c.lat for _, c, _ in placed], [c.lon for _, c, _ in placed]
+    lats = [c.lat for _, c, _ in placed] + [c.lat for c in area]
+    lons = [c.lon for _, c, _ in placed] + [c.lon for c in area]
     span = max(max(lats) - min(lats), (max(lons) - min(lons)) * math.cos(math.radians(sum(lats) / len(lats))), 0.3)
     lat0, lon0 = (max(lats) + min(lats)) / 2, (max(lons) + min(lons)) / 2
-    scale = (min(width, height) - 60) / span
-    squash = math.cos(math.radians(lat0))
+    scale, squash = (min(width, height) - 60) / span, math.cos(math.radians(lat0))
+
+    def xy(lat: float, lon: float) -> tuple[float, float]:
+        return width / 2 + (lon - lon0) * squash * scale, height / 2 - (lat - lat0) * scale
+
     parts = [
         f'<svg role="img" aria-label="{title}" viewBox="0 0 {width} {height}" width="100%" '
         f'style="background:#eef3f8;border-radius:.4rem">'
     ]
+    outline = _hull([xy(c.lat, c.lon) for c in area])
+    if len(outline) >= 3:
+        path = " ".join(f"{x:.1f},{y:.1f}" for x, y in outline)
+        parts.append(
+            f'<polygon points="{path}" fill="#ffffff" stroke="#0b3d63" stroke-width="1.5" '
+            f'stroke-dasharray="4 3"><title>Territoire de la CPTS</title></polygon>'
+        )
+    for c in area:
+        x, y = xy(c.lat, c.lon)
+        parts.append(
+            f'<circle cx="{x:.1f}" cy="{y:.1f}" r="1.6" fill="#8c959f"><title>{escape(c.name)}</title></circle>'
+        )
     for kind, c, n in sorted(placed, key=lambda p: -p[2]):
-        x = width / 2 + (c.lon - lon0) * squash * scale
-        y = height / 2 - (c.lat - lat0) * scale
+        x, y = xy(c.lat, c.lon)
         radius = 3 + 3 * math.sqrt(n)
         parts.append(
             f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{radius:.1f}" fill="{COLOURS[kind]}" fill-opacity=".55">'
             f"<title>{escape(c.name)} : {n} {'demande(s)' if kind == 'requests' else 'rendez-vous'}"
             f"</title></circle>"
         )
+    parts += [_label(*xy(c.lat, c.lon), c.name) for c in _busiest(placed)]
     parts.append(f'<text x="8" y="{height - 8}" font-size="11" fill="#57606a">{escape(title)}</text></svg>')
     return "".join(parts)

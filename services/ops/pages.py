@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import secrets
+from collections.abc import Sequence
 from datetime import date, timedelta
 from typing import Annotated, Any
 
@@ -129,6 +130,7 @@ async def dashboard(
     first, last = _period(request, ops.accounts.clock().astimezone(PARIS).date())
     requests, offers, versions, slots = await read_model.facts(ops.db, first, last)
     figures = ind.figures(cpts, first, last, requests, offers, versions, slots)
+    name, communes = await read_model.territory(ops.db, cpts)
     html = ops.templates.get_template("ops_dashboard.html").render(
         operator=operator,
         cpts=cpts,
@@ -136,7 +138,10 @@ async def dashboard(
         last=last,
         f=figures,
         live=await live_view(ops, cpts),
-        charts=period_charts(cpts, first, last, requests, figures, await read_model.professional_names(ops.db)),
+        territory_name=name,
+        charts=period_charts(
+            cpts, first, last, requests, figures, await read_model.professional_names(ops.db), communes
+        ),
     )
     return HTMLResponse(html, headers=HEADERS)
 
@@ -189,6 +194,7 @@ def period_charts(
     requests: list[ind.RequestFacts],
     figures: dict[str, Any],
     names: dict[str, str] | None = None,
+    territory: Sequence[str] = (),
 ) -> dict[str, str]:
     """The period's charts and map, as SVG (see charts.py)."""
     mine = [
@@ -210,5 +216,5 @@ def period_charts(
         ),
         "refusals": charts.bars(refusals, "Refus par motif", "#cf222e"),
         "utilisation": charts.bars(utilisation, "Créneaux réservés, en % des publiés, par professionnel", "#1a7f37"),
-        "map": charts.commune_map(mine),
+        "map": charts.commune_map(mine, territory),
     }

@@ -8,6 +8,7 @@ of them from the start (`rebuild`) gives the same rows, hence the same figures.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -33,6 +34,7 @@ from schemas.events import (
     RequestWaiting,
     SearchStarted,
     SlotChanged,
+    TerritoryChanged,
     UnknownEventType,
 )
 from schemas.topics import Topics
@@ -43,7 +45,7 @@ from services.ops import indicators as ind
 
 log = structlog.get_logger(__name__)
 CONSUMER = "ops"
-TABLES = ("ops_request", "ops_offer", "ops_professional_version", "ops_slot")
+TABLES = ("ops_request", "ops_offer", "ops_professional_version", "ops_slot", "ops_territory")
 
 
 async def _upsert(tx: Transaction, table: str, key: str, values: dict[str, Any], when: str | None = None) -> None:
@@ -249,6 +251,17 @@ async def on_slot(tx: Transaction, e: SlotChanged, ce: CloudEvent) -> None:
     )
 
 
+async def on_territory(tx: Transaction, e: TerritoryChanged, ce: CloudEvent) -> None:
+    await tx.session.execute(
+        text(
+            "INSERT INTO ops_territory (cpts_id, name, communes, changed_at) VALUES (:c, :n, :m, :at) "
+            "ON CONFLICT (cpts_id) DO UPDATE SET name = excluded.name, communes = excluded.communes, "
+            "changed_at = excluded.changed_at WHERE ops_territory.changed_at <= excluded.changed_at"
+        ),
+        {"c": e.cpts_id, "n": e.name, "m": json.dumps(e.communes), "at": e.changed_at},
+    )
+
+
 HANDLERS: Handlers = {
     RequestReceived: on_received,
     SearchStarted: on_search,
@@ -263,6 +276,7 @@ HANDLERS: Handlers = {
     OfferWithdrawn: on_withdrawn,
     ProfessionalChanged: on_professional,
     SlotChanged: on_slot,
+    TerritoryChanged: on_territory,
     PlatformAppointmentBooked: on_platform_booked,
     PlatformAppointmentChanged: on_platform_changed,
 }
@@ -367,16 +381,28 @@ async def professional_names(db: Database) -> dict[str, str]:
         return {r.rpps: r.name for r in rows.all()}
 
 
-async def known_cpts(db: Database) -> list[str]:
-    """The CPTS the read model has heard of: a professional's, or a patient's territory."""
+async def known_cpts(db: Database) -> dict[str, str]:
+    """The CPTS the read model has heard of, with their names: territories announced, and any
+    CPTS a professional or a patient belongs to (named by its id until its territory is heard of)."""
     async with db.engine.connect() as conn:
         rows = await conn.execute(
             text(
-                "SELECT cpts_id FROM ops_professional_version WHERE cpts_id IS NOT NULL "
-                "UNION SELECT patient_cpts FROM ops_request WHERE patient_cpts IS NOT NULL ORDER BY 1"
+                "SELECT c.cpts_id, coalesce(t.name, c.cpts_id) AS name FROM ("
+                "SELECT cpts_id FROM ops_territory UNION SELECT cpts_id FROM ops_professional_version "
+                "WHERE cpts_id IS NOT NULL UNION SELECT patient_cpts FROM ops_request WHERE patient_cpts IS NOT NULL"
+                ") c LEFT JOIN ops_territory t USING (cpts_id) ORDER BY 2"
             )
         )
-        return [r[0] for r in rows.all()]
+        return {r.cpts_id: r.name for r in rows.all()}
+
+
+async def territory(db: Database, cpts_id: str) -> tuple[str, list[str]]:
+    """A CPTS's name and communes (its id and none until the matcher announced it)."""
+    async with db.engine.connect() as conn:
+        row = (
+            await conn.execute(text("SELECT name, communes FROM ops_territory WHERE cpts_id = :c"), {"c": cpts_id})
+        ).first()
+    return (row.name, list(row.communes)) if row else (cpts_id, [])
 
 
 # the live queue of a CPTS: requests in progress, offers waiting for an answer, latest outcomes

@@ -201,9 +201,12 @@ async def test_a_sas_admin_first_chooses_a_cpts(stack: Stack) -> None:
     try:
         first = await client.get("/ops")
         assert first.status_code == 200 and first.headers["content-type"].startswith("text/html")
-        assert "Choisir une CPTS" in first.text and '<option value="cpts-e2e">' in first.text
+        assert "Choisir une CPTS" in first.text
+        assert '<option value="cpts-e2e">CPTS e2e (cpts-e2e)</option>' in first.text  # by its name
         chosen = await client.get("/ops", params={"cpts_id": "cpts-e2e"})
         assert chosen.status_code == 200 and "Changer de CPTS" in chosen.text
+        assert "Opérations SAS – CPTS e2e" in chosen.text
+        assert chosen.text.count('r="1.6" fill="#8c959f"') == 2  # its two communes drawn on the map
     finally:
         await client.aclose()
 

@@ -60,3 +60,14 @@ def test_the_map_places_requests_and_appointments() -> None:
     assert svg.count("<circle") == 2  # Melle (2 requests) and Celles-sur-Belle (1 appointment)
     assert "Melle : 2 demande(s)" in svg and "Celles-sur-Belle : 1 rendez-vous" in svg
     assert "rien sur la période" in charts.commune_map([])
+
+
+def test_the_map_draws_the_territory_and_names_the_busiest_communes() -> None:
+    territory = ["54395", "54547", "54304", "54339", "54482"]  # Nancy and neighbours
+    svg = charts.commune_map([], territory)
+    assert "<polygon" in svg and svg.count('r="1.6"') == 5  # outline and every commune, nothing happened
+    at = datetime(2026, 12, 1, 10, tzinfo=PARIS)
+    busy = [RequestFacts("r1", at, "T", "confirmed", commune_insee="54547", appointment_commune="54395")]
+    named = charts.commune_map(busy, territory)
+    assert ">Vandœuvre-lès-Nancy</text>" in named and ">Nancy</text>" in named
+    assert charts.commune_map([], []) == '<p class="muted">Carte : rien sur la période</p>'
