@@ -16,7 +16,7 @@ import os
 import secrets
 import signal
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,7 @@ from schemas.topics import Topics
 from services import routing
 from services.common.clock import Clock, utcnow
 from services.common.context import Context
-from services.common.db import database_away
+from services.common.db import Database, database_away, service_engine
 from services.common.embedded import EmbeddedKafka, EmbeddedPostgres
 from services.common.logging import configure_logging
 from services.common.messaging import make_broker
@@ -133,6 +133,19 @@ def database(settings: Settings) -> Iterator[str]:
         yield pg.url()
     finally:
         pg.stop()
+
+
+@contextlib.asynccontextmanager
+async def service_database(settings: Settings, schema: str, migrations: Path) -> AsyncIterator[Database]:
+    """One service's database, migrated, for a command run apart from the services (an import,
+    a rebuild): on DATABASE_URL, or on the embedded server in DATA_DIR."""
+    with database(settings) as url:
+        db = Database(service_engine(url, schema), schema=schema, source=f"/sas-orientation/{schema}")
+        try:
+            await db.migrate(migrations)
+            yield db
+        finally:
+            await db.dispose()
 
 
 @contextlib.contextmanager

@@ -42,6 +42,14 @@ class Problem(HTTPException):
         self.extra = extra
 
 
+def invalid_field(field: str, message: str) -> Problem:
+    """The 422 for a value no schema could refuse (an unknown commune, an end before its start),
+    naming the field as the validation errors do."""
+    return Problem(
+        422, "Invalid request", f"invalid or missing fields: {field}", errors=[{"field": field, "message": message}]
+    )
+
+
 def problem_response(status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
     body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None

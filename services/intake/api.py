@@ -13,7 +13,7 @@ from pydantic import ConfigDict, Field, HttpUrl, model_validator
 from schemas.events import PatientLocation
 from services.common import geo
 from services.common.deps import InternalKey, RegulatorKey, provided
-from services.common.http import Problem, ProblemMap, problems
+from services.common.http import Problem, ProblemMap, invalid_field, problems
 from services.common.inputs import IDENT, INSEE, PHONE, Ident, InputModel, Instant
 from services.common.motives import catalogue
 from services.intake.domain import CannotCancel, ReceivedAtOutOfRange, RequestConflict, RequestNotFound
@@ -82,26 +82,20 @@ class RequestIn(InputModel):
     correlation_id: str | None = Field(default=None, max_length=200, description="echoed on every callback")
 
 
-def _invalid(field: str, message: str) -> Problem:
-    return Problem(
-        422, "Invalid request", f"invalid or missing fields: {field}", errors=[{"field": field, "message": message}]
-    )
-
-
 def to_new_request(body: RequestIn) -> NewRequest:
     """Check what the schema cannot (known motive, known commune) and locate the patient."""
     if body.motive not in catalogue().motives:
-        raise _invalid("motive", f"unknown motive {body.motive!r}; see GET /v1/motives")
+        raise invalid_field("motive", f"unknown motive {body.motive!r}; see GET /v1/motives")
     unknown_flags = sorted(set(body.patient.red_flags) - set(catalogue().red_flags))
     if unknown_flags:
-        raise _invalid("patient.red_flags", f"unknown red flags {unknown_flags}; see GET /v1/motives")
+        raise invalid_field("patient.red_flags", f"unknown red flags {unknown_flags}; see GET /v1/motives")
     patient = body.patient
     if patient.lat is not None and patient.lon is not None:
         location = PatientLocation(commune_insee=patient.commune_insee, lat=patient.lat, lon=patient.lon)
     else:
         found = geo.commune(patient.commune_insee or "")
         if found is None:
-            raise _invalid("patient.commune_insee", f"unknown INSEE commune code {patient.commune_insee!r}")
+            raise invalid_field("patient.commune_insee", f"unknown INSEE commune code {patient.commune_insee!r}")
         location = PatientLocation(commune_insee=found.current, lat=found.lat, lon=found.lon)
     contact = patient.contact or ContactIn()
     return NewRequest(
@@ -162,7 +156,7 @@ PROBLEMS: ProblemMap = {
     RequestNotFound: lambda e: Problem(404, "Not Found", f"no request {e}"),
     RequestConflict: lambda e: Problem(409, "Conflict", f"request {e} was already received with a different body"),
     CannotCancel: lambda e: Problem(409, "Conflict", str(e)),
-    ReceivedAtOutOfRange: lambda e: _invalid("received_at", str(e)),
+    ReceivedAtOutOfRange: lambda e: invalid_field("received_at", str(e)),
 }
 
 

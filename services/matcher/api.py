@@ -12,7 +12,7 @@ from pydantic import EmailStr, Field, HttpUrl, field_validator, model_validator
 
 from services.common import geo
 from services.common.deps import RegulatorKey, provided
-from services.common.http import CREATED, Problem, ProblemMap, problems
+from services.common.http import CREATED, Problem, ProblemMap, invalid_field, problems
 from services.common.inputs import IDENT, INSEE, PHONE, Ident, IdentQuery, InputModel, Instant
 from services.common.motives import Motive, catalogue
 from services.matcher import models as m
@@ -247,8 +247,7 @@ def professional_view(p: m.Professional, sites: list[m.Site]) -> dict[str, Any]:
 
 def _unknown(error: UnknownReference) -> Problem:
     """A 422 naming the field whose reference the directory does not have."""
-    message = f"invalid or missing fields: {error.field}"
-    return Problem(422, "Invalid request", message, errors=[{"field": error.field, "message": str(error)}])
+    return invalid_field(error.field, str(error))
 
 
 def slot_view(s: m.Slot) -> dict[str, Any]:
@@ -272,10 +271,7 @@ router = APIRouter(tags=["directory"], dependencies=[RegulatorKey])
 
 
 def _invalid_file(error: Exception) -> Problem:
-    message = str(error) if isinstance(error, InvalidExtraction) else "the file is not UTF-8 text"
-    return Problem(
-        422, "Invalid request", "invalid or missing fields: body", errors=[{"field": "body", "message": message}]
-    )
+    return invalid_field("body", str(error) if isinstance(error, InvalidExtraction) else "the file is not UTF-8 text")
 
 
 # the directory's exceptions as problems (registered with the runtime: services/common/http.py)
@@ -352,12 +348,7 @@ async def list_slots(
 ) -> dict[str, Any]:
     """A professional's slots starting between `from` and `to` (RFC 3339, with an offset), any state."""
     if last <= first:
-        raise Problem(
-            422,
-            "Invalid request",
-            "invalid or missing fields: to",
-            errors=[{"field": "to", "message": "`to` must be after `from`"}],
-        )
+        raise invalid_field("to", "`to` must be after `from`")
     return {"items": [slot_view(s) for s in await directory.list_slots(rpps, first, last, limit)]}
 
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 import structlog
-from sqlalchemy import and_, text, update
+from sqlalchemy import and_, text
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
@@ -139,13 +139,14 @@ class PlatformBookings:
             raise BookingRefused("this identifier is already used by another appointment")
         return _booked(existing)
 
-    async def _by_identifier(self, tx: Transaction, identifier: Identifier) -> m.PlatformAppointment | None:
-        found = await tx.session.execute(
-            select(m.PlatformAppointment).where(
-                col(m.PlatformAppointment.identifier_system) == identifier.system,
-                col(m.PlatformAppointment.identifier_value) == identifier.value,
-            )
+    async def _by_identifier(
+        self, tx: Transaction, identifier: Identifier, lock: bool = False
+    ) -> m.PlatformAppointment | None:
+        query = select(m.PlatformAppointment).where(
+            col(m.PlatformAppointment.identifier_system) == identifier.system,
+            col(m.PlatformAppointment.identifier_value) == identifier.value,
         )
+        found = await tx.session.execute(query.with_for_update() if lock else query)
         return found.scalars().first()
 
     async def _book(self, tx: Transaction, asked: BookingAsked) -> m.PlatformAppointment:
@@ -229,15 +230,7 @@ class PlatformBookings:
         """cancelled (the slot is free again), fulfilled or noshow; the same status again changes nothing."""
         now = self.clock()
         async with self.db.transaction() as tx:
-            found = await tx.session.execute(
-                select(m.PlatformAppointment)
-                .where(
-                    col(m.PlatformAppointment.identifier_system) == identifier.system,
-                    col(m.PlatformAppointment.identifier_value) == identifier.value,
-                )
-                .with_for_update()
-            )
-            row = found.scalars().first()
+            row = await self._by_identifier(tx, identifier, lock=True)
             if row is None:
                 raise NotFound(f"no appointment with identifier {identifier.system}|{identifier.value}")
             if row.status == status:
@@ -248,15 +241,7 @@ class PlatformBookings:
                 raise BookingRefused(f"an appointment recorded as {row.status} cannot be cancelled")
             row.status, row.updated_at = status, now
             if status == "cancelled":
-                await tx.session.execute(
-                    update(m.Slot)
-                    .where(
-                        col(m.Slot.slot_id) == row.slot_id,
-                        col(m.Slot.request_id) == request_id_of(row.appointment_id),
-                        col(m.Slot.state) == m.SlotState.BOOKED,
-                    )
-                    .values(state=m.SlotState.FREE, request_id=None, offer_id=None, updated_at=now)
-                )
+                await repo.free_booked_slot(tx.session, row.slot_id, request_id_of(row.appointment_id), now)
             tx.emit(
                 self.topics.matching,
                 PlatformAppointmentChanged(

@@ -142,6 +142,19 @@ async def release_slot(session: AsyncSession, offer_id: str, now: datetime) -> N
     )
 
 
+async def free_booked_slot(session: AsyncSession, slot_id: str, request_id: str, now: datetime) -> None:
+    """Free a slot booked without an offer (by the national platform) for this request."""
+    await session.execute(
+        update(m.Slot)
+        .where(
+            col(m.Slot.slot_id) == slot_id,
+            col(m.Slot.request_id) == request_id,
+            col(m.Slot.state) == m.SlotState.BOOKED,
+        )
+        .values(state=m.SlotState.FREE, request_id=None, offer_id=None, updated_at=now)
+    )
+
+
 async def book_slot(session: AsyncSession, offer_id: str, now: datetime) -> None:
     await session.execute(
         update(m.Slot)

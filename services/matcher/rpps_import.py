@@ -20,7 +20,6 @@ from pathlib import Path
 
 from schemas.topics import Topics
 from services.common.clock import utcnow
-from services.common.db import Database, service_engine
 from services.common.logging import configure_logging
 from services.common.settings import Settings
 from services.matcher.directory import Directory, NotFound
@@ -58,21 +57,16 @@ async def import_extraction(directory: Directory, lines: Iterable[str], cpts_id:
 
 
 async def _run(path: Path, cpts_id: str, settings: Settings) -> ImportReport:
-    from services.main import database  # the composition root picks the database
+    from services.main import service_database  # the composition root picks the database
 
-    with database(settings) as url:
-        db = Database(service_engine(url, "matcher"), schema="matcher", source="/sas-orientation/matcher")
-        try:
-            await db.migrate(MIGRATIONS)
+    async with service_database(settings, "matcher", MIGRATIONS) as db:
 
-            async def nothing(_: list[str]) -> None:  # running matchers hear of it from PostgreSQL
-                return None
+        async def nothing(_: list[str]) -> None:  # running matchers hear of it from PostgreSQL
+            return None
 
-            directory = Directory(db, utcnow, Topics(prefix=settings.topic_prefix), nothing)
-            with path.open(encoding="utf-8", newline="") as file:
-                return await import_extraction(directory, file, cpts_id)
-        finally:
-            await db.dispose()
+        directory = Directory(db, utcnow, Topics(prefix=settings.topic_prefix), nothing)
+        with path.open(encoding="utf-8", newline="") as file:
+            return await import_extraction(directory, file, cpts_id)
 
 
 def main(argv: list[str] | None = None) -> None:

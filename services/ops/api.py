@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import Response
 from pydantic import Field
 
-from services.common.http import Problem, problems
+from services.common.http import invalid_field, problems
 from services.common.inputs import IDENT, IdentQuery, InputModel, has_control_characters
 from services.ops import indicators as ind
 from services.ops import read_model
@@ -22,21 +22,15 @@ MAX_DAYS = 400
 EARLIEST, LATEST = date(2000, 1, 1), date(2100, 12, 31)
 
 
-def _invalid(field: str, message: str) -> Problem:
-    return Problem(
-        422, "Invalid request", f"invalid or missing fields: {field}", errors=[{"field": field, "message": message}]
-    )
-
-
 def checked_period(first: date, last: date) -> tuple[date, date]:
     """A period of days the indicators can be computed over, or a 422 saying what is wrong."""
     for field, day in (("from", first), ("to", last)):
         if not EARLIEST <= day <= LATEST:
-            raise _invalid(field, f"a day between {EARLIEST} and {LATEST}")
+            raise invalid_field(field, f"a day between {EARLIEST} and {LATEST}")
     if last < first:
-        raise _invalid("to", "`to` is before `from`")
+        raise invalid_field("to", "`to` is before `from`")
     if (last - first).days > MAX_DAYS:
-        raise _invalid("to", f"a period is at most {MAX_DAYS} days")
+        raise invalid_field("to", f"a period is at most {MAX_DAYS} days")
     return first, last
 
 
@@ -100,9 +94,9 @@ async def put_account(
 ) -> Response:
     """Create or update an operations account (the SAS, or a sas_admin, does it)."""
     if "@" not in email or len(email) > 200 or has_control_characters(email):
-        raise _invalid("email", "an e-mail address")
+        raise invalid_field("email", "an e-mail address")
     try:
         await ops.accounts.put(email, body.password, body.role, body.cpts_id)
     except ValueError as error:
-        raise _invalid("cpts_id", str(error)) from None
+        raise invalid_field("cpts_id", str(error)) from None
     return Response(status_code=204)

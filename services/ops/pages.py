@@ -18,7 +18,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from services.common import i18n
 from services.common.clock import PARIS
-from services.common.http import Problem
+from services.common.http import Problem, invalid_field
 from services.common.inputs import has_control_characters
 from services.ops import charts, read_model
 from services.ops import indicators as ind
@@ -90,12 +90,7 @@ async def log_out(
 def chosen_cpts(operator: Operator, asked: str | None) -> str:
     cpts = asked or operator.cpts_id
     if cpts is None:
-        raise Problem(
-            422,
-            "Invalid request",
-            "invalid or missing fields: cpts_id",
-            errors=[{"field": "cpts_id", "message": "choose a CPTS"}],
-        )
+        raise invalid_field("cpts_id", "choose a CPTS")
     if not operator.may_see(cpts):
         raise Problem(403, "Forbidden", f"this account does not see CPTS {cpts}")
     return cpts

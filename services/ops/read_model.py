@@ -88,24 +88,31 @@ async def on_waiting(tx: Transaction, e: RequestWaiting, ce: CloudEvent) -> None
     )
 
 
-async def on_confirmed(tx: Transaction, e: AppointmentConfirmed, ce: CloudEvent) -> None:
+async def _appointment(
+    tx: Transaction, e: AppointmentConfirmed | PlatformAppointmentBooked, confirmed_at: datetime, **more: Any
+) -> None:
+    """A request confirmed with a professional (by the cascade or the platform), its slot booked."""
     await _upsert(
         tx,
         "ops_request",
         "request_id",
         {
             "request_id": e.request_id,
-            "confirmed_at": ce.time,
+            "confirmed_at": confirmed_at,
             "appointment_start": e.start,
             "appointment_rpps": e.professional.rpps,
             "appointment_commune": e.site.commune_insee,
             "appointment_cpts": e.professional_cpts_id,
-            "kind": e.kind,
             "slot_id": e.slot_id,
+            **more,
         },
     )
     if e.slot_id:
         await _slot_booked(tx, e.slot_id, e.professional.rpps, e.request_id)
+
+
+async def on_confirmed(tx: Transaction, e: AppointmentConfirmed, ce: CloudEvent) -> None:
+    await _appointment(tx, e, ce.time, kind=e.kind)
 
 
 async def _slot_booked(tx: Transaction, slot_id: str, rpps: str, request_id: str) -> None:
@@ -123,24 +130,7 @@ async def _slot_booked(tx: Transaction, slot_id: str, rpps: str, request_id: str
 async def on_platform_booked(tx: Transaction, e: PlatformAppointmentBooked, ce: CloudEvent) -> None:
     """A booking by the national platform: a request received and confirmed at once (no patient
     commune is known: it counts for the CPTS of the professional booked)."""
-    await _upsert(
-        tx,
-        "ops_request",
-        "request_id",
-        {
-            "request_id": e.request_id,
-            "received_at": e.booked_at,
-            "confirmed_at": e.booked_at,
-            "appointment_start": e.start,
-            "appointment_rpps": e.professional.rpps,
-            "appointment_commune": e.site.commune_insee,
-            "appointment_cpts": e.professional_cpts_id,
-            "kind": "slot",
-            "slot_id": e.slot_id,
-            "channel": "platform",
-        },
-    )
-    await _slot_booked(tx, e.slot_id, e.professional.rpps, e.request_id)
+    await _appointment(tx, e, e.booked_at, received_at=e.booked_at, kind="slot", channel="platform")
 
 
 async def on_platform_changed(tx: Transaction, e: PlatformAppointmentChanged, ce: CloudEvent) -> None:

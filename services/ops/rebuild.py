@@ -14,7 +14,6 @@ import sys
 from pathlib import Path
 
 from schemas.topics import Topics
-from services.common.db import Database, service_engine
 from services.common.logging import configure_logging
 from services.common.settings import Settings
 from services.ops import read_model
@@ -23,15 +22,10 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 async def _run(settings: Settings, bootstrap: str) -> int:
-    from services.main import database  # the composition root picks the database
+    from services.main import service_database  # the composition root picks the database
 
-    with database(settings) as url:
-        db = Database(service_engine(url, "ops"), schema="ops", source="/sas-orientation/ops")
-        try:
-            await db.migrate(MIGRATIONS)
-            return await read_model.rebuild(db, bootstrap, Topics(prefix=settings.topic_prefix))
-        finally:
-            await db.dispose()
+    async with service_database(settings, "ops", MIGRATIONS) as db:
+        return await read_model.rebuild(db, bootstrap, Topics(prefix=settings.topic_prefix))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -42,8 +42,7 @@ def _outcome(status: int, code: str, diagnostics: str, expression: str | None = 
 def _answered(error: Exception) -> Response | None:
     """The OperationOutcome for a failure we know, or None (a bug: the 500 handler answers)."""
     if isinstance(error, FhirInputError):
-        code = "not-supported" if "not supported" in str(error) or "unsupported" in str(error) else "invalid"
-        return _outcome(400, code, str(error), error.parameter)
+        return _outcome(400, error.code, str(error), error.parameter)
     if isinstance(error, RequestValidationError):
         return _outcome(400, "invalid", "the request is malformed")
     if isinstance(error, NotFound):

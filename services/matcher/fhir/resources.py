@@ -238,29 +238,18 @@ def organization(s: PublishedSlot) -> Organization:
     )
 
 
-_INCLUDED_BY = {  # the _include that brings each kind of resource along
-    "Schedule": [("_include", "Slot:schedule")],
-    "Practitioner": [("_include:iterate", "Schedule:actor")],
-    "PractitionerRole": [("_include:iterate", "Schedule:actor")],
-    "HealthcareService": [("_include", "Slot:service-type-reference")],
-    "Organization": [("_include:iterate", "HealthcareService:organization")],
+_SCHEDULE = ("_include", "Slot:schedule")
+_ACTORS = ("_include:iterate", "Schedule:actor")
+_SERVICE = ("_include", "Slot:service-type-reference")
+_ORGANIZATION = ("_include:iterate", "HealthcareService:organization")
+# each included kind, its builder, and the _includes that bring it (an :iterate one needs its first step)
+_INCLUDED = {
+    "Schedule": (schedule, {_SCHEDULE}),
+    "Practitioner": (practitioner, {_SCHEDULE, _ACTORS}),
+    "PractitionerRole": (practitioner_role, {_SCHEDULE, _ACTORS}),
+    "HealthcareService": (healthcare_service, {_SERVICE}),
+    "Organization": (organization, {_SERVICE, _ORGANIZATION}),
 }
-_BUILDERS = {
-    "Schedule": schedule,
-    "Practitioner": practitioner,
-    "PractitionerRole": practitioner_role,
-    "HealthcareService": healthcare_service,
-    "Organization": organization,
-}
-
-
-def _wanted(kind: str, includes: frozenset[tuple[str, str]]) -> bool:
-    needs = _INCLUDED_BY[kind]
-    if kind == "Organization":  # iterates over HealthcareService, itself included
-        needs = needs + _INCLUDED_BY["HealthcareService"]
-    if kind in ("Practitioner", "PractitionerRole"):  # iterates over Schedule, itself included
-        needs = needs + _INCLUDED_BY["Schedule"]
-    return all(n in includes for n in needs)
 
 
 def slot_bundle(base: str, found: Iterable[PublishedSlot], includes: frozenset[tuple[str, str]]) -> Bundle:
@@ -270,8 +259,8 @@ def slot_bundle(base: str, found: Iterable[PublishedSlot], includes: frozenset[t
     for s in found:
         resource = slot(s)
         matches.append({"fullUrl": f"{base}/Slot/{resource.id}", "resource": resource, "search": {"mode": "match"}})
-        for kind, build in _BUILDERS.items():
-            if _wanted(kind, includes):
+        for kind, (build, needs) in _INCLUDED.items():
+            if needs <= includes:
                 extra = build(s)
                 key = (kind, str(extra.id))
                 if key not in included:

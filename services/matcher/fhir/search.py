@@ -30,9 +30,10 @@ _MAX_VALUE = 2000
 class FhirInputError(ValueError):
     """What the platform sent cannot be used; `parameter` names the part at fault."""
 
-    def __init__(self, parameter: str, message: str) -> None:
+    def __init__(self, parameter: str, message: str, code: str = "invalid") -> None:
         super().__init__(message)
         self.parameter = parameter
+        self.code = code  # the FHIR issue type: invalid, or not-supported
 
 
 @dataclass(frozen=True)
@@ -106,9 +107,9 @@ def parse_slot_search(parameters: Iterable[tuple[str, str]]) -> SlotSearch:
                 raise FhirInputError("status", "status: only free slots are published (status=free)")
         elif name in ("_include", "_include:iterate"):
             if (name, value) not in INCLUDES:
-                raise FhirInputError(name, f"{name}={value[:60]} is not supported")
+                raise FhirInputError(name, f"{name}={value[:60]} is not supported", "not-supported")
             includes.add((name, value))
         else:
-            raise FhirInputError(name[:60], f"unsupported search parameter: {name[:60]}")
+            raise FhirInputError(name[:60], f"unsupported search parameter: {name[:60]}", "not-supported")
     start_from, start_to = _window(starts)
     return SlotSearch(start_from, start_to, _professionals(practitioners), frozenset(includes))
