@@ -327,6 +327,20 @@ class PlatformAppointmentChanged(RequestEventData):
     changed_at: AwareDatetime
 
 
+class ProfessionalLinkRequested(EventData):
+    """A professional asked for their personal link by e-mail ("envoyez-moi mon lien"): the
+    notifier sends one to this address (the event carries no link: the notifier signs it)."""
+
+    EVENT_TYPE: ClassVar[str] = _event("professional.link_requested")
+    rpps: str
+    name: str
+    email: str
+    requested_at: AwareDatetime
+
+    def subject(self) -> str:
+        return f"professional:{self.rpps}"
+
+
 # --- matcher → anyone (topic `directory`): what the indicators count ------------------------
 
 
@@ -340,6 +354,7 @@ class ProfessionalChanged(EventData):
     cpts_id: str | None = None
     sas_participation: Literal["individual", "via_cpts", "none"]
     active: bool
+    paused_until: AwareDatetime | None = Field(default=None, description="asked for nothing before then")
     changed_at: AwareDatetime
 
     def subject(self) -> str:
@@ -393,6 +408,7 @@ EVENT_MODELS: tuple[type[EventData], ...] = (
     TerritoryChanged,
     PlatformAppointmentBooked,
     PlatformAppointmentChanged,
+    ProfessionalLinkRequested,
 )
 EVENT_TYPES: dict[str, type[EventData]] = {m.type_name(): m for m in EVENT_MODELS}
 

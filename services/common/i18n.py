@@ -5,13 +5,14 @@ month names, decimal commas in French."""
 from __future__ import annotations
 
 import gettext
+from datetime import date as Date
 from datetime import datetime
 from functools import cache
 from io import BytesIO
 from pathlib import Path
 from typing import Literal
 
-from babel.dates import format_datetime
+from babel.dates import format_date, format_datetime
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_decimal, format_percent
@@ -153,6 +154,14 @@ def day(value: datetime | None, lang: Lang = "fr") -> str:
     if value is None:
         return ""
     return str(format_datetime(value, "short", tzinfo=PARIS, locale=LOCALES[lang]))
+
+
+def date(value: Date | None, lang: Lang = "fr", short: bool = False) -> str:
+    """`jeudi 3 décembre 2026` / `Thursday 3 December 2026`; short: `jeu. 3 déc.` / `Thu 3 Dec`."""
+    if value is None:
+        return ""
+    pattern = "EEE d MMM" if short else "EEEE d MMMM y"  # Babel puts each language's words in order
+    return str(format_date(value, pattern, locale=LOCALES[lang]))
 
 
 @cache

@@ -5,14 +5,20 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import func, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import SQLModel, col, select
 
-from schemas.events import OfferInvalidated, ProfessionalChanged, SlotChanged, TerritoryChanged
+from schemas.events import (
+    OfferInvalidated,
+    ProfessionalChanged,
+    ProfessionalLinkRequested,
+    SlotChanged,
+    TerritoryChanged,
+)
 from schemas.topics import Topics
 from services.common import geo
 from services.common.clock import PARIS
@@ -234,6 +240,53 @@ class Directory:
             self._announce_professional(tx, pro, now)
         await self.on_change([f"professional:{rpps}"])
 
+    async def change_settings(self, rpps: str, fields: dict[str, Any]) -> m.Professional:
+        """A professional's own settings (pause, extra patients, channels, links), from their page
+        or a coordinator: they take effect for the next match."""
+        now = self.clock()
+        async with self.db.transaction() as tx:
+            pro = await tx.session.get(m.Professional, rpps, with_for_update=True)
+            if pro is None:
+                raise NotFound(f"no professional {rpps}")
+            for key, value in fields.items():
+                setattr(pro, key, value)
+            pro.updated_at = now
+            await tx.session.flush()
+            await self._void_impossible_offers(tx, rpps, now)
+            self._announce_professional(tx, pro, now)
+        await self.on_change([f"professional:{rpps}"])
+        return pro
+
+    async def request_link(self, email: str, quiet: timedelta) -> int:
+        """ "Send me my link": the active professionals who give this e-mail address are each sent
+        their personal link (the notifier writes the e-mail), at most once per `quiet` period.
+        Returns how many were sent one (the page says the same thing whatever the answer)."""
+        now = self.clock()
+        address = email.strip().lower()
+        as_channel = func.jsonb_build_array(func.jsonb_build_object("type", "email", "destination", email.strip()))
+        async with self.db.transaction() as tx:
+            found = await tx.session.execute(
+                select(m.Professional)
+                .where(
+                    col(m.Professional.active),
+                    (func.lower(col(m.Professional.email)) == address)
+                    | col(m.Professional.channels).op("@>")(as_channel),
+                )
+                .limit(5)
+                .with_for_update()
+            )
+            sent = 0
+            for pro in found.scalars():
+                if pro.link_sent_at is not None and now - pro.link_sent_at < quiet:
+                    continue
+                pro.link_sent_at = now
+                requested = ProfessionalLinkRequested(
+                    rpps=pro.rpps, name=pro.name, email=email.strip(), requested_at=now
+                )
+                tx.emit(self.topics.matching, requested, now)
+                sent += 1
+        return sent
+
     async def _withdraw_free_slots(self, tx: Transaction, rpps: str, site_id: str | None, now: datetime) -> None:
         where = [col(m.Slot.rpps) == rpps, col(m.Slot.state) == m.SlotState.FREE]
         if site_id is not None:
@@ -269,6 +322,7 @@ class Directory:
                 cpts_id=pro.cpts_id,
                 sas_participation=pro.sas_participation,
                 active=pro.active,
+                paused_until=pro.paused_until,
                 changed_at=now,
             ),
             now,

@@ -16,12 +16,13 @@ from schemas.events import (
 from services.common.context import Context
 from services.common.messaging import Pump
 from services.common.runtime import Handlers, ServicePart, Subscription
-from services.matcher import api
+from services.matcher import api, pages
 from services.matcher import repository as repo
 from services.matcher.directory import Directory
 from services.matcher.domain.index import DirectoryIndex
 from services.matcher.fhir import api as fhir_api
 from services.matcher.index_sync import IndexSync
+from services.matcher.own_space import ProfessionalSpace
 from services.matcher.platform import PlatformBookings
 from services.matcher.service import MatcherService
 
@@ -31,7 +32,7 @@ from services.matcher.service import MatcherService
 STUCK = f"SELECT request_id FROM ({repo.offers_past_their_time_sql(5)}) AS stuck"
 
 
-ROUTERS = [api.router, fhir_api.router]  # the paths it serves: services/routing.py
+ROUTERS = [api.router, fhir_api.router, pages.router]  # the paths it serves: services/routing.py
 
 
 def build(ctx: Context) -> tuple[Directory, ServicePart]:
@@ -65,7 +66,11 @@ def build(ctx: Context) -> tuple[Directory, ServicePart]:
         db=db,
         migrations=Path(__file__).parent / "migrations",
         routers=ROUTERS,
-        provides=[directory, PlatformBookings(db, ctx.clock, ctx.topics)],
+        provides=[
+            directory,
+            PlatformBookings(db, ctx.clock, ctx.topics),
+            pages.SpacePages(ProfessionalSpace(db, ctx.clock, ctx.secret, directory), pages.templates()),
+        ],
         problems=api.PROBLEMS,
         subscriptions=[
             # claims lock professionals: one event per transaction (see EventConsumer.together)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -41,6 +41,11 @@ class Professional(SQLModel, table=True):
     teleconsultation: bool = False  # takes overflow patients by teleconsultation too
     channels: list[dict[str, str]] | None = json_column()  # [{"type", "destination"}], in order
     active: bool = True
+    # set by the professional on their own page (services/matcher/own_page.py)
+    paused_until: datetime | None = timestamp(nullable=True)  # no offers before then (holidays)
+    no_overflow_on: date | None = None  # a Paris day without extra patients ("pas aujourd'hui")
+    links_valid_from: datetime | None = timestamp(nullable=True)  # links issued before: revoked
+    link_sent_at: datetime | None = timestamp(nullable=True)  # the last "send me my link" e-mail
     updated_at: datetime = timestamp()
     revision: int | None = None
 

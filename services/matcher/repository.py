@@ -64,6 +64,8 @@ def to_domain_professional(p: Any) -> d.Professional:
         p.overflow_daily_cap or 0,
         bool(p.teleconsultation),
         bool(p.active),
+        p.paused_until,
+        p.no_overflow_on.isoformat() if p.no_overflow_on else None,
     )
 
 
@@ -88,7 +90,7 @@ class Claim(StrEnum):
 async def claim(session: AsyncSession, c: d.Candidate, request_id: str, offer_id: str, now: datetime) -> Claim:
     """Reserve this candidate for one offer, or say why not. Safe under any concurrency."""
     pro = await session.get(m.Professional, c.professional.rpps, with_for_update=True)
-    if pro is None or not pro.active:
+    if pro is None or not pro.active or d.paused(to_domain_professional(pro), now):
         return Claim.INACTIVE
     pending = await session.execute(
         select(func.count())
@@ -112,7 +114,8 @@ async def claim(session: AsyncSession, c: d.Candidate, request_id: str, offer_id
             col(m.MatchOffer.start) < day_start + timedelta(days=1),  # Paris days have 23 to 25 hours
         )
     )
-    return Claim.CLAIMED if taken.scalar_one() < pro.overflow_daily_cap else Claim.FULL
+    room = d.overflow_room(to_domain_professional(pro), d.paris_day(c.start), taken.scalar_one())
+    return Claim.CLAIMED if room else Claim.FULL
 
 
 async def hold_slot(session: AsyncSession, slot_id: str, request_id: str, offer_id: str, now: datetime) -> bool:

@@ -12,6 +12,7 @@ from schemas.events import (
     OfferWithdrawn,
     PlatformAppointmentBooked,
     PlatformAppointmentChanged,
+    ProfessionalLinkRequested,
 )
 from services.common.context import Context
 from services.common.messaging import Pump
@@ -87,6 +88,7 @@ def build(ctx: Context, contacts: ContactSource) -> tuple[NotifierService, Servi
         AppointmentConfirmed: service.on_appointment_confirmed,
         PlatformAppointmentBooked: service.on_platform_booked,
         PlatformAppointmentChanged: service.on_platform_changed,
+        ProfessionalLinkRequested: service.on_link_requested,
     }
     part = ServicePart(
         name="notifier",

@@ -111,3 +111,21 @@ class AuditEntry(SQLModel, table=True):
     # by the platform: booked | cancelled | fulfilled | noshow
     action: str
     detail: str | None = None
+
+
+class LinkMessage(SQLModel, table=True):
+    """An e-mail with a professional's personal link, asked for by e-mail address ("send me my
+    link"): the link itself is signed when the e-mail is written, never stored."""
+
+    __tablename__ = "link_message"
+    __table_args__ = (Index("link_message_pending", "id", postgresql_where="status = 'pending'"),)
+    id: int | None = Field(default=None, sa_column=Column(BigInteger, Identity(), primary_key=True))
+    rpps: str
+    name: str
+    email: str
+    status: str = NotificationStatus.PENDING
+    attempts: int = 0
+    last_error: str | None = None
+    requested_at: datetime = timestamp()
+    next_attempt_at: datetime = timestamp()
+    sent_at: datetime | None = timestamp(nullable=True)

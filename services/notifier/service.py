@@ -21,9 +21,10 @@ from schemas.events import (
     OfferWithdrawn,
     PlatformAppointmentBooked,
     PlatformAppointmentChanged,
+    ProfessionalLinkRequested,
 )
 from schemas.topics import Topics
-from services.common import metrics
+from services.common import metrics, personal_link
 from services.common.db import Database, Transaction
 from services.common.delivery import DeliveryQueue
 from services.notifier.channels import ContactSource, ContactUnavailable, Message, PatientContact, Sender
@@ -37,8 +38,10 @@ from services.notifier.domain import (
     token_hash,
     within_choices,
 )
+from services.notifier.link_messages import LinkMessages
 from services.notifier.models import (
     AuditEntry,
+    LinkMessage,
     Notification,
     Offer,
     OfferStatus,
@@ -63,6 +66,10 @@ class OfferPage:
     contact_until: datetime | None = None  # once accepted: the contact shows until then, no longer
 
 
+# the messages to the professional of the offer (not the treating doctor's) carry their own page's link
+OWN_LINK_PURPOSES = ("offer", "reminder", "withdrawn", "platform_booked", "platform_cancelled")
+
+
 class NotifierService:
     def __init__(
         self,
@@ -82,9 +89,22 @@ class NotifierService:
         self.templates, self.reminder_minutes = templates, reminder_minutes
         self.on_notification: list[Callable[[], None]] = []
         self.messages = DeliveryQueue(db, ProfessionalMessages(senders, self._message, self.on_notification), clock)
+        self.link_emails = DeliveryQueue(db, LinkMessages(senders["email"], templates, self.own_link), clock)
 
     def link(self, offer: Offer) -> str:
         return f"{self.base_url}/o/{offer_token(self.secret, offer.offer_id, offer.rpps)}"
+
+    def own_link(self, rpps: str) -> str:
+        """The professional's own page, signed now (services/common/personal_link.py)."""
+        return f"{self.base_url}/p/{personal_link.mint(self.secret, rpps, self.clock())}"
+
+    async def on_link_requested(self, tx: Transaction, event: ProfessionalLinkRequested, _: CloudEvent) -> None:
+        """ "Send me my link": an e-mail with a fresh personal link, to the address given."""
+        now = self.clock()
+        tx.session.add(
+            LinkMessage(rpps=event.rpps, name=event.name, email=event.email, requested_at=now, next_attempt_at=now)
+        )
+        tx.after_commit.extend(self.on_notification)
 
     # --- the matcher's news ------------------------------------------------------------------
 
@@ -349,11 +369,12 @@ class NotifierService:
 
     async def dispatch(self) -> int:
         """Send the messages that are due (see dispatch.py); for a Pump (see deliver_more)."""
-        return await self.messages.deliver_more()
+        return await self.messages.deliver_more() + await self.link_emails.deliver_more()
 
     def _message(self, notification: Notification, offer: Offer, channel: dict[str, str]) -> Message:
         link = self.link(offer) if notification.purpose in ("offer", "reminder") else None
-        context = {"offer": offer, "link": link, "recipient_name": notification.recipient_name}
+        own_link = self.own_link(offer.rpps) if notification.purpose in OWN_LINK_PURPOSES else None
+        context = {"offer": offer, "link": link, "own_link": own_link, "recipient_name": notification.recipient_name}
         subject, _, text = (
             self.templates.get_template(f"email/{notification.purpose}.txt").render(**context).partition("\n")
         )

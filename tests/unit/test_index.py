@@ -18,7 +18,7 @@ CENTRE = d.Place(46.2, -0.14)
 SHORT_HOURS = WeeklyHours.parse({"mon": [["09:00", "12:00"]], "tue": [["14:00", "18:00"]], "thu": [["08:00", "19:00"]]})
 
 professional = st.builds(
-    lambda i, prof, cpts, overflow, cap, tele: d.Professional(
+    lambda i, prof, cpts, overflow, cap, tele, paused, closed: d.Professional(
         rpps=f"P{i}",
         name=f"Dr {i}",
         profession=prof,
@@ -26,6 +26,8 @@ professional = st.builds(
         accepts_overflow=overflow,
         overflow_daily_cap=cap,
         teleconsultation=tele,
+        paused_until=paused,
+        no_overflow_on=closed,
     ),
     st.integers(),
     st.sampled_from(["general_practitioner", "nurse"]),
@@ -33,6 +35,8 @@ professional = st.builds(
     st.booleans(),
     st.integers(0, 2),
     st.booleans(),
+    st.sampled_from([None, None, NOW - timedelta(hours=1), NOW + timedelta(hours=5), NOW + timedelta(days=3)]),
+    st.sampled_from([None, None, "2026-12-01", "2026-12-02"]),
 )
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 from services.common import i18n
 from services.notifier.domain import REFUSAL_REASONS
 from services.notifier.pages import LOCALE, MESSAGES, SOURCE, refusal_reasons, texts
@@ -21,3 +24,27 @@ def test_french_is_the_text_as_written_and_english_comes_from_the_catalogue() ->
     assert refusal_reasons("en")["too_far"] == "Too far"
     assert MESSAGES["expired"].text("en")[0] == "Too late"
     assert texts("de") == texts("fr")  # no catalogue: the source language
+
+
+def own_page_texts() -> list[str]:
+    """Every French text of the professional's own page: `_("…")` in its templates, the notices
+    and confirmations, and the reasons a change is refused (`Refused(field, "…")`)."""
+    from services.matcher import pages as own
+
+    found: list[str] = []
+    for template in sorted(own.TEMPLATES.glob("own_*.html")):
+        found += [m.group(2) for m in re.finditer(r'_\((["\'])(.+?)\1\)', template.read_text())]
+    found += list(own.DONE.values()) + [text for title, body, _ in own.NOTICES.values() for text in (title, body)]
+    for source in ("domain/own_space.py", "own_space.py", "pages.py"):
+        code = (Path(own.__file__).parent / source).read_text()
+        found += re.findall(r'Refused\(\s*"\w+",\s*"(.+?)"\s*\)', code) + re.findall(r'gettext\("(.+?)"\)', code)
+    return found
+
+
+def test_every_text_of_the_own_page_has_its_english_translation() -> None:
+    from services.matcher.pages import LOCALE as OWN_LOCALE
+
+    texts_ = own_page_texts()
+    assert len(texts_) > 60 and "Publier ce créneau" in texts_ and "Cet horaire est déjà passé." in texts_
+    english = i18n.translations(OWN_LOCALE, "en")
+    assert [t for t in texts_ if english.gettext(t) == t and t != "Consultation"] == []

@@ -155,7 +155,8 @@ def _last_chance(index: DirectoryIndex, c: d.Candidate, deadline: datetime, lead
     taken = index.overflow_taken.get(c.professional.rpps, {})
     last = c.start
     for _, end in open_intervals(c.site.hours, c.start, deadline, c.site.department, c.site.closures):
-        if taken.get(d.paris_day(end - timedelta(seconds=1)), 0) < c.professional.overflow_daily_cap:
+        day = d.paris_day(end - timedelta(seconds=1))
+        if d.overflow_room(c.professional, day, taken.get(day, 0)):
             last = end
     return last - lead + timedelta(seconds=1)
 

@@ -326,6 +326,9 @@ class DirectoryIndex:
             rpps = entry.rpps
             if rpps in search.already_asked or rpps in search.busy or not top.could_improve(rpps, lower):
                 continue
+            pro = self.professionals[rpps]
+            if d.paused(pro, now):
+                continue
             if entry.state != "free" and not search.include_held:
                 continue  # held for another request's offer: it may come free again
             site = self.sites[(rpps, entry.site_id)]
@@ -334,7 +337,6 @@ class DirectoryIndex:
             distance = distance_km(patient.lat, patient.lon, site.place.lat, site.place.lon)
             if entry.mode != "teleconsultation" and distance > radius:
                 continue
-            pro = self.professionals[rpps]
             total, terms = d.score((start - now_ts) / 3600, distance, entry.mode, pro, search, self._load(rpps, week))
             top.offer(
                 d.Candidate("slot", pro, site, entry.mode, _dt(start), None, slot_id, round(distance, 2), total, terms)

@@ -74,6 +74,8 @@ class Professional:
     overflow_daily_cap: int = 0
     teleconsultation: bool = False  # offers overflow teleconsultations
     active: bool = True
+    paused_until: datetime | None = None  # asked for nothing before then (the professional's pause)
+    no_overflow_on: str | None = None  # Paris day (ISO) without extra patients
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,9 +170,15 @@ def is_open_at(site: Site, at: datetime) -> bool:
     return first_open_time(site.hours, at, at + timedelta(seconds=1), site.department, site.closures) == at
 
 
-def askable(pro: Professional, site: Site, search: Search, professions: tuple[str, ...]) -> bool:
+def paused(pro: Professional, now: datetime) -> bool:
+    """A professional on pause is asked nothing, neither slots nor extra patients."""
+    return pro.paused_until is not None and now < pro.paused_until
+
+
+def askable(pro: Professional, site: Site, search: Search, professions: tuple[str, ...], now: datetime) -> bool:
     return (
         pro.active
+        and not paused(pro, now)
         and site.active
         and pro.profession in professions
         and pro.rpps not in search.already_asked
@@ -185,7 +193,7 @@ def slot_candidate(
     pro, site = slot.professional, slot.site
     if slot.held and not search.include_held:
         return None
-    if not askable(pro, site, search, professions):
+    if not askable(pro, site, search, professions, now):
         return None
     if not earliest_start(now, lead) <= slot.start <= search.deadline:
         return None
@@ -217,7 +225,7 @@ def overflow_candidate(
 ) -> Candidate | None:
     """An extra patient at the earliest open time of the first day the professional's cap allows."""
     pro, site = option.professional, option.site
-    if not (pro.accepts_overflow and pro.overflow_daily_cap > 0 and askable(pro, site, search, professions)):
+    if not (pro.accepts_overflow and pro.overflow_daily_cap > 0 and askable(pro, site, search, professions, now)):
         return None
     mode = "in_person"
     distance = reachable(search, site, mode)
@@ -226,11 +234,16 @@ def overflow_candidate(
     if distance is None:
         return None
     firsts = days(site) if days else opening_days(site, earliest_start(now, lead), search.deadline)
-    start = next((t for t in firsts if option.taken_on.get(paris_day(t), 0) < pro.overflow_daily_cap), None)
+    start = next((t for t in firsts if overflow_room(pro, paris_day(t), option.taken_on.get(paris_day(t), 0))), None)
     if start is None:
         return None
     total, terms = score((start - now).total_seconds() / 3600, distance, mode, pro, search, week_load)
     return Candidate("overflow", pro, site, mode, start, search.deadline, None, round(distance, 2), total, terms)
+
+
+def overflow_room(pro: Professional, day: str, taken: int) -> bool:
+    """Can the professional take one more extra patient on this Paris day?"""
+    return day != pro.no_overflow_on and taken < pro.overflow_daily_cap
 
 
 def best_per_professional(candidates: Iterable[Candidate]) -> list[Candidate]:

@@ -1,0 +1,226 @@
+"""A professional's own page (espace professionnel), behind their personal link: what they see
+(upcoming SAS appointments, offers waiting for an answer, their slots) and what they change
+themselves (slots, extra patients, a pause, channels, their links). Every change goes through
+the directory, so it takes effect for the next match."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import Select
+from sqlmodel import col, select
+
+from services.common import personal_link
+from services.common.clock import PARIS
+from services.common.db import Database, Transaction
+from services.matcher import models as m
+from services.matcher import repository as repo
+from services.matcher.directory import Directory
+from services.matcher.domain import own_space as rules
+from services.matcher.domain.opening_hours import is_open_throughout
+
+LINK_EMAIL_QUIET = timedelta(minutes=5)  # one "send me my link" e-mail per professional in that time
+
+
+class LinkRefused(Exception):
+    """The link cannot open a page: `unknown` (not ours), `expired`, or `revoked`."""
+
+    def __init__(self, state: str) -> None:
+        super().__init__(state)
+        self.state = state
+
+
+@dataclass(frozen=True)
+class Appointment:
+    """An upcoming SAS appointment, from the cascade or booked by the national platform."""
+
+    start: datetime
+    site_name: str
+    mode: str
+    source: str  # sas | platform
+
+
+@dataclass(frozen=True)
+class SpaceView:
+    professional: m.Professional
+    sites: list[m.Site]
+    appointments: list[Appointment]
+    pending: list[m.MatchOffer]
+    slots: list[m.Slot]  # today and the coming days, not withdrawn
+    link: personal_link.PersonalLink
+    now: datetime
+
+    @property
+    def paused_through(self) -> date | None:
+        return rules.last_paused_day(self.professional.paused_until, self.now)
+
+    @property
+    def no_overflow_today(self) -> bool:
+        return self.professional.no_overflow_on == rules.today(self.now)
+
+
+async def _rows(tx: Transaction, query: Select[Any]) -> list[Any]:
+    return list((await tx.session.execute(query)).scalars())
+
+
+def _appointments(
+    sites: list[m.Site], offers: list[m.MatchOffer], booked: list[m.PlatformAppointment], slots: list[m.Slot]
+) -> list[Appointment]:
+    """Accepted offers and the platform's bookings, in time order, each with its site's name."""
+    names = {s.site_id: s.name for s in sites}
+    of_slot = {s.slot_id: s for s in slots}
+    found = [
+        Appointment(o.start, names.get(o.site_id, o.site_id), o.mode, "sas")
+        for o in offers
+        if o.status == m.OfferState.ACCEPTED
+    ]
+    for b in booked:
+        slot = of_slot.get(b.slot_id)
+        site, mode = (slot.site_id, slot.mode) if slot else ("", "in_person")
+        found.append(Appointment(b.start, names.get(site, ""), mode, "platform"))
+    return sorted(found, key=lambda a: a.start)
+
+
+def _pending(offers: list[m.MatchOffer]) -> list[m.MatchOffer]:
+    return [o for o in offers if o.status == m.OfferState.PENDING]
+
+
+class ProfessionalSpace:
+    def __init__(self, db: Database, clock: Callable[[], datetime], secret: bytes, directory: Directory) -> None:
+        self.db, self.clock, self.secret, self.directory = db, clock, secret, directory
+
+    async def professional(self, token: str) -> tuple[m.Professional, personal_link.PersonalLink]:
+        """The professional a link opens; LinkRefused when it does not."""
+        link = personal_link.read(self.secret, token)
+        if link is None:
+            raise LinkRefused("unknown")
+        async with self.db.transaction() as tx:
+            pro = await tx.session.get(m.Professional, link.rpps)
+        if pro is None or not pro.active:
+            raise LinkRefused("unknown")
+        if not link.usable(self.clock(), pro.links_valid_from):
+            revoked = pro.links_valid_from is not None and link.issued_at < pro.links_valid_from
+            raise LinkRefused("revoked" if revoked else "expired")
+        return pro, link
+
+    async def view(self, token: str) -> SpaceView:
+        pro, link = await self.professional(token)
+        now = self.clock()
+        since = now - timedelta(hours=1)  # the appointment under way still shows
+        horizon = datetime.combine(rules.today(now) + timedelta(days=rules.PUBLISH_DAYS), time(0), tzinfo=PARIS)
+        mine = pro.rpps
+        async with self.db.transaction() as tx:
+            sites = await _rows(
+                tx, select(m.Site).where(col(m.Site.rpps) == mine, col(m.Site.active)).order_by(col(m.Site.name))
+            )
+            offers = await _rows(
+                tx,
+                select(m.MatchOffer)
+                .where(
+                    col(m.MatchOffer.rpps) == mine,
+                    col(m.MatchOffer.status).in_([m.OfferState.PENDING, m.OfferState.ACCEPTED]),
+                    col(m.MatchOffer.start) >= since,
+                )
+                .order_by(col(m.MatchOffer.start))
+                .limit(100),
+            )
+            booked = await _rows(
+                tx,
+                select(m.PlatformAppointment)
+                .where(
+                    col(m.PlatformAppointment.rpps) == mine,
+                    col(m.PlatformAppointment.status) == "booked",
+                    col(m.PlatformAppointment.start) >= since,
+                )
+                .order_by(col(m.PlatformAppointment.start))
+                .limit(100),
+            )
+            slots = await _rows(
+                tx,
+                select(m.Slot)
+                .where(col(m.Slot.rpps) == mine, col(m.Slot.start) >= since, col(m.Slot.start) < horizon)
+                .where(col(m.Slot.state) != m.SlotState.WITHDRAWN)
+                .order_by(col(m.Slot.start))
+                .limit(300),
+            )
+        return SpaceView(pro, sites, _appointments(sites, offers, booked, slots), _pending(offers), slots, link, now)
+
+    # --- what the professional changes ----------------------------------------------------------
+
+    async def publish(self, token: str, site_id: str, day: date, at: time, minutes: int, mode: str) -> m.Slot:
+        """A new free slot, offered from the next match on."""
+        pro, _ = await self.professional(token)
+        now = self.clock()
+        wanted = rules.new_slot(day, at, minutes, now)
+        async with self.db.transaction() as tx:
+            site = await tx.session.get(m.Site, (pro.rpps, site_id))
+            if site is None or not site.active:
+                raise rules.Refused("site", "Choisissez l'un de vos lieux d'exercice.")
+            taken = (
+                await tx.session.execute(
+                    select(m.Slot).where(
+                        col(m.Slot.rpps) == pro.rpps,
+                        col(m.Slot.state) != m.SlotState.WITHDRAWN,
+                        col(m.Slot.start) < wanted.end,
+                        col(m.Slot.end) > wanted.start,
+                    )
+                )
+            ).scalars()
+            if rules.first_overlap(wanted, [rules.Period(s.start, s.end) for s in taken]) is not None:
+                raise rules.Refused("time", "Vous avez déjà un créneau à cette heure-là.")
+        hours = repo.to_domain_site(site)
+        if not is_open_throughout(hours.hours, wanted.start, wanted.end, hours.department, hours.closures):
+            raise rules.Refused(
+                "time", "Votre cabinet est fermé à cette heure-là : le créneau ne serait jamais proposé."
+            )
+        slot_id = rules.own_slot_id(pro.rpps, site_id, wanted.start)
+        slot, _ = await self.directory.put_slot(slot_id, pro.rpps, site_id, wanted.start, wanted.end, mode)
+        return slot
+
+    async def withdraw(self, token: str, slot_id: str) -> None:
+        pro, _ = await self.professional(token)
+        slot = await self.directory.get_slot(slot_id)
+        if slot.rpps != pro.rpps:
+            raise rules.Refused("slot", "Ce créneau n'est pas le vôtre.")
+        if slot.state != m.SlotState.FREE:
+            raise rules.Refused("slot", "Ce créneau est déjà proposé ou réservé : il ne peut plus être retiré ici.")
+        await self.directory.withdraw_slot(slot_id)
+
+    async def set_overflow(self, token: str, accepts: bool, cap: int) -> None:
+        pro, _ = await self.professional(token)
+        accepts, cap = rules.overflow_cap(accepts, cap)
+        await self.directory.change_settings(pro.rpps, {"accepts_overflow": accepts, "overflow_daily_cap": cap})
+
+    async def not_today(self, token: str, closed: bool) -> None:
+        """No extra patient today (Paris day), or extra patients today again."""
+        pro, _ = await self.professional(token)
+        await self.directory.change_settings(
+            pro.rpps, {"no_overflow_on": rules.today(self.clock()) if closed else None}
+        )
+
+    async def pause(self, token: str, last_day: date | None) -> None:
+        """No offers until the end of `last_day`; None ends the pause now."""
+        pro, _ = await self.professional(token)
+        until = rules.pause_end(last_day, self.clock()) if last_day else None
+        await self.directory.change_settings(pro.rpps, {"paused_until": until})
+
+    async def set_channels(
+        self, token: str, email: str | None, phone: str | None, by_email: bool, by_sms: bool
+    ) -> None:
+        pro, _ = await self.professional(token)
+        chosen = rules.channels(email, phone, by_email, by_sms, pro.channels or [])
+        await self.directory.change_settings(pro.rpps, {"channels": chosen, "email": email, "phone": phone})
+
+    async def revoke_links(self, token: str) -> None:
+        """Every link sent so far stops working, this one too (a new one by "send me my link")."""
+        pro, _ = await self.professional(token)
+        await self.revoke_links_of(pro.rpps)
+
+    async def revoke_links_of(self, rpps: str) -> None:
+        await self.directory.change_settings(rpps, {"links_valid_from": personal_link.revocation_time(self.clock())})
+
+    async def send_link(self, email: str) -> None:
+        await self.directory.request_link(email, LINK_EMAIL_QUIET)
