@@ -207,7 +207,7 @@ class RequestWaiting(RequestEventData):
     request waits (still `searching`) and is offered as soon as someone is free or open."""
 
     EVENT_TYPE: ClassVar[str] = _event("request.waiting")
-    reason: Literal["candidates_busy", "not_yet_open"]
+    reason: Literal["candidates_busy", "not_yet_open", "on_pause"]
     detail: str
     look_again_at: AwareDatetime = Field(description="when it is looked at again at the latest")
     deadline: AwareDatetime

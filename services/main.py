@@ -18,6 +18,7 @@ import signal
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -39,9 +40,13 @@ from services.intake import entrypoint as intake
 from services.intake.service import IntakeService
 from services.matcher import entrypoint as matcher
 from services.matcher.demo import load_demo
+from services.matcher.directory import NotFound
+from services.matcher.domain.own_space import Refused
+from services.matcher.own_space import ProfessionalSpace
 from services.notifier import entrypoint as notifier
 from services.notifier.channels import ContactSource, ContactUnavailable, HttpContactSource, PatientContact
 from services.ops import entrypoint as ops
+from services.ops.professionals import HttpPauses, PauseRefused, ProfessionalPauses
 
 log = structlog.get_logger(__name__)
 ALL = ("intake", "matcher", "notifier", "ops")
@@ -61,6 +66,21 @@ class InProcessContacts:
                 raise ContactUnavailable(type(error).__name__) from error
             raise
         return PatientContact(found.name, found.phone) if found else None
+
+
+@dataclass
+class InProcessPauses:
+    """The operations service pauses professionals through the matcher hosted in the same process."""
+
+    space: ProfessionalSpace
+
+    async def pause(self, rpps: str, last_day: date | None) -> None:
+        try:
+            await self.space.pause_of(rpps, last_day)
+        except Refused as refused:
+            raise PauseRefused(refused.text) from None
+        except NotFound as missing:
+            raise PauseRefused(str(missing)) from None
 
 
 def _persistent_secret(path: Path) -> str:
@@ -85,12 +105,13 @@ def build_runtime(
     secret = settings.secret_key or _persistent_secret(settings.data_dir / "secret_key")
     ctx = Context(settings, database_url, Topics(settings.topic_prefix), clock, secret.encode())
     parts: list[ServicePart] = []
-    intake_service = directory = None
+    intake_service = directory = space = None
     if "intake" in services:
         intake_service, part = intake.build(ctx)
         parts.append(part)
     if "matcher" in services:
         directory, part = matcher.build(ctx)
+        space = next(p for p in part.provides if isinstance(p, ProfessionalSpace))
         parts.append(part)
     if "notifier" in services:
         contacts: ContactSource
@@ -103,7 +124,16 @@ def build_runtime(
         _, part = notifier.build(ctx, contacts)
         parts.append(part)
     if "ops" in services:
-        parts.append(ops.build(ctx))
+        pauses: ProfessionalPauses
+        if space is not None:
+            pauses = InProcessPauses(space)
+        elif settings.matcher_url and settings.internal_api_key:
+            pauses = HttpPauses(settings.matcher_url, settings.internal_api_key)
+        else:
+            raise SystemExit(
+                "the operations service alone needs MATCHER_URL and INTERNAL_API_KEY to pause professionals"
+            )
+        parts.append(ops.build(ctx, pauses))
     runtime = Runtime(settings, make_broker(settings, bootstrap_servers), bootstrap_servers, ctx.topics, parts)
 
     async def demo() -> None:

@@ -40,14 +40,18 @@ def area(path: str) -> str:
     return "/" + "/".join(segments[:depth])
 
 
+def _private(path: str) -> bool:
+    return any(path == p or path.startswith(p + "/") for p in PRIVATE)
+
+
 def table() -> dict[str, str]:
     """Prefix → the service that owns it; refuses a prefix claimed by two services."""
     owners: dict[str, str] = {}
     for service, routers in ROUTERS.items():
         for router in routers:
             for route in router.routes:
-                if not isinstance(route, APIRoute):
-                    continue
+                if not isinstance(route, APIRoute) or _private(route.path):
+                    continue  # service-to-service routes are each service's own, never routed
                 prefix = area(route.path)
                 if owners.setdefault(prefix, service) != service:
                     raise ValueError(f"{prefix} is served by both {owners[prefix]} and {service}")
@@ -56,7 +60,7 @@ def table() -> dict[str, str]:
 
 def owner(path: str) -> str | None:
     """The service a request for this path goes to (None: the gateway refuses it)."""
-    if any(path == p or path.startswith(p + "/") for p in PRIVATE):
+    if _private(path):
         return None
     if path in EVERY_PROCESS or path.startswith("/docs/"):
         return FRONT

@@ -102,14 +102,38 @@ LABELS: dict[str, dict[str, dict[str, str]]] = {
             "searching": "searching",
         },
     },
+    "participation": {
+        "fr": {"individual": "à titre individuel", "via_cpts": "via la CPTS", "none": "ne participe pas"},
+        "en": {"individual": "individually", "via_cpts": "through the CPTS", "none": "not taking part"},
+    },
     "waiting": {
         "fr": {
             "candidates_busy": "en attente : professionnels occupés",
             "not_yet_open": "en attente : cabinets fermés",
+            "on_pause": "en attente : professionnels en pause",
         },
-        "en": {"candidates_busy": "waiting: professionals busy", "not_yet_open": "waiting: practices closed"},
+        "en": {
+            "candidates_busy": "waiting: professionals busy",
+            "not_yet_open": "waiting: practices closed",
+            "on_pause": "waiting: professionals on pause",
+        },
     },
 }
+
+
+def N_(text: str) -> str:
+    """Marks a French text for the catalogue where it is written; it is translated where shown."""
+    return text
+
+
+def choose(asked: str | None, accept_language: str | None, remembered: str | None = None) -> Lang:
+    """The reader's language: asked for (`?lang=`), else remembered (a cookie), else the browser's
+    first choice; French unless that is English."""
+    for given in (asked, remembered):
+        if given in ("fr", "en"):
+            return "en" if given == "en" else "fr"
+    first = (accept_language or "fr").split(",")[0].strip().lower()
+    return "en" if first.startswith("en") else "fr"
 
 
 def label(code: str | None, kind: str, lang: Lang = "fr") -> str:

@@ -98,6 +98,8 @@ class Settings(BaseSettings):
 
     # Where the notifier asks the intake for a patient's contact when it runs on its own.
     intake_url: str | None = None
+    # Where the operations service asks the matcher to pause a professional when it runs on its own.
+    matcher_url: str | None = None
 
     @cached_property
     def api_keys(self) -> tuple[str, ...]:

@@ -4,22 +4,26 @@ from __future__ import annotations
 
 import io
 import tempfile
+from datetime import date
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import EmailStr, Field, HttpUrl, field_validator, model_validator
 
-from services.common import geo
-from services.common.deps import RegulatorKey, provided
+from services.common import geo, i18n
+from services.common.deps import InternalKey, RegulatorKey, provided
 from services.common.http import CREATED, Problem, ProblemMap, invalid_field, problems
 from services.common.inputs import IDENT, INSEE, PHONE, Ident, IdentQuery, InputModel, Instant
 from services.common.motives import Motive, catalogue
 from services.matcher import models as m
+from services.matcher import pages
 from services.matcher.directory import Directory, NotFound, SiteInput, SlotBusy, UnknownReference
 from services.matcher.domain.availability import Recurring, rule_of
 from services.matcher.domain.opening_hours import InvalidOpeningHours, WeeklyHours
+from services.matcher.domain.own_space import Refused
 from services.matcher.domain.rpps import InvalidExtraction
+from services.matcher.own_space import ProfessionalSpace
 from services.matcher.rpps_import import import_extraction
 
 Profession = Literal["general_practitioner", "dentist", "pharmacist", "nurse", "physiotherapist", "midwife"]
@@ -229,6 +233,8 @@ def professional_view(p: m.Professional, sites: list[m.Site]) -> dict[str, Any]:
         "teleconsultation": p.teleconsultation,
         "channels": p.channels or [],
         "active": p.active,
+        "paused_until": p.paused_until.isoformat() if p.paused_until else None,
+        "no_overflow_on": p.no_overflow_on.isoformat() if p.no_overflow_on else None,
         "sites": [
             {
                 "site_id": s.site_id,
@@ -267,6 +273,7 @@ def _saved(view: dict[str, Any], created: bool) -> JSONResponse:
 
 
 DirectoryDep = Annotated[Directory, Depends(provided(Directory))]
+SpaceDep = Annotated[ProfessionalSpace, Depends(provided(ProfessionalSpace))]
 router = APIRouter(tags=["directory"], dependencies=[RegulatorKey])
 
 
@@ -274,8 +281,14 @@ def _invalid_file(error: Exception) -> Problem:
     return invalid_field("body", str(error) if isinstance(error, InvalidExtraction) else "the file is not UTF-8 text")
 
 
+def _refused(error: Refused) -> Problem:
+    """A professional's setting refused: the reason in English (the page's catalogue)."""
+    return invalid_field(error.field, i18n.translations(pages.LOCALE, "en").gettext(error.text))
+
+
 # the directory's exceptions as problems (registered with the runtime: services/common/http.py)
 PROBLEMS: ProblemMap = {
+    Refused: _refused,
     NotFound: lambda e: Problem(404, "Not Found", str(e)),
     UnknownReference: _unknown,
     SlotBusy: lambda e: Problem(409, "Conflict", str(e)),
@@ -371,6 +384,52 @@ async def get_professional(rpps: Ident, directory: DirectoryDep) -> dict[str, An
 async def deactivate_professional(rpps: Ident, directory: DirectoryDep) -> Response:
     await directory.deactivate_professional(rpps)
     return Response(status_code=204)
+
+
+class PauseIn(InputModel):
+    until: date = Field(strict=False, description="the last day (Paris) with no offers, included; at most a year ahead")
+
+
+@router.put("/v1/professionals/{rpps}/pause", responses=problems(404))
+async def pause_professional(rpps: Ident, body: PauseIn, space: SpaceDep, directory: DirectoryDep) -> dict[str, Any]:
+    """Ask the professional nothing until the end of `until` (holidays); they can end it on their page."""
+    await space.pause_of(rpps, body.until)
+    return professional_view(*await directory.get_professional(rpps))
+
+
+@router.delete("/v1/professionals/{rpps}/pause", status_code=204, responses=problems(404))
+async def end_pause(rpps: Ident, space: SpaceDep) -> Response:
+    await space.pause_of(rpps, None)
+    return Response(status_code=204)
+
+
+@router.delete("/v1/professionals/{rpps}/links", status_code=204, responses=problems(404))
+async def revoke_links(rpps: Ident, space: SpaceDep) -> Response:
+    """Every personal link sent to the professional stops working (a lost phone); they get a new
+    one from "send me my link" or the next message."""
+    await space.revoke_links_of(rpps)
+    return Response(status_code=204)
+
+
+internal = APIRouter(include_in_schema=False, dependencies=[InternalKey])
+
+
+class InternalPauseIn(InputModel):
+    until: date | None = Field(default=None, strict=False, description="the last day paused; null ends the pause")
+
+
+@internal.put("/internal/v1/professionals/{rpps}/pause")
+async def pause_for_operations(
+    request: Request, rpps: Ident, body: InternalPauseIn, space: SpaceDep
+) -> dict[str, str | None]:
+    """The operations service's directory page pausing a professional (its refusals in the
+    language it asks for: the coordinator reads them)."""
+    try:
+        pro = await space.pause_of(rpps, body.until)
+    except Refused as refused:
+        lang = "fr" if request.headers.get("accept-language", "").startswith("fr") else "en"
+        raise invalid_field(refused.field, i18n.translations(pages.LOCALE, lang).gettext(refused.text)) from None
+    return {"rpps": rpps, "paused_until": pro.paused_until.isoformat() if pro.paused_until else None}
 
 
 @router.put("/v1/slots/{slot_id}", responses={**CREATED, **problems(409)})

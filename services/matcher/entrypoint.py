@@ -32,7 +32,7 @@ from services.matcher.service import MatcherService
 STUCK = f"SELECT request_id FROM ({repo.offers_past_their_time_sql(5)}) AS stuck"
 
 
-ROUTERS = [api.router, fhir_api.router, pages.router]  # the paths it serves: services/routing.py
+ROUTERS = [api.router, api.internal, fhir_api.router, pages.router]  # the paths it serves: services/routing.py
 
 
 def build(ctx: Context) -> tuple[Directory, ServicePart]:
@@ -61,6 +61,7 @@ def build(ctx: Context) -> tuple[Directory, ServicePart]:
         OfferExpired: cascade.on_offer_expired,
         OfferInvalidated: cascade.on_offer_invalidated,
     }
+    space = ProfessionalSpace(db, ctx.clock, ctx.secret, directory)
     part = ServicePart(
         name="matcher",
         db=db,
@@ -69,7 +70,8 @@ def build(ctx: Context) -> tuple[Directory, ServicePart]:
         provides=[
             directory,
             PlatformBookings(db, ctx.clock, ctx.topics),
-            pages.SpacePages(ProfessionalSpace(db, ctx.clock, ctx.secret, directory), pages.templates()),
+            space,
+            pages.SpacePages(space, pages.templates()),
         ],
         problems=api.PROBLEMS,
         subscriptions=[

@@ -202,10 +202,14 @@ class ProfessionalSpace:
         )
 
     async def pause(self, token: str, last_day: date | None) -> None:
-        """No offers until the end of `last_day`; None ends the pause now."""
         pro, _ = await self.professional(token)
+        await self.pause_of(pro.rpps, last_day)
+
+    async def pause_of(self, rpps: str, last_day: date | None) -> m.Professional:
+        """No offers until the end of `last_day` (Paris); None ends the pause now. From the
+        professional's page, a coordinator's page or the directory API."""
         until = rules.pause_end(last_day, self.clock()) if last_day else None
-        await self.directory.change_settings(pro.rpps, {"paused_until": until})
+        return await self.directory.change_settings(rpps, {"paused_until": until})
 
     async def set_channels(
         self, token: str, email: str | None, phone: str | None, by_email: bool, by_sms: bool

@@ -69,10 +69,7 @@ NOTICES = {  # a link that opens nothing, and the "send me my link" answers: (ti
 
 
 def language(request: Request, asked: str | None = None) -> Lang:
-    if asked in ("fr", "en"):
-        return "en" if asked == "en" else "fr"
-    first = request.headers.get("accept-language", "fr").split(",")[0].strip().lower()
-    return "en" if first.startswith("en") else "fr"
+    return i18n.choose(asked, request.headers.get("accept-language"))
 
 
 def templates() -> Environment:

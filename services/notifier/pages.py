@@ -164,10 +164,7 @@ def templates() -> Environment:
 
 
 def language(request: Request, asked: str | None = None) -> str:
-    if asked in ("fr", "en"):
-        return asked
-    first = request.headers.get("accept-language", "fr").split(",")[0].strip().lower()
-    return "en" if first.startswith("en") else "fr"
+    return i18n.choose(asked, request.headers.get("accept-language"))
 
 
 HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date, timedelta
 from html import escape
 
@@ -23,13 +23,22 @@ COLOURS = {
     "requests": "#0969da",
     "appointments": "#1a7f37",
 }
+Translate = Callable[[str], str]  # the reader's catalogue (gettext); French as written by default
+
+
+def _french(text: str) -> str:
+    return text
+
+
 WAIT_BUCKETS = ((15, "< 15 min"), (30, "15–30"), (60, "30–60"), (120, "1–2 h"), (240, "2–4 h"), (math.inf, "> 4 h"))
 
 
-def bars(values: Sequence[tuple[str, float]], title: str, colour: str = "#0969da", width: int = 420) -> str:
-    """Horizontal bars, one per label."""
+def bars(
+    values: Sequence[tuple[str, float]], title: str, colour: str = "#0969da", width: int = 420, t: Translate = _french
+) -> str:
+    """Horizontal bars, one per label (`title` and labels already in the reader's language)."""
     if not values:
-        return f'<p class="muted">{escape(title)} : rien sur la période</p>'
+        return f'<p class="muted">{escape(title)} : {escape(t("rien sur la période"))}</p>'
     top = max(v for _, v in values) or 1
     row, label_w = 22, 150
     height = row * len(values) + 26
@@ -49,7 +58,9 @@ def bars(values: Sequence[tuple[str, float]], title: str, colour: str = "#0969da
     return "".join(parts)
 
 
-def requests_per_day(requests: Sequence[RequestFacts], first: date, last: date, width: int = 720) -> str:
+def requests_per_day(
+    requests: Sequence[RequestFacts], first: date, last: date, width: int = 720, t: Translate = _french
+) -> str:
     """Stacked columns: requests received each day, by what became of them."""
     days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
     counts: dict[date, Counter[str]] = {d: Counter() for d in days}
@@ -59,7 +70,7 @@ def requests_per_day(requests: Sequence[RequestFacts], first: date, last: date, 
             counts[day][r.status] += 1
     top = max([sum(c.values()) for c in counts.values()] + [1])
     height, base, column = 170, 140, (width - 30) / len(days)
-    title = "Demandes reçues par jour, selon leur issue"
+    title = escape(t("Demandes reçues par jour, selon leur issue"))
     parts = [
         f'<svg role="img" aria-label="{title}" viewBox="0 0 {width} {height}" width="100%">',
         f'<text x="0" y="14" font-size="13" font-weight="600">{title}</text>',
@@ -81,15 +92,15 @@ def requests_per_day(requests: Sequence[RequestFacts], first: date, last: date, 
             at = x + column if anchor else x
             parts.append(f'<text x="{at:.1f}" y="{base + 14}" font-size="10"{anchor}>{day:%d/%m}</text>')
     legend = [
-        ("confirmed", "rendez-vous"),
-        ("open", "en cours"),
-        ("unresolved", "sans solution"),
-        ("cancelled", "annulée"),
+        ("confirmed", t("rendez-vous")),
+        ("open", t("en cours")),
+        ("unresolved", t("sans solution")),
+        ("cancelled", t("annulée")),
     ]
     for i, (status, label) in enumerate(legend):
         parts.append(
             f'<rect x="{30 + i * 130}" y="{height - 12}" width="10" height="10" fill="{COLOURS[status]}"/>'
-            f'<text x="{44 + i * 130}" y="{height - 3}" font-size="11">{label}</text>'
+            f'<text x="{44 + i * 130}" y="{height - 3}" font-size="11">{escape(label)}</text>'
         )
     parts.append("</svg>")
     return "".join(parts)
@@ -147,7 +158,11 @@ def _label(x: float, y: float, name: str) -> str:
 
 
 def commune_map(
-    requests: Sequence[RequestFacts], territory: Sequence[str] = (), width: int = 420, height: int = 420
+    requests: Sequence[RequestFacts],
+    territory: Sequence[str] = (),
+    width: int = 420,
+    height: int = 420,
+    t: Translate = _french,
 ) -> str:
     """The territory (its communes as grey dots inside its outline), requests (blue, by the
     patient's commune) and appointments (green, where they take place) as circles whose area grows
@@ -160,9 +175,9 @@ def commune_map(
             points[("appointments", r.appointment_commune)] += 1
     placed = [(kind, c, n) for (kind, code), n in points.items() if (c := geo.commune(code))]
     area = [c for code in territory if (c := geo.commune(code))]
-    title = "Carte du territoire : demandes (bleu) et rendez-vous (vert) par commune"
+    title = t("Carte du territoire : demandes (bleu) et rendez-vous (vert) par commune")
     if not placed and not area:
-        return '<p class="muted">Carte : rien sur la période</p>'
+        return f'<p class="muted">{escape(t("Carte : rien sur la période"))}</p>'
     lats = [c.lat for _, c, _ in placed] + [c.lat for c in area]
     lons = [c.lon for _, c, _ in placed] + [c.lon for c in area]
     span = max(max(lats) - min(lats), (max(lons) - min(lons)) * math.cos(math.radians(sum(lats) / len(lats))), 0.3)
@@ -173,7 +188,7 @@ def commune_map(
         return width / 2 + (lon - lon0) * squash * scale, height / 2 - (lat - lat0) * scale
 
     parts = [
-        f'<svg role="img" aria-label="{title}" viewBox="0 0 {width} {height}" width="100%" '
+        f'<svg role="img" aria-label="{escape(title)}" viewBox="0 0 {width} {height}" width="100%" '
         f'style="background:#eef3f8;border-radius:.4rem">'
     ]
     outline = _hull([xy(c.lat, c.lon) for c in area])
@@ -181,7 +196,7 @@ def commune_map(
         path = " ".join(f"{x:.1f},{y:.1f}" for x, y in outline)
         parts.append(
             f'<polygon points="{path}" fill="#ffffff" stroke="#0b3d63" stroke-width="1.5" '
-            f'stroke-dasharray="4 3"><title>Territoire de la CPTS</title></polygon>'
+            f'stroke-dasharray="4 3"><title>{escape(t("Territoire de la CPTS"))}</title></polygon>'
         )
     for c in area:
         x, y = xy(c.lat, c.lon)
@@ -193,7 +208,7 @@ def commune_map(
         radius = 3 + 3 * math.sqrt(n)
         parts.append(
             f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{radius:.1f}" fill="{COLOURS[kind]}" fill-opacity=".55">'
-            f"<title>{escape(c.name)} : {n} {'demande(s)' if kind == 'requests' else 'rendez-vous'}"
+            f"<title>{escape(c.name)} : {n} {escape(t('demande(s)') if kind == 'requests' else t('rendez-vous'))}"
             f"</title></circle>"
         )
     parts += [_label(*xy(c.lat, c.lon), c.name) for c in _busiest(placed)]

@@ -4,18 +4,24 @@ and who may read a CPTS's figures (a regulator key, or an operator who sees that
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, Request, Security
+from fastapi.responses import HTMLResponse
 from jinja2 import Environment
 
+from services.common import i18n
 from services.common.db import Database
 from services.common.deps import SettingsDep, check_bearer, provided
 from services.common.http import BEARER, Problem
 from services.common.inputs import IdentQuery
 from services.ops.accounts import Accounts, Operator
+from services.ops.professionals import ProfessionalPauses
 
 SESSION_COOKIE = "sas_ops"
+LANG_COOKIE = "sas_lang"
+LOCALE = Path(__file__).parent / "locale"  # English in locale/en; French is the source
 CSRF_COOKIE = "sas_ops_csrf"
 
 
@@ -27,6 +33,24 @@ class Operations:
     accounts: Accounts
     templates: Environment
     secure_cookies: bool  # PUBLIC_BASE_URL is https
+    pauses: ProfessionalPauses  # the matcher pauses a professional (services/ops/professionals.py)
+
+    def language(self, request: Request) -> i18n.Lang:
+        return i18n.choose(
+            request.query_params.get("lang"), request.headers.get("accept-language"), request.cookies.get(LANG_COOKIE)
+        )
+
+    def page(self, request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+        """A page in the reader's language (`?lang=` remembered in a cookie, else the browser's):
+        its texts through the catalogue (`_`), codes through `label`, numbers and dates by Babel."""
+        asked = request.query_params.get("lang")
+        lang = self.language(request)
+        gettext = i18n.translations(LOCALE, lang).gettext
+        html = self.templates.get_template(template).render(_=gettext, lang=lang, **context)
+        response = HTMLResponse(html, status_code=status, headers={"Cache-Control": "no-store"})
+        if asked in ("fr", "en"):
+            response.set_cookie(LANG_COOKIE, lang, samesite="strict", secure=self.secure_cookies, max_age=365 * 86400)
+        return response
 
 
 OperationsDep = Annotated[Operations, Depends(provided(Operations))]

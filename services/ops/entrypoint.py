@@ -13,25 +13,40 @@ from pathlib import Path
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from services.common import i18n
+from services.common.clock import PARIS, last_paris_day
 from services.common.context import Context
 from services.common.runtime import ServicePart, Subscription
-from services.ops import account_pages, api, pages, read_model
+from services.ops import account_pages, api, directory_pages, pages, read_model
 from services.ops.accounts import Accounts
 from services.ops.deps import Operations
+from services.ops.professionals import HttpPauses, ProfessionalPauses
 
 TEMPLATES = Path(__file__).parent / "templates"
 
 
 def templates() -> Environment:
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
-    env.filters.update(label=i18n.label, number=i18n.number, percent=i18n.percent, day=i18n.day)
+    env.filters.update(
+        label=i18n.label,
+        number=i18n.number,
+        percent=i18n.percent,
+        day=i18n.day,
+        short=i18n.when_short,
+        clock=lambda at: at.astimezone(PARIS).strftime("%H:%M"),
+        last_day=lambda end, lang="fr": i18n.date(last_paris_day(end), lang),
+    )
     return env
 
 
-ROUTERS = [api.router, pages.router, account_pages.router]  # the paths it serves: services/routing.py
+ROUTERS = [
+    api.router,
+    pages.router,
+    account_pages.router,
+    directory_pages.router,
+]  # the paths it serves: services/routing.py
 
 
-def build(ctx: Context) -> ServicePart:
+def build(ctx: Context, pauses: ProfessionalPauses) -> ServicePart:
     db = ctx.database("ops")
     accounts = Accounts(db, ctx.clock)
     return ServicePart(
@@ -39,7 +54,8 @@ def build(ctx: Context) -> ServicePart:
         db=db,
         migrations=Path(__file__).parent / "migrations",
         routers=ROUTERS,
-        provides=[Operations(db, accounts, templates(), ctx.settings.base_url.startswith("https://"))],
+        provides=[Operations(db, accounts, templates(), ctx.settings.base_url.startswith("https://"), pauses)],
+        on_stop=[pauses.close] if isinstance(pauses, HttpPauses) else [],
         on_start=[lambda: _admin_from_settings(ctx, accounts)],
         subscriptions=[
             # the dashboards may lag a fifth of a second: bigger batches, less polling

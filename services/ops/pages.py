@@ -19,12 +19,13 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from services.common import i18n
 from services.common.clock import PARIS
 from services.common.http import Problem, invalid_field
+from services.common.i18n import N_
 from services.common.inputs import has_control_characters
 from services.ops import charts, read_model
 from services.ops import indicators as ind
 from services.ops.accounts import Operator, TooManyAttempts
 from services.ops.api import checked_period
-from services.ops.deps import CSRF_COOKIE, SESSION_COOKIE, Operations, OperationsDep, OperatorDep
+from services.ops.deps import CSRF_COOKIE, LOCALE, SESSION_COOKIE, Operations, OperationsDep, OperatorDep
 
 NEAR_DEADLINE = timedelta(hours=4)
 
@@ -33,17 +34,16 @@ router = APIRouter(tags=["operations"], include_in_schema=False)
 HEADERS = {"Cache-Control": "no-store"}
 
 
-def _login_page(ops: Operations, error: str | None = None, status: int = 200) -> HTMLResponse:
+def _login_page(request: Request, ops: Operations, error: str | None = None, status: int = 200) -> HTMLResponse:
     token = secrets.token_urlsafe(24)
-    html = ops.templates.get_template("ops_login.html").render(csrf=token, error=error)
-    response = HTMLResponse(html, status_code=status, headers=HEADERS)
+    response = ops.page(request, "ops_login.html", status, csrf=token, error=error)
     response.set_cookie(CSRF_COOKIE, token, httponly=True, samesite="strict", secure=ops.secure_cookies)
     return response
 
 
 @router.get("/ops/login", response_class=HTMLResponse)
-async def show_login(ops: OperationsDep) -> HTMLResponse:
-    return _login_page(ops)
+async def show_login(request: Request, ops: OperationsDep) -> HTMLResponse:
+    return _login_page(request, ops)
 
 
 @router.post("/ops/login")
@@ -56,16 +56,18 @@ async def log_in(
     csrf_cookie: Annotated[str | None, Cookie(alias=CSRF_COOKIE)] = None,
 ) -> Response:
     if not csrf_cookie or not secrets.compare_digest(csrf, csrf_cookie):
-        return _login_page(ops, "Le formulaire a expiré : recommencez.", 403)
+        return _login_page(request, ops, N_("Le formulaire a expiré : recommencez."), 403)
     if has_control_characters(email):
-        return _login_page(ops, "Adresse ou mot de passe incorrect.", 401)  # no account has such an address
+        return _login_page(
+            request, ops, N_("Adresse ou mot de passe incorrect."), 401
+        )  # no account has such an address
     client = request.client.host if request.client else "unknown"
     try:
         token = await ops.accounts.log_in(email, password, client)
     except TooManyAttempts:
-        return _login_page(ops, "Trop de tentatives : réessayez dans un quart d'heure.", 429)
+        return _login_page(request, ops, N_("Trop de tentatives : réessayez dans un quart d'heure."), 429)
     if token is None:
-        return _login_page(ops, "Adresse ou mot de passe incorrect.", 401)
+        return _login_page(request, ops, N_("Adresse ou mot de passe incorrect."), 401)
     response = RedirectResponse("/ops", status_code=303)
     response.set_cookie(
         SESSION_COOKIE, token, httponly=True, samesite="strict", secure=ops.secure_cookies, max_age=12 * 3600
@@ -119,14 +121,16 @@ async def dashboard(
         return RedirectResponse("/ops/login", status_code=303)
     if cpts_id is None and operator.cpts_id is None:  # a sas_admin sees every CPTS: which one?
         territories = await read_model.known_cpts(ops.db)
-        html = ops.templates.get_template("ops_pick.html").render(operator=operator, territories=territories)
-        return HTMLResponse(html, headers=HEADERS)
+        return ops.page(request, "ops_pick.html", operator=operator, territories=territories)
     cpts = chosen_cpts(operator, cpts_id)
     first, last = _period(request, ops.accounts.clock().astimezone(PARIS).date())
     requests, offers, versions, slots = await read_model.facts(ops.db, first, last)
     figures = ind.figures(cpts, first, last, requests, offers, versions, slots)
     name, communes = await read_model.territory(ops.db, cpts)
-    html = ops.templates.get_template("ops_dashboard.html").render(
+    lang = ops.language(request)
+    return ops.page(
+        request,
+        "ops_dashboard.html",
         operator=operator,
         cpts=cpts,
         first=first,
@@ -135,19 +139,17 @@ async def dashboard(
         live=await live_view(ops, cpts),
         territory_name=name,
         charts=period_charts(
-            cpts, first, last, requests, figures, await read_model.professional_names(ops.db), communes
+            cpts, first, last, requests, figures, await read_model.professional_names(ops.db), communes, lang
         ),
     )
-    return HTMLResponse(html, headers=HEADERS)
 
 
 @router.get("/ops/live", response_class=HTMLResponse)
-async def live(operator: OperatorDep, ops: OperationsDep, cpts_id: str | None = None) -> Response:
+async def live(request: Request, operator: OperatorDep, ops: OperationsDep, cpts_id: str | None = None) -> Response:
     if operator is None:
         return Response(status_code=401)
     cpts = chosen_cpts(operator, cpts_id)
-    html = ops.templates.get_template("ops_live.html").render(live=await live_view(ops, cpts))
-    return HTMLResponse(html, headers=HEADERS)
+    return ops.page(request, "ops_live.html", live=await live_view(ops, cpts))
 
 
 async def live_view(ops: Operations, cpts: str) -> dict[str, Any]:
@@ -160,7 +162,7 @@ async def live_view(ops: Operations, cpts: str) -> dict[str, Any]:
             {
                 "request_id": r.request_id,
                 "status": "offered" if r.offered else "searching",
-                "waiting": None if r.offered else r.waiting,  # candidates_busy | not_yet_open
+                "waiting": None if r.offered else r.waiting,  # candidates_busy | not_yet_open | on_pause
                 "age_minutes": int((now - r.received_at).total_seconds() // 60),
                 "near_deadline": bool(r.deadline and r.deadline - now < NEAR_DEADLINE),
                 "deadline": r.deadline,
@@ -190,8 +192,10 @@ def period_charts(
     figures: dict[str, Any],
     names: dict[str, str] | None = None,
     territory: Sequence[str] = (),
+    lang: i18n.Lang = "fr",
 ) -> dict[str, str]:
-    """The period's charts and map, as SVG (see charts.py)."""
+    """The period's charts and map, as SVG (see charts.py), in the reader's language."""
+    t = i18n.translations(LOCALE, lang).gettext
     mine = [
         r
         for r in requests
@@ -203,13 +207,14 @@ def period_charts(
         booked = sum(w["booked"] for w in weeks.values())
         published = sum(w["published"] for w in weeks.values())
         utilisation.append(((names or {}).get(rpps, rpps), round(100 * booked / max(1, published))))
-    refusals = [(i18n.label(code, "refusal"), n) for code, n in figures["offers"]["refused"].items()]
+    refusals = [(i18n.label(code, "refusal", lang), n) for code, n in figures["offers"]["refused"].items()]
+    waits = t("De la réception de la demande à la confirmation du rendez-vous")
     return {
-        "per_day": charts.requests_per_day(mine, first, last),
-        "waits": charts.bars(
-            charts.wait_distribution(through), "De la réception de la demande à la confirmation du rendez-vous"
+        "per_day": charts.requests_per_day(mine, first, last, t=t),
+        "waits": charts.bars(charts.wait_distribution(through), waits, t=t),
+        "refusals": charts.bars(refusals, t("Refus par motif"), "#cf222e", t=t),
+        "utilisation": charts.bars(
+            utilisation, t("Créneaux réservés, en % des publiés, par professionnel"), "#1a7f37", t=t
         ),
-        "refusals": charts.bars(refusals, "Refus par motif", "#cf222e"),
-        "utilisation": charts.bars(utilisation, "Créneaux réservés, en % des publiés, par professionnel", "#1a7f37"),
-        "map": charts.commune_map(mine, territory),
+        "map": charts.commune_map(mine, territory, t=t),
     }

@@ -209,11 +209,13 @@ async def on_withdrawn(tx: Transaction, e: OfferWithdrawn, ce: CloudEvent) -> No
 async def on_professional(tx: Transaction, e: ProfessionalChanged, ce: CloudEvent) -> None:
     await tx.session.execute(
         text(
-            "INSERT INTO ops_professional_version (rpps, at, profession, cpts_id, sas_participation, active, name) "
-            "VALUES (:rpps, :at, :profession, :cpts_id, :sas, :active, :name) ON CONFLICT DO NOTHING"
+            "INSERT INTO ops_professional_version "
+            "(rpps, at, profession, cpts_id, sas_participation, active, name, paused_until) "
+            "VALUES (:rpps, :at, :profession, :cpts_id, :sas, :active, :name, :paused) ON CONFLICT DO NOTHING"
         ),
         {
             "name": e.name,
+            "paused": e.paused_until,
             "rpps": e.rpps,
             "at": e.changed_at,
             "profession": e.profession,

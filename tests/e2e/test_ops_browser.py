@@ -15,7 +15,7 @@ LIVE_WAIT_MS = 15_000  # the live view polls every 5 s
 
 
 async def logged_in(browser: Browser, stack: Stack, email: str, password: str) -> Page:
-    context = await browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+    context = await browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True, locale="fr-FR")
     page = await context.new_page()
     await page.goto(f"{stack.http.base_url}/ops/login")
     await page.fill("#email", email)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
 from services.common.clock import PARIS
@@ -161,3 +162,28 @@ def test_a_busy_extra_patient_professional_is_waited_for_until_their_last_open_h
     decision = decide(index, search(), GP, NOW, LEAD)
     assert isinstance(decision, Wait)
     assert decision.look_again_at.astimezone(PARIS).strftime("%a %H:%M:%S") == "Tue 19:30:01"
+
+
+def _pause(index: DirectoryIndex, rpps: str, until: datetime) -> None:
+    pro = index.professionals[rpps]
+    index.put_professional(dataclasses.replace(pro, paused_until=until), [index.sites[(rpps, "main")]], 2)
+
+
+def test_a_professional_back_from_a_pause_in_time_is_waited_for() -> None:
+    index = directory(("A", 0, [5, 27], 0))  # slots today 14:00 and tomorrow 12:00 (Paris)
+    tonight = datetime(2026, 12, 1, 23, 0, tzinfo=UTC)  # the pause ends at midnight in Paris
+    _pause(index, "A", tonight)
+    decision = decide(index, search(), GP, NOW, LEAD)
+    assert isinstance(decision, Wait) and decision.reason == WaitReason.ON_PAUSE
+    assert decision.look_again_at == tonight  # today's slot is lost to the pause; tomorrow's is not
+    at_midnight = decide(index, search(), GP, tonight, LEAD)  # back, but not at work yet
+    assert isinstance(at_midnight, Wait) and at_midnight.reason == WaitReason.NOT_YET_OPEN
+    asked = decide(index, search(), GP, at_midnight.look_again_at, LEAD)
+    assert isinstance(asked, Ask) and asked.candidates[0].slot_id == "A-1"
+
+
+def test_a_pause_past_the_deadline_leaves_nobody() -> None:
+    index = directory(("A", 0, [5, 27], 2))
+    _pause(index, "A", NOW + timedelta(days=5))
+    decision = decide(index, search(), GP, NOW, LEAD)
+    assert isinstance(decision, GiveUp)

@@ -88,6 +88,7 @@ def _fields(pro: d.Professional) -> dict[str, object]:
     st.sets(st.sampled_from([f"P{i}" for i in range(12)]), max_size=3),
     st.booleans(),
     st.sampled_from([None, NOW, NOW + timedelta(hours=13)]),  # 09:00 (open) or 22:00 (closed) in Paris
+    st.sampled_from([None, NOW + timedelta(hours=10), NOW + timedelta(hours=48)]),  # who is back from a pause by
 )
 def test_index_agrees_with_the_rules(
     directory: tuple[list[d.Professional], list[d.Site], list[d.FreeSlot]],
@@ -100,6 +101,7 @@ def test_index_agrees_with_the_rules(
     busy: set[str],
     include_held: bool,
     asking_at: datetime | None,
+    back_by: datetime | None,
 ) -> None:
     pros, sites, slots = directory
     index = DirectoryIndex()
@@ -131,6 +133,7 @@ def test_index_agrees_with_the_rules(
         busy=frozenset(busy),
         include_held=include_held,
         asking_at=asking_at,
+        back_by=back_by,
     )
     professions = ("general_practitioner",)
     expected = d.rank(

@@ -48,3 +48,28 @@ def test_every_text_of_the_own_page_has_its_english_translation() -> None:
     assert len(texts_) > 60 and "Publier ce créneau" in texts_ and "Cet horaire est déjà passé." in texts_
     english = i18n.translations(OWN_LOCALE, "en")
     assert [t for t in texts_ if english.gettext(t) == t and t != "Consultation"] == []
+
+
+def ops_page_texts() -> list[str]:
+    """Every French text of the operations pages: `_("…")` in the templates, and in the code the
+    texts marked `N_("…")` where written and the charts' `t("…")`."""
+    from services.ops import deps
+
+    here = Path(deps.__file__).parent
+    found: list[str] = []
+    for template in sorted((here / "templates").glob("*.html")):
+        found += [m.group(2) for m in re.finditer(r'_\((["\'])(.+?)\1\)', template.read_text())]
+    for module in sorted(here.glob("*.py")):
+        code = module.read_text()
+        found += re.findall(r'\bN_\(\s*"(.+?)"\s*\)', code) + re.findall(r'\bt\(\s*"(.+?)"\s*\)', code)
+        found += re.findall(r"\bt\(\s*'(.+?)'\s*\)", code)
+    return found
+
+
+def test_every_text_of_the_operations_pages_has_its_english_translation() -> None:
+    from services.ops.deps import LOCALE as OPS_LOCALE
+
+    texts_ = ops_page_texts()
+    assert len(texts_) > 100 and "Annuaire" in texts_ and "Adresse ou mot de passe incorrect." in texts_
+    english = i18n.translations(OPS_LOCALE, "en")
+    assert [t for t in texts_ if english.gettext(t) == t and t not in ("Pause",)] == []

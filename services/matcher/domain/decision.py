@@ -13,9 +13,10 @@ The rules:
   the professional is at work to answer. `policy.parallel_offers` professionals are asked at once.
 - **Wait** (the policy's default) when nobody can be asked now but someone could still see the
   patient before the deadline: they are busy with another request's offer, their slot is held,
-  or their practice is closed now and opens in time. The decision says when to look again at the
-  latest (an opening, the last moment a candidate can still be offered, the deadline); any change
-  in the directory or in an offer wakes the request sooner.
+  their practice is closed now and opens in time, or they are on pause and back in time. The
+  decision says when to look again at the latest (an opening, the end of a pause, the last moment
+  a candidate can still be offered, the deadline); any change in the directory or in an offer
+  wakes the request sooner.
 - **Give up** when nobody can: `deadline_cannot_be_met` (someone is in reach but nobody can see
   the patient before the deadline, or it is too late), `outside_opening_hours` (no practice
   opening hours remain before the deadline: the out-of-hours service's time), `all_declined`
@@ -52,6 +53,7 @@ class Policy:
 class WaitReason(StrEnum):
     CANDIDATES_BUSY = "candidates_busy"  # every suitable candidate has an offer pending or a slot held
     NOT_YET_OPEN = "not_yet_open"  # the suitable candidates' practices are closed now and open in time
+    ON_PAUSE = "on_pause"  # the suitable candidates are on pause now and back in time
 
 
 @dataclass(frozen=True)
@@ -115,13 +117,16 @@ def _wait(
     index: DirectoryIndex, search: d.Search, busy: frozenset[str], steps: list[Step], now: datetime, lead: timedelta
 ) -> Wait | None:
     """Whom the request could wait for, and until when at the latest; None when nobody."""
-    anyone = dataclasses.replace(search, busy=frozenset(), include_held=True, asking_at=None)
+    back_by = search.deadline - lead
+    anyone = dataclasses.replace(search, busy=frozenset(), include_held=True, asking_at=None, back_by=back_by)
     found = [c for _, cs in candidates_by_step(index, anyone, steps, now, lead, WAIT_CANDIDATES) for c in cs]
     if not found:
         return None
-    taken = [c for c in found if c.professional.rpps in busy or _held(index, c)]
-    closed = [c for c in found if c not in taken]
+    away = [c for c in found if d.paused(c.professional, now)]
+    taken = [c for c in found if c not in away and (c.professional.rpps in busy or _held(index, c))]
+    closed = [c for c in found if c not in taken and c not in away]
     times = [_last_chance(index, c, search.deadline, lead) for c in found]
+    times += [c.professional.paused_until for c in away if c.professional.paused_until]
     openings = [first_open_time(c.site.hours, now, search.deadline, c.site.department, c.site.closures) for c in closed]
     times += [t for t in openings if t is not None]
     times.append(search.deadline - lead + timedelta(seconds=1))
@@ -131,6 +136,13 @@ def _wait(
             WaitReason.CANDIDATES_BUSY,
             f"{len(taken)} professional(s) who could see the patient are answering other requests; "
             "the request is offered as soon as one is free",
+            look_again_at,
+        )
+    if not closed:
+        back = min(c.professional.paused_until or look_again_at for c in away)
+        return Wait(
+            WaitReason.ON_PAUSE,
+            f"the professionals who could see the patient are on pause; the first is back at {back.isoformat()}",
             look_again_at,
         )
     first = min((t for t in openings if t is not None), default=look_again_at)

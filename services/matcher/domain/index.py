@@ -327,7 +327,7 @@ class DirectoryIndex:
             if rpps in search.already_asked or rpps in search.busy or not top.could_improve(rpps, lower):
                 continue
             pro = self.professionals[rpps]
-            if d.paused(pro, now):
+            if d.paused(pro, now) and (d.away(pro, search, now) or start < d.after_pause(pro, now, lead).timestamp()):
                 continue
             if entry.state != "free" and not search.include_held:
                 continue  # held for another request's offer: it may come free again

@@ -123,6 +123,7 @@ class Search:
     busy: frozenset[str] = frozenset()  # RPPS with an offer pending for another request
     include_held: bool = False  # count slots held for other requests' offers (who could free up)
     asking_at: datetime | None = None  # only professionals whose site is open then (they can answer)
+    back_by: datetime | None = None  # whom to wait for: those on pause count if back by then
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,10 +176,25 @@ def paused(pro: Professional, now: datetime) -> bool:
     return pro.paused_until is not None and now < pro.paused_until
 
 
+def away(pro: Professional, search: Search, now: datetime) -> bool:
+    """On pause now, and (when looking for whom to wait for) not back by `search.back_by`."""
+    if not paused(pro, now):
+        return False
+    return search.back_by is None or pro.paused_until is None or pro.paused_until > search.back_by
+
+
+def after_pause(pro: Professional, now: datetime, lead: timedelta) -> datetime:
+    """The earliest an appointment can be offered for: `lead` after now, or after the pause."""
+    start = earliest_start(now, lead)
+    if paused(pro, now) and pro.paused_until is not None:
+        start = max(start, pro.paused_until + lead)
+    return start
+
+
 def askable(pro: Professional, site: Site, search: Search, professions: tuple[str, ...], now: datetime) -> bool:
     return (
         pro.active
-        and not paused(pro, now)
+        and not away(pro, search, now)
         and site.active
         and pro.profession in professions
         and pro.rpps not in search.already_asked
@@ -195,7 +211,7 @@ def slot_candidate(
         return None
     if not askable(pro, site, search, professions, now):
         return None
-    if not earliest_start(now, lead) <= slot.start <= search.deadline:
+    if not after_pause(pro, now, lead) <= slot.start <= search.deadline:
         return None
     if not is_open_throughout(site.hours, slot.start, slot.end, site.department, site.closures):
         return None
@@ -234,6 +250,8 @@ def overflow_candidate(
     if distance is None:
         return None
     firsts = days(site) if days else opening_days(site, earliest_start(now, lead), search.deadline)
+    if paused(pro, now):  # back from a pause before the deadline (see Search.back_by)
+        firsts = [t for t in firsts if t >= after_pause(pro, now, lead)]
     start = next((t for t in firsts if overflow_room(pro, paris_day(t), option.taken_on.get(paris_day(t), 0))), None)
     if start is None:
         return None

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
-from services.common.clock import PARIS
+from services.common.clock import PARIS, last_paris_day
 
 PUBLISH_DAYS = 7  # slots are published for today and the six days after
 SLOT_MINUTES = (15, 20, 30, 45, 60)
@@ -86,7 +86,7 @@ def last_paused_day(paused_until: datetime | None, now: datetime) -> date | None
     """The last day of a pause still running (as the page shows it), or None."""
     if paused_until is None or paused_until <= now:
         return None
-    return (paused_until.astimezone(PARIS) - timedelta(microseconds=1)).date()
+    return last_paris_day(paused_until)
 
 
 def overflow_cap(accepts: bool, cap: int) -> tuple[bool, int]:
