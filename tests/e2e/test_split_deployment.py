@@ -50,9 +50,10 @@ async def deployment(postgres_url: str, kafka_bootstrap: str) -> AsyncIterator[t
     data = Path(tempfile.mkdtemp())
     common = {"INTERNAL_API_KEY": "ik"}
     intake = start_service("intake", database_url, kafka_bootstrap, prefix, log, **common)
+    matcher = start_service("matcher", database_url, kafka_bootstrap, prefix, log, **common)
     processes = {
         "intake": intake,
-        "matcher": start_service("matcher", database_url, kafka_bootstrap, prefix, log, **common),
+        "matcher": matcher,
         "notifier": start_service(
             "notifier",
             database_url,
@@ -64,7 +65,15 @@ async def deployment(postgres_url: str, kafka_bootstrap: str) -> AsyncIterator[t
             **common,
         ),
         "ops": start_service(
-            "ops", database_url, kafka_bootstrap, prefix, log, OPS_ADMIN_EMAIL=ADMIN[0], OPS_ADMIN_PASSWORD=ADMIN[1]
+            "ops",
+            database_url,
+            kafka_bootstrap,
+            prefix,
+            log,
+            OPS_ADMIN_EMAIL=ADMIN[0],
+            OPS_ADMIN_PASSWORD=ADMIN[1],
+            MATCHER_URL=f"http://127.0.0.1:{matcher[1]}",
+            **common,
         ),
     }
     gateway = Gateway({name: port for name, (_, port) in processes.items()})
@@ -141,6 +150,7 @@ async def test_one_request_from_post_to_confirmed_through_the_gateway(
 
     assert await eventually(counted), "the ops service's read model never counted the appointment"
     await the_dashboard_is_reachable(http)
+    await a_coordinator_pauses_a_professional_through_the_matcher(http)
     await only_public_paths_are_routed(http)
     owners = {service for _, service in gateway.forwarded}
     assert owners == {"intake", "matcher", "notifier", "ops"}
@@ -155,6 +165,26 @@ async def the_dashboard_is_reachable(http: httpx.AsyncClient) -> None:
     assert logged.status_code == 303 and logged.headers["location"] == "/ops", logged.text
     dashboard = await http.get("/ops", params={"cpts_id": "cpts-split"})
     assert dashboard.status_code == 200 and "cpts-split" in dashboard.text
+
+
+async def a_coordinator_pauses_a_professional_through_the_matcher(http: httpx.AsyncClient) -> None:
+    """The directory page (ops) asks the matcher, another process, over its internal route."""
+
+    async def listed() -> str | None:
+        card = await http.get("/ops/directory/79000000001", params={"cpts_id": "cpts-split"})
+        return card.text if card.status_code == 200 else None
+
+    page = await eventually(listed)
+    assert page and "Dr Split" in page
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert csrf
+    today = utcnow().astimezone(PARIS).date().isoformat()
+    paused = await http.post(
+        "/ops/directory/79000000001/pause", data={"csrf": csrf.group(1), "cpts_id": "cpts-split", "until": today}
+    )
+    assert paused.status_code == 303, paused.text
+    pro = (await http.get("/v1/professionals/79000000001", headers=AUTH)).json()
+    assert pro["paused_until"] is not None
 
 
 async def only_public_paths_are_routed(http: httpx.AsyncClient) -> None:
