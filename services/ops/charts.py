@@ -7,6 +7,7 @@ pages work without JavaScript. Every text is escaped.
 from __future__ import annotations
 
 import math
+import textwrap
 from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import date, timedelta
@@ -41,13 +42,16 @@ def bars(
         return f'<p class="muted">{escape(title)} : {escape(t("rien sur la période"))}</p>'
     top = max(v for _, v in values) or 1
     row, label_w = 22, 150
-    height = row * len(values) + 26
-    parts = [
-        f'<svg role="img" aria-label="{escape(title)}" viewBox="0 0 {width} {height}" width="100%">',
-        f'<text x="0" y="14" font-size="13" font-weight="600">{escape(title)}</text>',
+    lines = textwrap.wrap(title, 56)  # a long title on several lines rather than cut at the edge
+    head = 10 + 16 * len(lines)
+    height = row * len(values) + head + 2
+    parts = [f'<svg role="img" aria-label="{escape(title)}" viewBox="0 0 {width} {height}" width="100%">']
+    parts += [
+        f'<text x="0" y="{14 + 16 * n}" font-size="13" font-weight="600">{escape(line)}</text>'
+        for n, line in enumerate(lines)
     ]
     for i, (label, value) in enumerate(values):
-        y = 24 + i * row
+        y = head + i * row
         w = (width - label_w - 50) * value / top
         parts.append(
             f'<text x="0" y="{y + 14}" font-size="12">{escape(label)}</text>'

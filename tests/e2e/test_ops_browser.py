@@ -48,7 +48,7 @@ async def test_a_coordinator_follows_a_request_live(stack: Stack, browser: Brows
     await shot(mine, "ops-live-confirmed")
 
     async with mine.expect_download() as waiting:
-        await mine.get_by_role("link", name="requests").click()
+        await mine.get_by_role("link", name="demandes").click()
     download = await waiting.value
     path = await download.path()
     assert request_id in path.read_text(encoding="utf-8")
@@ -70,7 +70,7 @@ async def test_the_dashboard_fits_a_phone_and_speaks_french(stack: Stack, browse
     )
     request_id = await stack.submit("27229")
     await stack.wait_status(request_id, "offered")
-    context = await browser.new_context(viewport={"width": 360, "height": 780})
+    context = await browser.new_context(viewport={"width": 360, "height": 780}, locale="fr-FR")
     page = await context.new_page()
     await page.goto(f"{stack.http.base_url}/ops/login")
     await page.fill("#email", "coord@evreux.example.org")
@@ -85,3 +85,48 @@ async def test_the_dashboard_fits_a_phone_and_speaks_french(stack: Stack, browse
     assert "coordinateur de CPTS" in text and "coordinator" not in text  # a role, in French
     assert "Dr 27000000001" in text  # the professional asked, by name
     await context.close()
+
+
+async def test_a_sas_admin_picks_a_cpts_by_name_and_reads_labels_in_french_then_english(
+    stack: Stack, browser: Browser
+) -> None:
+    territory = {"name": "CPTS Val de Rance", "communes": ["22050"], "radius_km": 30}  # Dinan
+    assert (await stack.http.put("/v1/territories/cpts-rance", json=territory, headers=stack.auth)).status_code == 201
+    gp = await stack.professional("22000000001", "22050", slots=[stack.paris(0, 16, 0)], cpts_id="cpts-rance")
+    request_id = await stack.submit("22050")
+    [offer] = await stack.mail.wait_for(gp)
+    await stack.http.post(f"{link_path(offer)}/refuse", data={"reason": "too_far"})
+    await stack.wait_status(request_id, "unresolved")
+    ops = next(p for p in stack.runtime.parts if p.name == "ops")
+    await Accounts(ops.db, stack.clock).put("admin@sas.example.org", "mot de passe du SAS", "sas_admin", None)
+
+    for viewport in ({"width": 1280, "height": 900}, {"width": 360, "height": 780}):
+        context = await browser.new_context(viewport=viewport, locale="fr-FR")
+        page = await context.new_page()
+        await page.goto(f"{stack.http.base_url}/ops/login")
+        await page.fill("#email", "admin@sas.example.org")
+        await page.fill("#password", "mot de passe du SAS")
+        await page.get_by_role("button", name="Se connecter").click()
+        await page.wait_for_selector("#cpts_id")  # the picker, not an error
+        assert "Choisir une CPTS" in await page.inner_text("h1")
+        await page.select_option("#cpts_id", label="CPTS Val de Rance (cpts-rance)")
+        await page.get_by_role("button", name="Afficher").click()
+        await page.wait_for_selector("#indicator-1")
+        text = await page.inner_text("body")
+        assert "Opérations SAS – CPTS Val de Rance" in text
+        assert "trop loin : 1" in text and "too_far" not in text  # the refusal's motive as a label
+        assert "administrateur SAS" in text and "sas_admin" not in text
+        wide = viewport["width"]
+        assert await page.evaluate("document.documentElement.scrollWidth") <= wide
+        await shot(page, f"ops-admin-{wide}")
+
+        await page.get_by_role("link", name="English").click()
+        await page.wait_for_selector("#indicator-1")
+        english = await page.inner_text("body")
+        assert "SAS operations – CPTS Val de Rance" in english and "Refusals, by reason" in english
+        assert "too far: 1" in english and "SAS administrator" in english
+        await page.get_by_role("link", name="Directory").click()  # the language is remembered
+        await page.wait_for_selector("h1")
+        assert "Directory" in await page.inner_text("h1")
+        await shot(page, f"ops-admin-directory-en-{wide}")
+        await context.close()
