@@ -170,3 +170,44 @@ async def test_settings_from_the_page_reach_the_directory(stack: Stack) -> None:
     assert closed.status_code == 422 and "fermé" in closed.text
     english = await stack.http.get(f"{path}?lang=en")
     assert "My SAS space" in english.text
+
+
+@pytest.mark.parametrize(
+    ("path", "form"),
+    [
+        ("/p/{link}/slots", {"day": "demain", "at": "10:00", "minutes": "20", "site_id": "main"}),
+        ("/p/{link}/slots", {"day": "2026-12-02", "at": "25:99", "minutes": "20", "site_id": "main"}),
+        ("/p/{link}/slots", {"day": "2026-12-02", "at": "10:00", "minutes": "99999", "site_id": "main"}),
+        ("/p/{link}/slots", {"day": "2026-12-02", "at": "10:00", "minutes": "20", "site_id": "../../etc"}),
+        ("/p/{link}/slots", {"day": "2026-12-02", "at": "10:00", "minutes": "20", "site_id": "elsewhere"}),
+        ("/p/{link}/slots", {"day": "9999-12-31", "at": "10:00", "minutes": "20", "site_id": "main"}),
+        ("/p/{link}/slots/not-mine/withdraw", {}),
+        ("/p/{link}/slots/" + "x" * 300 + "/withdraw", {}),
+        ("/p/{link}/overflow", {"accepts": "true", "cap": "-1"}),
+        ("/p/{link}/overflow", {"accepts": "peut-être", "cap": "2"}),
+        ("/p/{link}/pause", {"until": "1999-01-01"}),
+        ("/p/{link}/pause", {"until": "9999-12-31"}),
+        ("/p/{link}/channels", {"by_email": "true", "email": "pas-une-adresse"}),
+        ("/p/{link}/channels", {"by_sms": "true", "phone": "06 <script>"}),
+        ("/p/{link}/channels", {"by_email": "true", "email": "a@b.fr" + "x" * 5000}),
+        ("/p", {"email": "x" * 5000 + "@b.fr"}),
+        ("/p", {"email": ""}),
+        ("/p/p1.60000000009.1796112000.forged/pause", {"until": "2026-12-02"}),
+        ("/p/{link}x/revoke", {}),
+    ],
+)
+async def test_hostile_input_on_the_own_page_gets_a_4xx_and_changes_nothing(
+    stack: Stack, path: str, form: dict[str, str]
+) -> None:
+    email = await stack.professional("60000000009", "35047")  # Bruz
+    if not stack.mail.to(email):
+        await stack.http.post("/p", data={"email": email})
+    link = own_path((await stack.mail.wait_for(email))[0]).removeprefix("/p/")
+    before = (await stack.http.get("/v1/professionals/60000000009", headers=stack.auth)).json()
+    answer = await stack.http.post(path.replace("{link}", link), data=form)
+    assert 400 <= answer.status_code < 500, (answer.status_code, answer.text[:300])
+    after = (await stack.http.get("/v1/professionals/60000000009", headers=stack.auth)).json()
+    assert after == before
+    window = {"rpps": "60000000009", "from": "2026-11-30T00:00:00Z", "to": "2027-01-01T00:00:00Z"}
+    slots = await stack.http.get("/v1/slots", params=window, headers=stack.auth)
+    assert slots.json()["items"] == []  # no slot published by a refused form
