@@ -21,6 +21,7 @@ from services.common.clock import utcnow
 from tests.integration.helpers import ALWAYS_OPEN, fresh_topics, start_service, wait_healthy
 
 LINK = re.compile(r"http://[^/\s]+(/o/[A-Za-z0-9_\-]+)")
+OWN_LINK = re.compile(r"http://[^/\s]+(/p/[A-Za-z0-9_.\-]+)")
 AUTH = {"Authorization": "Bearer k"}
 FINAL = ("confirmed", "unresolved", "cancelled")
 
@@ -108,6 +109,16 @@ class Cascade:
                 if page.status_code == 200 and "vous avez accepté" in page.text:
                     self.accepted[path] = str(message["To"]).split("@")[0]
         return answers
+
+    def own_link(self) -> str:
+        """A professional's personal link, from the first e-mail that carries one (their own page,
+        served by the matcher)."""
+        for file in sorted(self.mail.glob("*.eml")) if self.mail.exists() else []:
+            message = email.message_from_bytes(file.read_bytes(), policy=policy.default)
+            found = OWN_LINK.search(message.get_body(("plain",)).get_content())  # type: ignore[union-attr]
+            if found:
+                return self.url(self.matcher, found.group(1))
+        raise AssertionError("no e-mail carries a personal link")
 
     async def statuses(self) -> dict[str, dict[str, Any]]:
         found = {}

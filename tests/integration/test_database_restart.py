@@ -1,6 +1,7 @@
 """PostgreSQL stopped and started again mid-cascade, the three services each in its own process.
 
-While the database is away the API answers 503 with Retry-After, the offer pages say to try again,
+While the database is away the API answers 503 with Retry-After, the offer pages and the
+professionals' own pages say to try again,
 and the consumers wait: nothing is dead-lettered, no acceptance is lost, and every request
 answered 202 ends confirmed with the professional who accepted it.
 """
@@ -9,10 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from services.common.embedded import EmbeddedPostgres
-from tests.integration.cascade import Cascade
+from tests.integration.cascade import AUTH, Cascade
 from tests.integration.helpers import read_topic, skip_when_every_practice_is_closed
 
 
@@ -35,6 +37,12 @@ async def test_postgresql_stopped_and_started_mid_cascade_loses_nothing(kafka_bo
         assert all(a.headers["content-type"].startswith("application/problem+json") for a in during)
         pages = await cascade.accept_what_came()  # offers e-mailed before, answered now
         assert pages and all(p.status_code == 503 and "Réessayez" in p.text for p in pages)
+        own = cascade.own_link()  # a professional's own page: "try again", and nothing half-done
+        shown = await cascade.http.get(own)
+        assert shown.status_code == 503 and shown.headers.get("retry-after") and "Réessayez" in shown.text
+        soon = (datetime.now(UTC) + timedelta(days=3)).date().isoformat()
+        paused = await cascade.http.post(f"{own}/pause", data={"until": soon})
+        assert paused.status_code == 503 and "Réessayez" in paused.text
         await asyncio.sleep(3)
         server.resume()
         await cascade.post(3)
@@ -47,6 +55,10 @@ async def test_postgresql_stopped_and_started_mid_cascade_loses_nothing(kafka_bo
         assert not not_confirmed, (not_confirmed, cascade.log.read_text()[-3000:])
         booked_with = {str(s["appointment"]["professional"]["rpps"]) for s in statuses.values()}
         assert set(cascade.accepted.values()) <= booked_with and len(cascade.accepted) > accepted_before
+        assert (await cascade.http.get(own)).status_code == 200
+        rpps = own.split("/p/p1.")[1].split(".")[0]
+        pro = await cascade.http.get(cascade.url(cascade.matcher, f"/v1/professionals/{rpps}"), headers=AUTH)
+        assert pro.json()["paused_until"] is None  # the change refused during the outage did not happen
         matcher, notifier = await cascade.offers_agree()
         assert matcher == notifier
         dead = await read_topic(kafka_bootstrap, f"{cascade.prefix}deadletter.v1", expected=1, timeout=2)
