@@ -62,6 +62,7 @@ import asyncpg
 import psutil
 from aiohttp import web
 
+from bench.self_service import SelfService
 from services.common.geo import communes
 
 ALWAYS_OPEN = {day: [["00:00", "23:59"]] for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
@@ -102,11 +103,13 @@ class Receiver:
         self.actions: set[asyncio.Task[None]] = set()
         self.action_errors: Counter[str] = Counter()
         self.http: aiohttp.ClientSession | None = None
+        self.on_offer: list[Any] = []  # (rpps, request_id) callbacks: see bench/self_service.py
 
     def app(self) -> web.Application:
         app = web.Application()
         app.router.add_post("/callback", self.callback)
         app.router.add_post("/booking", self.booking)
+        app.router.add_post("/booking/{rpps}", self.booking)
         return app
 
     def _act(self, work: Any) -> None:
@@ -129,6 +132,9 @@ class Receiver:
     async def booking(self, request: web.Request) -> web.Response:
         body = await request.json()
         tracked = self.requests.get(body.get("request_id", ""))
+        if tracked is not None and body.get("event") == "offer":
+            for told in self.on_offer:
+                told(request.match_info.get("rpps", ""), body["request_id"])
         if tracked is not None and tracked.accept and body.get("event") == "offer":
             self._act(self._accept(tracked, f"{body['link']}/accept"))
         return web.Response(status=204)
@@ -267,9 +273,11 @@ class LoadRun:
         now = datetime.now(UTC).replace(second=0, microsecond=0)
         gate = asyncio.Semaphore(16)
         webhook = f"{self.receiver_url}/booking"
+        self.rpps: list[str] = []
 
         async def professional(i: int) -> None:
             rpps = f"8{int(self.run_id, 16) % 100_000:05d}{i:05d}"  # 11 digits, new on each run
+            self.rpps.append(rpps)
             overflow = i % 5 == 0
             async with gate:
                 await self._put(
@@ -283,7 +291,7 @@ class LoadRun:
                         "accepts_overflow": overflow,
                         "overflow_daily_cap": 10 if overflow else 0,
                         "email": f"{rpps}@bench.example.org",
-                        "channels": [{"type": "webhook", "url": webhook}],
+                        "channels": [{"type": "webhook", "url": f"{webhook}/{rpps}"}],
                         "sites": [
                             {
                                 "site_id": "main",
@@ -513,10 +521,22 @@ async def main(args: argparse.Namespace) -> None:
             print("idle cpu_cores[" + " ".join(f"{k}={v:.2f}" for k, v in idle.items()) + "]", flush=True)
             bench_process = psutil.Process()
             results: list[StepResult] = []
+            own = None
+            if args.self_service:
+                if service is None:
+                    sys.exit("--self-service reads the service's mail folder: let the benchmark start the service")
+                own = SelfService(base, folder / "data" / "mail", args.self_service_interval, random.Random(args.seed))
+                await own.ask_links(http, run.rpps[: args.self_service])
+                run.receiver.on_offer.append(own.offered)
             for rate in RAMP if args.ramp else args.rate:
                 bench_cpu = sum(bench_process.cpu_times()[:2])
                 began = time.perf_counter()
+                stop_acting = asyncio.Event()
+                acting = asyncio.create_task(own.act_until(http, stop_acting)) if own else None
                 result = await run.step(http, rate)
+                stop_acting.set()
+                if acting is not None:
+                    await acting
                 bench_cores = (sum(bench_process.cpu_times()[:2]) - bench_cpu) / (time.perf_counter() - began)
                 results.append(result)
                 print(result.line() + f" bench={bench_cores:.2f}", flush=True)
@@ -524,6 +544,9 @@ async def main(args: argparse.Namespace) -> None:
                     break
             await asyncio.gather(*run.receiver.actions, return_exceptions=True)
             await run.explain_slowest(http, args.explain)
+            if own is not None:
+                faults = await own.offers_while_paused(http, args.key)
+                print(own.line(faults), *faults[:5], sep="\n", flush=True)
     finally:
         await runner.cleanup()
         if service is not None:
@@ -568,6 +591,8 @@ if __name__ == "__main__":
     parser.add_argument("--department", default="79")
     parser.add_argument("--accept-share", type=float, default=0.1, help="offers accepted; the rest are cancelled")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--self-service", type=int, default=0, help="GPs using their own page during the load")
+    parser.add_argument("--self-service-interval", type=float, default=0.5, help="seconds between their actions")
     parser.add_argument("--explain", type=int, default=3, help="print the history of the N slowest requests")
     parser.add_argument("--log-level", default="INFO", help="the service's (its log is in the data folder)")
     parser.add_argument("--keep", action="store_true", help="keep the data folder and the service's log")
