@@ -62,7 +62,6 @@ import asyncpg
 import psutil
 from aiohttp import web
 
-from bench.self_service import SelfService
 from services.common.geo import communes
 
 ALWAYS_OPEN = {day: [["00:00", "23:59"]] for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
@@ -521,8 +520,10 @@ async def main(args: argparse.Namespace) -> None:
             print("idle cpu_cores[" + " ".join(f"{k}={v:.2f}" for k, v in idle.items()) + "]", flush=True)
             bench_process = psutil.Process()
             results: list[StepResult] = []
-            own = None
+            own: Any = None
             if args.self_service:
+                from self_service import SelfService  # bench/self_service.py, beside this script
+
                 if service is None:
                     sys.exit("--self-service reads the service's mail folder: let the benchmark start the service")
                 own = SelfService(base, folder / "data" / "mail", args.self_service_interval, random.Random(args.seed))

@@ -82,6 +82,8 @@ def build(ctx: Context, contacts: ContactSource) -> tuple[NotifierService, Servi
     )
     dispatcher = Pump("notifier-dispatch", service.dispatch, ctx.settings.sweep_interval_seconds)
     service.on_notification.append(dispatcher.poke)
+    link_emails = Pump("notifier-link-emails", service.send_link_emails, ctx.settings.sweep_interval_seconds)
+    service.on_link_email.append(link_emails.poke)
     handlers: Handlers = {
         OfferProposed: service.on_offer_proposed,
         OfferWithdrawn: service.on_offer_withdrawn,
@@ -100,7 +102,7 @@ def build(ctx: Context, contacts: ContactSource) -> tuple[NotifierService, Servi
         subscriptions=[
             Subscription("notifier", [ctx.topics.matching], handlers),
         ],
-        pumps=[dispatcher],
+        pumps=[dispatcher, link_emails],
         timers=[
             (service.expire_due, ctx.settings.sweep_interval_seconds),
             (service.remind_due, ctx.settings.sweep_interval_seconds),

@@ -88,6 +88,7 @@ class NotifierService:
         self.base_url, self.offer_timeout, self.senders, self.contacts = base_url, offer_timeout, senders, contacts
         self.templates, self.reminder_minutes = templates, reminder_minutes
         self.on_notification: list[Callable[[], None]] = []
+        self.on_link_email: list[Callable[[], None]] = []  # pokes the link e-mails' own pump
         self.messages = DeliveryQueue(db, ProfessionalMessages(senders, self._message, self.on_notification), clock)
         self.link_emails = DeliveryQueue(db, LinkMessages(senders["email"], templates, self.own_link), clock)
 
@@ -104,7 +105,7 @@ class NotifierService:
         tx.session.add(
             LinkMessage(rpps=event.rpps, name=event.name, email=event.email, requested_at=now, next_attempt_at=now)
         )
-        tx.after_commit.extend(self.on_notification)
+        tx.after_commit.extend(self.on_link_email)
 
     # --- the matcher's news ------------------------------------------------------------------
 
@@ -369,7 +370,12 @@ class NotifierService:
 
     async def dispatch(self) -> int:
         """Send the messages that are due (see dispatch.py); for a Pump (see deliver_more)."""
-        return await self.messages.deliver_more() + await self.link_emails.deliver_more()
+        return await self.messages.deliver_more()
+
+    async def send_link_emails(self) -> int:
+        """Send the "send me my link" e-mails that are due (their own pump: an offer's messages
+        never wait for them, and a round of offers makes no claim on their table)."""
+        return await self.link_emails.deliver_more()
 
     def _message(self, notification: Notification, offer: Offer, channel: dict[str, str]) -> Message:
         link = self.link(offer) if notification.purpose in ("offer", "reminder") else None
