@@ -64,7 +64,8 @@ class SelfService:
         print(f"self-service: {len(self.professionals)} of {len(rpps)} professionals got their link", flush=True)
 
     def offered(self, rpps: str, request_id: str) -> None:
-        self.offers.append((rpps, datetime.now(UTC), request_id))
+        if rpps in self.professionals:
+            self.offers.append((rpps, datetime.now(UTC), request_id))
 
     async def act_until(self, http: aiohttp.ClientSession, stop: asyncio.Event) -> None:
         while not stop.is_set() and self.professionals:
