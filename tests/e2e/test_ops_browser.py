@@ -8,7 +8,7 @@ from playwright.async_api import Browser, Page
 
 from services.ops.accounts import Accounts
 from tests.e2e.conftest import Stack, link_path
-from tests.e2e.test_browser import shot
+from tests.e2e.test_browser import ARTIFACTS, shot
 
 pytestmark = pytest.mark.e2e
 LIVE_WAIT_MS = 15_000  # the live view polls every 5 s
@@ -119,6 +119,7 @@ async def test_a_sas_admin_picks_a_cpts_by_name_and_reads_labels_in_french_then_
         wide = viewport["width"]
         assert await page.evaluate("document.documentElement.scrollWidth") <= wide
         await shot(page, f"ops-admin-{wide}")
+        await page.locator(".card.wide").screenshot(path=str(ARTIFACTS / f"ops-admin-per-day-{wide}.png"))
 
         await page.get_by_role("link", name="English").click()
         await page.wait_for_selector("#indicator-1")
