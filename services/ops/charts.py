@@ -143,15 +143,20 @@ def _hull(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
 
 
 LABELLED = 6  # communes named on the map: the busiest
+LANDMARKS = 4  # and the territory's most populous, so that the map reads even on a quiet day
 
 
-def _busiest(placed: Sequence[tuple[str, geo.Commune, int]]) -> list[geo.Commune]:
+def _named(placed: Sequence[tuple[str, geo.Commune, int]], area: Sequence[geo.Commune]) -> list[geo.Commune]:
+    """The communes the map names: the busiest of the period, then the territory's largest towns."""
     counts: Counter[str] = Counter()
     by_code: dict[str, geo.Commune] = {}
     for _, commune, n in placed:
         counts[commune.insee] += n
         by_code[commune.insee] = commune
-    return [by_code[code] for code, _ in counts.most_common(LABELLED)]
+    named = [by_code[code] for code, _ in counts.most_common(LABELLED)]
+    towns = sorted(area, key=lambda c: -c.population)
+    named += [c for c in towns if c not in named][: max(0, LANDMARKS - len(named) // 2)]
+    return named
 
 
 def _label(x: float, y: float, name: str) -> str:
@@ -215,6 +220,6 @@ def commune_map(
             f"<title>{escape(c.name)} : {n} {escape(t('demande(s)') if kind == 'requests' else t('rendez-vous'))}"
             f"</title></circle>"
         )
-    parts += [_label(*xy(c.lat, c.lon), c.name) for c in _busiest(placed)]
+    parts += [_label(*xy(c.lat, c.lon), c.name) for c in _named(placed, area)]
     parts.append(f'<text x="8" y="{height - 8}" font-size="11" fill="#57606a">{escape(title)}</text></svg>')
     return "".join(parts)

@@ -66,6 +66,7 @@ def test_the_map_draws_the_territory_and_names_the_busiest_communes() -> None:
     territory = ["54395", "54547", "54304", "54339", "54482"]  # Nancy and neighbours
     svg = charts.commune_map([], territory)
     assert "<polygon" in svg and svg.count('r="1.6"') == 5  # outline and every commune, nothing happened
+    assert svg.count("</text>") - 1 == charts.LANDMARKS and ">Nancy</text>" in svg  # the largest towns named
     at = datetime(2026, 12, 1, 10, tzinfo=PARIS)
     busy = [RequestFacts("r1", at, "T", "confirmed", commune_insee="54547", appointment_commune="54395")]
     named = charts.commune_map(busy, territory)
