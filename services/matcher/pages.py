@@ -59,7 +59,12 @@ NOTICES = {  # a link that opens nothing, and the "send me my link" answers: (ti
         "Il est valable 30 jours.",
         200,
     ),
-    "ask": ("Recevoir mon lien", "Indiquez l'adresse e-mail que vous avez donnée à votre CPTS.", 200),
+    "ask": (
+        "Recevoir mon lien",
+        "Votre espace SAS : vos rendez-vous SAS, vos créneaux, une pause, vos moyens de contact. Indiquez "
+        "l'adresse e-mail que vous avez donnée à votre CPTS : le lien qui l'ouvre vous y est envoyé.",
+        200,
+    ),
     "unavailable": (
         "Service momentanément indisponible",
         "Le service ne peut pas afficher votre espace pour le moment. Réessayez dans un instant : rien n'a été perdu.",

@@ -74,6 +74,14 @@ async def test_a_gp_publishes_a_slot_from_the_offer_email_and_the_next_request_i
     assert await page.locator("#slots").get_by_text("proposé à un patient").count() == 1
     await page.set_viewport_size(DESKTOP)
     await shot(page, "own-space-desktop")
+    await page.get_by_role("link", name="English").click()
+    await page.wait_for_load_state()
+    assert await page.locator("h1").inner_text() == "My SAS space"
+    assert await page.get_by_role("button", name="Publish this slot").count() == 1
+    await page.set_viewport_size(PHONE)
+    await shot(page, "own-space-phone-en")
+    await page.goto(f"{stack.http.base_url}/p")  # "send me my link"
+    await shot(page, "own-link-ask")
     await page.context.close()
 
 
