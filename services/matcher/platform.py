@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 import structlog
-from sqlalchemy import and_, text
+from sqlalchemy import and_, or_, text
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
@@ -78,6 +78,8 @@ class PlatformBookings:
                 col(m.Slot.start) > now,
                 col(m.Professional.active),
                 col(m.Site.active),
+                # a professional on pause takes no patient before its end (their own page)
+                or_(col(m.Professional.paused_until).is_(None), col(m.Professional.paused_until) <= col(m.Slot.start)),
             )
             .order_by(col(m.Slot.start), col(m.Slot.slot_id))
             .limit(MAX_SLOTS)
@@ -159,6 +161,8 @@ class PlatformBookings:
             raise BookingRefused("this slot is not published to the platform (inactive, or outside every CPTS)")
         if slots[0].start <= now:
             raise BookingRefused("this slot has already started")
+        if pro.paused_until is not None and slots[0].start < pro.paused_until:
+            raise BookingRefused("the professional takes no patient at that time (on pause)")
         appointment_id = uuid.uuid4().hex
         request_id = request_id_of(appointment_id)
         for slot in slots:  # the free ones first; one taken meanwhile by the cascade: the next

@@ -247,6 +247,24 @@ async def test_a_booking_of_a_slot_the_cascade_holds_is_refused(stack: Stack) ->
     assert "no longer free" in outcome_of(held, 422)["issue"][0]["diagnostics"]
 
 
+async def test_a_professional_on_pause_publishes_nothing_to_the_platform_before_its_end(stack: Stack) -> None:
+    await territory(stack, "cpts-fhir-pause", ["63075"])
+    await stack.professional(
+        "63000000002", "63075", cpts_id="cpts-fhir-pause", slots=[stack.paris(0, 16), stack.paris(1, 10)]
+    )
+    assert (await search(stack, "63000000002"))["total"] == 2
+    paused = await stack.http.put(
+        "/v1/professionals/63000000002/pause", json={"until": stack.paris(0, 12).date().isoformat()}, headers=stack.auth
+    )
+    assert paused.status_code == 200 and paused.json()["paused_until"]
+    found = await search(stack, "63000000002")
+    starts = [e["resource"]["start"] for e in found["entry"] if e["resource"]["resourceType"] == "Slot"]
+    assert found["total"] == 1 and [datetime.fromisoformat(s) for s in starts] == [stack.paris(1, 10)]
+    refused = await book(stack, "63000000002", stack.paris(0, 16), "RDV-P1")
+    assert "on pause" in outcome_of(refused, 422)["issue"][0]["diagnostics"]
+    assert (await book(stack, "63000000002", stack.paris(1, 10), "RDV-P2")).status_code == 201
+
+
 RACE_COMMUNES = ["75056", "69123", "13055", "31555", "33063", "67482", "59350", "44109", "35238", "29019"]
 
 
