@@ -27,10 +27,11 @@ FINAL = ("confirmed", "unresolved", "cancelled")
 
 
 class Cascade:
-    """intake, matcher and notifier as OS processes on one database and one broker; the notifier
-    keeps its e-mails in a folder, where the professionals' links are read."""
+    """intake, matcher and notifier (and, when asked, the operations service) as OS processes on
+    one database and one broker; the notifier keeps its e-mails in a folder, where the
+    professionals' links are read. The professionals belong to one CPTS, `cpts-cascade`."""
 
-    def __init__(self, database_url: str, bootstrap: str) -> None:
+    def __init__(self, database_url: str, bootstrap: str, with_ops: bool = False) -> None:
         self.database_url = database_url
         self.prefix = fresh_topics().prefix
         self.mail = Path(tempfile.mkdtemp()) / "mail"
@@ -49,6 +50,12 @@ class Cascade:
             **common,
         )
         self.processes = [self.intake, self.matcher, self.notifier]
+        if with_ops:
+            matcher_url = f"http://127.0.0.1:{self.matcher[1]}"
+            ops = start_service(
+                "ops", database_url, bootstrap, self.prefix, self.log, MATCHER_URL=matcher_url, **common
+            )
+            self.processes.append(ops)
         # idle connections dropped before uvicorn's 5 s keep-alive closes them (see tests/e2e/conftest.py)
         self.http = httpx.AsyncClient(timeout=10, limits=httpx.Limits(keepalive_expiry=2.0))
         self.accepted: dict[str, str] = {}  # offer link → the professional whose e-mail it came in
@@ -61,10 +68,14 @@ class Cascade:
         for process, port in self.processes:
             wait_healthy(port, process)
         start = utcnow().replace(second=0, microsecond=0) + timedelta(hours=2)
+        territory = {"name": "CPTS cascade", "communes": ["79174"]}
+        put = await self.http.put(self.url(self.matcher, "/v1/territories/cpts-cascade"), json=territory, headers=AUTH)
+        assert put.status_code in (200, 201), put.text
         for n in range(professionals):
             rpps = f"8100000000{n}"
             site = {"site_id": "main", "name": "Cabinet", "commune_insee": "79174", "opening_hours": ALWAYS_OPEN}
             body = {"name": f"Dr {n}", "profession": "general_practitioner", "email": f"{rpps}@x.org", "sites": [site]}
+            body["cpts_id"] = "cpts-cascade"
             put = await self.http.put(self.url(self.matcher, f"/v1/professionals/{rpps}"), json=body, headers=AUTH)
             assert put.status_code in (200, 201), put.text
             for s in range(slots):
@@ -141,6 +152,15 @@ class Cascade:
                 break
             await asyncio.sleep(0.5)
         return statuses
+
+    async def query(self, sql: str) -> list[Any]:
+        """Rows straight from the shared database (every service's schema)."""
+        url = make_url(self.database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+        connection = await asyncpg.connect(url)
+        try:
+            return list(await connection.fetch(sql))
+        finally:
+            await connection.close()
 
     async def offers_agree(self) -> tuple[dict[str, str], dict[str, str]]:
         """Every offer as the matcher sees it, and as the notifier does (in the matcher's words)."""
