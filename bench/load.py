@@ -259,6 +259,7 @@ class LoadRun:
         self.communes = [c.insee for c in department]
         self.weights = [max(1, c.population) for c in department]
         self.run_id = uuid.uuid4().hex[:6]
+        self.platform_booked: list[tuple[str, str]] = []
         self.counter = 0
 
     @property
@@ -437,7 +438,10 @@ class LoadRun:
         for tracked in self.receiver.requests.values():
             final = tracked.final
             if final and final["status"] == "confirmed" and final["appointment"]["kind"] == "slot":
-                booked[(final["appointment"]["professional"]["rpps"], final["appointment"]["start"])] += 1
+                at = datetime.fromisoformat(final["appointment"]["start"])
+                booked[(final["appointment"]["professional"]["rpps"], at)] += 1
+        for rpps, start in self.platform_booked:  # the national platform's bookings (--platform)
+            booked[(rpps, datetime.fromisoformat(start))] += 1
         doubles = sum(n - 1 for n in booked.values() if n > 1)
         lost = sum(1 for t in self.receiver.requests.values() if t.final is None and not t.http_error)
         return doubles, lost
@@ -462,6 +466,7 @@ def start_service(args: argparse.Namespace, folder: Path) -> tuple[subprocess.Po
         "PORT": str(port),
         "DATA_DIR": str(folder / "data"),
         "REGULATOR_API_KEYS": args.key,
+        "FHIR_API_KEYS": args.fhir_key,
         "SECRET_KEY": "bench",
         "DEMO_DATA": "0",
         "LOG_LEVEL": args.log_level,
@@ -529,15 +534,22 @@ async def main(args: argparse.Namespace) -> None:
                 own = SelfService(base, folder / "data" / "mail", args.self_service_interval, random.Random(args.seed))
                 await own.ask_links(http, run.rpps[: args.self_service])
                 run.receiver.on_offer.append(own.offered)
+            platform: Any = None
+            if args.platform:
+                from platform_bookings import PlatformBookings  # bench/platform_bookings.py
+
+                platform = PlatformBookings(base, args.fhir_key, args.platform, random.Random(args.seed))
             for rate in RAMP if args.ramp else args.rate:
                 bench_cpu = sum(bench_process.cpu_times()[:2])
                 began = time.perf_counter()
                 stop_acting = asyncio.Event()
                 acting = asyncio.create_task(own.act_until(http, stop_acting)) if own else None
+                booking = asyncio.create_task(platform.book_until(http, run.rpps, stop_acting)) if platform else None
                 result = await run.step(http, rate)
                 stop_acting.set()
-                if acting is not None:
-                    await acting
+                for task in (acting, booking):
+                    if task is not None:
+                        await task
                 bench_cores = (sum(bench_process.cpu_times()[:2]) - bench_cpu) / (time.perf_counter() - began)
                 results.append(result)
                 print(result.line() + f" bench={bench_cores:.2f}", flush=True)
@@ -545,6 +557,9 @@ async def main(args: argparse.Namespace) -> None:
                     break
             await asyncio.gather(*run.receiver.actions, return_exceptions=True)
             await run.explain_slowest(http, args.explain)
+            if platform is not None:
+                print(platform.line(), flush=True)
+                run.platform_booked = platform.booked
             if own is not None:
                 faults = await own.offers_while_paused(http, args.key)
                 print(own.line(faults), *faults[:5], sep="\n", flush=True)
@@ -593,6 +608,8 @@ if __name__ == "__main__":
     parser.add_argument("--accept-share", type=float, default=0.1, help="offers accepted; the rest are cancelled")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--self-service", type=int, default=0, help="GPs using their own page during the load")
+    parser.add_argument("--platform", type=float, default=0, help="FHIR bookings per second by the national platform")
+    parser.add_argument("--fhir-key", default="bench-fhir-key", help="the platform's key (FHIR_API_KEYS)")
     parser.add_argument("--self-service-interval", type=float, default=0.5, help="seconds between their actions")
     parser.add_argument("--explain", type=int, default=3, help="print the history of the N slowest requests")
     parser.add_argument("--log-level", default="INFO", help="the service's (its log is in the data folder)")
