@@ -255,10 +255,15 @@ def install_log_context(app: FastAPI) -> None:
         return response
 
 
+# how the paths under a prefix say "refused" when no route ran: (status, title, detail) → answer
+RefusalFormat = Callable[[int, str, str], Response]
+
+
 class InputGuard:
     """Refuses, before any route runs, what no route could want: a body over `max_body_bytes`
     (413, counted as it arrives, so a body without Content-Length cannot slip by), and a path
-    or query string with control characters or of absurd length (422)."""
+    or query string with control characters or of absurd length (422). As problem+json, or in
+    the form the paths under a prefix speak (`refusals`: an OperationOutcome under /fhir)."""
 
     def __init__(
         self,
@@ -267,11 +272,20 @@ class InputGuard:
         max_target_length: int = 4096,
         uploads: tuple[str, ...] = (),
         max_upload_bytes: int = 0,
+        refusals: dict[str, RefusalFormat] | None = None,
     ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.max_target_length = max_target_length
         self.uploads, self.max_upload_bytes = uploads, max_upload_bytes  # paths ending so take files
+        self.refusals = refusals or {}
+
+    def _refused(self, scope: Scope, status: int, title: str, detail: str, **extra: Any) -> Response:
+        path = str(scope.get("path", ""))
+        for prefix, answer in self.refusals.items():
+            if path == prefix or path.startswith(prefix + "/"):
+                return answer(status, title, detail)
+        return problem_response(status, title, detail, **extra)
 
     def _limit(self, scope: Scope) -> int:
         if self.uploads and str(scope.get("path", "")).endswith(self.uploads):
@@ -310,10 +324,10 @@ class InputGuard:
             if not over:
                 raise
         if over:
-            await self._too_large(limit)(scope, receive, send)
+            await self._too_large(scope, limit)(scope, receive, send)
 
-    def _too_large(self, limit: int) -> Response:
-        return problem_response(413, "Content Too Large", f"the request body is over {limit} bytes")
+    def _too_large(self, scope: Scope, limit: int) -> Response:
+        return self._refused(scope, 413, "Content Too Large", f"the request body is over {limit} bytes")
 
     def _refusal(self, scope: Scope) -> Response | None:
         path: str = scope.get("path", "")
@@ -321,15 +335,14 @@ class InputGuard:
         for field, value in (("path", path), ("query", query)):
             if len(value) > self.max_target_length or has_control_characters(value):
                 message = f"the {field} is too long or holds control characters"
-                return problem_response(
-                    422, "Invalid request", f"invalid fields: {field}", errors=[{"field": field, "message": message}]
-                )
+                errors = [{"field": field, "message": message}]
+                return self._refused(scope, 422, "Invalid request", f"invalid fields: {field}", errors=errors)
         declared = Headers(scope=scope).get("content-length")
         if declared is not None:
             if not declared.isdigit():
-                return problem_response(400, "Bad Request", "Content-Length is not a number")
+                return self._refused(scope, 400, "Bad Request", "Content-Length is not a number")
             if int(declared) > self._limit(scope):
-                return self._too_large(self._limit(scope))
+                return self._too_large(scope, self._limit(scope))
         return None
 
 

@@ -31,6 +31,7 @@ from services.common.db import Database
 from services.common.http import (
     InputGuard,
     ProblemMap,
+    RefusalFormat,
     describe_problems,
     install_log_context,
     install_offline_docs,
@@ -90,6 +91,8 @@ class ServicePart:
     provides: list[object] = field(default_factory=list)
     # its domain's exceptions, each answered as a problem (the one place they are mapped)
     problems: ProblemMap = field(default_factory=dict)
+    # paths (by prefix) whose refusals before any route speak another language than problem+json
+    refusals: dict[str, RefusalFormat] = field(default_factory=dict)
 
 
 class _Joined(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -370,6 +373,7 @@ class Runtime:
             max_body_bytes=self.settings.max_body_bytes,
             uploads=("/rpps-import",),
             max_upload_bytes=self.settings.max_upload_bytes,
+            refusals={prefix: answer for part in self.parts for prefix, answer in part.refusals.items()},
         )
         served = [router for part in self.parts for router in part.routers]
         describe_problems(app, [router for router in documented if router not in served])

@@ -74,6 +74,7 @@ def build(ctx: Context) -> tuple[Directory, ServicePart]:
             pages.SpacePages(space, pages.templates()),
         ],
         problems=api.PROBLEMS,
+        refusals={"/fhir": fhir_api.refusal},
         subscriptions=[
             # claims lock professionals: one event per transaction (see EventConsumer.together)
             Subscription(

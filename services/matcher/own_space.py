@@ -171,8 +171,8 @@ class ProfessionalSpace:
             ).scalars()
             if rules.first_overlap(wanted, [rules.Period(s.start, s.end) for s in taken]) is not None:
                 raise rules.Refused("time", "Vous avez déjà un créneau à cette heure-là.")
-        hours = repo.to_domain_site(site)
-        if not is_open_throughout(hours.hours, wanted.start, wanted.end, hours.department, hours.closures):
+        practice = repo.to_domain_site(site)
+        if not is_open_throughout(practice.hours, wanted.start, wanted.end, practice.department, practice.closures):
             raise rules.Refused(
                 "time", "Votre cabinet est fermé à cette heure-là : le créneau ne serait jamais proposé."
             )

@@ -178,6 +178,17 @@ async def test_a_search_or_call_the_server_cannot_honour_gets_an_operation_outco
         headers=stack.platform,
     )
     outcome_of(unknown, 404)
+    # refused before any route runs (the input guard): in FHIR too
+    control = await stack.http.get("/fhir/Slot", params=[*params, ("_count", "1\x00")], headers=stack.platform)
+    assert outcome_of(control, 422)["issue"][0]["code"] == "invalid"
+    huge = await stack.http.post(
+        "/fhir/Appointment",
+        content=b"{" + b" " * 2_000_000 + b"}",
+        headers={**stack.platform, "Content-Type": FHIR_JSON},
+    )
+    assert outcome_of(huge, 413)["issue"][0]["code"] == "too-costly"
+    problem = await stack.http.get("/v1/motives", params={"x": "\x00"}, headers=stack.auth)
+    assert problem.status_code == 422 and problem.headers["content-type"].startswith("application/problem+json")
 
 
 async def test_a_platform_booking_is_kept_told_and_counted_once(stack: Stack) -> None:

@@ -58,6 +58,13 @@ def _answered(error: Exception) -> Response | None:
 
 
 FhirRoute = failures_answered_by(lambda _, error: _answered(error))  # known failures: OperationOutcomes
+REFUSAL_CODES = {413: "too-costly", 422: "invalid", 400: "invalid"}
+
+
+def refusal(status: int, _: str, detail: str) -> Response:
+    """What the input guard refuses before any route runs (a control character in the query, a
+    body too large), as an OperationOutcome: the platform reads FHIR (services/common/http.py)."""
+    return _outcome(status, REFUSAL_CODES.get(status, "invalid"), detail)
 
 
 async def _json_body(request: Request) -> Any:
