@@ -48,6 +48,10 @@ class NotFound(Exception):
     pass
 
 
+class SlotOverlap(Exception):
+    """The professional already has a slot (not withdrawn) at that time."""
+
+
 @dataclass(frozen=True)
 class SiteInput:
     site_id: str
@@ -365,15 +369,19 @@ class Directory:
         return pro, list(sites)
 
     async def put_slot(
-        self, slot_id: str, rpps: str, site_id: str, start: datetime, end: datetime, mode: str
+        self, slot_id: str, rpps: str, site_id: str, start: datetime, end: datetime, mode: str, alone: bool = False
     ) -> tuple[m.Slot, bool]:
+        """Create or change a free slot; `alone`: refuse it when another slot of the professional
+        overlaps it (checked under the professional's row lock: two at once cannot both pass)."""
         async with self.db.transaction() as tx:
-            pro = await tx.session.get(m.Professional, rpps)
+            pro = await tx.session.get(m.Professional, rpps, with_for_update=alone)
             if pro is None or not pro.active:
                 raise UnknownReference("rpps", f"no active professional {rpps} in the directory")
             site = await tx.session.get(m.Site, (rpps, site_id))
             if site is None or not site.active:
                 raise UnknownReference("site_id", f"professional {rpps} has no site {site_id}")
+            if alone and await self._overlapping(tx, slot_id, rpps, start, end):
+                raise SlotOverlap(f"professional {rpps} already has a slot between {start} and {end}")
             slot = await tx.session.get(m.Slot, slot_id, with_for_update=True)
             created = slot is None
             if slot is not None and slot.state in (m.SlotState.HELD, m.SlotState.BOOKED):
@@ -394,6 +402,20 @@ class Directory:
             self._announce_slot(tx, slot, self.clock())
         await self.on_change([f"slot:{slot_id}"])
         return slot, created
+
+    async def _overlapping(self, tx: Transaction, slot_id: str, rpps: str, start: datetime, end: datetime) -> bool:
+        found = await tx.session.execute(
+            select(m.Slot.slot_id)
+            .where(
+                col(m.Slot.rpps) == rpps,
+                col(m.Slot.slot_id) != slot_id,
+                col(m.Slot.state) != m.SlotState.WITHDRAWN,
+                col(m.Slot.start) < end,
+                col(m.Slot.end) > start,
+            )
+            .limit(1)
+        )
+        return found.first() is not None
 
     async def list_professionals(
         self, cpts_id: str, profession: str | None, commune_insee: str | None, limit: int, offset: int

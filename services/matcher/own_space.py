@@ -18,7 +18,7 @@ from services.common.clock import PARIS
 from services.common.db import Database, Transaction
 from services.matcher import models as m
 from services.matcher import repository as repo
-from services.matcher.directory import Directory
+from services.matcher.directory import Directory, SlotBusy, SlotOverlap
 from services.matcher.domain import own_space as rules
 from services.matcher.domain.opening_hours import is_open_throughout
 
@@ -157,27 +157,20 @@ class ProfessionalSpace:
         wanted = rules.new_slot(day, at, minutes, now)
         async with self.db.transaction() as tx:
             site = await tx.session.get(m.Site, (pro.rpps, site_id))
-            if site is None or not site.active:
-                raise rules.Refused("site", "Choisissez l'un de vos lieux d'exercice.")
-            taken = (
-                await tx.session.execute(
-                    select(m.Slot).where(
-                        col(m.Slot.rpps) == pro.rpps,
-                        col(m.Slot.state) != m.SlotState.WITHDRAWN,
-                        col(m.Slot.start) < wanted.end,
-                        col(m.Slot.end) > wanted.start,
-                    )
-                )
-            ).scalars()
-            if rules.first_overlap(wanted, [rules.Period(s.start, s.end) for s in taken]) is not None:
-                raise rules.Refused("time", "Vous avez déjà un créneau à cette heure-là.")
+        if site is None or not site.active:
+            raise rules.Refused("site", "Choisissez l'un de vos lieux d'exercice.")
         practice = repo.to_domain_site(site)
         if not is_open_throughout(practice.hours, wanted.start, wanted.end, practice.department, practice.closures):
             raise rules.Refused(
                 "time", "Votre cabinet est fermé à cette heure-là : le créneau ne serait jamais proposé."
             )
         slot_id = rules.own_slot_id(pro.rpps, site_id, wanted.start)
-        slot, _ = await self.directory.put_slot(slot_id, pro.rpps, site_id, wanted.start, wanted.end, mode)
+        try:
+            slot, _ = await self.directory.put_slot(
+                slot_id, pro.rpps, site_id, wanted.start, wanted.end, mode, alone=True
+            )
+        except (SlotOverlap, SlotBusy):  # SlotBusy: the same start, offered or booked already
+            raise rules.Refused("time", "Vous avez déjà un créneau à cette heure-là.") from None
         return slot
 
     async def withdraw(self, token: str, slot_id: str) -> None:

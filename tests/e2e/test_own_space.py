@@ -6,6 +6,7 @@ Screenshots go to test-artifacts/ (not in git).
 
 from __future__ import annotations
 
+import asyncio
 import re
 from datetime import timedelta
 from email.message import Message
@@ -219,3 +220,18 @@ async def test_hostile_input_on_the_own_page_gets_a_4xx_and_changes_nothing(
     window = {"rpps": "60000000009", "from": "2026-11-30T00:00:00Z", "to": "2027-01-01T00:00:00Z"}
     slots = await stack.http.get("/v1/slots", params=window, headers=stack.auth)
     assert slots.json()["items"] == []  # no slot published by a refused form
+
+
+async def test_overlapping_slots_published_at_once_from_two_phones_make_one(stack: Stack) -> None:
+    email = await stack.professional("60000000008", "35051")  # Cesson-Sévigné
+    await stack.http.post("/p", data={"email": email})
+    path = own_path((await stack.mail.wait_for(email))[0])
+    day = (stack.clock.now + timedelta(days=1)).date().isoformat()
+    forms = [{"day": day, "at": f"10:{m:02d}", "minutes": "20", "site_id": "main"} for m in (0, 5, 10, 15, 5, 0)]
+    answers = await asyncio.gather(*(stack.http.post(f"{path}/slots", data=form) for form in forms))
+    published = [a for a in answers if a.status_code == 303]
+    assert len(published) == 1 or {a.headers["location"] for a in published} == {published[0].headers["location"]}
+    assert all(a.status_code in (303, 422) for a in answers)
+    window = {"rpps": "60000000008", "from": "2026-11-30T00:00:00Z", "to": "2027-01-01T00:00:00Z"}
+    slots = (await stack.http.get("/v1/slots", params=window, headers=stack.auth)).json()["items"]
+    assert len(slots) == 1  # however the six requests interleaved

@@ -75,14 +75,6 @@ def test_a_slot_is_published_in_paris_time_for_the_coming_week_only() -> None:
         assert refused.value.field == field
 
 
-def test_a_slot_overlapping_another_is_found() -> None:
-    wanted = rules.new_slot(date(2026, 12, 2), time(10), 20, NOW)
-    before = rules.Period(wanted.start - timedelta(minutes=20), wanted.start)  # ends as it starts: no overlap
-    across = rules.Period(wanted.start + timedelta(minutes=10), wanted.end + timedelta(minutes=10))
-    assert rules.first_overlap(wanted, [before]) is None
-    assert rules.first_overlap(wanted, [before, across]) == across
-
-
 def test_a_pause_includes_its_last_day_in_paris() -> None:
     until = rules.pause_end(date(2026, 12, 3), NOW)
     assert until == datetime(2026, 12, 3, 23, 0, tzinfo=UTC)  # midnight in Paris (UTC+1)

@@ -6,7 +6,6 @@ pause until a date. Refusals carry a French sentence (the page translates it) an
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
@@ -30,9 +29,6 @@ class Refused(Exception):
 class Period:
     start: datetime
     end: datetime
-
-    def overlaps(self, other: Period) -> bool:
-        return self.start < other.end and other.start < self.end
 
 
 def today(now: datetime) -> date:
@@ -62,10 +58,6 @@ def suggested_time(now: datetime) -> time:
     quarter = (soon.minute + 14) // 15 * 15
     at = soon.replace(minute=0, second=0, microsecond=0) + timedelta(minutes=quarter)
     return at.time() if 8 <= at.hour < 20 else time(9)
-
-
-def first_overlap(wanted: Period, taken: Iterable[Period]) -> Period | None:
-    return next((p for p in taken if p.overlaps(wanted)), None)
 
 
 def own_slot_id(rpps: str, site_id: str, start: datetime) -> str:
