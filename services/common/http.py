@@ -236,19 +236,27 @@ BEARER = HTTPBearer(
 )
 
 
-def install_log_context(app: FastAPI) -> None:
-    """Bind a correlation id (X-Request-ID, or a new one) and the path to every log line of a call.
+SECRET_PATHS = ("o", "p")  # /o/<offer link>, /p/<personal link>: the second segment is a secret
 
-    Offer links carry a secret: their path is logged without it.
-    """
+
+def loggable(path: str) -> str:
+    """The path as log lines may show it: an offer's or a professional's link without its secret."""
+    parts = path.split("/")
+    if len(parts) > 2 and parts[1] in SECRET_PATHS and parts[2]:
+        parts[2] = "…"
+    return "/".join(parts)
+
+
+def install_log_context(app: FastAPI) -> None:
+    """Bind a correlation id (X-Request-ID, or a new one) and the path to every log line of a call
+    (without the secret of a link: see `loggable`)."""
 
     @app.middleware("http")
     async def bind(request: Request, call_next: RequestResponseEndpoint) -> Response:
         structlog.contextvars.clear_contextvars()
         correlation = request.headers.get("x-request-id") or uuid.uuid4().hex
-        path = request.url.path
         structlog.contextvars.bind_contextvars(
-            correlation_id=correlation, http=f"{request.method} {'/o/…' if path.startswith('/o/') else path}"
+            correlation_id=correlation, http=f"{request.method} {loggable(request.url.path)}"
         )
         response = await call_next(request)
         response.headers["X-Request-ID"] = correlation

@@ -136,3 +136,13 @@ def test_the_time_field_suggests_a_quarter_hour_an_hour_ahead_in_the_day() -> No
     assert rules.suggested_time(NOW) == time(10, 0)
     assert rules.suggested_time(NOW + timedelta(minutes=7)) == time(10, 15)
     assert rules.suggested_time(NOW + timedelta(hours=12)) == time(9)  # 21:00 in Paris: tomorrow's morning
+
+
+def test_log_lines_never_show_a_links_secret() -> None:
+    from services.common.http import loggable
+
+    token = personal_link.mint(SECRET, "10000000001", NOW)
+    assert loggable(f"/p/{token}/slots") == "/p/…/slots"
+    assert loggable(f"/p/{token}") == "/p/…"
+    assert loggable("/o/abcDEF123/accept") == "/o/…/accept"
+    assert loggable("/p") == "/p" and loggable("/v1/professionals/1/pause") == "/v1/professionals/1/pause"
