@@ -8,6 +8,7 @@ with `?lang=en` or when the browser asks for it first (texts in locale/en).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import date, time
 from pathlib import Path
@@ -156,7 +157,9 @@ async def _show(
         return pages.notice(refused.state, lang)
 
 
-async def _then(request: Request, pages: SpacePages, token: str, lang: str | None, done: str, change: Any) -> Response:
+async def _then(
+    request: Request, pages: SpacePages, token: str, lang: str | None, done: str, change: Awaitable[object]
+) -> Response:
     """Run one change, then back to the page (303), or the page again with what was wrong."""
     chosen = language(request, lang)
     try:
