@@ -17,6 +17,7 @@ from urllib.parse import quote, urlencode
 
 import structlog
 from fastapi import APIRouter, Depends, Form, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import EmailStr
@@ -66,6 +67,11 @@ NOTICES = {  # a link that opens nothing, and the "send me my link" answers: (ti
         "l'adresse e-mail que vous avez donnée à votre CPTS : le lien qui l'ouvre vous y est envoyé.",
         200,
     ),
+    "invalid": (
+        "Formulaire non valide",
+        "Ce que le formulaire a envoyé n'est pas valide (une date, une heure ou un nombre mal formé). Rien n'a changé.",
+        422,
+    ),
     "unavailable": (
         "Service momentanément indisponible",
         "Le service ne peut pas afficher votre espace pour le moment. Réessayez dans un instant : rien n'a été perdu.",
@@ -96,9 +102,9 @@ class SpacePages:
         html = self.env.get_template(name).render(_=gettext, lang=lang, **context)
         return HTMLResponse(html, status_code=status, headers=HEADERS)
 
-    def notice(self, state: str, lang: Lang) -> HTMLResponse:
+    def notice(self, state: str, lang: Lang, back: str | None = None) -> HTMLResponse:
         title, text, status = NOTICES[state]
-        return self._render("own_notice.html", lang, status, title=title, text=text, state=state)
+        return self._render("own_notice.html", lang, status, title=title, text=text, state=state, back=back)
 
     def page(
         self, view: SpaceView, token: str, lang: Lang, done: str | None = None, error: str | None = None
@@ -132,18 +138,23 @@ def _day_name(day: date, days: list[date], lang: Lang) -> str:
     return i18n.date(day, lang, short=True)
 
 
-def _unavailable(request: Request, error: Exception) -> Response | None:
-    """While the database is away the page says "try again in a moment" (503, Retry-After)."""
+def _answered(request: Request, error: Exception) -> Response | None:
+    """A page, never problem+json: a form that sent what no control of the page sends (422, a
+    link back), and while the database is away "try again in a moment" (503, Retry-After)."""
+    pages = provided(SpacePages)(request)
+    if isinstance(error, RequestValidationError):
+        token = request.path_params.get("token")
+        return pages.notice("invalid", language(request), f"/p/{quote(token, safe='')}" if token else None)
     if not database_away(error):
         return None
     log.warning("professional page while the database is away", error=type(error).__name__)
-    response = provided(SpacePages)(request).notice("unavailable", language(request))
+    response = pages.notice("unavailable", language(request))
     response.headers["Retry-After"] = "10"
     return response
 
 
 PagesDep = Annotated[SpacePages, Depends(provided(SpacePages))]
-router = APIRouter(tags=["professionals"], include_in_schema=False, route_class=failures_answered_by(_unavailable))
+router = APIRouter(tags=["professionals"], include_in_schema=False, route_class=failures_answered_by(_answered))
 Token = Annotated[str, "the personal link"]
 LangForm = Annotated[str | None, Form(max_length=5)]
 

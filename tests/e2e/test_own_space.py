@@ -215,6 +215,7 @@ async def test_hostile_input_on_the_own_page_gets_a_4xx_and_changes_nothing(
     before = (await stack.http.get("/v1/professionals/60000000009", headers=stack.auth)).json()
     answer = await stack.http.post(path.replace("{link}", link), data=form)
     assert 400 <= answer.status_code < 500, (answer.status_code, answer.text[:300])
+    assert answer.headers["content-type"].startswith("text/html")  # a page that says so, not JSON
     after = (await stack.http.get("/v1/professionals/60000000009", headers=stack.auth)).json()
     assert after == before
     window = {"rpps": "60000000009", "from": "2026-11-30T00:00:00Z", "to": "2027-01-01T00:00:00Z"}
