@@ -13,9 +13,9 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from services.common.i18n import N_
 from services.common.inputs import IDENT, has_control_characters
 from services.ops.accounts import ROLES, Operator
-from services.ops.deps import Operations, OperationsDep, OperatorDep
+from services.ops.deps import Operations, OperationsDep, OperatorDep, PageRoute
 
-router = APIRouter(tags=["operations"], include_in_schema=False)
+router = APIRouter(tags=["operations"], include_in_schema=False, route_class=PageRoute)
 HEADERS = {"Cache-Control": "no-store"}
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 DONE = {"saved": N_("Compte enregistré."), "disabled": N_("Compte désactivé : ses sessions sont fermées.")}

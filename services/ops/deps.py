@@ -8,13 +8,15 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, Request, Security
-from fastapi.responses import HTMLResponse
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, Response
 from jinja2 import Environment
 
 from services.common import i18n
 from services.common.db import Database
 from services.common.deps import SettingsDep, check_bearer, provided
-from services.common.http import BEARER, Problem
+from services.common.http import BEARER, Problem, failures_answered_by
+from services.common.i18n import N_
 from services.common.inputs import IdentQuery
 from services.ops.accounts import Accounts, Operator
 from services.ops.professionals import ProfessionalPauses
@@ -55,6 +57,17 @@ class Operations:
 
 
 OperationsDep = Annotated[Operations, Depends(provided(Operations))]
+
+
+def _page_refusal(request: Request, error: Exception) -> Response | None:
+    """A page's form that sent what none of its controls sends: a page saying so (422), not JSON."""
+    if not isinstance(error, RequestValidationError):
+        return None
+    text = N_("Ce que le formulaire a envoyé n'est pas valide (une date ou un nombre mal formé). Rien n'a changé.")
+    return provided(Operations)(request).page(request, "ops_message.html", 422, text=text)
+
+
+PageRoute = failures_answered_by(_page_refusal)  # the route class of the operations' HTML pages
 
 
 async def session_operator(request: Request, ops: OperationsDep) -> Operator | None:

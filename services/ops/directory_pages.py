@@ -18,9 +18,9 @@ from services.common.inputs import IDENT, Ident
 from services.ops import professionals as pros
 from services.ops import read_model
 from services.ops.accounts import Operator
-from services.ops.deps import Operations, OperationsDep, OperatorDep
+from services.ops.deps import Operations, OperationsDep, OperatorDep, PageRoute
 
-router = APIRouter(tags=["operations"], include_in_schema=False)
+router = APIRouter(tags=["operations"], include_in_schema=False, route_class=PageRoute)
 DONE = {
     "paused": N_("Pause enregistrée : aucune demande ne lui sera proposée d'ici là."),
     "resumed": N_("Pause terminée : les demandes peuvent de nouveau lui être proposées."),

@@ -25,12 +25,12 @@ from services.ops import charts, read_model
 from services.ops import indicators as ind
 from services.ops.accounts import Operator, TooManyAttempts
 from services.ops.api import checked_period
-from services.ops.deps import CSRF_COOKIE, LOCALE, SESSION_COOKIE, Operations, OperationsDep, OperatorDep
+from services.ops.deps import CSRF_COOKIE, LOCALE, SESSION_COOKIE, Operations, OperationsDep, OperatorDep, PageRoute
 
 NEAR_DEADLINE = timedelta(hours=4)
 
 
-router = APIRouter(tags=["operations"], include_in_schema=False)
+router = APIRouter(tags=["operations"], include_in_schema=False, route_class=PageRoute)
 HEADERS = {"Cache-Control": "no-store"}
 
 

@@ -5,12 +5,13 @@ coordinator cannot see them."""
 from __future__ import annotations
 
 import asyncio
+import re
 
 import pytest
 from playwright.async_api import Browser
 
 from services.ops.accounts import Accounts
-from tests.e2e.conftest import Stack, link_path
+from tests.e2e.conftest import Stack, link_path, operator_client
 from tests.e2e.test_browser import fits_the_screen, shot
 from tests.e2e.test_ops_browser import logged_in
 
@@ -90,3 +91,22 @@ async def test_a_coordinator_finds_and_pauses_a_professional(stack: Stack, brows
     assert response is not None and response.status == 404
     await page.context.close()
     await foreign.context.close()
+
+
+async def test_a_malformed_form_gets_a_page_not_json(stack: Stack) -> None:
+    ops = next(p for p in stack.runtime.parts if p.name == "ops")
+    await Accounts(ops.db, stack.clock).put(
+        "coord@lannion.example.org", "mot de passe de Lannion", "coordinator", "c-l"
+    )
+    client = await operator_client(stack, "coord@lannion.example.org", "mot de passe de Lannion")
+    try:
+        page = await client.get("/ops/directory", params={"cpts_id": "c-l"})
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+        assert page.status_code == 200 and csrf
+        bad = await client.post(
+            "/ops/directory/70000000009/pause", data={"csrf": csrf.group(1), "cpts_id": "c-l", "until": "demain"}
+        )
+        assert bad.status_code == 422 and bad.headers["content-type"].startswith("text/html")
+        assert "n&#39;est pas valide" in bad.text and "Rien n&#39;a changé" in bad.text  # escaped apostrophes
+    finally:
+        await client.aclose()
