@@ -130,12 +130,16 @@ class SpacePages:
         )
 
 
+RELATIVE_DAYS = ("Aujourd'hui", "Demain")  # the first two of the days a slot can be published for
+
+
 def _day_name(day: date, days: list[date], lang: Lang) -> str:
-    names = {0: ("Aujourd'hui", "Today"), 1: ("Demain", "Tomorrow")}
+    """`Aujourd'hui · mar. 1 déc.`, `Demain · mer. 2 déc.`, then `jeu. 3 déc.` (the catalogue's English)."""
+    shown = i18n.date(day, lang, short=True)
     index = days.index(day) if day in days else -1
-    if index in names:
-        return names[index][0 if lang == "fr" else 1] + " · " + i18n.date(day, lang, short=True)
-    return i18n.date(day, lang, short=True)
+    if 0 <= index < len(RELATIVE_DAYS):
+        return i18n.translations(LOCALE, lang).gettext(RELATIVE_DAYS[index]) + " · " + shown
+    return shown
 
 
 def _answered(request: Request, error: Exception) -> Response | None:

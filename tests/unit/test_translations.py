@@ -35,6 +35,7 @@ def own_page_texts() -> list[str]:
     for template in sorted(own.TEMPLATES.glob("own_*.html")):
         found += [m.group(2) for m in re.finditer(r'_\((["\'])(.+?)\1\)', template.read_text())]
     found += list(own.DONE.values()) + [text for title, body, _ in own.NOTICES.values() for text in (title, body)]
+    found += list(own.RELATIVE_DAYS)
     for source in ("domain/own_space.py", "own_space.py", "pages.py"):
         code = (Path(own.__file__).parent / source).read_text()
         found += re.findall(r'Refused\(\s*"\w+",\s*"(.+?)"\s*\)', code) + re.findall(r'gettext\("(.+?)"\)', code)
