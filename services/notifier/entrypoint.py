@@ -82,7 +82,8 @@ def build(ctx: Context, contacts: ContactSource) -> tuple[NotifierService, Servi
     )
     dispatcher = Pump("notifier-dispatch", service.dispatch, ctx.settings.sweep_interval_seconds)
     service.on_notification.append(dispatcher.poke)
-    link_emails = Pump("notifier-link-emails", service.send_link_emails, ctx.settings.sweep_interval_seconds)
+    # poked when one is written; the rounds in between only retry (rare): no need to look every second
+    link_emails = Pump("notifier-link-emails", service.send_link_emails, max(15.0, ctx.settings.sweep_interval_seconds))
     service.on_link_email.append(link_emails.poke)
     handlers: Handlers = {
         OfferProposed: service.on_offer_proposed,
