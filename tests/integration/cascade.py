@@ -131,6 +131,17 @@ class Cascade:
                 return self.url(self.matcher, found.group(1))
         raise AssertionError("no e-mail carries a personal link")
 
+    async def link_email_to(self, address: str, timeout: float = 30) -> bool:
+        """Whether the "send me my link" e-mail reached `address` (within `timeout`)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for file in sorted(self.mail.glob("*.eml")) if self.mail.exists() else []:
+                message = email.message_from_bytes(file.read_bytes(), policy=policy.default)
+                if address in str(message["To"]) and "Votre lien vers votre espace SAS" in str(message["Subject"]):
+                    return True
+            await asyncio.sleep(0.2)
+        return False
+
     async def statuses(self) -> dict[str, dict[str, Any]]:
         found = {}
         for request_id in self.posted:

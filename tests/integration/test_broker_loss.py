@@ -2,10 +2,12 @@
 
 The embedded broker keeps everything in memory: when it comes back its topics, the events on
 them and the groups' offsets are gone. Requests are posted and offers accepted before, during
-and after the outage, and a professional pauses from their own page while it is away; every
+and after the outage, a professional pauses from their own page and another asks for their
+link by e-mail while it is away; every
 request must end confirmed with the professional who accepted it, the matcher and the notifier
 must agree on every offer, and the operations read model must end with every request confirmed
-and the pause recorded (its consumer group starts again from nothing as well).
+and the pause recorded (its consumer group starts again from nothing as well), and the link
+e-mail must arrive.
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ async def test_the_broker_killed_and_restarted_mid_cascade_loses_nothing(postgre
         paused = await cascade.http.post(f"{own}/pause", data={"until": tonight}, follow_redirects=False)
         assert paused.status_code == 303, paused.text
         rpps = own.split("/p/p1.")[1].split(".")[0]
+        asked = await cascade.http.post(cascade.url(cascade.matcher, "/p"), data={"email": "81000000004@x.org"})
+        assert asked.status_code == 200  # "send me my link": recorded, told to the notifier after the loss
         await cascade.accept_what_came()
         await asyncio.sleep(2)
         broker = EmbeddedKafka(port=broker.port).start()  # empty: no topics, no offsets
@@ -58,6 +62,7 @@ async def test_the_broker_killed_and_restarted_mid_cascade_loses_nothing(postgre
         matcher, notifier = await cascade.offers_agree()
         assert matcher == notifier
         await the_read_model_caught_up(cascade, rpps)
+        assert await cascade.link_email_to("81000000004@x.org"), "the link asked for during the loss never came"
     finally:
         await cascade.stop()
         broker.stop()
