@@ -281,9 +281,9 @@ def _invalid_file(error: Exception) -> Problem:
     return invalid_field("body", str(error) if isinstance(error, InvalidExtraction) else "the file is not UTF-8 text")
 
 
-def _refused(error: Refused) -> Problem:
-    """A professional's setting refused: the reason in English (the page's catalogue)."""
-    return invalid_field(error.field, i18n.translations(pages.LOCALE, "en").gettext(error.text))
+def _refused(error: Refused, lang: str = "en") -> Problem:
+    """A professional's setting refused: the reason in English (the page's catalogue), or French."""
+    return invalid_field(error.field, i18n.translations(pages.LOCALE, lang).gettext(error.text))
 
 
 # the directory's exceptions as problems (registered with the runtime: services/common/http.py)
@@ -428,7 +428,7 @@ async def pause_for_operations(
         pro = await space.pause_of(rpps, body.until)
     except Refused as refused:
         lang = "fr" if request.headers.get("accept-language", "").startswith("fr") else "en"
-        raise invalid_field(refused.field, i18n.translations(pages.LOCALE, lang).gettext(refused.text)) from None
+        raise _refused(refused, lang) from None
     return {"rpps": rpps, "paused_until": pro.paused_until.isoformat() if pro.paused_until else None}
 
 

@@ -90,7 +90,10 @@ class Claim(StrEnum):
 async def claim(session: AsyncSession, c: d.Candidate, request_id: str, offer_id: str, now: datetime) -> Claim:
     """Reserve this candidate for one offer, or say why not. Safe under any concurrency."""
     pro = await session.get(m.Professional, c.professional.rpps, with_for_update=True)
-    if pro is None or not pro.active or d.paused(to_domain_professional(pro), now):
+    if pro is None or not pro.active:
+        return Claim.INACTIVE
+    professional = to_domain_professional(pro)
+    if d.paused(professional, now):
         return Claim.INACTIVE
     pending = await session.execute(
         select(func.count())
@@ -114,7 +117,7 @@ async def claim(session: AsyncSession, c: d.Candidate, request_id: str, offer_id
             col(m.MatchOffer.start) < day_start + timedelta(days=1),  # Paris days have 23 to 25 hours
         )
     )
-    room = d.overflow_room(to_domain_professional(pro), d.paris_day(c.start), taken.scalar_one())
+    room = d.overflow_room(professional, d.paris_day(c.start), taken.scalar_one())
     return Claim.CLAIMED if room else Claim.FULL
 
 

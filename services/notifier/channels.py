@@ -18,6 +18,7 @@ import aiosmtplib
 import httpx
 import structlog
 
+from services.common.internal_client import InternalClient
 from services.common.signing import DeliveryFailed, SignedPoster
 
 log = structlog.get_logger(__name__)
@@ -159,16 +160,11 @@ class HttpContactSource:
     """Asks a separately running intake over its internal endpoint (one HTTP client per process)."""
 
     def __init__(self, base_url: str, key: str) -> None:
-        self.base_url, self.key = base_url, key
-        self._client: httpx.AsyncClient | None = None
+        self.intake = InternalClient(base_url, key)
 
     async def contact(self, request_id: str) -> PatientContact | None:
-        if self._client is None or self._client.is_closed:  # made in the loop that uses it
-            self._client = httpx.AsyncClient(base_url=self.base_url, timeout=5.0)
         try:
-            response = await self._client.get(
-                f"/internal/v1/requests/{request_id}/contact", headers={"Authorization": f"Bearer {self.key}"}
-            )
+            response = await self.intake.request("GET", f"/internal/v1/requests/{request_id}/contact")
             if response.status_code == 404:
                 return None
             response.raise_for_status()
@@ -178,6 +174,4 @@ class HttpContactSource:
         return PatientContact(body.get("name"), body.get("phone"))
 
     async def close(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        await self.intake.close()

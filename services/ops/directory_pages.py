@@ -130,8 +130,7 @@ async def pause(
     cpts = _cpts(operator, cpts_id)
     if not secrets.compare_digest(csrf, operator.csrf) or cpts is None:
         return ops.page(request, "ops_message.html", 403, text=N_("Ce formulaire ne vient pas de votre session."))
-    found = await pros.card(ops.db, rpps, ops.accounts.clock())
-    if found is None or found[0].cpts_id != cpts:
+    if await pros.cpts_of(ops.db, rpps) != cpts:  # one row read; the whole card only when a refusal shows it
         return ops.page(request, "ops_message.html", 404, text=N_("Aucun professionnel de cette CPTS sous ce numéro."))
     try:
         await ops.pauses.pause(rpps, until)

@@ -12,6 +12,7 @@ import httpx
 from sqlalchemy import text
 
 from services.common.db import Database
+from services.common.internal_client import InternalClient
 
 PAGE = 50
 PARTICIPATION_DAYS = 30
@@ -54,17 +55,15 @@ class HttpPauses:
     """The matcher's internal route, through one HTTP client per process."""
 
     def __init__(self, base_url: str, key: str) -> None:
-        self.base_url, self.key = base_url, key
-        self._client: httpx.AsyncClient | None = None
+        self.matcher = InternalClient(base_url, key)
 
     async def pause(self, rpps: str, last_day: date | None) -> None:
-        if self._client is None or self._client.is_closed:  # made in the loop that uses it
-            self._client = httpx.AsyncClient(base_url=self.base_url, timeout=5.0)
         try:
-            response = await self._client.put(
+            response = await self.matcher.request(
+                "PUT",
                 f"/internal/v1/professionals/{rpps}/pause",
                 json={"until": last_day.isoformat() if last_day else None},
-                headers={"Authorization": f"Bearer {self.key}", "Accept-Language": "fr"},
+                headers={"Accept-Language": "fr"},
             )
         except httpx.HTTPError as error:
             raise MatcherUnreachable(type(error).__name__) from error
@@ -74,9 +73,7 @@ class HttpPauses:
             raise MatcherUnreachable(f"HTTP {response.status_code}")
 
     async def close(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        await self.matcher.close()
 
 
 def _detail(response: httpx.Response) -> str:
@@ -114,6 +111,15 @@ async def listed(db: Database, cpts_id: str, query: str, page: int, now: datetim
         total = (await conn.execute(text(f"SELECT count(*) FROM ({_LIST}) AS found"), params)).scalar_one()
         rows = await conn.execute(text(f"{_LIST} LIMIT {PAGE} OFFSET :skip"), {**params, "skip": page * PAGE})
         return int(total), list(rows.all())
+
+
+async def cpts_of(db: Database, rpps: str) -> str | None:
+    """The CPTS a professional belongs to now (None: unknown to the read model, or in none)."""
+    async with db.engine.connect() as conn:
+        found = await conn.execute(
+            text("SELECT cpts_id FROM ops_professional_version WHERE rpps = :r ORDER BY at DESC LIMIT 1"), {"r": rpps}
+        )
+        return found.scalar()
 
 
 async def card(db: Database, rpps: str, now: datetime) -> tuple[Any, list[Any], Participation] | None:
