@@ -326,7 +326,9 @@ class LoadRun:
         )
 
     async def _put(self, http: aiohttp.ClientSession, path: str, body: dict[str, Any]) -> None:
-        async with http.put(f"{self.base}{path}", json=body, headers=self.auth) as response:
+        """The directory is written with the admin key (a regulator's key writes none of it)."""
+        admin = {"Authorization": f"Bearer {self.args.admin_key}"}
+        async with http.put(f"{self.base}{path}", json=body, headers=admin) as response:
             if response.status >= 300:
                 sys.exit(f"PUT {path}: HTTP {response.status} {await response.text()}")
 
@@ -466,6 +468,10 @@ def start_service(args: argparse.Namespace, folder: Path) -> tuple[subprocess.Po
         "PORT": str(port),
         "DATA_DIR": str(folder / "data"),
         "REGULATOR_API_KEYS": args.key,
+        "ADMIN_API_KEYS": args.admin_key,
+        "CALLBACK_SECRET": "whsec_YmVuY2gtY2FsbGJhY2s=",
+        "WEBHOOK_SECRET": "whsec_YmVuY2gtd2ViaG9vaw==",
+        "OUTBOUND_ALLOWED_NETWORKS": "127.0.0.0/8",  # the bench's receivers are on this machine
         "FHIR_API_KEYS": args.fhir_key,
         "SECRET_KEY": "bench",
         "DEMO_DATA": "0",
@@ -594,6 +600,7 @@ if __name__ == "__main__":
     parser.add_argument("--pid", type=int, help="with --url: the service's process, to measure its CPU and memory")
     parser.add_argument("--data-dir", help="with --url: the service's DATA_DIR, to find its embedded PostgreSQL")
     parser.add_argument("--key", default="bench-load-key", help="a regulator API key of that service")
+    parser.add_argument("--admin-key", default="bench-admin-key", help="an admin key of that service (the directory)")
     parser.add_argument("--receiver-host", default="127.0.0.1", help="how the service reaches this machine")
     parser.add_argument("--embedded", action="store_true", help="ignore DATABASE_URL / KAFKA_BOOTSTRAP_SERVERS")
     parser.add_argument("--service-arg", action="append", default=[], help="passed to sas-run (repeatable)")

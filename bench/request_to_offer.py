@@ -28,12 +28,14 @@ from services.common.settings import Settings
 from services.main import build_app, infrastructure
 
 KEY = "bench-key"
+ADMIN_KEY = "bench-admin-key"
 NOW = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)  # a Tuesday morning: the fake clock of the run
 
 
 async def run(requests: int) -> None:
     settings = Settings(
         regulator_api_keys=KEY,
+        admin_api_keys=ADMIN_KEY,
         secret_key="bench",
         demo_data=False,
         data_dir=Path(tempfile.mkdtemp(prefix="bench-")),
@@ -45,7 +47,8 @@ async def run(requests: int) -> None:
         app, _ = build_app(settings, database_url, bootstrap, clock=lambda: NOW)
         server = uvicorn.Server(uvicorn.Config(app, port=settings.port, log_config=None))
         serving = asyncio.create_task(server.serve())
-        auth = {"Authorization": f"Bearer {KEY}"}
+        auth = {"Authorization": f"Bearer {ADMIN_KEY}"}  # the directory (requests: the regulator's key)
+        regulator = {"Authorization": f"Bearer {KEY}"}
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{settings.port}", timeout=10) as http:
             while True:
                 try:
@@ -83,7 +86,7 @@ async def run(requests: int) -> None:
                 began = time.perf_counter()
                 posted = await http.post(
                     "/v1/requests",
-                    headers=auth,
+                    headers=regulator,
                     json={
                         "request_id": request_id,
                         "received_at": NOW.isoformat(),
@@ -92,7 +95,7 @@ async def run(requests: int) -> None:
                 )
                 assert posted.status_code == 202, posted.text
                 # polling the public API is what a regulator does, and what we measure
-                while (await http.get(f"/v1/requests/{request_id}", headers=auth)).json()["status"] != "offered":  # noqa: ASYNC110
+                while (await http.get(f"/v1/requests/{request_id}", headers=regulator)).json()["status"] != "offered":  # noqa: ASYNC110
                     await asyncio.sleep(0.002)
                 latencies.append((time.perf_counter() - began) * 1000)
         server.should_exit = True

@@ -28,10 +28,11 @@ from fastapi import FastAPI
 
 from schemas.topics import Topics
 from services import routing
+from services.common.access.registry import ClientRegistry, environment_keys
 from services.common.clock import Clock, utcnow
 from services.common.context import Context
 from services.common.db import Database, database_away, service_engine
-from services.common.embedded import EmbeddedKafka, EmbeddedPostgres
+from services.common.embedded import EmbeddedKafka, database
 from services.common.logging import configure_logging
 from services.common.messaging import make_broker
 from services.common.runtime import Runtime, ServicePart
@@ -94,6 +95,15 @@ def _persistent_secret(path: Path) -> str:
     return value
 
 
+def trial_secrets(settings: Settings) -> None:
+    """`make run`'s trial mode: the signing secrets not given are made once and kept in DATA_DIR."""
+    for name in ("callback_secret", "webhook_secret", "sms_webhook_secret"):
+        if not getattr(settings, name):
+            kept = _persistent_secret(settings.data_dir / name)  # URL-safe base64: made plain for whsec_
+            setattr(settings, name, "whsec_" + kept.replace("-", "+").replace("_", "/"))
+    print(f"  Trial mode: CALLBACK_SECRET (signs the demo key's callbacks)  {settings.callback_secret}", flush=True)
+
+
 def build_runtime(
     settings: Settings,
     database_url: str,
@@ -103,7 +113,9 @@ def build_runtime(
 ) -> tuple[Runtime, Callable[[], object]]:
     """Every part of the requested services, wired; returns the runtime and its start-up hook."""
     secret = settings.secret_key or _persistent_secret(settings.data_dir / "secret_key")
-    ctx = Context(settings, database_url, Topics(settings.topic_prefix), clock, secret.encode())
+    keys = environment_keys(settings.regulator_api_keys, settings.admin_api_keys, settings.fhir_api_keys)
+    clients = ClientRegistry(Context.schema_database(database_url, "access"), keys, clock)
+    ctx = Context(settings, database_url, Topics(settings.topic_prefix), clock, secret.encode(), clients)
     parts: list[ServicePart] = []
     intake_service = directory = space = None
     if "intake" in services:
@@ -134,7 +146,7 @@ def build_runtime(
                 "the operations service alone needs MATCHER_URL and INTERNAL_API_KEY to pause professionals"
             )
         parts.append(ops.build(ctx, pauses))
-    runtime = Runtime(settings, make_broker(settings, bootstrap_servers), bootstrap_servers, ctx.topics, parts)
+    runtime = Runtime(settings, make_broker(settings, bootstrap_servers), bootstrap_servers, ctx.topics, parts, clients)
 
     async def demo() -> None:
         if directory is not None and settings.demo_data:
@@ -150,19 +162,6 @@ def build_app(
     runtime, demo = build_runtime(settings, database_url, bootstrap_servers, services, clock)
     # every process documents the whole public API (a gateway sends /openapi.json to one of them)
     return runtime.app(on_started=demo, documented=routing.documented_routers()), runtime  # type: ignore[arg-type]
-
-
-@contextlib.contextmanager
-def database(settings: Settings) -> Iterator[str]:
-    """The database URL: DATABASE_URL, else the embedded server in DATA_DIR (shared with `make run`)."""
-    if settings.database_url:
-        yield settings.database_url
-        return
-    pg = EmbeddedPostgres(settings.data_dir / "postgres").start()
-    try:
-        yield pg.url()
-    finally:
-        pg.stop()
 
 
 @contextlib.asynccontextmanager
@@ -203,11 +202,21 @@ def main(argv: Sequence[str] | None = None) -> None:
             f"sas-{args.service} runs against a shared database and broker: "
             "set DATABASE_URL and KAFKA_BOOTSTRAP_SERVERS (or use `make run` for everything at once)"
         )
+    trial = not (settings.database_url or settings.kafka_bootstrap_servers)  # `make run` on embedded parts
+    missing = settings.missing_secrets(services)
+    if missing and not trial:
+        sys.exit(f"missing secrets: set {', '.join(missing)} (see the README's security section)")
+    if trial:
+        trial_secrets(settings)
     if not settings.api_keys:
         key = _persistent_secret(settings.data_dir / "demo_api_key")
         settings.regulator_api_keys = key
         settings.__dict__.pop("api_keys", None)
         print(f"\n  No REGULATOR_API_KEYS set: demo regulator key  {key}\n", flush=True)
+    if not settings.admin_api_keys.strip() and not settings.database_url:
+        key = _persistent_secret(settings.data_dir / "demo_admin_key")
+        settings.admin_api_keys = key
+        print(f"  No ADMIN_API_KEYS set: trial admin key (clients, directory)  {key}\n", flush=True)
     if not settings.fhir_keys:
         key = _persistent_secret(settings.data_dir / "demo_fhir_key")
         settings.fhir_api_keys = key
@@ -256,7 +265,11 @@ def worker_environment(
         "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
         "REGULATOR_API_KEYS": settings.regulator_api_keys,
         "FHIR_API_KEYS": settings.fhir_api_keys,
+        "ADMIN_API_KEYS": settings.admin_api_keys,
         "SECRET_KEY": settings.secret_key or _persistent_secret(settings.data_dir / "secret_key"),
+        "CALLBACK_SECRET": settings.callback_secret,
+        "WEBHOOK_SECRET": settings.webhook_secret,
+        "SMS_WEBHOOK_SECRET": settings.sms_webhook_secret,
         "SAS_SERVICES": ",".join(services),
     }
     if not settings.kafka_bootstrap_servers:  # the embedded broker's tuning (see Settings), made explicit

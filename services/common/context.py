@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from schemas.topics import Topics
+from services.common.access.registry import ClientRegistry
 from services.common.clock import Clock
 from services.common.db import Database, service_engine
 from services.common.settings import Settings
@@ -17,6 +18,11 @@ class Context:
     topics: Topics
     clock: Clock
     secret: bytes
+    clients: ClientRegistry  # who calls the API; a regulator client's signing secrets
 
     def database(self, schema: str) -> Database:
-        return Database(service_engine(self.database_url, schema), schema=schema, source=f"/sas-orientation/{schema}")
+        return self.schema_database(self.database_url, schema)
+
+    @staticmethod
+    def schema_database(database_url: str, schema: str) -> Database:
+        return Database(service_engine(database_url, schema), schema=schema, source=f"/sas-orientation/{schema}")

@@ -6,18 +6,23 @@ They are used only when KAFKA_BOOTSTRAP_SERVERS / DATABASE_URL are unset.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
 import subprocess
 import time
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import structlog
+
+if TYPE_CHECKING:
+    from services.common.settings import Settings
 
 log = structlog.get_logger(__name__)
 
@@ -132,3 +137,17 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+@contextlib.contextmanager
+def database(settings: Settings) -> Iterator[str]:
+    """The database URL: DATABASE_URL, else the embedded server in DATA_DIR (shared with `make run`:
+    the server stays up while any process holds it)."""
+    if settings.database_url:
+        yield settings.database_url
+        return
+    pg = EmbeddedPostgres(settings.data_dir / "postgres").start()
+    try:
+        yield pg.url()
+    finally:
+        pg.stop()

@@ -192,7 +192,8 @@ def describe_problems(app: FastAPI, documented: Sequence[APIRouter] = ()) -> Non
             for operation in operations.values():
                 responses = operation.setdefault("responses", {})
                 if operation.get("security"):
-                    responses.setdefault("401", {"description": "no valid API key"})
+                    responses.setdefault("401", {"description": "no valid API key (unknown or revoked)"})
+                    responses.setdefault("403", {"description": "the key's role or scope does not allow this"})
                 if "requestBody" in operation:
                     responses.setdefault("400", {"description": "the body could not be read (not UTF-8, say)"})
                     responses.setdefault("413", {"description": "the body is over `MAX_BODY_BYTES`"})
@@ -232,7 +233,7 @@ def _title(status: int) -> str:
 
 # Declares the scheme in the OpenAPI document; the check itself is ours (problem+json, constant time).
 BEARER = HTTPBearer(
-    auto_error=False, scheme_name="apiKey", description="a regulator API key: `Authorization: Bearer <key>`"
+    auto_error=False, scheme_name="apiKey", description="a client's API key: `Authorization: Bearer <key>`"
 )
 
 

@@ -26,10 +26,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from schemas.events import EventData
 from schemas.topics import Topics
 from services.common import metrics
+from services.common.access.registry import ClientRegistry
+from services.common.access.roles import Forbidden
 from services.common.broker_watch import BrokerWatch
 from services.common.db import Database
 from services.common.http import (
     InputGuard,
+    Problem,
     ProblemMap,
     RefusalFormat,
     describe_problems,
@@ -138,8 +141,10 @@ class Runtime:
         bootstrap_servers: str,
         topics: Topics,
         parts: Sequence[ServicePart],
+        clients: ClientRegistry,
     ) -> None:
         self.settings, self.broker, self.bootstrap_servers = settings, broker, bootstrap_servers
+        self.clients = clients  # who may call the routes (services/common/access)
         self.topics, self.parts = topics, list(parts)
         self.scheduler = AsyncIOScheduler(timezone="UTC")
         self.relays: dict[str, OutboxRelay] = {}
@@ -220,6 +225,7 @@ class Runtime:
         joined.subscriber(function.subscriber_function())
 
     async def start(self) -> None:
+        await self.clients.start()
         for part in self.parts:
             await part.db.migrate(part.migrations)
         await ensure_topics(
@@ -267,6 +273,7 @@ class Runtime:
             for hook in part.on_stop:
                 await _within(f"{part.name} on_stop", hook())
             await _within(f"{part.name} database", part.db.dispose())
+        await _within("clients database", self.clients.dispose())
 
     def _consumers_healthy(self) -> dict[str, bool]:
         """Each consumer group: joined, and its commits not failing for 10 s or more."""
@@ -365,8 +372,11 @@ class Runtime:
         app = FastAPI(title=title, version="1", lifespan=lifespan, docs_url=None, redoc_url=None)
         install_offline_docs(app)
         app.state.settings = self.settings
+        app.state.clients = self.clients
         app.state.provided = {type(thing): thing for part in self.parts for thing in part.provides}
-        install_problem_handlers(app, {kind: answer for part in self.parts for kind, answer in part.problems.items()})
+        problems: ProblemMap = {Forbidden: lambda e: Problem(403, "Forbidden", str(e))}
+        problems |= {kind: answer for part in self.parts for kind, answer in part.problems.items()}
+        install_problem_handlers(app, problems)
         install_log_context(app)
         app.add_middleware(
             InputGuard,

@@ -9,6 +9,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from services.common.outbound import OutboundPolicy
+
 
 class Settings(BaseSettings):
     """Typed settings; the environment variable is the field name in upper case."""
@@ -25,8 +27,13 @@ class Settings(BaseSettings):
     public_base_url: str | None = None
 
     # Security.
-    regulator_api_keys: str = ""
+    regulator_api_keys: str = ""  # regulator clients: `key` or `organisation:key`, comma-separated
+    admin_api_keys: str = ""  # admin clients (comma-separated)
     fhir_api_keys: str = ""  # the national SAS platform's keys for /fhir (comma-separated)
+    outbound_allowed_networks: str = Field(
+        default="",
+        description="comma-separated CIDR a callback or webhook may reach though not public (127.0.0.0/8: one machine)",
+    )
     internal_api_key: str = ""
     secret_key: str = ""
     ops_admin_email: str | None = None
@@ -104,6 +111,25 @@ class Settings(BaseSettings):
     @cached_property
     def api_keys(self) -> tuple[str, ...]:
         return tuple(k.strip() for k in self.regulator_api_keys.split(",") if k.strip())
+
+    def missing_secrets(self, services: tuple[str, ...]) -> list[str]:
+        """The secrets these services need and were not given: outside `make run`'s trial mode
+        the service refuses to start without them (it never signs with an empty secret)."""
+        needed = {"SECRET_KEY": self.secret_key}
+        if "intake" in services and self.regulator_api_keys.strip():
+            needed["CALLBACK_SECRET"] = self.callback_secret  # the environment's regulators' callbacks
+        if "notifier" in services:
+            needed["WEBHOOK_SECRET"] = self.webhook_secret
+            if self.sms_webhook_url:
+                needed["SMS_WEBHOOK_SECRET"] = self.sms_webhook_secret
+        if services != ("intake", "matcher", "notifier", "ops"):
+            needed["INTERNAL_API_KEY"] = self.internal_api_key  # services apart ask each other
+        return [name for name, value in needed.items() if not value.strip()]
+
+    @cached_property
+    def outbound(self) -> OutboundPolicy:
+        """Where callbacks and webhooks may go (OUTBOUND_ALLOWED_NETWORKS; services/common/outbound.py)."""
+        return OutboundPolicy.from_setting(self.outbound_allowed_networks)
 
     @property
     def fhir_keys(self) -> tuple[str, ...]:

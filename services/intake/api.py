@@ -12,7 +12,8 @@ from pydantic import ConfigDict, Field, HttpUrl, model_validator
 
 from schemas.events import PatientLocation
 from services.common import geo
-from services.common.deps import InternalKey, RegulatorKey, provided
+from services.common.access.roles import Client, Role
+from services.common.deps import CallerDep, InternalKey, SettingsDep, allow, checked_destination, provided
 from services.common.http import Problem, ProblemMap, invalid_field, problems
 from services.common.inputs import IDENT, INSEE, PHONE, Ident, InputModel, Instant
 from services.common.motives import catalogue
@@ -82,7 +83,7 @@ class RequestIn(InputModel):
     correlation_id: str | None = Field(default=None, max_length=200, description="echoed on every callback")
 
 
-def to_new_request(body: RequestIn) -> NewRequest:
+def to_new_request(body: RequestIn, caller: Client | None = None) -> NewRequest:
     """Check what the schema cannot (known motive, known commune) and locate the patient."""
     if body.motive not in catalogue().motives:
         raise invalid_field("motive", f"unknown motive {body.motive!r}; see GET /v1/motives")
@@ -114,6 +115,8 @@ def to_new_request(body: RequestIn) -> NewRequest:
         contact_name=contact.name,
         contact_phone=contact.phone,
         body=body.model_dump(mode="json"),
+        organisation=caller.organisation if caller else "legacy",
+        client_id=caller.client_id if caller else None,
     )
 
 
@@ -123,7 +126,7 @@ def _iso(value: datetime | None) -> str | None:
 
 def request_view(request: OrientationRequest, history: list[RequestHistory]) -> dict[str, Any]:
     view: dict[str, Any] = {
-        "request_id": request.request_id,
+        "request_id": request.external_id,  # the regulator's own id
         "status": request.status,
         "received_at": _iso(request.received_at),
         "urgency": request.urgency,
@@ -148,7 +151,7 @@ def request_view(request: OrientationRequest, history: list[RequestHistory]) -> 
 
 
 IntakeDep = Annotated[IntakeService, Depends(provided(IntakeService))]
-router = APIRouter(tags=["regulator"], dependencies=[RegulatorKey])
+router = APIRouter(tags=["regulator"], dependencies=[allow(Role.REGULATOR)])
 internal = APIRouter(include_in_schema=False, dependencies=[InternalKey])
 
 # the intake's domain exceptions as problems (registered with the runtime: services/common/http.py)
@@ -161,26 +164,35 @@ PROBLEMS: ProblemMap = {
 
 
 @router.post("/v1/requests", status_code=202, responses=problems(409))
-async def submit(body: RequestIn, service: IntakeDep) -> JSONResponse:
+async def submit(body: RequestIn, service: IntakeDep, caller: CallerDep, settings: SettingsDep) -> JSONResponse:
+    """A request of the caller's organisation (its own id: another organisation's same id is another request)."""
     structlog.contextvars.bind_contextvars(request_id=body.request_id)
-    request, _ = await service.submit(to_new_request(body))
+    if body.callback_url:
+        await checked_destination(settings, "callback_url", str(body.callback_url))
+    request, _ = await service.submit(to_new_request(body, caller))
     return JSONResponse(
-        {"request_id": request.request_id, "status": "received", "status_url": f"/v1/requests/{request.request_id}"},
+        {"request_id": request.external_id, "status": "received", "status_url": f"/v1/requests/{request.external_id}"},
         status_code=202,
     )
 
 
+def owner_scope(caller: Client) -> str | None:
+    """The organisation whose requests the caller sees: its own; an admin (None) every one."""
+    return None if caller.is_admin else caller.organisation
+
+
 @router.get("/v1/requests/{request_id}", responses=problems(404))
-async def status(request_id: Ident, service: IntakeDep) -> dict[str, Any]:
+async def status(request_id: Ident, service: IntakeDep, caller: CallerDep) -> dict[str, Any]:
+    """Another organisation's request is answered 404, as if it did not exist."""
     structlog.contextvars.bind_contextvars(request_id=request_id)
-    return request_view(*await service.get(request_id))
+    return request_view(*await service.get(request_id, owner_scope(caller)))
 
 
 @router.post("/v1/requests/{request_id}/cancel", responses=problems(404, 409))
-async def cancel(request_id: Ident, service: IntakeDep) -> dict[str, Any]:
+async def cancel(request_id: Ident, service: IntakeDep, caller: CallerDep) -> dict[str, Any]:
     structlog.contextvars.bind_contextvars(request_id=request_id)
-    await service.cancel(request_id)
-    return request_view(*await service.get(request_id))
+    await service.cancel(request_id, owner_scope(caller))
+    return request_view(*await service.get(request_id, owner_scope(caller)))
 
 
 @internal.get("/internal/v1/requests/{request_id}/contact")

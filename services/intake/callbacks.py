@@ -15,6 +15,7 @@ from typing import Any
 import structlog
 from sqlalchemy import text
 
+from services.common.access.registry import ClientRegistry
 from services.common.db import Transaction
 from services.common.signing import SignedPoster
 from services.intake.models import CallbackDelivery
@@ -30,18 +31,31 @@ class Callback:
     event_id: str
     url: str
     payload: dict[str, Any]
+    client_id: str | None  # whose signing secret signs it
 
     @classmethod
-    def of(cls, row: CallbackDelivery) -> Callback:
+    def of(cls, row: CallbackDelivery, client_id: str | None) -> Callback:
         assert row.id is not None, "flushed"
-        return cls(row.id, row.request_id, row.event_id, row.url, row.payload)
+        return cls(row.id, row.request_id, row.event_id, row.url, row.payload, client_id)
+
+
+class CallbackSecrets:
+    """The secrets a regulator's callbacks are signed with: its client's `signing_secret` (and the
+    previous one while a rotation overlaps); CALLBACK_SECRET for the environment's keys."""
+
+    def __init__(self, clients: ClientRegistry, environment_secret: str) -> None:
+        self.clients, self.environment_secret = clients, environment_secret
+
+    async def of(self, client_id: str | None) -> list[str]:
+        own = await self.clients.signing_secrets(client_id) if client_id else []
+        return own or ([self.environment_secret] if self.environment_secret else [])
 
 
 class RegulatorCallbacks:
     """The intake's `Outbound` (see services/common/delivery.py)."""
 
-    def __init__(self, poster: SignedPoster, secret: str) -> None:
-        self.poster, self.secret = poster, secret
+    def __init__(self, poster: SignedPoster, secrets: CallbackSecrets) -> None:
+        self.poster, self.secrets = poster, secrets
 
     async def claim(self, tx: Transaction, now: datetime, limit: int, lease_until: datetime) -> list[Callback]:
         rows = await tx.session.execute(
@@ -51,11 +65,13 @@ class RegulatorCallbacks:
                 " AND NOT EXISTS (SELECT 1 FROM callback_delivery e WHERE e.request_id = d.request_id"
                 " AND e.status = 'pending' AND e.id < d.id)"
                 " ORDER BY id LIMIT :n FOR UPDATE SKIP LOCKED)"
-                " RETURNING id, request_id, event_id, url, payload"
+                " RETURNING id, request_id, event_id, url, payload, (SELECT o.client_id FROM orientation_request o"
+                "   WHERE o.request_id = callback_delivery.request_id) AS client_id"
             ),
             {"now": now, "n": limit, "lease": lease_until},
         )
-        return sorted((Callback(r.id, r.request_id, r.event_id, r.url, r.payload) for r in rows), key=lambda c: c.id)
+        found = (Callback(r.id, r.request_id, r.event_id, r.url, r.payload, r.client_id) for r in rows)
+        return sorted(found, key=lambda c: c.id)
 
     def key(self, item: Callback) -> Hashable:
         return item.request_id
@@ -64,11 +80,11 @@ class RegulatorCallbacks:
         await self.poster.post(
             item.url,
             item.payload,
-            self.secret,
+            await self.secrets.of(item.client_id),
             item.event_id,
             {
-                "X-Request-ID": item.request_id,
-                "X-Correlation-ID": str(item.payload.get("correlation_id") or item.request_id),
+                "X-Request-ID": str(item.payload.get("request_id") or item.request_id),  # the regulator's id
+                "X-Correlation-ID": str(item.payload.get("correlation_id") or item.payload.get("request_id")),
             },
         )
 

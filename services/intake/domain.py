@@ -37,6 +37,14 @@ def same_wait(before: dict[str, Any] | None, after: dict[str, Any]) -> bool:
     return before is not None and all(before.get(k) == after[k] for k in ("reason", "detail", "look_again_at"))
 
 
+def internal_id(organisation: str, external_id: str, external_id_taken: bool) -> str:
+    """The id the services know a request by: the regulator's own id, unless another
+    organisation's request already has it — then a hash of both, so that the two never mix."""
+    if not external_id_taken:
+        return external_id
+    return "req-" + hashlib.sha256(f"{organisation}\0{external_id}".encode()).hexdigest()[:32]
+
+
 class RequestConflict(Exception):
     """The same request id was sent again with a different body."""
 

@@ -9,6 +9,7 @@ from services.common.context import Context
 from services.common.messaging import Pump
 from services.common.runtime import Handlers, ServicePart, Subscription
 from services.intake import api
+from services.intake.callbacks import CallbackSecrets
 from services.intake.service import IntakeService
 
 # received a minute ago and the matcher has not said it is searching (services/common/reconcile.py)
@@ -22,7 +23,8 @@ ROUTERS = [api.router, api.internal]  # the paths it serves: services/routing.py
 
 def build(ctx: Context) -> tuple[IntakeService, ServicePart]:
     db = ctx.database("intake")
-    service = IntakeService(db, ctx.topics, ctx.settings.callback_secret, ctx.clock)
+    secrets = CallbackSecrets(ctx.clients, ctx.settings.callback_secret)
+    service = IntakeService(db, ctx.topics, secrets, ctx.settings.outbound, ctx.clock)
     callbacks = Pump("intake-callbacks", service.deliver_callbacks, ctx.settings.sweep_interval_seconds)
     service.on_callback.append(callbacks.poke)
     service.callbacks.on_more.append(callbacks.poke)

@@ -16,7 +16,10 @@ class OrientationRequest(SQLModel, table=True):
     """A regulator's request, as received and as it progresses (no patient identity here)."""
 
     __tablename__ = "orientation_request"
-    request_id: str = Field(primary_key=True)
+    request_id: str = Field(primary_key=True)  # the id every service knows (see `internal_id`)
+    organisation: str  # the regulator's organisation: no other sees the request
+    external_id: str  # the regulator's own id, unique within its organisation
+    client_id: str | None = None  # the client that posted it: its callbacks are signed for it
     fingerprint: str
     received_at: datetime = timestamp()
     urgency: str

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
+from sqlalchemy import text
 from sqlmodel import col, select
 
 from schemas.events import (
@@ -27,8 +28,9 @@ from services.common import metrics
 from services.common.clock import utcnow
 from services.common.db import Database, Transaction
 from services.common.delivery import DeliveryQueue
+from services.common.outbound import OutboundPolicy
 from services.common.signing import SignedPoster
-from services.intake.callbacks import Callback, RegulatorCallbacks
+from services.intake.callbacks import Callback, CallbackSecrets, RegulatorCallbacks
 from services.intake.domain import (
     CannotCancel,
     RequestConflict,
@@ -38,6 +40,7 @@ from services.intake.domain import (
     deadline_of,
     fingerprint,
     follows,
+    internal_id,
     same_wait,
 )
 from services.intake.models import CallbackDelivery, OrientationRequest, PatientContact, RequestHistory
@@ -64,6 +67,31 @@ class NewRequest:
     contact_name: str | None
     contact_phone: str | None
     body: dict[str, Any]  # what was sent, for idempotency
+    organisation: str = "legacy"  # the posting client's: the request is its own
+    client_id: str | None = None
+
+    def row(self, request_id: str, fingerprint: str, now: datetime) -> OrientationRequest:
+        """The request's row (its contact goes apart: PatientContact)."""
+        return OrientationRequest(
+            request_id=request_id,
+            organisation=self.organisation,
+            external_id=self.request_id,
+            client_id=self.client_id,
+            fingerprint=fingerprint,
+            received_at=self.received_at,
+            urgency=self.urgency,
+            motive=self.motive,
+            commune_insee=self.location.commune_insee,
+            lat=self.location.lat,
+            lon=self.location.lon,
+            age=self.age,
+            teleconsultation_ok=self.teleconsultation_ok,
+            callback_url=self.callback_url,
+            correlation_id=self.correlation_id,
+            status=RequestStatus.RECEIVED,
+            created_at=now,
+            updated_at=now,
+        )
 
 
 @dataclass(frozen=True)
@@ -74,14 +102,18 @@ class Contact:
 
 class IntakeService:
     def __init__(
-        self, db: Database, topics: Topics, callback_secret: str = "", clock: Callable[[], datetime] = utcnow
+        self,
+        db: Database,
+        topics: Topics,
+        secrets: CallbackSecrets,
+        outbound: OutboundPolicy,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.db = db
         self.topics = topics
-        self.callback_secret = callback_secret
         self.clock = clock
-        self.poster = SignedPoster()  # one HTTP client for every callback of this process
-        self.callbacks = DeliveryQueue(db, RegulatorCallbacks(self.poster, callback_secret), clock)
+        self.poster = SignedPoster(outbound)  # one HTTP client for every callback of this process
+        self.callbacks = DeliveryQueue(db, RegulatorCallbacks(self.poster, secrets), clock)
         self.on_callback: list[Callable[[], None]] = []  # pokes the callback dispatcher after a commit
 
     async def _move(
@@ -114,7 +146,8 @@ class IntakeService:
             )
             tx.session.add(delivery)
             if first:
-                tx.after_commit.append(lambda: self.callbacks.send_claimed([Callback.of(delivery)]))
+                client_id = request.client_id  # whose secret signs it (the row's id is known after the flush)
+                tx.after_commit.append(lambda: self.callbacks.send_claimed([Callback.of(delivery, client_id)]))
             else:
                 tx.after_commit.extend(self.on_callback)
         tx.after_commit.append(lambda: metrics.REQUEST_STATUS.labels(str(status)).inc())
@@ -140,38 +173,28 @@ class IntakeService:
         """
         print_ = fingerprint(new.body)
         async with self.db.transaction() as tx:
-            existing = await tx.session.get(OrientationRequest, new.request_id, with_for_update=True)
+            # one id posted at once by one or two organisations: one at a time
+            await tx.session.execute(
+                text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"request:{new.request_id}"}
+            )
+            existing = await self._owned(tx, new.organisation, new.request_id, lock=True)
             if existing is not None:
                 if existing.fingerprint != print_:
                     raise RequestConflict(new.request_id)
                 return existing, False
             now = self.clock()
             check_received_at(new.received_at, new.urgency, new.motive, now)
-            request = OrientationRequest(
-                request_id=new.request_id,
-                fingerprint=print_,
-                received_at=new.received_at,
-                urgency=new.urgency,
-                motive=new.motive,
-                commune_insee=new.location.commune_insee,
-                lat=new.location.lat,
-                lon=new.location.lon,
-                age=new.age,
-                teleconsultation_ok=new.teleconsultation_ok,
-                callback_url=new.callback_url,
-                correlation_id=new.correlation_id,
-                status=RequestStatus.RECEIVED,
-                created_at=now,
-                updated_at=now,
-            )
+            taken = await tx.session.get(OrientationRequest, new.request_id) is not None
+            request_id = internal_id(new.organisation, new.request_id, taken)
+            request = new.row(request_id, print_, now)
             tx.session.add(request)
             await tx.session.flush()
-            tx.session.add(PatientContact(request_id=new.request_id, name=new.contact_name, phone=new.contact_phone))
-            tx.session.add(RequestHistory(request_id=new.request_id, status=RequestStatus.RECEIVED, at=now))
+            tx.session.add(PatientContact(request_id=request_id, name=new.contact_name, phone=new.contact_phone))
+            tx.session.add(RequestHistory(request_id=request_id, status=RequestStatus.RECEIVED, at=now))
             tx.emit(
                 self.topics.requests,
                 RequestReceived(
-                    request_id=new.request_id,
+                    request_id=request_id,
                     received_at=new.received_at,
                     urgency=new.urgency,
                     motive=new.motive,
@@ -184,19 +207,34 @@ class IntakeService:
                 ),
                 now,
             )
-        log.info("request received", request_id=new.request_id, motive=new.motive, urgency=new.urgency)
+        log.info("request received", request_id=request_id, motive=new.motive, urgency=new.urgency)
         return request, True
 
-    async def get(self, request_id: str) -> tuple[OrientationRequest, list[RequestHistory]]:
+    async def _owned(
+        self, tx: Transaction, organisation: str | None, request_id: str, lock: bool = False
+    ) -> OrientationRequest | None:
+        """The request `request_id` of this organisation (the regulator's own id); for an admin
+        (`organisation` None), the request the services know by this id."""
+        if organisation is None:
+            return await tx.session.get(OrientationRequest, request_id, with_for_update=lock)
+        query = select(OrientationRequest).where(
+            col(OrientationRequest.organisation) == organisation, col(OrientationRequest.external_id) == request_id
+        )
+        return (await tx.session.execute(query.with_for_update() if lock else query)).scalar_one_or_none()
+
+    async def get(
+        self, request_id: str, organisation: str | None = None
+    ) -> tuple[OrientationRequest, list[RequestHistory]]:
+        """A request and its history, as its organisation (or an admin: None) may see it."""
         async with self.db.transaction() as tx:
-            request = await tx.session.get(OrientationRequest, request_id)
+            request = await self._owned(tx, organisation, request_id)
             if request is None:
                 raise RequestNotFound(request_id)
             history = (
                 (
                     await tx.session.execute(
                         select(RequestHistory)
-                        .where(col(RequestHistory.request_id) == request_id)
+                        .where(col(RequestHistory.request_id) == request.request_id)
                         .order_by(col(RequestHistory.id))
                     )
                 )
@@ -205,11 +243,12 @@ class IntakeService:
             )
             return request, list(history)
 
-    async def cancel(self, request_id: str) -> OrientationRequest:
+    async def cancel(self, request_id: str, organisation: str | None = None) -> OrientationRequest:
         async with self.db.transaction() as tx:
-            request = await tx.session.get(OrientationRequest, request_id, with_for_update=True)
+            request = await self._owned(tx, organisation, request_id, lock=True)
             if request is None:
                 raise RequestNotFound(request_id)
+            request_id = request.request_id
             if request.status == RequestStatus.CANCELLED:
                 return request
             if request.status == RequestStatus.UNRESOLVED:
@@ -319,7 +358,7 @@ def callback_payload(request: OrientationRequest, event_id: str, at: datetime) -
     """What the regulator receives: the request's new status, as GET /v1/requests/{id} shows it."""
     payload: dict[str, Any] = {
         "event_id": event_id,
-        "request_id": request.request_id,
+        "request_id": request.external_id,  # the regulator's own id
         "correlation_id": request.correlation_id,
         "status": request.status,
         "at": at.isoformat(),

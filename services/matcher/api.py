@@ -12,7 +12,8 @@ from fastapi.responses import JSONResponse
 from pydantic import EmailStr, Field, HttpUrl, field_validator, model_validator
 
 from services.common import geo, i18n
-from services.common.deps import InternalKey, RegulatorKey, provided
+from services.common.access.roles import Client, Role, require_cpts
+from services.common.deps import CallerDep, InternalKey, SettingsDep, allow, checked_destination, provided
 from services.common.http import CREATED, Problem, ProblemMap, invalid_field, problems
 from services.common.inputs import IDENT, INSEE, PHONE, Ident, IdentQuery, InputModel, Instant
 from services.common.motives import Motive, catalogue
@@ -274,7 +275,42 @@ def _saved(view: dict[str, Any], created: bool) -> JSONResponse:
 
 DirectoryDep = Annotated[Directory, Depends(provided(Directory))]
 SpaceDep = Annotated[ProfessionalSpace, Depends(provided(ProfessionalSpace))]
-router = APIRouter(tags=["directory"], dependencies=[RegulatorKey])
+router = APIRouter(tags=["directory"], dependencies=[allow(Role.DIRECTORY, Role.REGULATOR)])
+
+
+# Who reaches what in the directory (contract v2): an admin everything; a directory client its
+# CPTS's cards, slots and territory only (403 naming the other CPTS); a regulator reads, without
+# a professional's e-mail, phone or channels, and writes nothing.
+
+
+def reach_cpts(caller: Client, cpts_id: str | None, write: bool) -> None:
+    if write or caller.role != Role.REGULATOR:
+        require_cpts(caller, cpts_id)
+
+
+async def reach_professional(caller: Client, directory: Directory, rpps: str, write: bool) -> None:
+    """A professional unknown here is left to the route (404, or created by a PUT)."""
+    if caller.is_admin or (caller.role == Role.REGULATOR and not write):
+        return
+    known, cpts_id = await directory.cpts_of(rpps)
+    if known or write:
+        reach_cpts(caller, cpts_id, write)
+
+
+async def reach_slot(caller: Client, directory: Directory, slot_id: str, write: bool) -> None:
+    """A slot as its professional (a slot unknown here is left to the route)."""
+    if write and caller.role == Role.REGULATOR:
+        reach_cpts(caller, None, write)  # refused, whichever slot
+    rpps = await directory.professional_of_slot(slot_id)
+    if rpps is not None:
+        await reach_professional(caller, directory, rpps, write)
+
+
+def seen_by(caller: Client, view: dict[str, Any]) -> dict[str, Any]:
+    """A professional's card as the caller may see it: no e-mail, phone or channels for a regulator."""
+    if caller.sees_contact_details():
+        return view
+    return {k: v for k, v in view.items() if k not in ("email", "phone", "channels")}
 
 
 def _invalid_file(error: Exception) -> Problem:
@@ -297,7 +333,8 @@ PROBLEMS: ProblemMap = {
 
 
 @router.put("/v1/territories/{cpts_id}", responses=CREATED)
-async def put_territory(cpts_id: Ident, body: TerritoryIn, directory: DirectoryDep) -> JSONResponse:
+async def put_territory(cpts_id: Ident, body: TerritoryIn, directory: DirectoryDep, caller: CallerDep) -> JSONResponse:
+    reach_cpts(caller, cpts_id, write=True)
     territory, created = await directory.put_territory(
         cpts_id, body.name, body.communes, body.radius_km, body.offer_timeout_minutes, body.parallel_offers, body.finess
     )
@@ -309,9 +346,10 @@ async def put_territory(cpts_id: Ident, body: TerritoryIn, directory: DirectoryD
     responses=problems(404),
     openapi_extra={"requestBody": {"required": True, "content": {"text/plain": {"schema": {"type": "string"}}}}},
 )
-async def import_rpps(cpts_id: Ident, request: Request, directory: DirectoryDep) -> dict[str, Any]:
+async def import_rpps(cpts_id: Ident, request: Request, directory: DirectoryDep, caller: CallerDep) -> dict[str, Any]:
     """The national directory's extraction for this territory (see `sas-import-rpps`): the file
     as the body, up to MAX_UPLOAD_BYTES; kept on disk while it is read, never in memory."""
+    reach_cpts(caller, cpts_id, write=True)
     with tempfile.TemporaryFile("w+b") as upload:
         async for chunk in request.stream():
             upload.write(chunk)
@@ -325,12 +363,21 @@ async def import_rpps(cpts_id: Ident, request: Request, directory: DirectoryDep)
 
 
 @router.get("/v1/territories/{cpts_id}", responses=problems(404))
-async def get_territory(cpts_id: Ident, directory: DirectoryDep) -> dict[str, Any]:
+async def get_territory(cpts_id: Ident, directory: DirectoryDep, caller: CallerDep) -> dict[str, Any]:
+    reach_cpts(caller, cpts_id, write=False)
     return territory_view(await directory.get_territory(cpts_id))
 
 
 @router.put("/v1/professionals/{rpps}", responses=CREATED)
-async def put_professional(rpps: Ident, body: ProfessionalIn, directory: DirectoryDep) -> JSONResponse:
+async def put_professional(
+    rpps: Ident, body: ProfessionalIn, directory: DirectoryDep, caller: CallerDep, settings: SettingsDep
+) -> JSONResponse:
+    """A directory client writes cards of its CPTS only, and moves none out of it."""
+    await reach_professional(caller, directory, rpps, write=True)
+    reach_cpts(caller, body.cpts_id, write=True)
+    for channel in body.channels or []:
+        if channel.url is not None:
+            await checked_destination(settings, "channels.url", str(channel.url))
     fields = body.model_dump(exclude={"sites", "channels"}) | {"channels": body.channel_list()}
     pro, sites, created = await directory.put_professional(rpps, fields, [_site_input(s) for s in body.sites])
     return _saved(professional_view(pro, sites), created)
@@ -340,14 +387,16 @@ async def put_professional(rpps: Ident, body: ProfessionalIn, directory: Directo
 async def list_professionals(
     cpts_id: IdentQuery,
     directory: DirectoryDep,
+    caller: CallerDep,
     profession: Profession | None = None,
     commune_insee: Annotated[str | None, Query(pattern=INSEE)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> dict[str, Any]:
     """A territory's professionals, by name, a page at a time (what an import loaded, say)."""
+    reach_cpts(caller, cpts_id, write=False)
     total, found = await directory.list_professionals(cpts_id, profession, commune_insee, limit, offset)
-    items = [professional_view(pro, sites) for pro, sites in found]
+    items = [seen_by(caller, professional_view(pro, sites)) for pro, sites in found]
     return {"total": total, "limit": limit, "offset": offset, "items": items}
 
 
@@ -357,31 +406,38 @@ async def list_slots(
     first: Annotated[Instant, Query(alias="from")],
     last: Annotated[Instant, Query(alias="to")],
     directory: DirectoryDep,
+    caller: CallerDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 500,
 ) -> dict[str, Any]:
     """A professional's slots starting between `from` and `to` (RFC 3339, with an offset), any state."""
+    await reach_professional(caller, directory, rpps, write=False)
     if last <= first:
         raise invalid_field("to", "`to` must be after `from`")
     return {"items": [slot_view(s) for s in await directory.list_slots(rpps, first, last, limit)]}
 
 
 @router.post("/v1/professionals/{rpps}/availability")
-async def add_availability(rpps: Ident, body: AvailabilityIn, directory: DirectoryDep) -> dict[str, int]:
+async def add_availability(
+    rpps: Ident, body: AvailabilityIn, directory: DirectoryDep, caller: CallerDep
+) -> dict[str, int]:
     """Weekly SNP availability as a template, expanded into free slots for the coming weeks
     (public holidays and closures left out). Post it again any time — weekly, say — to keep
     the weeks ahead filled: slots already there are kept, never duplicated nor revived."""
+    await reach_professional(caller, directory, rpps, write=True)
     rules = [r.rule() for r in body.rules]
     created, existing = await directory.keep_availability(rpps, body.site_id, rules, body.weeks)
     return {"created": created, "already_there": existing}
 
 
 @router.get("/v1/professionals/{rpps}", responses=problems(404))
-async def get_professional(rpps: Ident, directory: DirectoryDep) -> dict[str, Any]:
-    return professional_view(*await directory.get_professional(rpps))
+async def get_professional(rpps: Ident, directory: DirectoryDep, caller: CallerDep) -> dict[str, Any]:
+    await reach_professional(caller, directory, rpps, write=False)
+    return seen_by(caller, professional_view(*await directory.get_professional(rpps)))
 
 
 @router.delete("/v1/professionals/{rpps}", status_code=204, responses=problems(404))
-async def deactivate_professional(rpps: Ident, directory: DirectoryDep) -> Response:
+async def deactivate_professional(rpps: Ident, directory: DirectoryDep, caller: CallerDep) -> Response:
+    await reach_professional(caller, directory, rpps, write=True)
     await directory.deactivate_professional(rpps)
     return Response(status_code=204)
 
@@ -391,22 +447,27 @@ class PauseIn(InputModel):
 
 
 @router.put("/v1/professionals/{rpps}/pause", responses=problems(404))
-async def pause_professional(rpps: Ident, body: PauseIn, space: SpaceDep, directory: DirectoryDep) -> dict[str, Any]:
+async def pause_professional(
+    rpps: Ident, body: PauseIn, space: SpaceDep, directory: DirectoryDep, caller: CallerDep
+) -> dict[str, Any]:
     """Ask the professional nothing until the end of `until` (holidays); they can end it on their page."""
+    await reach_professional(caller, directory, rpps, write=True)
     await space.pause_of(rpps, body.until)
     return professional_view(*await directory.get_professional(rpps))
 
 
 @router.delete("/v1/professionals/{rpps}/pause", status_code=204, responses=problems(404))
-async def end_pause(rpps: Ident, space: SpaceDep) -> Response:
+async def end_pause(rpps: Ident, space: SpaceDep, directory: DirectoryDep, caller: CallerDep) -> Response:
+    await reach_professional(caller, directory, rpps, write=True)
     await space.pause_of(rpps, None)
     return Response(status_code=204)
 
 
 @router.delete("/v1/professionals/{rpps}/links", status_code=204, responses=problems(404))
-async def revoke_links(rpps: Ident, space: SpaceDep) -> Response:
+async def revoke_links(rpps: Ident, space: SpaceDep, directory: DirectoryDep, caller: CallerDep) -> Response:
     """Every personal link sent to the professional stops working (a lost phone); they get a new
     one from "send me my link" or the next message."""
+    await reach_professional(caller, directory, rpps, write=True)
     await space.revoke_links_of(rpps)
     return Response(status_code=204)
 
@@ -433,18 +494,22 @@ async def pause_for_operations(
 
 
 @router.put("/v1/slots/{slot_id}", responses={**CREATED, **problems(409)})
-async def put_slot(slot_id: Ident, body: SlotIn, directory: DirectoryDep) -> JSONResponse:
+async def put_slot(slot_id: Ident, body: SlotIn, directory: DirectoryDep, caller: CallerDep) -> JSONResponse:
+    await reach_slot(caller, directory, slot_id, write=True)
+    await reach_professional(caller, directory, body.rpps, write=True)
     slot, created = await directory.put_slot(slot_id, body.rpps, body.site_id, body.start, body.end, body.mode)
     return _saved(slot_view(slot), created)
 
 
 @router.get("/v1/slots/{slot_id}", responses=problems(404))
-async def get_slot(slot_id: Ident, directory: DirectoryDep) -> dict[str, Any]:
+async def get_slot(slot_id: Ident, directory: DirectoryDep, caller: CallerDep) -> dict[str, Any]:
+    await reach_slot(caller, directory, slot_id, write=False)
     return slot_view(await directory.get_slot(slot_id))
 
 
 @router.delete("/v1/slots/{slot_id}", status_code=204, responses=problems(404, 409))
-async def delete_slot(slot_id: Ident, directory: DirectoryDep) -> Response:
+async def delete_slot(slot_id: Ident, directory: DirectoryDep, caller: CallerDep) -> Response:
+    await reach_slot(caller, directory, slot_id, write=True)
     await directory.withdraw_slot(slot_id)
     return Response(status_code=204)
 

@@ -522,6 +522,19 @@ class Directory:
             await self.on_change([f"slot:{slot_id}" for slot_id in created])
         return len(created), len(wanted) - len(created)
 
+    async def cpts_of(self, rpps: str) -> tuple[bool, str | None]:
+        """Whether the professional is known, and their CPTS (who may write their card)."""
+        async with self.db.transaction() as tx:
+            found = (
+                await tx.session.execute(select(m.Professional.cpts_id).where(col(m.Professional.rpps) == rpps))
+            ).first()
+        return (found is not None, found[0] if found else None)
+
+    async def professional_of_slot(self, slot_id: str) -> str | None:
+        async with self.db.transaction() as tx:
+            found = (await tx.session.execute(select(m.Slot.rpps).where(col(m.Slot.slot_id) == slot_id))).first()
+        return found[0] if found else None
+
     async def get_slot(self, slot_id: str) -> m.Slot:
         async with self.db.transaction() as tx:
             slot = await tx.session.get(m.Slot, slot_id)

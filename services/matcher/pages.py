@@ -25,7 +25,7 @@ from pydantic import EmailStr
 from services.common import i18n
 from services.common.clock import PARIS
 from services.common.db import database_away
-from services.common.deps import provided
+from services.common.deps import provided, public
 from services.common.http import failures_answered_by
 from services.common.inputs import IDENT, PHONE
 from services.matcher.directory import NotFound
@@ -158,7 +158,12 @@ def _answered(request: Request, error: Exception) -> Response | None:
 
 
 PagesDep = Annotated[SpacePages, Depends(provided(SpacePages))]
-router = APIRouter(tags=["professionals"], include_in_schema=False, route_class=failures_answered_by(_answered))
+router = APIRouter(
+    tags=["professionals"],
+    include_in_schema=False,
+    route_class=failures_answered_by(_answered),
+    dependencies=[public("a professional's signed personal link; `/p` asks for an e-mail address only")],
+)
 Token = Annotated[str, "the personal link"]
 LangForm = Annotated[str | None, Form(max_length=5)]
 

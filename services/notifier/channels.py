@@ -124,7 +124,7 @@ class SmsSender:
         if not self.url:
             raise DeliveryFailed("no SMS provider configured (SMS_WEBHOOK_URL)")
         await self.poster.post(
-            self.url, {"id": message.id, "to": message.destination, "text": message.text}, self.secret, message.id
+            self.url, {"id": message.id, "to": message.destination, "text": message.text}, [self.secret], message.id
         )
 
 
@@ -136,7 +136,7 @@ class WebhookSender:
     poster: SignedPoster
 
     async def send(self, message: Message) -> None:
-        await self.poster.post(message.destination, {"id": message.id, **message.data}, self.secret, message.id)
+        await self.poster.post(message.destination, {"id": message.id, **message.data}, [self.secret], message.id)
 
 
 @dataclass(frozen=True)

@@ -67,7 +67,7 @@ ROUTERS = [pages.router]  # the paths it serves: services/routing.py
 def build(ctx: Context, contacts: ContactSource) -> tuple[NotifierService, ServicePart]:
     db = ctx.database("notifier")
     env = templates()
-    poster = SignedPoster()
+    poster = SignedPoster(ctx.settings.outbound)
     service = NotifierService(
         db,
         ctx.topics,

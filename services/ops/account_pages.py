@@ -10,12 +10,18 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from services.common.deps import public
 from services.common.i18n import N_
 from services.common.inputs import IDENT, has_control_characters
 from services.ops.accounts import ROLES, Operator
 from services.ops.deps import Operations, OperationsDep, OperatorDep, PageRoute
 
-router = APIRouter(tags=["operations"], include_in_schema=False, route_class=PageRoute)
+router = APIRouter(
+    tags=["operations"],
+    include_in_schema=False,
+    route_class=PageRoute,
+    dependencies=[public("a sas_admin's operations session (cookie), checked by each page")],
+)
 HEADERS = {"Cache-Control": "no-store"}
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 DONE = {"saved": N_("Compte enregistré."), "disabled": N_("Compte désactivé : ses sessions sont fermées.")}

@@ -13,11 +13,13 @@ from fastapi.responses import HTMLResponse, Response
 from jinja2 import Environment
 
 from services.common import i18n
+from services.common.access.roles import Forbidden, Role, require
 from services.common.db import Database
-from services.common.deps import SettingsDep, check_bearer, provided
+from services.common.deps import authenticated, described, provided
 from services.common.http import BEARER, Problem, failures_answered_by
 from services.common.i18n import N_
 from services.common.inputs import IdentQuery
+from services.ops import read_model
 from services.ops.accounts import Accounts, Operator
 from services.ops.professionals import ProfessionalPauses
 
@@ -78,25 +80,35 @@ async def session_operator(request: Request, ops: OperationsDep) -> Operator | N
 OperatorDep = Annotated[Operator | None, Depends(session_operator)]
 
 
+@described(
+    "an operations session that sees the CPTS, or a key: admin, directory of that CPTS, regulator of its départements"
+)
 async def cpts_reader(
     request: Request,
     cpts_id: IdentQuery,
     operator: OperatorDep,
-    settings: SettingsDep,
+    ops: OperationsDep,
     _: Annotated[Any, Security(BEARER)] = None,
 ) -> None:
-    """The SAS reads every CPTS with a regulator key; a coordinator, their own CPTS only."""
-    if operator is None:
-        check_bearer(request, settings.api_keys)
-    elif not operator.may_see(cpts_id):
-        raise Problem(403, "Forbidden", f"this account does not see CPTS {cpts_id}")
+    """Who reads a CPTS's figures (contract v2, "Operations"); any other CPTS → 403."""
+    if operator is not None:
+        if not operator.may_see(cpts_id):
+            raise Problem(403, "Forbidden", f"this account does not see CPTS {cpts_id}")
+        return
+    client = await authenticated(request)
+    if client.role in (Role.ADMIN, Role.DIRECTORY, Role.REGULATOR):
+        _, communes = await read_model.territory(ops.db, cpts_id)
+        if client.reads_indicators_of(cpts_id, communes):
+            return
+        raise Forbidden(f"this key does not cover CPTS {cpts_id}")
+    require(client, (Role.REGULATOR, Role.DIRECTORY))
 
 
-async def account_manager(
-    request: Request, operator: OperatorDep, settings: SettingsDep, _: Annotated[Any, Security(BEARER)] = None
-) -> None:
-    """The SAS with a regulator key, or a sas_admin's session."""
-    if operator is None:
-        check_bearer(request, settings.api_keys)
-    elif operator.role != "sas_admin":
-        raise Problem(403, "Forbidden", "only a sas_admin manages accounts")
+@described("an admin key, or a sas_admin's operations session")
+async def account_manager(request: Request, operator: OperatorDep, _: Annotated[Any, Security(BEARER)] = None) -> None:
+    """Operations accounts are managed by an admin key or a sas_admin's session only."""
+    if operator is not None:
+        if operator.role != "sas_admin":
+            raise Problem(403, "Forbidden", "only a sas_admin manages accounts")
+        return
+    require(await authenticated(request), (Role.ADMIN,))

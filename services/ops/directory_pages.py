@@ -13,6 +13,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
 from services.common.clock import PARIS
+from services.common.deps import public
 from services.common.i18n import N_
 from services.common.inputs import IDENT, Ident
 from services.ops import professionals as pros
@@ -20,7 +21,12 @@ from services.ops import read_model
 from services.ops.accounts import Operator
 from services.ops.deps import Operations, OperationsDep, OperatorDep, PageRoute
 
-router = APIRouter(tags=["operations"], include_in_schema=False, route_class=PageRoute)
+router = APIRouter(
+    tags=["operations"],
+    include_in_schema=False,
+    route_class=PageRoute,
+    dependencies=[public("an operations session (cookie) seeing the CPTS, checked by each page")],
+)
 DONE = {
     "paused": N_("Pause enregistrée : aucune demande ne lui sera proposée d'ici là."),
     "resumed": N_("Pause terminée : les demandes peuvent de nouveau lui être proposées."),

@@ -13,6 +13,7 @@ from pathlib import Path
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from services.common import i18n
+from services.common.access import api as clients_api
 from services.common.clock import PARIS, last_paris_day
 from services.common.context import Context
 from services.common.runtime import ServicePart, Subscription
@@ -40,6 +41,7 @@ def templates() -> Environment:
 
 ROUTERS = [
     api.router,
+    clients_api.router,  # the admin's clients (services/common/access/api.py)
     pages.router,
     account_pages.router,
     directory_pages.router,

@@ -18,6 +18,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from services.common import i18n
 from services.common.clock import PARIS
+from services.common.deps import public
 from services.common.http import Problem, invalid_field
 from services.common.i18n import N_
 from services.common.inputs import has_control_characters
@@ -30,7 +31,12 @@ from services.ops.deps import CSRF_COOKIE, LOCALE, SESSION_COOKIE, Operations, O
 NEAR_DEADLINE = timedelta(hours=4)
 
 
-router = APIRouter(tags=["operations"], include_in_schema=False, route_class=PageRoute)
+router = APIRouter(
+    tags=["operations"],
+    include_in_schema=False,
+    route_class=PageRoute,
+    dependencies=[public("the login form; every other page needs an operations session (cookie)")],
+)
 HEADERS = {"Cache-Control": "no-store"}
 
 

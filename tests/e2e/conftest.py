@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import email
-import json
 import os
 import re
 import shutil
@@ -27,16 +27,17 @@ import uvicorn
 from aiosmtpd.controller import Controller
 from fastapi import FastAPI, Request, Response
 from playwright.async_api import Browser, async_playwright
+from standardwebhooks.webhooks import Webhook
 
 from services.common.clock import PARIS
 from services.common.embedded import free_port
 from services.common.runtime import Runtime
 from services.common.settings import Settings
-from services.common.signing import verify
 from services.main import build_app
 from tests.conftest import TUESDAY_MORNING, FakeClock, create_database
 
 API_KEY = "test-regulator-key"
+ADMIN_KEY = "test-admin-key"
 FHIR_KEY = "test-platform-key"
 LINK = re.compile(r"https?://[^/\s]+(/o/[A-Za-z0-9_\-]+)")
 
@@ -81,7 +82,7 @@ def link_path(message: Message) -> str:
     return found.group(1)
 
 
-SECRET = "test-signing-secret"
+SECRET = "whsec_" + base64.b64encode(b"test-signing-secret-32-bytes-long").decode()
 
 
 class Receiver:
@@ -108,21 +109,24 @@ class Receiver:
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}/{path}"
 
-    def bodies(self, path: str) -> list[dict[str, Any]]:
+    def bodies(self, path: str, secret: str = SECRET) -> list[dict[str, Any]]:
+        """What came to `path`, each checked as a receiver would: the `standardwebhooks` library
+        verifies the signature and the timestamp's freshness (WebhookVerificationError otherwise)."""
         found = []
         for got_path, headers, body in self.received:
             if got_path == path:
-                assert verify(SECRET, body, headers["x-sas-signature"]), "bad signature"
-                found.append(json.loads(body))
+                found.append(Webhook(secret).verify(body, headers))
         return found
 
-    async def wait_for(self, path: str, count: int = 1, timeout: float = 15.0) -> list[dict[str, Any]]:
+    async def wait_for(
+        self, path: str, count: int = 1, timeout: float = 15.0, secret: str = SECRET
+    ) -> list[dict[str, Any]]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if len(self.bodies(path)) >= count:
-                return self.bodies(path)
+            if len(self.bodies(path, secret)) >= count:
+                return self.bodies(path, secret)
             await asyncio.sleep(0.05)
-        raise AssertionError(f"{count} call(s) to /{path} expected, got {len(self.bodies(path))}")
+        raise AssertionError(f"{count} call(s) to /{path} expected, got {len(self.bodies(path, secret))}")
 
 
 @dataclass
@@ -132,7 +136,8 @@ class Stack:
     clock: FakeClock
     runtime: Runtime
     receiver: Receiver
-    auth: dict[str, str] = field(default_factory=lambda: {"Authorization": f"Bearer {API_KEY}"})
+    auth: dict[str, str] = field(default_factory=lambda: {"Authorization": f"Bearer {API_KEY}"})  # a regulator
+    admin: dict[str, str] = field(default_factory=lambda: {"Authorization": f"Bearer {ADMIN_KEY}"})
     platform: dict[str, str] = field(default_factory=lambda: {"Authorization": f"Bearer {FHIR_KEY}"})
 
     def paris(self, day_offset: int, hour: int, minute: int = 0) -> datetime:
@@ -161,7 +166,7 @@ class Stack:
             "sites": [{"site_id": "main", "name": f"Cabinet {rpps}", "commune_insee": commune}],
             **extra,
         }
-        response = await self.http.put(f"/v1/professionals/{rpps}", json=body, headers=self.auth)
+        response = await self.http.put(f"/v1/professionals/{rpps}", json=body, headers=self.admin)
         assert response.status_code in (200, 201), response.text
         for i, start in enumerate(slots or []):
             slot = {
@@ -171,7 +176,7 @@ class Stack:
                 "end": (start + timedelta(minutes=20)).isoformat(),
                 "mode": "in_person",
             }
-            response = await self.http.put(f"/v1/slots/{rpps}-{i}", json=slot, headers=self.auth)
+            response = await self.http.put(f"/v1/slots/{rpps}-{i}", json=slot, headers=self.admin)
             assert response.status_code in (200, 201), response.text
         return f"{rpps}@sante.example.org"
 
@@ -251,6 +256,7 @@ async def stack(kafka_bootstrap: str, postgres_url: str) -> AsyncIterator[Stack]
         webhook_secret=SECRET,
         callback_secret=SECRET,
         regulator_api_keys=API_KEY,
+        admin_api_keys=ADMIN_KEY,
         fhir_api_keys=FHIR_KEY,
         internal_api_key="internal-test-key",
         secret_key="test-secret",
@@ -261,6 +267,7 @@ async def stack(kafka_bootstrap: str, postgres_url: str) -> AsyncIterator[Stack]
         demo_data=False,
         sweep_interval_seconds=0.1,
         data_dir=Path(tempfile.mkdtemp()),
+        outbound_allowed_networks="127.0.0.0/8",  # the receivers of these tests listen on loopback
     )
     clock = FakeClock(TUESDAY_MORNING)
     app, runtime = build_app(settings, database_url, kafka_bootstrap, clock=clock)

@@ -101,7 +101,7 @@ async def test_waiting_requests_are_served_urgent_first_then_by_deadline(stack: 
 
 async def test_parallel_offers_the_first_to_accept_takes_the_patient(stack: Stack) -> None:
     territory = {"name": "CPTS Montpellier", "communes": ["34172"], "radius_km": 30, "parallel_offers": 2}
-    put = await stack.http.put("/v1/territories/CPTS-34", json=territory, headers=stack.auth)
+    put = await stack.http.put("/v1/territories/CPTS-34", json=territory, headers=stack.admin)
     assert put.status_code in (200, 201) and put.json()["parallel_offers"] == 2
     one = await stack.professional("89000000001", "34172", slots=[stack.paris(0, 15, 0)])  # Montpellier
     two = await stack.professional("89000000002", "34172", slots=[stack.paris(0, 16, 0)])
@@ -121,13 +121,13 @@ async def test_parallel_offers_the_first_to_accept_takes_the_patient(stack: Stac
     withdrawn = await stack.mail.wait_for(one, count=2)
     assert "un autre professionnel" in body_of(withdrawn[1])
     assert (await stack.status(request_id))["appointment"]["professional"]["rpps"] == "89000000002"
-    slot_one = await stack.http.get("/v1/slots/89000000001-0", headers=stack.auth)
+    slot_one = await stack.http.get("/v1/slots/89000000001-0", headers=stack.admin)
     assert slot_one.json()["state"] == "free"  # offered to other patients again
 
 
 async def test_parallel_offers_accepted_at_the_same_instant_give_one_appointment(stack: Stack) -> None:
     territory = {"name": "CPTS Nîmes", "communes": ["30189"], "radius_km": 30, "parallel_offers": 3}
-    assert (await stack.http.put("/v1/territories/CPTS-30", json=territory, headers=stack.auth)).status_code == 201
+    assert (await stack.http.put("/v1/territories/CPTS-30", json=territory, headers=stack.admin)).status_code == 201
     emails = [
         await stack.professional(f"8900000010{i}", "30189", slots=[stack.paris(0, 14 + i, 0)])  # Nîmes
         for i in range(3)
@@ -145,7 +145,7 @@ async def test_parallel_offers_accepted_at_the_same_instant_give_one_appointment
     assert rpps == f"8900000010{links.index(winner)}"
     await asyncio.sleep(0.5)  # time for a second booking to show up, if there were one
     states = [
-        (await stack.http.get(f"/v1/slots/8900000010{i}-0", headers=stack.auth)).json()["state"] for i in range(3)
+        (await stack.http.get(f"/v1/slots/8900000010{i}-0", headers=stack.admin)).json()["state"] for i in range(3)
     ]
     assert sorted(states) == ["booked", "free", "free"]
 
@@ -168,7 +168,7 @@ async def test_a_waiting_request_can_be_cancelled_and_is_then_never_offered(stac
 
 async def test_coordinators_see_which_requests_wait_and_why(stack: Stack) -> None:
     territory = {"name": "CPTS Poitiers", "communes": ["86194"], "radius_km": 30}
-    assert (await stack.http.put("/v1/territories/CPTS-86", json=territory, headers=stack.auth)).status_code == 201
+    assert (await stack.http.put("/v1/territories/CPTS-86", json=territory, headers=stack.admin)).status_code == 201
     await stack.professional("93000000001", "86194", overflow_cap=5, cpts_id="CPTS-86")  # Poitiers
     offered = await stack.submit("86194")
     await stack.wait_status(offered, "offered")

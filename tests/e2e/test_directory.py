@@ -15,11 +15,11 @@ pytestmark = pytest.mark.e2e
 
 async def test_territory_is_created_then_replaced(stack: Stack) -> None:
     body = {"name": "CPTS test", "communes": ["79174", "79061"], "radius_km": 25}
-    created = await stack.http.put("/v1/territories/cpts-test", json=body, headers=stack.auth)
+    created = await stack.http.put("/v1/territories/cpts-test", json=body, headers=stack.admin)
     assert created.status_code == 201
-    replaced = await stack.http.put("/v1/territories/cpts-test", json={**body, "radius_km": 40}, headers=stack.auth)
+    replaced = await stack.http.put("/v1/territories/cpts-test", json={**body, "radius_km": 40}, headers=stack.admin)
     assert replaced.status_code == 200 and replaced.json()["radius_km"] == 40
-    assert (await stack.http.get("/v1/territories/cpts-test", headers=stack.auth)).json()["communes"] == [
+    assert (await stack.http.get("/v1/territories/cpts-test", headers=stack.admin)).json()["communes"] == [
         "79061",
         "79174",
     ]
@@ -112,7 +112,7 @@ async def test_territory_is_created_then_replaced(stack: Stack) -> None:
 async def test_bad_directory_input_gets_422_naming_the_field(
     stack: Stack, path: str, body: dict[str, object], field: str
 ) -> None:
-    response = await stack.http.put(path, json=body, headers=stack.auth)
+    response = await stack.http.put(path, json=body, headers=stack.admin)
     assert response.status_code == 422, response.text
     assert field in {e["field"] for e in response.json()["errors"]}
 
@@ -120,17 +120,17 @@ async def test_bad_directory_input_gets_422_naming_the_field(
 async def test_withdrawing_a_held_slot_voids_the_offer_and_the_search_goes_on(stack: Stack) -> None:
     first = await stack.professional("89000000001", "21231", slots=[stack.paris(0, 14, 0), stack.paris(0, 15, 0)])
     second = await stack.professional("89000000002", "21231", slots=[stack.paris(0, 16, 0)])  # Dijon too
-    assert (await stack.http.delete("/v1/slots/89000000001-1", headers=stack.auth)).status_code == 204
-    assert (await stack.http.get("/v1/slots/89000000001-1", headers=stack.auth)).json()["state"] == "withdrawn"
+    assert (await stack.http.delete("/v1/slots/89000000001-1", headers=stack.admin)).status_code == 204
+    assert (await stack.http.get("/v1/slots/89000000001-1", headers=stack.admin)).json()["state"] == "withdrawn"
     request_id = await stack.submit("21231")
     [offer] = await stack.mail.wait_for(first)
-    assert (await stack.http.delete("/v1/slots/89000000001-0", headers=stack.auth)).status_code == 204
+    assert (await stack.http.delete("/v1/slots/89000000001-0", headers=stack.admin)).status_code == 204
     told = await stack.mail.wait_for(first, count=2)
     assert "retirée" in str(told[1]["Subject"])
     await stack.mail.wait_for(second)  # the cascade went on
     assert (await stack.status(request_id))["status"] == "offered"
     assert "retirée" in (await stack.http.get(link_path(offer))).text
-    assert (await stack.http.delete("/v1/slots/unknown", headers=stack.auth)).status_code == 404
+    assert (await stack.http.delete("/v1/slots/unknown", headers=stack.admin)).status_code == 404
 
 
 async def test_a_booked_slot_cannot_be_withdrawn(stack: Stack) -> None:
@@ -139,7 +139,7 @@ async def test_a_booked_slot_cannot_be_withdrawn(stack: Stack) -> None:
     [offer] = await stack.mail.wait_for(gp)
     await stack.http.post(f"{link_path(offer)}/accept")
     await stack.wait_status(request_id, "confirmed")
-    busy = await stack.http.delete("/v1/slots/89100000001-0", headers=stack.auth)
+    busy = await stack.http.delete("/v1/slots/89100000001-0", headers=stack.admin)
     assert busy.status_code == 409 and "booked" in busy.json()["detail"]
 
 
@@ -154,7 +154,7 @@ async def test_a_practice_address_reaches_the_regulator_with_the_appointment(sta
     address = {"line": "3 place du Marché", "postal_code": "28000", "city": "Chartres"}
     site = {"site_id": "main", "name": "Cabinet du Marché", "commune_insee": "28085", "address": address}
     gp = await stack.professional("28000000001", "28085", slots=[stack.paris(0, 16, 0)], sites=[site])
-    shown = await stack.http.get("/v1/professionals/28000000001", headers=stack.auth)
+    shown = await stack.http.get("/v1/professionals/28000000001", headers=stack.admin)
     assert shown.json()["sites"][0]["address"] == address
     request_id = await stack.submit("28085")
     [offer] = await stack.mail.wait_for(gp)
@@ -164,7 +164,7 @@ async def test_a_practice_address_reaches_the_regulator_with_the_appointment(sta
     bad = await stack.http.put(
         "/v1/professionals/28000000002",
         json={"name": "x", "profession": "nurse", "sites": [{**site, "address": {"postal_code": "2800"}}]},
-        headers=stack.auth,
+        headers=stack.admin,
     )
     assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "sites.0.address.postal_code"
 
@@ -175,41 +175,41 @@ async def test_a_coordinator_lists_the_territory_s_professionals_and_their_slots
     ):
         await stack.professional(f"6100000000{n}", commune, profession=profession, cpts_id="cpts-orne")
     await stack.professional("61000000009", "61001", slots=[stack.paris(1, 9), stack.paris(1, 10), stack.paris(3, 9)])
-    listed = await stack.http.get("/v1/professionals", params={"cpts_id": "cpts-orne"}, headers=stack.auth)
+    listed = await stack.http.get("/v1/professionals", params={"cpts_id": "cpts-orne"}, headers=stack.admin)
     assert listed.status_code == 200, listed.text
     assert listed.json()["total"] == 3 and len(listed.json()["items"]) == 3
     nurses = await stack.http.get(
         "/v1/professionals",
         params={"cpts_id": "cpts-orne", "profession": "nurse", "commune_insee": "61001", "limit": 1},
-        headers=stack.auth,
+        headers=stack.admin,
     )
     assert nurses.json()["total"] == 1 and nurses.json()["items"][0]["rpps"] == "61000000002"
     window = {"rpps": "61000000009", "from": stack.paris(1, 0).isoformat(), "to": stack.paris(2, 0).isoformat()}
-    slots = await stack.http.get("/v1/slots", params=window, headers=stack.auth)
+    slots = await stack.http.get("/v1/slots", params=window, headers=stack.admin)
     assert slots.status_code == 200, slots.text
     starts = [datetime.fromisoformat(s["start"]) for s in slots.json()["items"]]
     assert starts == [stack.paris(1, 9), stack.paris(1, 10)]
-    backwards = await stack.http.get("/v1/slots", params={**window, "to": window["from"]}, headers=stack.auth)
+    backwards = await stack.http.get("/v1/slots", params={**window, "to": window["from"]}, headers=stack.admin)
     assert backwards.status_code == 422
-    naive = await stack.http.get("/v1/slots", params={**window, "from": "2026-12-02T00:00:00"}, headers=stack.auth)
+    naive = await stack.http.get("/v1/slots", params={**window, "from": "2026-12-02T00:00:00"}, headers=stack.admin)
     assert naive.status_code == 422
 
 
 async def test_a_directory_extraction_uploaded_is_imported_for_the_territory(stack: Stack, tmp_path: Path) -> None:
     await stack.http.put(
-        "/v1/territories/cpts-rpps", json={"name": "CPTS RPPS", "communes": TERRITORY}, headers=stack.auth
+        "/v1/territories/cpts-rpps", json={"name": "CPTS RPPS", "communes": TERRITORY}, headers=stack.admin
     )
     path = tmp_path / "PS_LibreAcces_Personne_activite.txt"
     expected = generate(path, seed=11)
     url = "/v1/territories/cpts-rpps/rpps-import"
-    headers = {**stack.auth, "content-type": "text/plain; charset=utf-8"}
+    headers = {**stack.admin, "content-type": "text/plain; charset=utf-8"}
     first = await stack.http.post(url, content=path.read_bytes(), headers=headers, timeout=120)
     assert first.status_code == 200, first.text
     assert first.json()["created"] == len(expected["professionals"])  # type: ignore[arg-type]
     assert first.json()["skipped"] == expected["skipped"] and first.json()["rows"] == expected["rows"]
     again = await stack.http.post(url, content=path.read_bytes(), headers=headers, timeout=120)
     assert again.json()["unchanged"] == len(expected["professionals"]) and again.json()["created"] == 0  # type: ignore[arg-type]
-    listed = await stack.http.get("/v1/professionals", params={"cpts_id": "cpts-rpps", "limit": 1}, headers=stack.auth)
+    listed = await stack.http.get("/v1/professionals", params={"cpts_id": "cpts-rpps", "limit": 1}, headers=stack.admin)
     assert listed.json()["total"] == len(expected["professionals"])  # type: ignore[arg-type]
     assert (await stack.http.post(url, content=b"name|phone\nx|y\n", headers=headers)).status_code == 422
     unknown = "/v1/territories/nowhere/rpps-import"
@@ -225,22 +225,22 @@ async def test_weekly_availability_becomes_slots_and_posting_it_again_duplicates
         "rules": [{"days": ["tue", "thu"], "start": "17:00", "end": "18:00", "minutes": 20}],
     }
     url = "/v1/professionals/53000000001/availability"
-    first = await stack.http.post(url, json=template, headers=stack.auth)
+    first = await stack.http.post(url, json=template, headers=stack.admin)
     assert first.status_code == 200, first.text
     assert first.json() == {"created": 6, "already_there": 0}  # Tuesday and Thursday, 3 slots each
     window = {"rpps": "53000000001", "from": stack.paris(0, 0).isoformat(), "to": stack.paris(7, 0).isoformat()}
-    slots = (await stack.http.get("/v1/slots", params=window, headers=stack.auth)).json()["items"]
+    slots = (await stack.http.get("/v1/slots", params=window, headers=stack.admin)).json()["items"]
     assert len(slots) == 6 and datetime.fromisoformat(slots[0]["start"]) == stack.paris(0, 17)
-    assert (await stack.http.delete(f"/v1/slots/{slots[0]['slot_id']}", headers=stack.auth)).status_code == 204
-    again = await stack.http.post(url, json=template, headers=stack.auth)
+    assert (await stack.http.delete(f"/v1/slots/{slots[0]['slot_id']}", headers=stack.admin)).status_code == 204
+    again = await stack.http.post(url, json=template, headers=stack.admin)
     assert again.json() == {"created": 0, "already_there": 6}  # the withdrawn one is not brought back
     states = [
-        s["state"] for s in (await stack.http.get("/v1/slots", params=window, headers=stack.auth)).json()["items"]
+        s["state"] for s in (await stack.http.get("/v1/slots", params=window, headers=stack.admin)).json()["items"]
     ]
     assert states.count("withdrawn") == 1 and states.count("free") == 5
     bad = await stack.http.post(
-        url, json={**template, "rules": [{"days": ["tue"], "start": "18:00", "end": "17:00"}]}, headers=stack.auth
+        url, json={**template, "rules": [{"days": ["tue"], "start": "18:00", "end": "17:00"}]}, headers=stack.admin
     )
     assert bad.status_code == 422
-    nowhere = await stack.http.post(url, json={**template, "site_id": "elsewhere"}, headers=stack.auth)
+    nowhere = await stack.http.post(url, json={**template, "site_id": "elsewhere"}, headers=stack.admin)
     assert nowhere.status_code == 422 and nowhere.json()["errors"][0]["field"] == "site_id"

@@ -34,7 +34,7 @@ async def figures(stack: Stack, until: dict[str, Any] | None = None, timeout: fl
 
 async def test_indicators_follow_what_happened_and_survive_a_rebuild(stack: Stack) -> None:
     territory = {"name": "CPTS e2e", "communes": ["54395", "54547"], "radius_km": 30}  # Nancy, Vandœuvre
-    assert (await stack.http.put("/v1/territories/cpts-e2e", json=territory, headers=stack.auth)).status_code == 201
+    assert (await stack.http.put("/v1/territories/cpts-e2e", json=territory, headers=stack.admin)).status_code == 201
     a = await stack.professional("40000000001", "54395", slots=[stack.paris(0, 14, 0)], cpts_id="cpts-e2e")
     b = await stack.professional(
         "40000000002", "54547", slots=[stack.paris(0, 15, 0)], cpts_id="cpts-e2e", sas_participation="via_cpts"
@@ -179,7 +179,7 @@ async def test_a_login_with_control_characters_is_refused_like_a_wrong_password(
 
 async def test_accounts_are_managed_by_the_sas(stack: Stack) -> None:
     body = {"password": "a long enough password", "role": "coordinator", "cpts_id": "cpts-e2e"}
-    created = await stack.http.put("/v1/ops/accounts/new@cpts-e2e.example.org", json=body, headers=stack.auth)
+    created = await stack.http.put("/v1/ops/accounts/new@cpts-e2e.example.org", json=body, headers=stack.admin)
     assert created.status_code == 204
     client = await operator_client(stack, "new@cpts-e2e.example.org", "a long enough password")
     try:
@@ -187,11 +187,15 @@ async def test_accounts_are_managed_by_the_sas(stack: Stack) -> None:
         assert forbidden.status_code == 403
     finally:
         await client.aclose()
-    short = await stack.http.put("/v1/ops/accounts/a@b.org", json={**body, "password": "short"}, headers=stack.auth)
+    short = await stack.http.put("/v1/ops/accounts/a@b.org", json={**body, "password": "short"}, headers=stack.admin)
     assert short.status_code == 422 and short.json()["errors"][0]["field"] == "password"
-    no_cpts = await stack.http.put("/v1/ops/accounts/a@b.org", json={**body, "cpts_id": None}, headers=stack.auth)
+    no_cpts = await stack.http.put("/v1/ops/accounts/a@b.org", json={**body, "cpts_id": None}, headers=stack.admin)
     assert no_cpts.status_code == 422
     assert (await stack.http.put("/v1/ops/accounts/a@b.org", json=body)).status_code == 401
+    # a regulator's key is no master key: it creates no account (it made sas_admins before)
+    admin_body = {**body, "role": "sas_admin", "cpts_id": None}
+    refused = await stack.http.put("/v1/ops/accounts/a@b.org", json=admin_body, headers=stack.auth)
+    assert refused.status_code == 403 and "admin" in refused.json()["detail"]
 
 
 async def test_a_sas_admin_first_chooses_a_cpts(stack: Stack) -> None:

@@ -70,7 +70,7 @@ async def test_changed_hours_void_a_pending_offer_and_the_next_candidate_is_aske
             }
         ],
     }
-    changed = await stack.http.put("/v1/professionals/93000000001", json=mornings_only, headers=stack.auth)
+    changed = await stack.http.put("/v1/professionals/93000000001", json=mornings_only, headers=stack.admin)
     assert changed.status_code == 200
     withdrawn = await stack.mail.wait_for(first, count=2)
     assert "retirée" in str(withdrawn[1]["Subject"])
@@ -83,10 +83,10 @@ async def test_a_professional_who_leaves_is_no_longer_asked(stack: Stack) -> Non
     staying = await stack.professional("94000000002", "63113", slots=[stack.paris(0, 17, 0)])
     request_id = await stack.submit("63113")
     await stack.mail.wait_for(leaving)
-    assert (await stack.http.delete("/v1/professionals/94000000001", headers=stack.auth)).status_code == 204
+    assert (await stack.http.delete("/v1/professionals/94000000001", headers=stack.admin)).status_code == 204
     await stack.mail.wait_for(staying)
     assert (await stack.status(request_id))["status"] == "offered"
-    assert (await stack.http.get("/v1/slots/94000000001-0", headers=stack.auth)).json()["state"] in (
+    assert (await stack.http.get("/v1/slots/94000000001-0", headers=stack.admin)).json()["state"] in (
         "free",
         "withdrawn",
     )
@@ -105,7 +105,7 @@ async def test_unresolved_requests_come_with_alternatives(stack: Stack) -> None:
         "end": stack.paris(0, 16, 20).isoformat(),
         "mode": "teleconsultation",
     }
-    assert (await stack.http.put("/v1/slots/tele-95", json=tele, headers=stack.auth)).status_code == 201
+    assert (await stack.http.put("/v1/slots/tele-95", json=tele, headers=stack.admin)).status_code == 201
     far = await stack.submit("29151")  # Morlaix, 50 km from Brest: outside the 30 km radius
     unresolved = await stack.wait_status(far, "unresolved")
     assert unresolved["reason"] == "no_candidate_in_radius"

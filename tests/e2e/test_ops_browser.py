@@ -27,7 +27,7 @@ async def logged_in(browser: Browser, stack: Stack, email: str, password: str) -
 
 async def test_a_coordinator_follows_a_request_live(stack: Stack, browser: Browser) -> None:
     territory = {"name": "CPTS Rouen", "communes": ["76540"], "radius_km": 30}
-    assert (await stack.http.put("/v1/territories/cpts-rouen", json=territory, headers=stack.auth)).status_code == 201
+    assert (await stack.http.put("/v1/territories/cpts-rouen", json=territory, headers=stack.admin)).status_code == 201
     gp = await stack.professional("30000000001", "76540", slots=[stack.paris(0, 15, 0)], cpts_id="cpts-rouen")
     ops = next(p for p in stack.runtime.parts if p.name == "ops")
     accounts = Accounts(ops.db, stack.clock)
@@ -62,7 +62,7 @@ async def test_a_coordinator_follows_a_request_live(stack: Stack, browser: Brows
 
 async def test_the_dashboard_fits_a_phone_and_speaks_french(stack: Stack, browser: Browser) -> None:
     territory = {"name": "CPTS Évreux", "communes": ["27229"], "radius_km": 30}
-    assert (await stack.http.put("/v1/territories/cpts-evreux", json=territory, headers=stack.auth)).status_code == 201
+    assert (await stack.http.put("/v1/territories/cpts-evreux", json=territory, headers=stack.admin)).status_code == 201
     await stack.professional("27000000001", "27229", slots=[stack.paris(0, 16, 0)], cpts_id="cpts-evreux")
     ops = next(p for p in stack.runtime.parts if p.name == "ops")
     await Accounts(ops.db, stack.clock).put(
@@ -91,7 +91,7 @@ async def test_a_sas_admin_picks_a_cpts_by_name_and_reads_labels_in_french_then_
     stack: Stack, browser: Browser
 ) -> None:
     territory = {"name": "CPTS Val de Rance", "communes": ["22050"], "radius_km": 30}  # Dinan
-    assert (await stack.http.put("/v1/territories/cpts-rance", json=territory, headers=stack.auth)).status_code == 201
+    assert (await stack.http.put("/v1/territories/cpts-rance", json=territory, headers=stack.admin)).status_code == 201
     gp = await stack.professional("22000000001", "22050", slots=[stack.paris(0, 16, 0)], cpts_id="cpts-rance")
     request_id = await stack.submit("22050")
     [offer] = await stack.mail.wait_for(gp)

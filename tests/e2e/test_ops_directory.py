@@ -20,7 +20,9 @@ pytestmark = pytest.mark.e2e
 
 async def test_a_coordinator_finds_and_pauses_a_professional(stack: Stack, browser: Browser) -> None:
     territory = {"name": "CPTS Pays de Morlaix", "communes": ["29151"], "radius_km": 30}
-    assert (await stack.http.put("/v1/territories/cpts-morlaix", json=territory, headers=stack.auth)).status_code == 201
+    assert (
+        await stack.http.put("/v1/territories/cpts-morlaix", json=territory, headers=stack.admin)
+    ).status_code == 201
     first = await stack.professional(
         "70000000001",
         "29151",
@@ -58,7 +60,7 @@ async def test_a_coordinator_finds_and_pauses_a_professional(stack: Stack, brows
     await page.fill("#until", stack.clock.now.date().isoformat())  # until tonight
     await page.get_by_role("button", name="Mettre en pause").click()
     await page.wait_for_selector("[role=status]")
-    pro = (await stack.http.get("/v1/professionals/70000000001", headers=stack.auth)).json()
+    pro = (await stack.http.get("/v1/professionals/70000000001", headers=stack.admin)).json()
     assert pro["paused_until"] is not None
     for _ in range(50):  # the read model hears of it from the matcher's announcement
         await page.reload()
@@ -80,7 +82,7 @@ async def test_a_coordinator_finds_and_pauses_a_professional(stack: Stack, brows
     stack.clock.advance(seconds=1)
     await page.get_by_role("button", name="Reprendre dès maintenant").click()
     await page.wait_for_selector("[role=status]")
-    pro = (await stack.http.get("/v1/professionals/70000000001", headers=stack.auth)).json()
+    pro = (await stack.http.get("/v1/professionals/70000000001", headers=stack.admin)).json()
     assert pro["paused_until"] is None
     await stack.mail.wait_for(first, count=2)  # back: the waiting request is offered to them
     await stack.wait_status(request_id, "offered")

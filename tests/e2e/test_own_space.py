@@ -156,7 +156,7 @@ async def test_settings_from_the_page_reach_the_directory(stack: Stack) -> None:
     assert saved.status_code == 303 and "done=overflow" in saved.headers["location"]
     saved = await stack.http.post(f"{path}/channels", data={"by_sms": "true", "phone": "06 11 22 33 44"})
     assert saved.status_code == 303
-    pro = (await stack.http.get("/v1/professionals/60000000005", headers=stack.auth)).json()
+    pro = (await stack.http.get("/v1/professionals/60000000005", headers=stack.admin)).json()
     assert (pro["accepts_overflow"], pro["overflow_daily_cap"]) == (True, 3)
     assert pro["channels"] == [{"type": "sms", "destination": "06 11 22 33 44"}]
 
@@ -212,14 +212,14 @@ async def test_hostile_input_on_the_own_page_gets_a_4xx_and_changes_nothing(
     if not stack.mail.to(email):
         await stack.http.post("/p", data={"email": email})
     link = own_path((await stack.mail.wait_for(email))[0]).removeprefix("/p/")
-    before = (await stack.http.get("/v1/professionals/60000000009", headers=stack.auth)).json()
+    before = (await stack.http.get("/v1/professionals/60000000009", headers=stack.admin)).json()
     answer = await stack.http.post(path.replace("{link}", link), data=form)
     assert 400 <= answer.status_code < 500, (answer.status_code, answer.text[:300])
     assert answer.headers["content-type"].startswith("text/html")  # a page that says so, not JSON
-    after = (await stack.http.get("/v1/professionals/60000000009", headers=stack.auth)).json()
+    after = (await stack.http.get("/v1/professionals/60000000009", headers=stack.admin)).json()
     assert after == before
     window = {"rpps": "60000000009", "from": "2026-11-30T00:00:00Z", "to": "2027-01-01T00:00:00Z"}
-    slots = await stack.http.get("/v1/slots", params=window, headers=stack.auth)
+    slots = await stack.http.get("/v1/slots", params=window, headers=stack.admin)
     assert slots.json()["items"] == []  # no slot published by a refused form
 
 
@@ -234,5 +234,5 @@ async def test_overlapping_slots_published_at_once_from_two_phones_make_one(stac
     assert len(published) == 1 or {a.headers["location"] for a in published} == {published[0].headers["location"]}
     assert all(a.status_code in (303, 422) for a in answers)
     window = {"rpps": "60000000008", "from": "2026-11-30T00:00:00Z", "to": "2027-01-01T00:00:00Z"}
-    slots = (await stack.http.get("/v1/slots", params=window, headers=stack.auth)).json()["items"]
+    slots = (await stack.http.get("/v1/slots", params=window, headers=stack.admin)).json()["items"]
     assert len(slots) == 1  # however the six requests interleaved

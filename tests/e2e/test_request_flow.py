@@ -62,7 +62,7 @@ async def test_accept_confirms_the_appointment_and_books_the_slot(stack: Stack) 
     assert appointment["kind"] == "slot" and appointment["mode"] == "in_person"
     assert datetime.fromisoformat(appointment["start"]) == start
 
-    slot = await stack.http.get("/v1/slots/81000000001-0", headers=stack.auth)
+    slot = await stack.http.get("/v1/slots/81000000001-0", headers=stack.admin)
     assert slot.json()["state"] == "booked"
 
     again = await stack.http.post(f"{path}/accept")  # a second click changes nothing
@@ -85,7 +85,7 @@ async def test_refusal_moves_to_the_next_candidate(stack: Stack) -> None:
     confirmed = await stack.wait_status(request_id, "confirmed")
     assert confirmed["appointment"]["professional"]["rpps"] == "82000000002"
 
-    freed = await stack.http.get("/v1/slots/82000000001-0", headers=stack.auth)
+    freed = await stack.http.get("/v1/slots/82000000001-0", headers=stack.admin)
     assert freed.json()["state"] == "free"  # the refused slot is offered to others again
     late = await stack.http.post(f"{link_path(first)}/accept")  # the refused link cannot accept now
     assert "Refus enregistré" in late.text and "Jeanne" not in late.text
@@ -149,7 +149,7 @@ async def test_cancel_withdraws_the_offer_and_frees_the_slot(stack: Stack) -> No
 
     withdrawn = await stack.mail.wait_for(gp, count=2)
     assert "retirée" in str(withdrawn[1]["Subject"])
-    slot = await stack.http.get("/v1/slots/86000000001-0", headers=stack.auth)
+    slot = await stack.http.get("/v1/slots/86000000001-0", headers=stack.admin)
     assert slot.json()["state"] == "free"
     page = await stack.http.get(link_path(offer))
     assert "retirée" in page.text
@@ -306,12 +306,12 @@ async def test_cancelling_a_confirmed_request_frees_the_booked_slot_and_tells_th
     [offer] = await stack.mail.wait_for(gp)
     await stack.http.post(f"{link_path(offer)}/accept")
     await stack.wait_status(request_id, "confirmed")
-    assert (await stack.http.get("/v1/slots/88000000001-0", headers=stack.auth)).json()["state"] == "booked"
+    assert (await stack.http.get("/v1/slots/88000000001-0", headers=stack.admin)).json()["state"] == "booked"
 
     cancelled = await stack.http.post(f"/v1/requests/{request_id}/cancel", headers=stack.auth)
     assert cancelled.json()["status"] == "cancelled"
     await stack.mail.wait_for(gp, count=2)  # the professional is told
-    assert (await stack.http.get("/v1/slots/88000000001-0", headers=stack.auth)).json()["state"] == "free"
+    assert (await stack.http.get("/v1/slots/88000000001-0", headers=stack.admin)).json()["state"] == "free"
     again = await stack.http.post(f"/v1/requests/{request_id}/cancel", headers=stack.auth)
     assert again.status_code == 200 and again.json()["status"] == "cancelled"
 

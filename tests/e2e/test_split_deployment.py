@@ -28,7 +28,8 @@ from tests.integration.helpers import ALWAYS_OPEN, skip_when_every_practice_is_c
 
 pytestmark = pytest.mark.e2e
 AUTH = {"Authorization": "Bearer k"}
-ADMIN = ("admin@sas.example.org", "a long enough password")
+OPERATOR = ("admin@sas.example.org", "a long enough password")
+ADMIN = {"Authorization": "Bearer ak"}
 LINK = re.compile(r"http://[^/\s]+(/o/[A-Za-z0-9_\-]+)")
 
 
@@ -70,8 +71,8 @@ async def deployment(postgres_url: str, kafka_bootstrap: str) -> AsyncIterator[t
             kafka_bootstrap,
             prefix,
             log,
-            OPS_ADMIN_EMAIL=ADMIN[0],
-            OPS_ADMIN_PASSWORD=ADMIN[1],
+            OPS_ADMIN_EMAIL=OPERATOR[0],
+            OPS_ADMIN_PASSWORD=OPERATOR[1],
             MATCHER_URL=f"http://127.0.0.1:{matcher[1]}",
             **common,
         ),
@@ -109,15 +110,15 @@ async def test_one_request_from_post_to_confirmed_through_the_gateway(
 ) -> None:
     http, mail, gateway = deployment
     territory = {"name": "CPTS split", "communes": ["79174"]}
-    assert (await http.put("/v1/territories/cpts-split", json=territory, headers=AUTH)).status_code == 201
+    assert (await http.put("/v1/territories/cpts-split", json=territory, headers=ADMIN)).status_code == 201
     site = {"site_id": "main", "name": "Cabinet", "commune_insee": "79174", "opening_hours": ALWAYS_OPEN}
     gp = {"name": "Dr Split", "profession": "general_practitioner", "cpts_id": "cpts-split",
           "sas_participation": "individual", "email": "gp@split.example.org", "sites": [site]}  # fmt: skip
-    assert (await http.put("/v1/professionals/79000000001", json=gp, headers=AUTH)).status_code == 201
+    assert (await http.put("/v1/professionals/79000000001", json=gp, headers=ADMIN)).status_code == 201
     start = slot_start()
     slot = {"rpps": "79000000001", "site_id": "main", "start": start.isoformat(),
             "end": (start + timedelta(minutes=20)).isoformat()}  # fmt: skip
-    assert (await http.put("/v1/slots/split-1", json=slot, headers=AUTH)).status_code == 201
+    assert (await http.put("/v1/slots/split-1", json=slot, headers=ADMIN)).status_code == 201
     request = {"request_id": "SPLIT-1", "received_at": utcnow().isoformat(), "patient": {"commune_insee": "79174"}}
     assert (await http.post("/v1/requests", json=request, headers=AUTH)).status_code == 202
 
@@ -161,7 +162,7 @@ async def the_dashboard_is_reachable(http: httpx.AsyncClient) -> None:
     assert form.status_code == 200
     csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
     assert csrf
-    logged = await http.post("/ops/login", data={"email": ADMIN[0], "password": ADMIN[1], "csrf": csrf.group(1)})
+    logged = await http.post("/ops/login", data={"email": OPERATOR[0], "password": OPERATOR[1], "csrf": csrf.group(1)})
     assert logged.status_code == 303 and logged.headers["location"] == "/ops", logged.text
     dashboard = await http.get("/ops", params={"cpts_id": "cpts-split"})
     assert dashboard.status_code == 200 and "cpts-split" in dashboard.text
@@ -183,7 +184,7 @@ async def a_coordinator_pauses_a_professional_through_the_matcher(http: httpx.As
         "/ops/directory/79000000001/pause", data={"csrf": csrf.group(1), "cpts_id": "cpts-split", "until": today}
     )
     assert paused.status_code == 303, paused.text
-    pro = (await http.get("/v1/professionals/79000000001", headers=AUTH)).json()
+    pro = (await http.get("/v1/professionals/79000000001", headers=ADMIN)).json()
     assert pro["paused_until"] is not None
 
 

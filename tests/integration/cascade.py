@@ -22,7 +22,8 @@ from tests.integration.helpers import ALWAYS_OPEN, fresh_topics, start_service, 
 
 LINK = re.compile(r"http://[^/\s]+(/o/[A-Za-z0-9_\-]+)")
 OWN_LINK = re.compile(r"http://[^/\s]+(/p/[A-Za-z0-9_.\-]+)")
-AUTH = {"Authorization": "Bearer k"}
+AUTH = {"Authorization": "Bearer k"}  # a regulator
+ADMIN = {"Authorization": "Bearer ak"}
 FINAL = ("confirmed", "unresolved", "cancelled")
 
 
@@ -69,20 +70,20 @@ class Cascade:
             wait_healthy(port, process)
         start = utcnow().replace(second=0, microsecond=0) + timedelta(hours=2)
         territory = {"name": "CPTS cascade", "communes": ["79174"]}
-        put = await self.http.put(self.url(self.matcher, "/v1/territories/cpts-cascade"), json=territory, headers=AUTH)
+        put = await self.http.put(self.url(self.matcher, "/v1/territories/cpts-cascade"), json=territory, headers=ADMIN)
         assert put.status_code in (200, 201), put.text
         for n in range(professionals):
             rpps = f"8100000000{n}"
             site = {"site_id": "main", "name": "Cabinet", "commune_insee": "79174", "opening_hours": ALWAYS_OPEN}
             body = {"name": f"Dr {n}", "profession": "general_practitioner", "email": f"{rpps}@x.org", "sites": [site]}
             body["cpts_id"] = "cpts-cascade"
-            put = await self.http.put(self.url(self.matcher, f"/v1/professionals/{rpps}"), json=body, headers=AUTH)
+            put = await self.http.put(self.url(self.matcher, f"/v1/professionals/{rpps}"), json=body, headers=ADMIN)
             assert put.status_code in (200, 201), put.text
             for s in range(slots):
                 at = start + timedelta(minutes=20 * (slots * n + s))
                 end = at + timedelta(minutes=20)
                 slot = {"rpps": rpps, "site_id": "main", "start": at.isoformat(), "end": end.isoformat()}
-                put = await self.http.put(self.url(self.matcher, f"/v1/slots/s{n}-{s}"), json=slot, headers=AUTH)
+                put = await self.http.put(self.url(self.matcher, f"/v1/slots/s{n}-{s}"), json=slot, headers=ADMIN)
                 assert put.status_code in (200, 201), put.text
 
     async def post(self, count: int) -> list[httpx.Response]:

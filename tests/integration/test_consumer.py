@@ -10,6 +10,7 @@ from faststream.kafka import KafkaBroker
 from sqlalchemy import func, select, text
 
 from schemas.events import CloudEvent, DeadLetter, PatientLocation, RequestReceived
+from services.common.access.registry import ClientRegistry
 from services.common.clock import utcnow
 from services.common.context import Context
 from services.common.db import Transaction
@@ -50,9 +51,10 @@ async def test_redelivered_event_changes_nothing_and_poison_goes_to_dead_letters
 ) -> None:
     topics = fresh_topics()
     settings = Settings(topic_prefix=topics.prefix, secret_key="x", regulator_api_keys="k")
-    ctx = Context(settings, database_url, topics, utcnow, b"x")
+    clients = ClientRegistry(Context.schema_database(database_url, "access"))
+    ctx = Context(settings, database_url, topics, utcnow, b"x", clients)
     _, part = matcher.build(ctx)
-    runtime = Runtime(settings, make_broker(settings, kafka_bootstrap), kafka_bootstrap, topics, [part])
+    runtime = Runtime(settings, make_broker(settings, kafka_bootstrap), kafka_bootstrap, topics, [part], clients)
     await runtime.start()
     try:
         first, first_bytes = event_bytes(received("REQ-1"))

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from services.common.embedded import EmbeddedPostgres
-from tests.integration.cascade import AUTH, Cascade
+from tests.integration.cascade import ADMIN, Cascade
 from tests.integration.helpers import read_topic, skip_when_every_practice_is_closed
 
 
@@ -57,7 +57,7 @@ async def test_postgresql_stopped_and_started_mid_cascade_loses_nothing(kafka_bo
         assert set(cascade.accepted.values()) <= booked_with and len(cascade.accepted) > accepted_before
         assert (await cascade.http.get(own)).status_code == 200
         rpps = own.split("/p/p1.")[1].split(".")[0]
-        pro = await cascade.http.get(cascade.url(cascade.matcher, f"/v1/professionals/{rpps}"), headers=AUTH)
+        pro = await cascade.http.get(cascade.url(cascade.matcher, f"/v1/professionals/{rpps}"), headers=ADMIN)
         assert pro.json()["paused_until"] is None  # the change refused during the outage did not happen
         matcher, notifier = await cascade.offers_agree()
         assert matcher == notifier

@@ -24,7 +24,7 @@ class Receiver:
         self.received: list[str] = []
         self.locked_while_sending: list[str] = []
 
-    async def post(self, url: str, payload: dict[str, Any], secret: str, event_id: str, headers: Any = None) -> int:
+    async def post(self, url: str, payload: dict[str, Any], secrets: Any, event_id: str, headers: Any = None) -> int:
         async with self.db.engine.connect() as conn:
             free = await conn.execute(
                 text(
@@ -40,6 +40,13 @@ class Receiver:
             raise DeliveryFailed("HTTP 503: try later")
         self.received.append(event_id)
         return 204
+
+
+class FixedSecrets:
+    """Stands for the clients' signing secrets (services/intake/callbacks.py CallbackSecrets)."""
+
+    async def of(self, client_id: str | None) -> list[str]:
+        return ["whsec_dGVzdA=="]
 
 
 async def queued(db: Database, *rows: tuple[str, str, str]) -> None:
@@ -70,7 +77,7 @@ async def test_callbacks_are_sent_with_nothing_locked_in_order_per_request_and_f
 ) -> None:
     db = await migrated(database_url, "intake")
     receiver = Receiver(db, failing={"http://down.example/cb"})
-    queue = DeliveryQueue(db, RegulatorCallbacks(receiver, "s"), utcnow)  # type: ignore[arg-type]
+    queue = DeliveryQueue(db, RegulatorCallbacks(receiver, FixedSecrets()), utcnow)  # type: ignore[arg-type]
     await queued(
         db,
         ("a1", "REQ-A", "http://up.example/cb"),
@@ -97,7 +104,7 @@ async def test_callbacks_are_sent_with_nothing_locked_in_order_per_request_and_f
 async def test_a_callback_claimed_by_a_process_that_died_is_sent_again_after_its_lease(database_url: str) -> None:
     db = await migrated(database_url, "intake")
     receiver = Receiver(db, failing=set())
-    outbound = RegulatorCallbacks(receiver, "s")  # type: ignore[arg-type]
+    outbound = RegulatorCallbacks(receiver, FixedSecrets())  # type: ignore[arg-type]
     await queued(db, ("d1", "REQ-D", "http://up.example/cb"))
     now = utcnow()
     async with db.transaction() as tx:  # claimed, then the process died before sending
@@ -116,7 +123,7 @@ async def test_a_callback_written_leased_is_sent_after_its_commit_without_a_clai
     delivered (the hand-over pokes the pump)."""
     db = await migrated(database_url, "intake")
     receiver = Receiver(db, failing=set())
-    queue = DeliveryQueue(db, RegulatorCallbacks(receiver, "s"), utcnow)  # type: ignore[arg-type]
+    queue = DeliveryQueue(db, RegulatorCallbacks(receiver, FixedSecrets()), utcnow)  # type: ignore[arg-type]
     poked: list[bool] = []
     queue.on_more.append(lambda: poked.append(True))
     now = utcnow()
@@ -143,7 +150,7 @@ async def test_a_callback_written_leased_is_sent_after_its_commit_without_a_clai
             )
         )
     assert await queue.deliver_due() == 0  # e1 leased, e2 behind it
-    queue.send_claimed([Callback.of(first)])
+    queue.send_claimed([Callback.of(first, None)])
     await queue.close()
     assert receiver.received == ["e1"] and poked == [True] and receiver.locked_while_sending == []
     assert await queue.deliver_due() == 1
@@ -157,7 +164,7 @@ async def test_an_outcome_is_recorded_once_the_database_is_back_not_sent_again(d
     running out and the regulator being called a second time."""
     db = await migrated(database_url, "intake")
     receiver = Receiver(db, failing=set())
-    callbacks = RegulatorCallbacks(receiver, "s")  # type: ignore[arg-type]
+    callbacks = RegulatorCallbacks(receiver, FixedSecrets())  # type: ignore[arg-type]
     refusals = [ConnectionRefusedError(111, "Connection refused")] * 2
     record = callbacks.record
 

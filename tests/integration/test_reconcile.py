@@ -7,8 +7,12 @@ from datetime import timedelta
 from sqlalchemy import text
 
 from schemas.events import PatientLocation
+from services.common.access.registry import ClientRegistry
+from services.common.context import Context
+from services.common.outbound import OutboundPolicy
 from services.common.reconcile import Reconciler
 from services.intake import entrypoint as intake
+from services.intake.callbacks import CallbackSecrets
 from services.intake.service import IntakeService, NewRequest
 from services.matcher import entrypoint as matcher
 from services.notifier import entrypoint as notifier
@@ -16,8 +20,9 @@ from tests.conftest import TUESDAY_MORNING, FakeClock
 from tests.integration.helpers import fresh_topics, migrated
 
 ROW = (
-    "INSERT INTO orientation_request (request_id, fingerprint, received_at, urgency, motive, lat, lon, "
-    "teleconsultation_ok, status, created_at, updated_at) VALUES (:id, 'f', now(), '48h', 'general', 46.2, -0.1, "
+    "INSERT INTO orientation_request (request_id, external_id, fingerprint, received_at, urgency, motive, lat, "
+    "lon, teleconsultation_ok, status, created_at, updated_at) VALUES (CAST(:id AS text), CAST(:id AS text), 'f', "
+    "now(), '48h', 'general', 46.2, -0.1, "
     "false, :status, now() - make_interval(secs => :age), now())"
 )
 EVENT = (
@@ -66,7 +71,8 @@ async def test_every_service_s_stuck_query_runs_on_its_schema(database_url: str)
 async def test_a_request_never_searched_ends_unresolved_when_its_deadline_passed(database_url: str) -> None:
     db = await migrated(database_url, "intake")
     clock = FakeClock(TUESDAY_MORNING)
-    service = IntakeService(db, fresh_topics(), clock=clock)
+    secrets = CallbackSecrets(ClientRegistry(Context.schema_database(database_url, "access")), "")
+    service = IntakeService(db, fresh_topics(), secrets, OutboundPolicy(), clock=clock)
     try:
         location = PatientLocation(commune_insee="79174", lat=46.2, lon=-0.1)
         fields = {"age": None, "sex": None, "treating_rpps": None, "callback_url": None, "correlation_id": None}

@@ -9,9 +9,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from services import routing
+from services.common.settings import Settings
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 
@@ -48,8 +50,11 @@ def test_only_the_gateway_is_believed_about_the_client_and_no_secret_has_a_defau
     assert environment["TRUSTED_PROXIES"] == gateway_ip
     text = (DEPLOY / "compose.yaml").read_text(encoding="utf-8")
     assert "change-me" not in text
-    for secret in ("POSTGRES_PASSWORD", "REGULATOR_API_KEYS", "INTERNAL_API_KEY", "SECRET_KEY"):
+    required = ("POSTGRES_PASSWORD", "ADMIN_API_KEYS", "INTERNAL_API_KEY", "SECRET_KEY")
+    signing = ("CALLBACK_SECRET", "WEBHOOK_SECRET", "SMS_WEBHOOK_SECRET")  # never an empty signing key
+    for secret in required + signing:
         assert f"${{{secret}:?" in text, secret
+    assert set(Settings().missing_secrets(("intake", "notifier"))) <= {*required, *signing}
 
 
 def test_kafka_keeps_its_log_on_the_volume_long_enough_to_rebuild_the_read_model() -> None:
@@ -57,3 +62,19 @@ def test_kafka_keeps_its_log_on_the_volume_long_enough_to_rebuild_the_read_model
     assert kafka["environment"]["KAFKA_LOG_DIRS"] == "/var/lib/kafka/data"
     assert "kafka-data:/var/lib/kafka/data" in kafka["volumes"]
     assert int(kafka["environment"]["KAFKA_LOG_RETENTION_HOURS"]) >= 400 * 24  # the longest period of indicators
+
+
+def test_the_service_refuses_to_start_without_the_secrets_it_needs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Outside `make run`'s trial mode (a database and a broker given), before anything starts."""
+    from services.main import main
+
+    for name in ("SECRET_KEY", "CALLBACK_SECRET", "WEBHOOK_SECRET", "SMS_WEBHOOK_SECRET", "INTERNAL_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DATABASE_URL", "postgresql://nobody@/nowhere?host=/nonexistent")
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:1")
+    monkeypatch.setenv("REGULATOR_API_KEYS", "k")
+    with pytest.raises(SystemExit, match="missing secrets: set SECRET_KEY, CALLBACK_SECRET, INTERNAL_API_KEY"):
+        main(["--service", "intake"])
+    monkeypatch.setenv("SMS_WEBHOOK_URL", "https://sms.example.org/send")
+    with pytest.raises(SystemExit, match="WEBHOOK_SECRET, SMS_WEBHOOK_SECRET"):
+        main(["--service", "notifier"])

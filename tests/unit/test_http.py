@@ -6,8 +6,9 @@ import httpx
 from fastapi import FastAPI
 from pydantic import BaseModel
 
-from services.common.deps import RegulatorKey
-from services.common.http import install_log_context, install_problem_handlers
+from services.common.access.roles import Client, Forbidden, Role
+from services.common.deps import allow
+from services.common.http import Problem, install_log_context, install_problem_handlers
 from services.common.settings import Settings
 
 
@@ -15,13 +16,28 @@ class Body(BaseModel):
     count: int
 
 
+KNOWN = {
+    "k1": Client("c1", "SAS 79", Role.REGULATOR, "sas79"),
+    "k2": Client("c2", "SAS 86", Role.REGULATOR, "sas86"),
+    "p1": Client("c3", "Plateforme", Role.PLATFORM, ""),
+}
+
+
+class Clients:
+    """The registry's one method a route's rule calls (services/common/access/registry.py)."""
+
+    async def authenticate(self, key: str) -> Client | None:
+        return KNOWN.get(key)
+
+
 def app() -> FastAPI:
     app = FastAPI()
-    app.state.settings = Settings(regulator_api_keys="k1,k2")
-    install_problem_handlers(app)
+    app.state.settings = Settings()
+    app.state.clients = Clients()
+    install_problem_handlers(app, {Forbidden: lambda e: Problem(403, "Forbidden", str(e))})
     install_log_context(app)
 
-    @app.post("/things", dependencies=[RegulatorKey])
+    @app.post("/things", dependencies=[allow(Role.REGULATOR)])
     async def things(body: Body) -> dict[str, int]:
         return {"count": body.count}
 
@@ -48,7 +64,10 @@ async def test_keys() -> None:
     assert missing.status_code == 401 and missing.headers["www-authenticate"] == "Bearer"
     assert missing.headers["content-type"] == "application/problem+json"
     wrong = await call("POST", "/things", json={"count": 1}, headers={"Authorization": "Bearer k3"})
-    assert wrong.status_code == 401 and wrong.json()["detail"] == "this API key is not valid"
+    assert wrong.status_code == 401 and wrong.json()["detail"] == "this API key is not valid (unknown or revoked)"
+    other_role = await call("POST", "/things", json={"count": 1}, headers={"Authorization": "Bearer p1"})
+    assert other_role.status_code == 403 and other_role.headers["content-type"] == "application/problem+json"
+    assert "needs the role admin or regulator" in other_role.json()["detail"]
 
 
 async def test_validation_errors_name_the_fields_without_echoing_values() -> None:

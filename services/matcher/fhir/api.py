@@ -16,8 +16,9 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fhir.resources.R4B.resource import Resource
 
+from services.common.access.roles import Forbidden, Role
 from services.common.db import database_away
-from services.common.deps import PlatformKey, SettingsDep, provided
+from services.common.deps import SettingsDep, allow, provided, public
 from services.common.http import Problem, failures_answered_by
 from services.common.settings import Settings
 from services.matcher.directory import NotFound
@@ -51,6 +52,8 @@ def _answered(error: Exception) -> Response | None:
         return _outcome(422, "business-rule", str(error))
     if isinstance(error, Problem) and error.status_code == 401:
         return _outcome(401, "security", str(error.detail), **{"WWW-Authenticate": "Bearer"})
+    if isinstance(error, Forbidden):
+        return _outcome(403, "forbidden", str(error))
     if database_away(error):
         log.warning("FHIR call while the database is away", error=type(error).__name__)
         return _outcome(503, "transient", "the service is briefly unavailable: try again", **{"Retry-After": "5"})
@@ -85,20 +88,20 @@ def _base(settings: Settings) -> str:
     return f"{settings.base_url}/fhir"
 
 
-@router.get("/metadata")
+@router.get("/metadata", dependencies=[public("the capability statement, public as FHIR servers do")])
 async def metadata(settings: SettingsDep, bookings: BookingsDep) -> Response:
     """What this server supports (public, as FHIR servers do)."""
     return fhir_response(resources.capability_statement(_base(settings), bookings.clock()))
 
 
-@router.get("/Slot", dependencies=[PlatformKey])
+@router.get("/Slot", dependencies=[allow(Role.PLATFORM)])
 async def search_slots(request: Request, settings: SettingsDep, bookings: BookingsDep) -> Response:
     search = parse_slot_search(request.query_params.multi_items())
     found = await bookings.free_slots(search)
     return fhir_response(resources.slot_bundle(_base(settings), found, search.includes))
 
 
-@router.post("/Appointment", dependencies=[PlatformKey])
+@router.post("/Appointment", dependencies=[allow(Role.PLATFORM)])
 async def book(request: Request, settings: SettingsDep, bookings: BookingsDep) -> Response:
     """201 with Location for a new booking; the same identifier again: 200, the same appointment."""
     booked, created = await bookings.book(parse_booking(await _json_body(request)))
@@ -106,14 +109,14 @@ async def book(request: Request, settings: SettingsDep, bookings: BookingsDep) -
     return fhir_response(resources.appointment(booked), 201 if created else 200, {"Location": location})
 
 
-@router.get("/Appointment/{appointment_id}", dependencies=[PlatformKey])
+@router.get("/Appointment/{appointment_id}", dependencies=[allow(Role.PLATFORM)])
 async def read(appointment_id: str, bookings: BookingsDep) -> Response:
     if len(appointment_id) > 64:
         raise NotFound(f"no appointment {appointment_id[:64]}")
     return fhir_response(resources.appointment(await bookings.get(appointment_id)))
 
 
-@router.put("/Appointment", dependencies=[PlatformKey])
+@router.put("/Appointment", dependencies=[allow(Role.PLATFORM)])
 async def update(request: Request, bookings: BookingsDep) -> Response:
     """Conditional update on the platform's identifier: cancelled, fulfilled or noshow."""
     parameters = request.query_params.multi_items()
