@@ -318,3 +318,9 @@ async def test_a_booking_software_webhook_the_service_must_not_reach_is_refused(
     card = professional(CPTS_A, "11100000031") | {"channels": [{"type": "webhook", "url": "https://10.1.1.1/hook"}]}
     answer = await stack.http.put("/v1/professionals/11100000031", json=card, headers=stack.admin)
     assert answer.status_code == 422 and "not a public address" in answer.text
+
+
+async def test_a_regulator_is_refused_a_directory_write_before_its_body_is_read(stack: Stack, keys: Keys) -> None:
+    for method, path in (("PUT", f"/v1/professionals/{PRO_A}"), ("PUT", "/v1/slots/x"), ("DELETE", "/v1/slots/x")):
+        answer = await stack.http.request(method, path, json={}, headers=keys["sas79"])
+        assert answer.status_code == 403, (method, path, answer.text)

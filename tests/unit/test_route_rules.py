@@ -92,7 +92,8 @@ def test_the_roles_on_each_family() -> None:
     table = route_rules()
     assert table["POST /v1/requests"] == ["key of role regulator"]
     assert table["GET /v1/requests/{request_id}"] == ["key of role regulator"]
-    assert table["PUT /v1/professionals/{rpps}"] == ["key of role directory, regulator"]
+    assert table["PUT /v1/professionals/{rpps}"] == ["key of role directory, regulator", "key of role directory"]
+    assert table["GET /v1/professionals/{rpps}"] == ["key of role directory, regulator"]
     assert table["POST /v1/api-clients"] == ["key of role admin"]
     assert table["DELETE /v1/api-clients/{client_id}"] == ["key of role admin"]
     assert table["GET /fhir/Slot"] == ["key of role platform"]

@@ -107,7 +107,7 @@ class ClientRegistry:
         now = self.clock()
         async with self.db.transaction() as tx:
             for env in self.environment:
-                organisation = env.organisation or env.client_id
+                organisation = (env.organisation or env.client_id) if env.role == Role.REGULATOR else ""
                 values: dict[str, Any] = {
                     "client_id": env.client_id,
                     "name": f"{env.role} key from the environment",
