@@ -1,8 +1,10 @@
 """Operations accounts: who may see which CPTS's figures (roles `coordinator` of one CPTS,
-`sas_admin` of all), passwords hashed with scrypt, sessions stored hashed, logins rate-limited."""
+`sas_admin` of all), passwords hashed with Argon2id, sessions stored hashed, ended by a
+password reset, a disable, 12 hours after login or SESSION_IDLE without use; logins rate-limited."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -10,30 +12,51 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import text
 
 from services.common.clock import Clock
 from services.common.db import Database
 
 SESSION_HOURS = 12
+SESSION_IDLE = timedelta(minutes=30)  # a session unused this long ends (a shared computer left open)
+TOUCH_EVERY = timedelta(minutes=1)  # how often a session's last use is written
 FAILURES_PER_ACCOUNT = 5  # within LOCKOUT, for one e-mail address
 FAILURES_PER_CLIENT = 20  # looser: behind a proxy, many people share one address
 LOCKOUT = timedelta(minutes=15)
 ROLES = ("coordinator", "sas_admin")
+# Argon2id with argon2-cffi's defaults (RFC 9106's second recommended profile: t=3, 64 MiB,
+# p=4); the parameters are stored in each hash, so raising them later rehashes at the next login
+HASHER = PasswordHasher()
 
 
-def hash_password(password: str, salt: bytes | None = None) -> str:
-    salt = salt or secrets.token_bytes(16)
-    digest = hashlib.scrypt(password.encode(), salt=salt, n=2**14, r=8, p=1, dklen=32)
-    return "scrypt$" + base64.b64encode(salt).decode() + "$" + base64.b64encode(digest).decode()
+def hash_password(password: str) -> str:
+    """An Argon2id hash (CPU-heavy: called off the event loop, see `Accounts`)."""
+    return HASHER.hash(password)
+
+
+def _check_scrypt(password: str, stored: str) -> bool:
+    """The hashes made before Argon2id (scrypt N=2^14), until their owner's next login."""
+    try:
+        _, salt, digest = stored.split("$")
+        computed = hashlib.scrypt(password.encode(), salt=base64.b64decode(salt), n=2**14, r=8, p=1, dklen=32)
+    except ValueError:
+        return False
+    return hmac.compare_digest(base64.b64encode(computed).decode(), digest)
 
 
 def check_password(password: str, stored: str) -> bool:
+    if stored.startswith("scrypt$"):
+        return _check_scrypt(password, stored)
     try:
-        _, salt, _ = stored.split("$")
-    except ValueError:
+        return HASHER.verify(stored, password)
+    except (VerificationError, InvalidHashError):
         return False
-    return hmac.compare_digest(hash_password(password, base64.b64decode(salt)), stored)
+
+
+def needs_rehash(stored: str) -> bool:
+    return stored.startswith("scrypt$") or HASHER.check_needs_rehash(stored)
 
 
 _UNKNOWN_ACCOUNT = hash_password(secrets.token_urlsafe(16))  # checked against when no account has the address
@@ -72,8 +95,10 @@ class Accounts:
         self.db, self.clock = db, clock
 
     async def put(self, email: str, password: str, role: str, cpts_id: str | None) -> None:
+        """Create or update an account; a new password ends every session it had."""
         if role not in ROLES or (role == "coordinator") != bool(cpts_id):
             raise ValueError("a coordinator has one cpts_id; a sas_admin has none")
+        hashed = await asyncio.to_thread(hash_password, password)
         async with self.db.transaction() as tx:
             await tx.session.execute(
                 text(
@@ -82,11 +107,14 @@ class Accounts:
                     "password_hash = excluded.password_hash, role = excluded.role, cpts_id = excluded.cpts_id, "
                     "updated_at = excluded.updated_at, disabled = false"
                 ),
-                {"e": email.lower(), "h": hash_password(password), "r": role, "c": cpts_id, "now": self.clock()},
+                {"e": email.lower(), "h": hashed, "r": role, "c": cpts_id, "now": self.clock()},
             )
+            await tx.session.execute(text("DELETE FROM ops_session WHERE email = :e"), {"e": email.lower()})
 
     async def log_in(self, email: str, password: str, client: str) -> str | None:
-        """A new session token, or None for wrong credentials; TooManyAttempts when locked out."""
+        """A new session token, or None for wrong credentials; TooManyAttempts when locked out.
+        The password is checked between two transactions, off the event loop (Argon2id is slow
+        on purpose); an old scrypt hash is replaced by an Argon2id one at a successful login."""
         email, now = email.lower(), self.clock()
         async with self.db.transaction() as tx:
             counts = (
@@ -105,38 +133,55 @@ class Accounts:
                     text("SELECT password_hash FROM ops_account WHERE email = :e AND NOT disabled"), {"e": email}
                 )
             ).first()
-            # an unknown address costs the same hashing as a wrong password: timing says nothing
-            ok = check_password(password, row.password_hash if row else _UNKNOWN_ACCOUNT) and row is not None
+        stored = row.password_hash if row else _UNKNOWN_ACCOUNT
+        # an unknown address costs the same hashing as a wrong password: timing says nothing
+        ok = await asyncio.to_thread(check_password, password, stored) and row is not None
+        upgraded = await asyncio.to_thread(hash_password, password) if ok and needs_rehash(stored) else None
+        async with self.db.transaction() as tx:
             await tx.session.execute(
                 text("INSERT INTO ops_login_attempt (email, client, at, ok) VALUES (:e, :c, :now, :ok)"),
                 {"e": email, "c": client, "now": now, "ok": ok},
             )
             if not ok:
                 return None
+            if upgraded:  # unless the password changed meanwhile
+                await tx.session.execute(
+                    text("UPDATE ops_account SET password_hash = :h WHERE email = :e AND password_hash = :old"),
+                    {"h": upgraded, "e": email, "old": stored},
+                )
             token = secrets.token_urlsafe(32)
             await tx.session.execute(
-                text("INSERT INTO ops_session (token_hash, email, csrf, expires_at) VALUES (:t, :e, :csrf, :until)"),
+                text(
+                    "INSERT INTO ops_session (token_hash, email, csrf, expires_at, last_seen_at) "
+                    "VALUES (:t, :e, :csrf, :until, :now)"
+                ),
                 {
                     "t": _hash(token),
                     "e": email,
                     "csrf": secrets.token_urlsafe(24),
                     "until": now + timedelta(hours=SESSION_HOURS),
+                    "now": now,
                 },
             )
             return token
 
     async def operator(self, token: str | None) -> Operator | None:
+        """The operator of a live session: not expired, used within SESSION_IDLE, account enabled.
+        Its last use is written at most once a minute (one statement)."""
         if not token:
             return None
-        async with self.db.engine.connect() as conn:
+        now = self.clock()
+        async with self.db.transaction() as tx:
             row = (
-                await conn.execute(
+                await tx.session.execute(
                     text(
-                        "SELECT a.email, a.role, a.cpts_id, s.csrf "
-                        "FROM ops_session s JOIN ops_account a ON a.email = s.email "
-                        "WHERE s.token_hash = :t AND s.expires_at > :now AND NOT a.disabled"
+                        "UPDATE ops_session s SET last_seen_at = CASE WHEN s.last_seen_at < :touch "
+                        "THEN CAST(:now AS timestamptz) ELSE s.last_seen_at END "
+                        "FROM ops_account a WHERE a.email = s.email AND s.token_hash = :t AND s.expires_at > :now "
+                        "AND s.last_seen_at > :idle AND NOT a.disabled "
+                        "RETURNING a.email, a.role, a.cpts_id, s.csrf"
                     ),
-                    {"t": _hash(token), "now": self.clock()},
+                    {"t": _hash(token), "now": now, "touch": now - TOUCH_EVERY, "idle": now - SESSION_IDLE},
                 )
             ).first()
         return Operator(row.email, row.role, row.cpts_id, row.csrf) if row else None

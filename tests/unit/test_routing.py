@@ -78,3 +78,13 @@ def test_a_process_serving_one_service_documents_them_all() -> None:
     paths = set(app.openapi()["paths"])
     assert {"/v1/requests", "/v1/slots/{slot_id}", "/v1/indicators", "/v1/ops/accounts/{email}"} <= paths
     assert not any(p.startswith(("/internal", "/fhir", "/o/", "/ops")) for p in paths)  # not in the public document
+
+
+def test_the_gateway_logs_no_link_secret() -> None:
+    """The gateway's access log shows `/o/…` and `/p/…`, never the token, nor any query string."""
+    conf = routing.nginx_conf()
+    formats = [line for line in conf.splitlines() if line.startswith("log_format")]
+    assert formats and "$request_uri" not in formats[0] and "$request " not in formats[0]
+    assert "access_log /dev/stdout sas;" in conf
+    mapping = re.search(r'"~\^/\((\w)\|(\w)\)/\[\^/\?\]\+', conf)
+    assert mapping and set(mapping.groups()) == {"o", "p"}
