@@ -86,7 +86,7 @@ def nginx_conf() -> str:
         f'    "~^/({secret})/[^/?]+(?<rest>[^?]*)" "/$1/…$rest";',
         '    "~^(?<path>[^?]*)" "$path";  # no query string either',
         "}",
-        "log_format sas '$remote_addr [$time_local] \"$request_method $loggable_uri\" $status $body_bytes_sent "
+        'log_format sas \'$remote_addr [$time_local] "$request_method $loggable_uri" $status $body_bytes_sent '
         "$request_time';",
         "",
         "server {",

@@ -20,6 +20,7 @@ from services.common.access.registry import ClientRegistry
 from services.common.access.roles import Client, Role, require
 from services.common.http import BEARER, Problem, invalid_field
 from services.common.outbound import RefusedDestination
+from services.common.rate_limits import RateLimits
 from services.common.settings import Settings
 
 T = TypeVar("T")
@@ -75,6 +76,8 @@ async def authenticated(request: Request, _: Annotated[Any, Security(BEARER)] = 
     if client is None:
         raise Problem(401, "Unauthorized", "this API key is not valid (unknown or revoked)")
     structlog.contextvars.bind_contextvars(client_id=client.client_id)
+    limits: RateLimits = request.app.state.limits
+    await limits.hit(request.app.state.settings.api_rate_limit, "client", client.client_id)
     request.state.client = client
     return client
 
@@ -130,3 +133,19 @@ async def checked_destination(settings: Settings, field: str, url: str) -> None:
         await settings.outbound.check_url(url)
     except RefusedDestination as refused:
         raise invalid_field(field, str(refused)) from None
+
+
+def client_address(request: Request) -> str:
+    """Who calls, as far as the network says (behind TRUSTED_PROXIES, the address they saw)."""
+    return request.client.host if request.client else "unknown"
+
+
+def per_address(what: str, setting: str) -> Any:
+    """A rate limit per client address on a route (the setting names the `limits` rule)."""
+
+    async def limited(request: Request) -> None:
+        limits: RateLimits = request.app.state.limits
+        await limits.hit(getattr(request.app.state.settings, setting), what, client_address(request))
+
+    limited.__name__ = f"limit_{what}"
+    return Depends(limited)

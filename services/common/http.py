@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import re
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from pathlib import Path
@@ -36,8 +39,10 @@ PROBLEM_JSON = "application/problem+json"
 class Problem(HTTPException):
     """An error answered as `application/problem+json` with a readable detail."""
 
-    def __init__(self, status: int, title: str, detail: str, **extra: Any) -> None:
-        super().__init__(status_code=status, detail=detail)
+    def __init__(
+        self, status: int, title: str, detail: str, headers: dict[str, str] | None = None, **extra: Any
+    ) -> None:
+        super().__init__(status_code=status, detail=detail, headers=headers)
         self.title = title
         self.extra = extra
 
@@ -114,7 +119,9 @@ def install_problem_handlers(app: FastAPI, domain: ProblemMap | None = None) -> 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         if isinstance(exc, Problem):
-            return problem_response(exc.status_code, exc.title, str(exc.detail), **exc.extra)
+            answer = problem_response(exc.status_code, exc.title, str(exc.detail), **exc.extra)
+            answer.headers.update(exc.headers or {})
+            return answer
         response = problem_response(exc.status_code, _title(exc.status_code), str(exc.detail))
         response.headers.update(exc.headers or {})
         if exc.status_code == 405:  # Starlette names the methods of one route; a path has one route per method
@@ -125,7 +132,9 @@ def install_problem_handlers(app: FastAPI, domain: ProblemMap | None = None) -> 
 def _domain_handler(problem_of: Callable[[Any], Problem]) -> Callable[[Request, Exception], Awaitable[Response]]:
     async def answer(_: Request, exc: Exception) -> Response:
         problem = problem_of(exc)
-        return problem_response(problem.status_code, problem.title, str(problem.detail), **problem.extra)
+        answer = problem_response(problem.status_code, problem.title, str(problem.detail), **problem.extra)
+        answer.headers.update(problem.headers or {})
+        return answer
 
     return answer
 
@@ -397,3 +406,54 @@ def install_offline_docs(app: FastAPI) -> None:
             swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
             swagger_favicon_url=f"{DOCS_ASSETS}/favicon.png",
         )
+
+
+# What a browser may do with what the service sends (OWASP secure headers). Pages load nothing
+# from elsewhere; their one inline script (the dashboard's live view) is allowed by its hash.
+PAGE_POLICY = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self' {scripts}; "
+    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+DOCS_POLICY = (  # Swagger UI starts from an inline script of FastAPI's page
+    "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self' 'unsafe-inline'; "
+    "object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+)
+DATA_POLICY = "default-src 'none'; frame-ancestors 'none'"
+
+
+def install_security_headers(app: FastAPI, script_hashes: Sequence[str], https: bool) -> None:
+    """Every answer: no framing, no type sniffing, no referrer (a link's token never leaves in a
+    Referer), a Content-Security-Policy (pages: their own resources only); HSTS behind https."""
+    page_policy = PAGE_POLICY.format(scripts=" ".join(f"'sha256-{h}'" for h in script_hashes))
+
+    @app.middleware("http")
+    async def secure_headers(request: Request, call_next: RequestResponseEndpoint) -> Response:
+        response = await call_next(request)
+        kind = response.headers.get("content-type", "")
+        if request.url.path == "/docs" or request.url.path.startswith("/docs/"):
+            policy = DOCS_POLICY
+        elif kind.startswith("text/html"):
+            policy = page_policy
+        else:
+            policy = DATA_POLICY
+        response.headers.setdefault("Content-Security-Policy", policy)
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "no-referrer"
+        response.headers["X-Frame-Options"] = "DENY"
+        if https:
+            response.headers["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
+        return response
+
+
+TEMPLATES = Path(__file__).resolve().parents[1]  # services/: each service's templates/ below it
+_INLINE_SCRIPT = re.compile(r"<script>(.*?)</script>", re.S)
+
+
+def inline_script_hashes(root: Path = TEMPLATES) -> list[str]:
+    """The base64 SHA-256 of each inline script of the pages' templates (none holds a template
+    expression, so the page carries it as written): what the pages' CSP allows to run."""
+    found = set()
+    for template in sorted(root.glob("*/templates/*.html")):
+        for script in _INLINE_SCRIPT.findall(template.read_text(encoding="utf-8")):
+            found.add(base64.b64encode(hashlib.sha256(script.encode()).digest()).decode())
+    return sorted(found)

@@ -36,9 +36,11 @@ from services.common.http import (
     ProblemMap,
     RefusalFormat,
     describe_problems,
+    inline_script_hashes,
     install_log_context,
     install_offline_docs,
     install_problem_handlers,
+    install_security_headers,
 )
 from services.common.messaging import (
     BatchSubscriber,
@@ -51,6 +53,7 @@ from services.common.messaging import (
     prune_delivered,
     subscriber_options,
 )
+from services.common.rate_limits import RateLimits, TooManyRequests
 from services.common.reconcile import Reconciler
 from services.common.settings import Settings
 
@@ -145,6 +148,7 @@ class Runtime:
     ) -> None:
         self.settings, self.broker, self.bootstrap_servers = settings, broker, bootstrap_servers
         self.clients = clients  # who may call the routes (services/common/access)
+        self.limits = RateLimits(clients.db)  # shared by every process (services/common/rate_limits.py)
         self.topics, self.parts = topics, list(parts)
         self.scheduler = AsyncIOScheduler(timezone="UTC")
         self.relays: dict[str, OutboxRelay] = {}
@@ -241,6 +245,7 @@ class Runtime:
                 pump.start()
             for job, seconds in part.timers:
                 self.scheduler.add_job(job, "interval", seconds=seconds, max_instances=1, coalesce=True)
+        self.scheduler.add_job(self.limits.storage.prune, "interval", hours=1, max_instances=1)
         for part in self.parts:
             keep = timedelta(hours=self.settings.event_retention_hours)
             self.scheduler.add_job(prune_delivered, "interval", args=(part.db, keep), hours=1, max_instances=1)
@@ -373,11 +378,11 @@ class Runtime:
         install_offline_docs(app)
         app.state.settings = self.settings
         app.state.clients = self.clients
+        app.state.limits = self.limits
         app.state.provided = {type(thing): thing for part in self.parts for thing in part.provides}
-        problems: ProblemMap = {Forbidden: lambda e: Problem(403, "Forbidden", str(e))}
-        problems |= {kind: answer for part in self.parts for kind, answer in part.problems.items()}
-        install_problem_handlers(app, problems)
+        install_problem_handlers(app, ACCESS_PROBLEMS | {k: a for part in self.parts for k, a in part.problems.items()})
         install_log_context(app)
+        install_security_headers(app, inline_script_hashes(), https=self.settings.base_url.startswith("https://"))
         app.add_middleware(
             InputGuard,
             max_body_bytes=self.settings.max_body_bytes,
@@ -413,6 +418,11 @@ class Runtime:
         return app
 
 
+# who may call, and how often (services/common/deps.py), answered alike by every service
+ACCESS_PROBLEMS: ProblemMap = {
+    Forbidden: lambda e: Problem(403, "Forbidden", str(e)),
+    TooManyRequests: lambda e: Problem(429, "Too Many Requests", str(e), {"Retry-After": str(e.retry_after)}),
+}
 STOP_STEP_SECONDS = 5.0
 
 

@@ -34,6 +34,12 @@ class Settings(BaseSettings):
         default="",
         description="comma-separated CIDR a callback or webhook may reach though not public (127.0.0.0/8: one machine)",
     )
+    api_rate_limit: str = Field(default="6000/minute", description="calls of one API client (`limits` notation)")
+    login_rate_limit: str = Field(default="30/minute", description="login attempts from one client address")
+    link_request_rate_limit: str = Field(
+        default="10/hour", description="'send me my link' asked from one client address"
+    )
+    page_rate_limit: str = Field(default="300/minute", description="offer and personal pages from one client address")
     internal_api_key: str = ""
     secret_key: str = ""
     ops_admin_email: str | None = None

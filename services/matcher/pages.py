@@ -25,7 +25,7 @@ from pydantic import EmailStr
 from services.common import i18n
 from services.common.clock import PARIS
 from services.common.db import database_away
-from services.common.deps import provided, public
+from services.common.deps import per_address, provided, public
 from services.common.http import failures_answered_by
 from services.common.inputs import IDENT, PHONE
 from services.matcher.directory import NotFound
@@ -162,7 +162,10 @@ router = APIRouter(
     tags=["professionals"],
     include_in_schema=False,
     route_class=failures_answered_by(_answered),
-    dependencies=[public("a professional's signed personal link; `/p` asks for an e-mail address only")],
+    dependencies=[
+        public("a professional's signed personal link; `/p` asks for an e-mail address only"),
+        per_address("page", "page_rate_limit"),
+    ],
 )
 Token = Annotated[str, "the personal link"]
 LangForm = Annotated[str | None, Form(max_length=5)]
@@ -201,7 +204,7 @@ async def ask_for_link(request: Request, pages: PagesDep, lang: str | None = Non
     return pages.notice("ask", language(request, lang))
 
 
-@router.post("/p", response_class=HTMLResponse)
+@router.post("/p", response_class=HTMLResponse, dependencies=[per_address("link_request", "link_request_rate_limit")])
 async def send_link(
     request: Request, pages: PagesDep, email: Annotated[EmailStr, Form(max_length=254)], lang: LangForm = None
 ) -> Response:

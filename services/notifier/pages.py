@@ -20,7 +20,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from services.common import geo, i18n
 from services.common.clock import PARIS
 from services.common.db import database_away
-from services.common.deps import provided, public
+from services.common.deps import per_address, provided, public
 from services.common.http import failures_answered_by
 from services.common.motives import catalogue
 from services.notifier.domain import REFUSAL_REASONS, OfferUnavailable, age_band, time_choices
@@ -234,7 +234,10 @@ router = APIRouter(
     tags=["professionals"],
     include_in_schema=False,
     route_class=PageRoute,
-    dependencies=[public("the offer link's token: one offer, to the professional it was sent to")],
+    dependencies=[
+        public("the offer link's token: one offer, to the professional it was sent to"),
+        per_address("page", "page_rate_limit"),
+    ],
 )
 
 

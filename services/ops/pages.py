@@ -18,7 +18,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from services.common import i18n
 from services.common.clock import PARIS
-from services.common.deps import public
+from services.common.deps import per_address, public
 from services.common.http import Problem, invalid_field
 from services.common.i18n import N_
 from services.common.inputs import has_control_characters
@@ -52,7 +52,7 @@ async def show_login(request: Request, ops: OperationsDep) -> HTMLResponse:
     return _login_page(request, ops)
 
 
-@router.post("/ops/login")
+@router.post("/ops/login", dependencies=[per_address("login", "login_rate_limit")])
 async def log_in(
     request: Request,
     email: Annotated[str, Form(max_length=200)],

@@ -268,6 +268,11 @@ async def stack(kafka_bootstrap: str, postgres_url: str) -> AsyncIterator[Stack]
         sweep_interval_seconds=0.1,
         data_dir=Path(tempfile.mkdtemp()),
         outbound_allowed_networks="127.0.0.0/8",  # the receivers of these tests listen on loopback
+        # every test calls from 127.0.0.1: limits out of the way (tests/e2e/test_access.py lowers them)
+        api_rate_limit="100000/minute",
+        page_rate_limit="100000/minute",
+        login_rate_limit="10000/minute",
+        link_request_rate_limit="10000/hour",
     )
     clock = FakeClock(TUESDAY_MORNING)
     app, runtime = build_app(settings, database_url, kafka_bootstrap, clock=clock)

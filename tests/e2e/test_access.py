@@ -8,6 +8,8 @@ below is the rule; tests/unit/test_route_rules.py makes sure no route is left wi
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -324,3 +326,61 @@ async def test_a_regulator_is_refused_a_directory_write_before_its_body_is_read(
     for method, path in (("PUT", f"/v1/professionals/{PRO_A}"), ("PUT", "/v1/slots/x"), ("DELETE", "/v1/slots/x")):
         answer = await stack.http.request(method, path, json={}, headers=keys["sas79"])
         assert answer.status_code == 403, (method, path, answer.text)
+
+
+@contextlib.contextmanager
+def lowered(stack: Stack, **limits: str) -> Iterator[None]:
+    """Lower rate limits for one test (the stack's settings object is the running app's)."""
+    settings = stack.runtime.settings
+    before = {name: getattr(settings, name) for name in limits}
+    for name, value in limits.items():
+        setattr(settings, name, value)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            setattr(settings, name, value)
+
+
+async def test_an_api_client_over_its_rate_limit_gets_429_with_retry_after(stack: Stack, keys: Keys) -> None:
+    _, key = await new_client(stack, name="SAS in a hurry", role="regulator")
+    with lowered(stack, api_rate_limit="5/minute"):
+        answers = [(await stack.http.get("/v1/motives", headers=key)) for _ in range(7)]
+        others = await stack.http.get("/v1/motives", headers=keys["sas79"])  # counted apart
+    assert [a.status_code for a in answers] == [200] * 5 + [429] * 2
+    refused = answers[-1]
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert 1 <= int(refused.headers["retry-after"]) <= 60
+    assert others.status_code == 200
+
+
+async def test_logins_links_and_pages_are_limited_per_client_address(stack: Stack) -> None:
+    await stack.runtime.limits.storage.reset()
+    with lowered(stack, login_rate_limit="3/minute", link_request_rate_limit="2/hour", page_rate_limit="4/minute"):
+        logins = [
+            (await stack.http.post("/ops/login", data={"email": "x@y.fr", "password": "p", "csrf": "c"})).status_code
+            for _ in range(4)
+        ]
+        links = [(await stack.http.post("/p", data={"email": f"n{i}@sante.example.org"})).status_code for i in range(3)]
+        await stack.runtime.limits.storage.reset()  # "send me my link" is a page too: counted afresh
+        pages = [(await stack.http.get("/o/not-a-real-token")).status_code for _ in range(5)]
+    assert logins[-1] == 429 and 429 not in logins[:3]
+    assert links[-1] == 429 and 429 not in links[:2]
+    assert pages[-1] == 429 and 429 not in pages[:4]
+
+
+async def test_answers_carry_the_security_headers(stack: Stack) -> None:
+    page = await stack.http.get("/ops/login")
+    policy = page.headers["content-security-policy"]
+    assert (
+        "frame-ancestors 'none'" in policy
+        and "default-src 'self'" in policy
+        and "unsafe-inline" not in policy.split("script-src")[1].split(";")[0]
+    )
+    api = await stack.http.get("/v1/motives", headers=stack.auth)
+    assert api.headers["content-security-policy"] == "default-src 'none'; frame-ancestors 'none'"
+    for answer in (page, api, await stack.http.get("/docs")):
+        assert answer.headers["x-content-type-options"] == "nosniff"
+        assert answer.headers["referrer-policy"] == "no-referrer"
+        assert answer.headers["x-frame-options"] == "DENY"
+    assert "strict-transport-security" not in page.headers  # http here; HSTS behind https (PUBLIC_BASE_URL)

@@ -30,10 +30,16 @@ class Clients:
         return KNOWN.get(key)
 
 
+class NoLimits:
+    async def hit(self, rule: str, what: str, who: str) -> None:
+        return None
+
+
 def app() -> FastAPI:
     app = FastAPI()
     app.state.settings = Settings()
     app.state.clients = Clients()
+    app.state.limits = NoLimits()
     install_problem_handlers(app, {Forbidden: lambda e: Problem(403, "Forbidden", str(e))})
     install_log_context(app)
 

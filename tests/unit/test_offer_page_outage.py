@@ -13,9 +13,18 @@ from fastapi import FastAPI
 from services.common.clock import PARIS
 from services.common.embedded import free_port
 from services.common.http import install_problem_handlers
+from services.common.rate_limits import RateLimits
+from services.common.settings import Settings
 from services.notifier.channels import ContactUnavailable, HttpContactSource, PatientContact
 from services.notifier.domain import contact_shown_until
 from services.notifier.pages import OfferPages, router, templates, texts
+
+
+class CountersAway:
+    """The rate limits' database (the same server) while PostgreSQL restarts."""
+
+    def transaction(self) -> Any:
+        raise RuntimeError("no connection") from ConnectionRefusedError(111, "Connection refused")
 
 
 class DatabaseAway:
@@ -31,6 +40,8 @@ async def test_an_offer_page_while_the_database_is_away_says_to_try_again() -> N
     app = FastAPI()
     install_problem_handlers(app)
     app.state.provided = {OfferPages: OfferPages(DatabaseAway(), templates())}  # type: ignore[arg-type]
+    app.state.settings = Settings()
+    app.state.limits = RateLimits(CountersAway())  # type: ignore[arg-type]  # the rate counters are away too
     app.include_router(router)
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
