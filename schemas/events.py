@@ -104,6 +104,10 @@ class Channel(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
     type: Literal["email", "sms", "webhook"]
     destination: str = Field(description="e-mail address, phone number, or the webhook's URL")
+    secret_version: int | None = Field(default=None, description="webhook: the version of its signing secret")
+    previous_until: AwareDatetime | None = Field(
+        default=None, description="webhook: the secret's previous version also signs until then (a rotation)"
+    )
 
 
 class Period(BaseModel):

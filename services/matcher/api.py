@@ -17,6 +17,7 @@ from services.common.deps import CallerDep, InternalKey, SettingsDep, allow, che
 from services.common.http import CREATED, Problem, ProblemMap, invalid_field, problems
 from services.common.inputs import IDENT, INSEE, PHONE, Ident, IdentQuery, InputModel, Instant
 from services.common.motives import Motive, catalogue
+from services.common.webhook_secrets import receiver_secret, rotated, with_versions
 from services.matcher import models as m
 from services.matcher import pages
 from services.matcher.directory import Directory, NotFound, SiteInput, SlotBusy, UnknownReference
@@ -380,9 +381,38 @@ async def put_professional(
     for channel in body.channels or []:
         if channel.url is not None:
             await checked_destination(settings, "channels.url", str(channel.url))
-    fields = body.model_dump(exclude={"sites", "channels"}) | {"channels": body.channel_list()}
+    channels, new_webhooks = with_versions(body.channel_list(), await directory.channels_of(rpps))
+    fields = body.model_dump(exclude={"sites", "channels"}) | {"channels": channels}
     pro, sites, created = await directory.put_professional(rpps, fields, [_site_input(s) for s in body.sites])
-    return _saved(professional_view(pro, sites), created)
+    view = professional_view(pro, sites)
+    for shown in view["channels"]:  # a new webhook's signing secret, shown this once
+        if shown["type"] == "webhook" and shown["destination"] in new_webhooks:
+            shown["signing_secret"] = receiver_secret(settings.webhook_secret, shown["destination"], 1)
+    return _saved(view, created)
+
+
+@router.post("/v1/professionals/{rpps}/webhook-secret", responses=problems(404, 409), dependencies=[WRITES])
+async def rotate_webhook_secret(
+    rpps: Ident, directory: DirectoryDep, caller: CallerDep, settings: SettingsDep
+) -> dict[str, Any]:
+    """A new signing secret for the professional's webhook, shown once; the previous one signs
+    too for 24 hours (both signatures), so the booking software switches without losing a push."""
+    await reach_professional(caller, directory, rpps, write=True)
+    channels = await directory.channels_of(rpps)
+    if not any(c.get("type") == "webhook" for c in channels):
+        raise Problem(409, "Conflict", f"professional {rpps} has no webhook")
+    now = directory.clock()
+    changed = [rotated(c, now) if c.get("type") == "webhook" else c for c in channels]
+    await directory.change_settings(rpps, {"channels": changed})
+    secrets = [
+        {
+            "url": c["destination"],
+            "signing_secret": receiver_secret(settings.webhook_secret, c["destination"], c["secret_version"]),
+        }
+        for c in changed
+        if c.get("type") == "webhook"
+    ]
+    return {"rpps": rpps, "webhooks": secrets}
 
 
 @router.get("/v1/professionals")

@@ -530,6 +530,14 @@ class Directory:
             ).first()
         return (found is not None, found[0] if found else None)
 
+    async def channels_of(self, rpps: str) -> list[dict[str, Any]]:
+        """The professional's channels as stored (none for one not known yet)."""
+        async with self.db.transaction() as tx:
+            found = (
+                await tx.session.execute(select(m.Professional.channels).where(col(m.Professional.rpps) == rpps))
+            ).first()
+        return list(found[0] or []) if found else []
+
     async def professional_of_slot(self, slot_id: str) -> str | None:
         async with self.db.transaction() as tx:
             found = (await tx.session.execute(select(m.Slot.rpps).where(col(m.Slot.slot_id) == slot_id))).first()

@@ -18,8 +18,10 @@ import aiosmtplib
 import httpx
 import structlog
 
+from services.common.clock import Clock, utcnow
 from services.common.internal_client import InternalClient
 from services.common.signing import DeliveryFailed, SignedPoster
+from services.common.webhook_secrets import signing_secrets
 
 log = structlog.get_logger(__name__)
 
@@ -98,6 +100,8 @@ class Message:
     subject: str
     text: str
     data: dict[str, Any]
+    secret_version: int = 1  # a webhook's: which of its signing secrets (services/common/webhook_secrets.py)
+    previous_until: str | None = None
 
 
 class Sender(Protocol):
@@ -130,13 +134,21 @@ class SmsSender:
 
 @dataclass
 class WebhookSender:
-    """The offer as JSON to the professional's booking software, signed with WEBHOOK_SECRET."""
+    """The offer as JSON to the professional's booking software, signed with the receiver's own
+    secret, derived from WEBHOOK_SECRET (services/common/webhook_secrets.py)."""
 
     secret: str
     poster: SignedPoster
+    clock: Clock = utcnow  # the services' clock: a rotation's overlap is counted on it
 
     async def send(self, message: Message) -> None:
-        await self.poster.post(message.destination, {"id": message.id, **message.data}, [self.secret], message.id)
+        channel = {
+            "destination": message.destination,
+            "secret_version": message.secret_version,
+            "previous_until": message.previous_until,
+        }
+        secrets = signing_secrets(self.secret, channel, self.clock())
+        await self.poster.post(message.destination, {"id": message.id, **message.data}, secrets, message.id)
 
 
 @dataclass(frozen=True)

@@ -53,7 +53,7 @@ def senders(ctx: Context, poster: SignedPoster) -> dict[str, Sender]:
     return {
         "email": EmailSender(mail),
         "sms": SmsSender(s.sms_webhook_url, s.sms_webhook_secret, poster),
-        "webhook": WebhookSender(s.webhook_secret, poster),
+        "webhook": WebhookSender(s.webhook_secret, poster, ctx.clock),
     }
 
 

@@ -407,6 +407,8 @@ class NotifierService:
             subject.removeprefix("Subject: ").strip(),
             text.strip(),
             data,
+            int(channel.get("secret_version") or 1),
+            str(channel["previous_until"]) if channel.get("previous_until") else None,
         )
 
     def _notify(
@@ -439,7 +441,9 @@ class NotifierService:
 
 def _channels(channels: list[Channel], email: str | None) -> list[dict[str, str]]:
     """How to reach the professional, in order; their e-mail alone when they named no channel."""
-    return [c.model_dump() for c in channels] or ([{"type": "email", "destination": email}] if email else [])
+    return [c.model_dump(mode="json", exclude_none=True) for c in channels] or (
+        [{"type": "email", "destination": email}] if email else []
+    )
 
 
 def _audit(tx: Transaction, offer: Offer, actor: str, action: str, detail: str | None, now: datetime) -> None:

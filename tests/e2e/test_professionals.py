@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 import pytest
 from sqlalchemy import text
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from schemas.topics import Topics
-from tests.e2e.conftest import Stack, body_of, link_path
+from tests.e2e.conftest import SECRET, Stack, body_of, link_path
 from tests.integration.helpers import publish_raw, read_topic
 
 pytestmark = pytest.mark.e2e
@@ -40,21 +41,56 @@ async def test_an_offer_goes_by_email_and_sms_without_patient_identity(stack: St
         assert "Jeanne" not in content and "06 12 34 56 78" not in content
 
 
-async def test_a_booking_software_gets_a_signed_webhook(stack: Stack) -> None:
+async def test_a_booking_software_gets_a_webhook_signed_with_its_own_secret_and_a_rotation(stack: Stack) -> None:
     url = stack.receiver.url("booking/60000000002")
-    await stack.professional(
-        "60000000002",
-        "17300",
-        slots=[stack.paris(0, 15, 0)],  # La Rochelle
-        channels=[{"type": "webhook", "url": url}],
+    card = {
+        "name": "Dr 60000000002",
+        "profession": "general_practitioner",
+        "cpts_id": None,
+        "sas_participation": "individual",
+        "email": "60000000002@sante.example.org",
+        "channels": [{"type": "webhook", "url": url}],
+        "sites": [{"site_id": "main", "name": "Cabinet", "commune_insee": "17300"}],  # La Rochelle
+    }
+    put = await stack.http.put("/v1/professionals/60000000002", json=card, headers=stack.admin)
+    [webhook] = put.json()["channels"]
+    secret = webhook["signing_secret"]  # shown this once
+    assert secret.startswith("whsec_") and secret != SECRET
+    assert "signing_secret" not in str(
+        (await stack.http.get("/v1/professionals/60000000002", headers=stack.admin)).json()
     )
+    again = await stack.http.put("/v1/professionals/60000000002", json=card, headers=stack.admin)
+    assert "signing_secret" not in str(again.json())  # the same webhook: the same secret, not shown again
+    slot = {"rpps": "60000000002", "site_id": "main", "mode": "in_person"}
+    for n, hour in ((0, 15), (1, 16)):
+        start = stack.paris(0, hour, 0)
+        times = {"start": start.isoformat(), "end": (start + timedelta(minutes=20)).isoformat()}
+        assert (await stack.http.put(f"/v1/slots/wh-{n}", json=slot | times, headers=stack.admin)).status_code == 201
     request_id = await stack.submit("17300")
-    [call] = await stack.receiver.wait_for("booking/60000000002")  # the signature is checked by the receiver
+    [call] = await stack.receiver.wait_for("booking/60000000002", secret=secret)  # verified as the receiver does
     assert call["event"] == "offer" and call["request_id"] == request_id
     assert call["kind"] == "slot"
     assert re.fullmatch(r"http://127\.0\.0\.1:\d+/o/[A-Za-z0-9_-]{40,}", call["link"])
     assert (await stack.http.get(urlsplit(call["link"]).path)).status_code == 200  # the link works
     assert "Jeanne" not in str(call)
+    with pytest.raises(WebhookVerificationError):  # not the deployment's WEBHOOK_SECRET itself
+        stack.receiver.bodies("booking/60000000002")
+    # a rotation: the new secret shown once; both sign for a day
+    rotated = await stack.http.post("/v1/professionals/60000000002/webhook-secret", headers=stack.admin)
+    [fresh] = rotated.json()["webhooks"]
+    assert fresh["url"] == url and fresh["signing_secret"] not in (secret, SECRET)
+    await stack.http.post(f"{urlsplit(call['link']).path}/refuse", data={"reason": "unavailable"})
+    await stack.submit("17300")  # a new request: offered to them again (the other slot)
+    for _ in range(200):  # the next push to this receiver (the withdrawal, or the next offer)
+        pushes = [(h, b) for path, h, b in stack.receiver.received if path == "booking/60000000002"]
+        if len(pushes) >= 2:
+            break
+        await asyncio.sleep(0.05)
+    headers, body = pushes[1]
+    assert Webhook(fresh["signing_secret"]).verify(body, headers)["event"] in ("offer", "withdrawn")
+    assert Webhook(secret).verify(body, headers)  # a receiver still on the old secret verifies it too
+    nowebhook = await stack.http.post("/v1/professionals/60000000001/webhook-secret", headers=stack.admin)
+    assert nowebhook.status_code in (404, 409)
 
 
 async def test_a_failing_channel_is_retried_then_the_next_one_is_used(stack: Stack) -> None:

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import ipaddress
 import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from services.common.outbound import GuardedResolver, OutboundPolicy, RefusedDestination, parse_networks
 from services.common.signing import DeliveryFailed, SignedPoster, signed_headers
+from services.common.webhook_secrets import receiver_secret, rotated, signing_secrets, with_versions
 
 NOT_PUBLIC = [
     "127.0.0.1",
@@ -146,3 +148,23 @@ def test_nothing_is_signed_with_an_empty_secret() -> None:
         signed_headers([""], "evt-1", b"{}")
     with pytest.raises(DeliveryFailed, match="no signing secret"):
         signed_headers([], "evt-1", b"{}")
+
+
+def test_each_webhook_receiver_has_its_own_secret_kept_across_edits_and_rotated_with_an_overlap() -> None:
+    master = "whsec_bWFzdGVy"
+    a, b = (
+        receiver_secret(master, "https://a.example.org/hook", 1),
+        receiver_secret(master, "https://b.example.org/hook", 1),
+    )
+    assert a != b and a.startswith("whsec_")  # one receiver cannot sign for another
+    assert receiver_secret(master, "https://a.example.org/hook", 2) != a
+    channels, new = with_versions([{"type": "webhook", "destination": "https://a.example.org/hook"}], [])
+    assert new == ["https://a.example.org/hook"] and channels[0]["secret_version"] == 1
+    now = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
+    turned = rotated(channels[0], now)
+    kept, new = with_versions([{"type": "webhook", "destination": "https://a.example.org/hook"}], [turned])
+    assert new == [] and kept[0]["secret_version"] == 2  # an edit of the card keeps the version
+    both = signing_secrets(master, kept[0], now)
+    assert both == [receiver_secret(master, "https://a.example.org/hook", 2), a]  # during the overlap
+    assert signing_secrets(master, kept[0], now + timedelta(hours=25)) == both[:1]  # then the new one alone
+    assert signing_secrets("", kept[0], now) == []  # never an empty key
