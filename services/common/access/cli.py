@@ -22,6 +22,7 @@ from services.common.access.registry import ClientRegistry, UnknownClient
 from services.common.access.roles import Role
 from services.common.db import Database, service_engine
 from services.common.embedded import database
+from services.common.logging import configure_logging
 from services.common.settings import Settings
 
 
@@ -89,6 +90,7 @@ async def run(args: argparse.Namespace, registry: ClientRegistry) -> int:
 def main(argv: Sequence[str] | None = None) -> None:
     args = parser().parse_args(argv)
     settings = Settings()
+    configure_logging("console", "WARNING")  # standard output is for the key and the secret
     with database(settings) as url:
         registry = ClientRegistry(
             Database(service_engine(url, "access"), schema="access", source="/sas-orientation/access")

@@ -99,6 +99,7 @@ class ClientRegistry:
     def __init__(self, db: Database, environment: Sequence[EnvironmentKey] = (), clock: Clock = utcnow) -> None:
         self.db = db
         self.environment = list(environment)
+        self.environment_hashes = {key_hash(env.key) for env in self.environment}
         self.clock = clock
 
     async def start(self) -> None:
@@ -178,6 +179,8 @@ class ClientRegistry:
             ).scalar_one_or_none()
             if row is None:
                 return None
+            if row.source == "environment" and row.key_hash not in self.environment_hashes:
+                return None  # a key taken out of this process's environment ends with it
             now = self.clock()
             if row.last_used_at is None or now - row.last_used_at >= TOUCH_EVERY:
                 row.last_used_at = now
