@@ -29,6 +29,7 @@ from fastapi import FastAPI
 from schemas.topics import Topics
 from services import routing
 from services.common.access.registry import ClientRegistry, environment_keys
+from services.common.audit import Actor
 from services.common.clock import Clock, utcnow
 from services.common.context import Context
 from services.common.db import Database, database_away, service_engine
@@ -59,9 +60,9 @@ class InProcessContacts:
 
     intake: IntakeService
 
-    async def contact(self, request_id: str) -> PatientContact | None:
+    async def contact(self, request_id: str, rpps: str) -> PatientContact | None:
         try:
-            found = await self.intake.contact(request_id)
+            found = await self.intake.contact(request_id, Actor("professional", rpps))
         except Exception as error:
             if database_away(error):
                 raise ContactUnavailable(type(error).__name__) from error

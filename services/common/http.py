@@ -28,6 +28,7 @@ from starlette.responses import Response
 from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from services.common.audit import CLIENT_IP
 from services.common.db import database_away, text_not_storable
 from services.common.inputs import has_control_characters
 
@@ -268,6 +269,7 @@ def install_log_context(app: FastAPI) -> None:
         structlog.contextvars.bind_contextvars(
             correlation_id=correlation, http=f"{request.method} {loggable(request.url.path)}"
         )
+        CLIENT_IP.set(request.client.host if request.client else None)  # for the audit trail
         response = await call_next(request)
         response.headers["X-Request-ID"] = correlation
         return response

@@ -6,13 +6,14 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import structlog
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Header, Query
 from fastapi.responses import JSONResponse
 from pydantic import ConfigDict, Field, HttpUrl, model_validator
 
 from schemas.events import PatientLocation
 from services.common import geo
 from services.common.access.roles import Client, Role
+from services.common.audit import CLIENT_IP, Actor
 from services.common.deps import CallerDep, InternalKey, SettingsDep, allow, checked_destination, provided
 from services.common.http import Problem, ProblemMap, invalid_field, problems
 from services.common.inputs import IDENT, INSEE, PHONE, Ident, InputModel, Instant
@@ -185,19 +186,46 @@ def owner_scope(caller: Client) -> str | None:
 async def status(request_id: Ident, service: IntakeDep, caller: CallerDep) -> dict[str, Any]:
     """Another organisation's request is answered 404, as if it did not exist."""
     structlog.contextvars.bind_contextvars(request_id=request_id)
-    return request_view(*await service.get(request_id, owner_scope(caller)))
+    return request_view(*await service.get(request_id, owner_scope(caller), actor_of(caller)))
 
 
 @router.post("/v1/requests/{request_id}/cancel", responses=problems(404, 409))
 async def cancel(request_id: Ident, service: IntakeDep, caller: CallerDep) -> dict[str, Any]:
     structlog.contextvars.bind_contextvars(request_id=request_id)
-    await service.cancel(request_id, owner_scope(caller))
+    await service.cancel(request_id, owner_scope(caller), actor_of(caller))
     return request_view(*await service.get(request_id, owner_scope(caller)))
 
 
+def actor_of(caller: Client) -> Actor:
+    return Actor("client", caller.client_id)
+
+
+@router.get("/v1/audit", responses=problems(404))
+async def audit_trail(
+    service: IntakeDep,
+    caller: CallerDep,
+    request_id: Annotated[str | None, Query(pattern=IDENT)] = None,
+    action: Annotated[str | None, Query(pattern=r"^[a-z]+\.[a-z]+$")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 500,
+) -> dict[str, Any]:
+    """Who did what to a request, oldest first: the owning organisation for its own requests
+    (`request_id` needed), an admin for any filter. Another organisation's request: 404."""
+    if request_id is None and not caller.is_admin:
+        raise invalid_field("request_id", "a request_id is needed (an admin may leave it out)")
+    return {"items": await service.audit_of(request_id, owner_scope(caller), action, limit)}
+
+
 @internal.get("/internal/v1/requests/{request_id}/contact")
-async def contact(request_id: Ident, service: IntakeDep) -> dict[str, Any]:
-    found = await service.contact(request_id)
+async def contact(
+    request_id: Ident,
+    service: IntakeDep,
+    professional: Annotated[str, Query(pattern=r"^[0-9]{9,11}$")],
+    shown_from: Annotated[str | None, Header(alias="X-Shown-From", max_length=64)] = None,
+) -> dict[str, Any]:
+    """The contact for the professional's page (the notifier says whose page, and from where)."""
+    if shown_from:
+        CLIENT_IP.set(shown_from)
+    found = await service.contact(request_id, Actor("professional", professional))
     if found is None:
         raise Problem(404, "Not Found", f"no contact for request {request_id}")
     return {"name": found.name, "phone": found.phone}

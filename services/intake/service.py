@@ -24,7 +24,8 @@ from schemas.events import (
     SearchStarted,
 )
 from schemas.topics import Topics
-from services.common import metrics
+from services.common import audit, metrics
+from services.common.audit import SYSTEM, Actor
 from services.common.clock import utcnow
 from services.common.db import Database, Transaction
 from services.common.delivery import DeliveryQueue
@@ -191,6 +192,8 @@ class IntakeService:
             await tx.session.flush()
             tx.session.add(PatientContact(request_id=request_id, name=new.contact_name, phone=new.contact_phone))
             tx.session.add(RequestHistory(request_id=request_id, status=RequestStatus.RECEIVED, at=now))
+            poster = Actor("client", new.client_id) if new.client_id else SYSTEM
+            await audit.record(tx.session, poster, "request.posted", request_id, now)
             tx.emit(
                 self.topics.requests,
                 RequestReceived(
@@ -223,9 +226,10 @@ class IntakeService:
         return (await tx.session.execute(query.with_for_update() if lock else query)).scalar_one_or_none()
 
     async def get(
-        self, request_id: str, organisation: str | None = None
+        self, request_id: str, organisation: str | None = None, reader: Actor | None = None
     ) -> tuple[OrientationRequest, list[RequestHistory]]:
-        """A request and its history, as its organisation (or an admin: None) may see it."""
+        """A request and its history, as its organisation (or an admin: None) may see it; a
+        `reader` is recorded in the audit trail."""
         async with self.db.transaction() as tx:
             request = await self._owned(tx, organisation, request_id)
             if request is None:
@@ -241,14 +245,19 @@ class IntakeService:
                 .scalars()
                 .all()
             )
+            if reader is not None:
+                await audit.record(tx.session, reader, "request.read", request.request_id, self.clock())
             return request, list(history)
 
-    async def cancel(self, request_id: str, organisation: str | None = None) -> OrientationRequest:
+    async def cancel(
+        self, request_id: str, organisation: str | None = None, by: Actor = audit.SYSTEM
+    ) -> OrientationRequest:
         async with self.db.transaction() as tx:
             request = await self._owned(tx, organisation, request_id, lock=True)
             if request is None:
                 raise RequestNotFound(request_id)
             request_id = request.request_id
+            await audit.record(tx.session, by, "request.cancelled", request_id, self.clock())
             if request.status == RequestStatus.CANCELLED:
                 return request
             if request.status == RequestStatus.UNRESOLVED:
@@ -288,11 +297,33 @@ class IntakeService:
             log.warning("request never searched ended unresolved", request_id=request.request_id)
         return len(ended)
 
-    async def contact(self, request_id: str) -> Contact | None:
-        """The patient's contact, for the professional who accepted (see the notifier)."""
+    async def contact(self, request_id: str, shown_to: Actor = audit.SYSTEM) -> Contact | None:
+        """The patient's contact, for the professional who accepted (see the notifier): each
+        time it is handed out for a page, the audit trail says to whom."""
         async with self.db.transaction() as tx:
             found = await tx.session.get(PatientContact, request_id)
+            if found is not None:
+                await audit.record(tx.session, shown_to, "contact.shown", request_id, self.clock())
             return Contact(found.name, found.phone) if found else None
+
+    async def audit_of(
+        self, request_id: str | None, organisation: str | None, action: str | None, limit: int
+    ) -> list[dict[str, Any]]:
+        """The trail of one request of this organisation (its own ids shown), or for an admin
+        (`organisation` None) of any request or of every one."""
+        async with self.db.transaction() as tx:
+            if request_id is None:
+                if organisation is not None:
+                    raise RequestNotFound("(a request_id is needed)")
+                return await audit.entries(tx.session, None, action, limit)
+            request = await self._owned(tx, organisation, request_id)
+            if request is None:
+                raise RequestNotFound(request_id)
+            found = await audit.entries(tx.session, [request.request_id], action, limit)
+        if organisation is not None:
+            for item in found:
+                item["request_id"] = request.external_id
+        return found
 
     # --- the matcher's news (handlers of the `matching` topic) ----------------------------
 

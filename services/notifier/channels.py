@@ -18,6 +18,7 @@ import aiosmtplib
 import httpx
 import structlog
 
+from services.common.audit import CLIENT_IP
 from services.common.clock import Clock, utcnow
 from services.common.internal_client import InternalClient
 from services.common.signing import DeliveryFailed, SignedPoster
@@ -165,7 +166,8 @@ class ContactSource(Protocol):
     """Where the offer page gets the patient's contact after acceptance (the intake's data);
     raises ContactUnavailable when it cannot be reached."""
 
-    async def contact(self, request_id: str) -> PatientContact | None: ...
+    async def contact(self, request_id: str, rpps: str) -> PatientContact | None:
+        """The contact, shown on the page of professional `rpps` (the intake records it)."""
 
 
 class HttpContactSource:
@@ -174,9 +176,14 @@ class HttpContactSource:
     def __init__(self, base_url: str, key: str) -> None:
         self.intake = InternalClient(base_url, key)
 
-    async def contact(self, request_id: str) -> PatientContact | None:
+    async def contact(self, request_id: str, rpps: str) -> PatientContact | None:
         try:
-            response = await self.intake.request("GET", f"/internal/v1/requests/{request_id}/contact")
+            response = await self.intake.request(
+                "GET",
+                f"/internal/v1/requests/{request_id}/contact",
+                params={"professional": rpps},
+                headers={"X-Shown-From": CLIENT_IP.get() or ""},
+            )
             if response.status_code == 404:
                 return None
             response.raise_for_status()

@@ -303,7 +303,7 @@ class NotifierService:
             until = contact_shown_until(offer.chosen_start or offer.start)
             try:
                 if self.clock() < until:
-                    contact = await self.contacts.contact(offer.request_id)
+                    contact = await self.contacts.contact(offer.request_id, offer.rpps)
             except ContactUnavailable as error:  # the decision counts; the page says to reload for the contact
                 log.warning("patient contact unavailable", request_id=offer.request_id, error=str(error))
         return OfferPage(offer, token, contact, until)

@@ -71,7 +71,9 @@ async def test_every_service_s_stuck_query_runs_on_its_schema(database_url: str)
 async def test_a_request_never_searched_ends_unresolved_when_its_deadline_passed(database_url: str) -> None:
     db = await migrated(database_url, "intake")
     clock = FakeClock(TUESDAY_MORNING)
-    secrets = CallbackSecrets(ClientRegistry(Context.schema_database(database_url, "access")), "")
+    clients = ClientRegistry(Context.schema_database(database_url, "access"))
+    await clients.start()  # the shared schema: the audit trail the intake writes to
+    secrets = CallbackSecrets(clients, "")
     service = IntakeService(db, fresh_topics(), secrets, OutboundPolicy(), clock=clock)
     try:
         location = PatientLocation(commune_insee="79174", lat=46.2, lon=-0.1)

@@ -57,7 +57,7 @@ async def test_an_intake_out_of_reach_is_contact_unavailable_not_an_error() -> N
     source = HttpContactSource(f"http://127.0.0.1:{free_port()}", "key")  # nothing listens there
     try:
         with pytest.raises(ContactUnavailable):
-            await source.contact("R-1")
+            await source.contact("R-1", "10000000001")
     finally:
         await source.close()
 

@@ -1,0 +1,63 @@
+"""The audit trail of patient data (contract v2): who posted, read, cancelled a request and to
+whom the patient's contact was shown, readable by the owning organisation only, append-only."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import text
+
+from services.common.access.registry import key_hash
+from tests.e2e.conftest import API_KEY, Stack, link_path
+
+pytestmark = pytest.mark.e2e
+
+
+async def test_each_look_at_a_request_is_on_record_for_its_organisation_only(stack: Stack) -> None:
+    gp = await stack.professional("12100000001", "79191", slots=[stack.paris(1, 10)])
+    request_id = await stack.submit("79191")
+    assert (await stack.status(request_id))["request_id"] == request_id  # a read
+    [offer] = await stack.mail.wait_for(gp)
+    page = await stack.http.post(f"{link_path(offer)}/accept")
+    assert "Jeanne Patiente" in page.text  # the contact shown to the professional
+    cancelled = await stack.http.post(f"/v1/requests/{request_id}/cancel", headers=stack.auth)
+    assert cancelled.status_code == 200
+
+    trail = await stack.http.get("/v1/audit", params={"request_id": request_id}, headers=stack.auth)
+    assert trail.status_code == 200, trail.text
+    items = trail.json()["items"]
+    actions = [i["action"] for i in items]
+    assert actions[0] == "request.posted" and "request.read" in actions
+    assert actions.index("contact.shown") < actions.index("request.cancelled")
+    regulator = f"env-regulator-{key_hash(API_KEY)[:12]}"
+    assert items[0]["actor"] == {"kind": "client", "id": regulator}
+    shown = next(i for i in items if i["action"] == "contact.shown")
+    assert shown["actor"] == {"kind": "professional", "id": "12100000001"} and shown["ip"] == "127.0.0.1"
+    assert all(i["request_id"] == request_id and i["ip"] == "127.0.0.1" for i in items)
+    assert [i["at"] for i in items] == sorted(i["at"] for i in items)  # oldest first
+
+    # another organisation: as if the request did not exist; a regulator must name a request
+    other = await stack.http.post("/v1/api-clients", json={"name": "SAS 17", "role": "regulator"}, headers=stack.admin)
+    stranger = {"Authorization": f"Bearer {other.json()['key']}"}
+    assert (await stack.http.get("/v1/audit", params={"request_id": request_id}, headers=stranger)).status_code == 404
+    assert (await stack.http.get("/v1/audit", headers=stack.auth)).status_code == 422
+    # an admin reads any filter
+    everything = await stack.http.get("/v1/audit", params={"action": "contact.shown"}, headers=stack.admin)
+    assert everything.status_code == 200 and any(i["actor"]["id"] == "12100000001" for i in everything.json()["items"])
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE access.audit_entry SET actor_id = 'nobody'",
+        "DELETE FROM access.audit_entry",
+        "TRUNCATE access.audit_entry",
+    ],
+)
+async def test_the_trail_cannot_be_changed_by_a_service(stack: Stack, statement: str) -> None:
+    await stack.submit("79191")  # at least one entry
+    intake = next(p for p in stack.runtime.parts if p.name == "intake")
+    with pytest.raises(Exception, match="append-only"):
+        async with intake.db.transaction() as tx:
+            await tx.session.execute(text(statement))
+    async with intake.db.engine.connect() as conn:
+        assert (await conn.execute(text("SELECT count(*) FROM access.audit_entry"))).scalar_one() > 0
