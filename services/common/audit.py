@@ -78,7 +78,7 @@ async def entries(
         values["action"] = action
     rows = await conn.execute(
         text(
-            f"SELECT at, actor_kind, actor_id, action, request_id, ip FROM {TABLE} "
+            f"SELECT at, actor_kind, actor_id, action, request_id, ip, detail FROM {TABLE} "
             f"WHERE {' AND '.join(where)} ORDER BY at, id LIMIT :n"
         ),
         values,
@@ -90,6 +90,7 @@ async def entries(
             "action": r.action,
             "request_id": r.request_id,
             "ip": r.ip,
+            **({"detail": r.detail} if r.detail else {}),
         }
         for r in rows
     ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -84,7 +85,15 @@ def deadline_of(received_at: datetime, urgency: str, motive: str) -> datetime:
     return deadline_for(received_at, effective_urgency(urgency, catalogue().motives.get(motive)))
 
 
-def fingerprint(body: dict[str, Any]) -> str:
-    """A stable hash of a request body, to tell a retry from a different request."""
+def fingerprint(body: dict[str, Any], key: bytes) -> str:
+    """A stable keyed hash of a request body, to tell a retry from a different request. Keyed
+    (HMAC with the service's SECRET_KEY): a plain hash of a body holding a name and a phone could
+    be reversed by trying names and numbers; this one only by whoever holds the key."""
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return "hmac-sha256:" + hmac.new(key, canonical.encode(), hashlib.sha256).hexdigest()
+
+
+def legacy_fingerprint(body: dict[str, Any]) -> str:
+    """The plain SHA-256 of requests received before the keyed hash: a retry of one still matches."""
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode()).hexdigest()

@@ -24,7 +24,7 @@ ROUTERS = [api.router, api.internal]  # the paths it serves: services/routing.py
 def build(ctx: Context) -> tuple[IntakeService, ServicePart]:
     db = ctx.database("intake")
     secrets = CallbackSecrets(ctx.clients, ctx.settings.callback_secret)
-    service = IntakeService(db, ctx.topics, secrets, ctx.settings.outbound, ctx.clock)
+    service = IntakeService(db, ctx.topics, secrets, ctx.settings.outbound, ctx.clock, ctx.secret)
     callbacks = Pump("intake-callbacks", service.deliver_callbacks, ctx.settings.sweep_interval_seconds)
     service.on_callback.append(callbacks.poke)
     service.callbacks.on_more.append(callbacks.poke)

@@ -42,6 +42,7 @@ from services.intake.domain import (
     fingerprint,
     follows,
     internal_id,
+    legacy_fingerprint,
     same_wait,
 )
 from services.intake.models import CallbackDelivery, OrientationRequest, PatientContact, RequestHistory
@@ -109,8 +110,10 @@ class IntakeService:
         secrets: CallbackSecrets,
         outbound: OutboundPolicy,
         clock: Callable[[], datetime] = utcnow,
+        fingerprint_key: bytes = b"",
     ) -> None:
         self.db = db
+        self.fingerprint_key = fingerprint_key  # SECRET_KEY: never leaves the service
         self.topics = topics
         self.clock = clock
         self.poster = SignedPoster(outbound)  # one HTTP client for every callback of this process
@@ -172,7 +175,7 @@ class IntakeService:
         Returns the request and whether it was created now. Raises RequestConflict when the
         id is known with a different body.
         """
-        print_ = fingerprint(new.body)
+        print_ = fingerprint(new.body, self.fingerprint_key)
         async with self.db.transaction() as tx:
             # one id posted at once by one or two organisations: one at a time
             await tx.session.execute(
@@ -180,7 +183,7 @@ class IntakeService:
             )
             existing = await self._owned(tx, new.organisation, new.request_id, lock=True)
             if existing is not None:
-                if existing.fingerprint != print_:
+                if existing.fingerprint not in (print_, legacy_fingerprint(new.body)):
                     raise RequestConflict(new.request_id)
                 return existing, False
             now = self.clock()

@@ -10,6 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from services.common.audit import Actor
 from services.common.deps import public
 from services.common.i18n import N_
 from services.common.inputs import IDENT, has_control_characters
@@ -98,7 +99,8 @@ async def save_account(
     error = _invalid(email.strip(), password, role, cpts_id.strip())
     if error:
         return await _page(request, ops, operator, 422, error)
-    await ops.accounts.put(email.strip(), password, role, cpts_id.strip() if role == "coordinator" else None)
+    by = Actor("account", operator.email)
+    await ops.accounts.put(email.strip(), password, role, cpts_id.strip() if role == "coordinator" else None, by)
     return RedirectResponse("/ops/accounts?done=saved", status_code=303)
 
 
@@ -116,6 +118,6 @@ async def disable_account(
     assert operator is not None  # _refusal sent anyone else away
     if email.lower() == operator.email:
         return await _page(request, ops, operator, 422, N_("Vous ne pouvez pas désactiver votre propre compte."))
-    if not await ops.accounts.disable(email):
+    if not await ops.accounts.disable(email, Actor("account", operator.email)):
         return await _page(request, ops, operator, 404, N_("Aucun compte à cette adresse."))
     return RedirectResponse("/ops/accounts?done=disabled", status_code=303)

@@ -16,6 +16,8 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import text
 
+from services.common import audit
+from services.common.audit import SYSTEM, Actor
 from services.common.clock import Clock
 from services.common.db import Database
 
@@ -94,8 +96,8 @@ class Accounts:
     def __init__(self, db: Database, clock: Clock) -> None:
         self.db, self.clock = db, clock
 
-    async def put(self, email: str, password: str, role: str, cpts_id: str | None) -> None:
-        """Create or update an account; a new password ends every session it had."""
+    async def put(self, email: str, password: str, role: str, cpts_id: str | None, by: Actor = SYSTEM) -> None:
+        """Create or update an account; a new password ends every session it had (on record)."""
         if role not in ROLES or (role == "coordinator") != bool(cpts_id):
             raise ValueError("a coordinator has one cpts_id; a sas_admin has none")
         hashed = await asyncio.to_thread(hash_password, password)
@@ -110,6 +112,7 @@ class Accounts:
                 {"e": email.lower(), "h": hashed, "r": role, "c": cpts_id, "now": self.clock()},
             )
             await tx.session.execute(text("DELETE FROM ops_session WHERE email = :e"), {"e": email.lower()})
+            await audit.record(tx.session, by, "account.saved", None, self.clock(), detail=f"{email.lower()} {role}")
 
     async def log_in(self, email: str, password: str, client: str) -> str | None:
         """A new session token, or None for wrong credentials; TooManyAttempts when locked out.
@@ -194,7 +197,7 @@ class Accounts:
             )
             return [Account(r.email, r.role, r.cpts_id, r.disabled, r.updated_at) for r in rows.all()]
 
-    async def disable(self, email: str) -> bool:
+    async def disable(self, email: str, by: Actor = SYSTEM) -> bool:
         """The account can no longer log in and its sessions end now; False when there is none.
         Setting a password again (`put`) enables it."""
         async with self.db.transaction() as tx:
@@ -203,6 +206,7 @@ class Accounts:
                 {"e": email.lower(), "now": self.clock()},
             )
             await tx.session.execute(text("DELETE FROM ops_session WHERE email = :e"), {"e": email.lower()})
+            await audit.record(tx.session, by, "account.disabled", None, self.clock(), detail=email.lower())
             return bool(found.rowcount)  # type: ignore[attr-defined]
 
     async def log_out(self, token: str) -> None:

@@ -5,15 +5,16 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 from pydantic import Field
 
+from services.common import audit
 from services.common.http import invalid_field, problems
 from services.common.inputs import IDENT, IdentQuery, InputModel, has_control_characters
 from services.ops import indicators as ind
 from services.ops import read_model
-from services.ops.deps import OperationsDep, account_manager, cpts_reader
+from services.ops.deps import OperationsDep, OperatorDep, account_manager, actor_of, cpts_reader
 from services.ops.exports import Format, to_csv
 
 MAX_DAYS = 400
@@ -67,12 +68,19 @@ async def export(
     first: Annotated[date, Query(alias="from")],
     last: Annotated[date, Query(alias="to")],
     ops: OperationsDep,
+    request: Request,
+    operator: OperatorDep,
     form: Annotated[Format, Query(alias="format")] = "csv-fr",
 ) -> Response:
     """The recorded rows behind the figures of a period, to check any of them by hand: for a
     French spreadsheet by default (`;`, BOM, Paris times, `oui`/`non`), or `format=csv-rfc4180`."""
     first, last = checked_period(first, last)
     columns, found = await read_model.export_rows(ops.db, rows, cpts_id, first, last)
+    async with ops.db.transaction() as tx:  # what left the service, and to whom
+        detail = f"{rows} of {cpts_id} {first}..{last}"
+        await audit.record(
+            tx.session, actor_of(request, operator), "export.downloaded", None, ops.accounts.clock(), detail=detail
+        )
     return Response(
         to_csv(columns, found, form),
         media_type="text/csv; charset=utf-8",
@@ -90,13 +98,17 @@ async def export(
     responses=problems(401, 403),
 )
 async def put_account(
-    email: Annotated[str, Path(max_length=200, pattern=r"^[^@\s]+@[^@\s]+$")], body: AccountIn, ops: OperationsDep
+    request: Request,
+    email: Annotated[str, Path(max_length=200, pattern=r"^[^@\s]+@[^@\s]+$")],
+    body: AccountIn,
+    ops: OperationsDep,
+    operator: OperatorDep,
 ) -> Response:
     """Create or update an operations account (the SAS, or a sas_admin, does it)."""
     if "@" not in email or len(email) > 200 or has_control_characters(email):
         raise invalid_field("email", "an e-mail address")
     try:
-        await ops.accounts.put(email, body.password, body.role, body.cpts_id)
+        await ops.accounts.put(email, body.password, body.role, body.cpts_id, actor_of(request, operator))
     except ValueError as error:
         raise invalid_field("cpts_id", str(error)) from None
     return Response(status_code=204)

@@ -14,6 +14,7 @@ from jinja2 import Environment
 
 from services.common import i18n
 from services.common.access.roles import Forbidden, Role, require
+from services.common.audit import SYSTEM, Actor
 from services.common.db import Database
 from services.common.deps import authenticated, described, provided
 from services.common.http import BEARER, Problem, failures_answered_by
@@ -102,6 +103,14 @@ async def cpts_reader(
             return
         raise Forbidden(f"this key does not cover CPTS {cpts_id}")
     require(client, (Role.REGULATOR, Role.DIRECTORY))
+
+
+def actor_of(request: Request, operator: Operator | None) -> Actor:
+    """Who made an operations API call, for the audit trail: the session's account, else the key's client."""
+    if operator is not None:
+        return Actor("account", operator.email)
+    client = getattr(request.state, "client", None)
+    return Actor("client", client.client_id) if client is not None else SYSTEM
 
 
 @described("an admin key, or a sas_admin's operations session")

@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import text
 
 from services.common.access.registry import key_hash
-from tests.e2e.conftest import API_KEY, Stack, link_path
+from tests.e2e.conftest import ADMIN_KEY, API_KEY, Stack, link_path
 
 pytestmark = pytest.mark.e2e
 
@@ -61,3 +61,25 @@ async def test_the_trail_cannot_be_changed_by_a_service(stack: Stack, statement:
             await tx.session.execute(text(statement))
     async with intake.db.engine.connect() as conn:
         assert (await conn.execute(text("SELECT count(*) FROM access.audit_entry"))).scalar_one() > 0
+
+
+async def test_client_account_and_export_changes_are_on_record_for_an_admin(stack: Stack) -> None:
+    made = await stack.http.post("/v1/api-clients", json={"name": "SAS 85", "role": "regulator"}, headers=stack.admin)
+    client_id = made.json()["client_id"]
+    assert (await stack.http.delete(f"/v1/api-clients/{client_id}", headers=stack.admin)).status_code == 200
+    account = {"password": "a long enough password", "role": "coordinator", "cpts_id": "cpts-audit"}
+    assert (
+        await stack.http.put("/v1/ops/accounts/c@audit.example.org", json=account, headers=stack.admin)
+    ).status_code == 204
+    period = {"cpts_id": "cpts-audit", "rows": "requests", "from": "2026-12-01", "to": "2026-12-01"}
+    assert (await stack.http.get("/v1/indicators/export.csv", params=period, headers=stack.admin)).status_code == 200
+    admin = f"env-admin-{key_hash(ADMIN_KEY)[:12]}"
+    for action, detail in (
+        ("client.created", client_id),
+        ("client.revoked", client_id),
+        ("account.saved", "c@audit.example.org coordinator"),
+        ("export.downloaded", "requests of cpts-audit"),
+    ):
+        found = (await stack.http.get("/v1/audit", params={"action": action}, headers=stack.admin)).json()["items"]
+        mine = [i for i in found if detail in i.get("detail", "")]
+        assert mine and mine[-1]["actor"] == {"kind": "client", "id": admin} and mine[-1]["ip"] == "127.0.0.1", action

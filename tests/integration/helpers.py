@@ -21,6 +21,7 @@ from aiokafka.structs import ConsumerRecord
 
 from schemas.events import CloudEvent, EventData
 from schemas.topics import Topics
+from services.common.access.registry import MIGRATIONS as ACCESS_MIGRATIONS
 from services.common.clock import PARIS, utcnow
 from services.common.db import Database, service_engine
 from services.common.embedded import free_port
@@ -37,6 +38,10 @@ def fresh_topics() -> Topics:
 
 
 async def migrated(database_url: str, schema: str) -> Database:
+    """A service's schema, and the shared one every service writes its audit entries to."""
+    shared = Database(service_engine(database_url, "access"), schema="access", source="/test/access")
+    await shared.migrate(ACCESS_MIGRATIONS)
+    await shared.dispose()
     db = Database(service_engine(database_url, schema), schema=schema, source=f"/test/{schema}")
     await db.migrate(MIGRATIONS[schema])
     return db

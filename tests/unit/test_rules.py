@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.intake.domain import RequestStatus, fingerprint, follows
+from services.intake.domain import RequestStatus, fingerprint, follows, legacy_fingerprint
 from services.notifier.domain import age_band, offer_expiry, offer_token, token_hash
 
 
-def test_fingerprint_ignores_key_order_but_not_values() -> None:
-    assert fingerprint({"a": 1, "b": {"c": 2, "d": 3}}) == fingerprint({"b": {"d": 3, "c": 2}, "a": 1})
-    assert fingerprint({"a": 1}) != fingerprint({"a": 2})
+def test_fingerprint_ignores_key_order_but_not_values_and_needs_the_key() -> None:
+    key = b"service secret"
+    assert fingerprint({"a": 1, "b": {"c": 2, "d": 3}}, key) == fingerprint({"b": {"d": 3, "c": 2}, "a": 1}, key)
+    assert fingerprint({"a": 1}, key) != fingerprint({"a": 2}, key)
+    body = {"patient": {"contact": {"name": "Jeanne Martin", "phone": "0612345678"}}}
+    assert fingerprint(body, key) != fingerprint(body, b"a guess") != legacy_fingerprint(body)  # no key, no match
+    assert hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest() not in (
+        fingerprint(body, key)
+    )
 
 
 @pytest.mark.parametrize("final", [RequestStatus.CONFIRMED, RequestStatus.UNRESOLVED, RequestStatus.CANCELLED])

@@ -12,7 +12,8 @@ from pydantic import Field, model_validator
 from services.common.access.models import ApiClient
 from services.common.access.registry import ClientRegistry, UnknownClient
 from services.common.access.roles import DEPARTMENT, Role
-from services.common.deps import allow
+from services.common.audit import Actor
+from services.common.deps import CallerDep, allow
 from services.common.http import Problem, problems
 from services.common.inputs import IDENT, InputModel
 
@@ -64,9 +65,12 @@ def client_view(row: ApiClient) -> dict[str, Any]:
 
 
 @router.post("/v1/api-clients", status_code=201, responses=problems(401, 403))
-async def create_client(body: ClientIn, clients: RegistryDep) -> JSONResponse:
+async def create_client(body: ClientIn, clients: RegistryDep, caller: CallerDep) -> JSONResponse:
     """A new client; its `key` and `signing_secret` are shown in this answer only."""
-    created = await clients.create(body.name, Role(body.role), body.organisation, body.departments, body.cpts_ids)
+    by = Actor("client", caller.client_id)
+    created = await clients.create(
+        body.name, Role(body.role), body.organisation, body.departments, body.cpts_ids, by=by
+    )
     return JSONResponse(
         {
             "client_id": created.client.client_id,
@@ -85,19 +89,23 @@ async def list_clients(clients: RegistryDep) -> dict[str, Any]:
 
 
 @router.delete("/v1/api-clients/{client_id}", responses=problems(401, 403, 404))
-async def revoke_client(client_id: Annotated[str, Path(pattern=CLIENT_ID)], clients: RegistryDep) -> dict[str, Any]:
+async def revoke_client(
+    client_id: Annotated[str, Path(pattern=CLIENT_ID)], clients: RegistryDep, caller: CallerDep
+) -> dict[str, Any]:
     """The key answers 401 from now on, in every process."""
     try:
-        return client_view(await clients.revoke(client_id))
+        return client_view(await clients.revoke(client_id, Actor("client", caller.client_id)))
     except UnknownClient:
         raise Problem(404, "Not Found", f"no client {client_id}") from None
 
 
 @router.post("/v1/api-clients/{client_id}/signing-secret", responses=problems(401, 403, 404))
-async def rotate_secret(client_id: Annotated[str, Path(pattern=CLIENT_ID)], clients: RegistryDep) -> dict[str, Any]:
+async def rotate_secret(
+    client_id: Annotated[str, Path(pattern=CLIENT_ID)], clients: RegistryDep, caller: CallerDep
+) -> dict[str, Any]:
     """A new signing secret, shown once; pushes carry both signatures for 24 hours."""
     try:
-        secret = await clients.rotate_signing_secret(client_id)
+        secret = await clients.rotate_signing_secret(client_id, by=Actor("client", caller.client_id))
     except UnknownClient:
         raise Problem(404, "Not Found", f"no client {client_id}") from None
     return {"client_id": client_id, "signing_secret": secret}

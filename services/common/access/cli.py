@@ -20,10 +20,13 @@ from collections.abc import Sequence
 
 from services.common.access.registry import ClientRegistry, UnknownClient
 from services.common.access.roles import Role
+from services.common.audit import Actor
 from services.common.db import Database, service_engine
 from services.common.embedded import database
 from services.common.logging import configure_logging
 from services.common.settings import Settings
+
+ON_SERVER = Actor("system", "sas-clients")  # who the audit trail says made the change
 
 
 def parser() -> argparse.ArgumentParser:
@@ -52,7 +55,9 @@ async def run(args: argparse.Namespace, registry: ClientRegistry) -> int:
         if role == Role.DIRECTORY and not args.cpts:
             print("a directory client needs --cpts", file=sys.stderr)
             return 2
-        created = await registry.create(args.name, role, args.organisation, args.department, args.cpts, source="cli")
+        created = await registry.create(
+            args.name, role, args.organisation, args.department, args.cpts, source="cli", by=ON_SERVER
+        )
         print(
             json.dumps(
                 {"client_id": created.client.client_id, "key": created.key, "signing_secret": created.signing_secret},
@@ -69,14 +74,14 @@ async def run(args: argparse.Namespace, registry: ClientRegistry) -> int:
         return 0
     try:
         if args.command == "revoke":
-            await registry.revoke(args.client_id)
+            await registry.revoke(args.client_id, ON_SERVER)
             print(f"{args.client_id} revoked")
         else:
             print(
                 json.dumps(
                     {
                         "client_id": args.client_id,
-                        "signing_secret": await registry.rotate_signing_secret(args.client_id),
+                        "signing_secret": await registry.rotate_signing_secret(args.client_id, by=ON_SERVER),
                     },
                     indent=2,
                 )

@@ -20,8 +20,10 @@ from typing import Any
 from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col, select
 
+from services.common import audit
 from services.common.access.models import ApiClient
 from services.common.access.roles import Client, Role
+from services.common.audit import Actor
 from services.common.clock import Clock, utcnow
 from services.common.db import Database, database_away
 
@@ -138,6 +140,7 @@ class ClientRegistry:
         departments: Iterable[str] | None = None,
         cpts_ids: Iterable[str] = (),
         source: str = "api",
+        by: Actor = audit.SYSTEM,
     ) -> Created:
         key, secret = new_key(), new_signing_secret()
         row = ApiClient(
@@ -154,6 +157,9 @@ class ClientRegistry:
         )
         async with self.db.transaction() as tx:
             tx.session.add(row)
+            await tx.session.flush()
+            detail = f"{row.client_id} {row.role} {row.organisation}".strip()
+            await audit.record(tx.session, by, "client.created", None, self.clock(), detail=detail)
         return Created(client_of(row), key, secret)
 
     async def authenticate(self, key: str) -> Client | None:
@@ -191,7 +197,7 @@ class ClientRegistry:
             rows = await tx.session.execute(select(ApiClient).order_by(col(ApiClient.created_at)))
             return list(rows.scalars().all())
 
-    async def revoke(self, client_id: str) -> ApiClient:
+    async def revoke(self, client_id: str, by: Actor = audit.SYSTEM) -> ApiClient:
         """The key answers 401 from now on, in every process (it is looked up on every call)."""
         async with self.db.transaction() as tx:
             row = await tx.session.get(ApiClient, client_id, with_for_update=True)
@@ -199,9 +205,12 @@ class ClientRegistry:
                 raise UnknownClient(client_id)
             if row.revoked_at is None:
                 row.revoked_at = self.clock()
+                await audit.record(tx.session, by, "client.revoked", None, self.clock(), detail=client_id)
             return row
 
-    async def rotate_signing_secret(self, client_id: str, overlap: timedelta = ROTATION_OVERLAP) -> str:
+    async def rotate_signing_secret(
+        self, client_id: str, overlap: timedelta = ROTATION_OVERLAP, by: Actor = audit.SYSTEM
+    ) -> str:
         """A new signing secret; the old one still signs (a second signature) for `overlap`."""
         secret = new_signing_secret()
         async with self.db.transaction() as tx:
@@ -211,6 +220,7 @@ class ClientRegistry:
             row.previous_signing_secret = row.signing_secret or None
             row.previous_secret_until = self.clock() + overlap
             row.signing_secret = secret
+            await audit.record(tx.session, by, "client.secret_rotated", None, self.clock(), detail=client_id)
         return secret
 
     async def signing_secrets(self, client_id: str) -> list[str]:
