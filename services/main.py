@@ -76,9 +76,9 @@ class InProcessPauses:
 
     space: ProfessionalSpace
 
-    async def pause(self, rpps: str, last_day: date | None) -> None:
+    async def pause(self, rpps: str, last_day: date | None, by: str) -> None:
         try:
-            await self.space.pause_of(rpps, last_day)
+            await self.space.pause_of(rpps, last_day, Actor("account", by))
         except Refused as refused:
             raise PauseRefused(refused.text) from None
         except NotFound as missing:

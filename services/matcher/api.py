@@ -13,6 +13,7 @@ from pydantic import EmailStr, Field, HttpUrl, field_validator, model_validator
 
 from services.common import geo, i18n
 from services.common.access.roles import Client, Role, require_cpts
+from services.common.audit import SYSTEM, Actor
 from services.common.deps import CallerDep, InternalKey, SettingsDep, allow, checked_destination, provided
 from services.common.http import CREATED, Problem, ProblemMap, invalid_field, problems
 from services.common.inputs import IDENT, INSEE, PHONE, Ident, IdentQuery, InputModel, Instant
@@ -484,14 +485,14 @@ async def pause_professional(
 ) -> dict[str, Any]:
     """Ask the professional nothing until the end of `until` (holidays); they can end it on their page."""
     await reach_professional(caller, directory, rpps, write=True)
-    await space.pause_of(rpps, body.until)
+    await space.pause_of(rpps, body.until, Actor("client", caller.client_id))
     return professional_view(*await directory.get_professional(rpps))
 
 
 @router.delete("/v1/professionals/{rpps}/pause", status_code=204, responses=problems(404), dependencies=[WRITES])
 async def end_pause(rpps: Ident, space: SpaceDep, directory: DirectoryDep, caller: CallerDep) -> Response:
     await reach_professional(caller, directory, rpps, write=True)
-    await space.pause_of(rpps, None)
+    await space.pause_of(rpps, None, Actor("client", caller.client_id))
     return Response(status_code=204)
 
 
@@ -509,6 +510,7 @@ internal = APIRouter(include_in_schema=False, dependencies=[InternalKey])
 
 class InternalPauseIn(InputModel):
     until: date | None = Field(default=None, strict=False, description="the last day paused; null ends the pause")
+    by: str | None = Field(default=None, max_length=200, description="the operations account asking (audit trail)")
 
 
 @internal.put("/internal/v1/professionals/{rpps}/pause")
@@ -516,9 +518,9 @@ async def pause_for_operations(
     request: Request, rpps: Ident, body: InternalPauseIn, space: SpaceDep
 ) -> dict[str, str | None]:
     """The operations service's directory page pausing a professional (its refusals in the
-    language it asks for: the coordinator reads them)."""
+    language it asks for: the coordinator reads them; `by` the coordinator's account)."""
     try:
-        pro = await space.pause_of(rpps, body.until)
+        pro = await space.pause_of(rpps, body.until, Actor("account", body.by) if body.by else SYSTEM)
     except Refused as refused:
         lang = "fr" if request.headers.get("accept-language", "").startswith("fr") else "en"
         raise _refused(refused, lang) from None

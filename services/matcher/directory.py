@@ -20,7 +20,8 @@ from schemas.events import (
     TerritoryChanged,
 )
 from schemas.topics import Topics
-from services.common import geo
+from services.common import audit, geo
+from services.common.audit import Actor
 from services.common.clock import PARIS
 from services.common.db import Database, Transaction
 from services.matcher import models as m
@@ -244,14 +245,21 @@ class Directory:
             self._announce_professional(tx, pro, now)
         await self.on_change([f"professional:{rpps}"])
 
-    async def change_settings(self, rpps: str, fields: dict[str, Any]) -> m.Professional:
+    async def change_settings(
+        self, rpps: str, fields: dict[str, Any], recorded: tuple[Actor, str] | None = None
+    ) -> m.Professional:
         """A professional's own settings (pause, extra patients, channels, links), from their page
-        or a coordinator: they take effect for the next match."""
+        or a coordinator: they take effect for the next match. `recorded`: who did it and the
+        audit trail's action for it."""
         now = self.clock()
         async with self.db.transaction() as tx:
             pro = await tx.session.get(m.Professional, rpps, with_for_update=True)
             if pro is None:
                 raise NotFound(f"no professional {rpps}")
+            if recorded is not None:
+                by, action = recorded
+                shown = ", ".join(f"{k}={v.isoformat() if hasattr(v, 'isoformat') else v}" for k, v in fields.items())
+                await audit.record(tx.session, by, action, None, now, detail=f"{rpps} {shown}")
             for key, value in fields.items():
                 setattr(pro, key, value)
             pro.updated_at = now

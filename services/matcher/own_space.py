@@ -14,6 +14,7 @@ from sqlalchemy import Select
 from sqlmodel import col, select
 
 from services.common import personal_link
+from services.common.audit import SYSTEM, Actor
 from services.common.clock import PARIS
 from services.common.db import Database, Transaction
 from services.matcher import models as m
@@ -196,13 +197,14 @@ class ProfessionalSpace:
 
     async def pause(self, token: str, last_day: date | None) -> None:
         pro, _ = await self.professional(token)
-        await self.pause_of(pro.rpps, last_day)
+        await self.pause_of(pro.rpps, last_day, Actor("professional", pro.rpps))
 
-    async def pause_of(self, rpps: str, last_day: date | None) -> m.Professional:
+    async def pause_of(self, rpps: str, last_day: date | None, by: Actor = SYSTEM) -> m.Professional:
         """No offers until the end of `last_day` (Paris); None ends the pause now. From the
-        professional's page, a coordinator's page or the directory API."""
+        professional's page, a coordinator's page or the directory API (on the audit trail)."""
         until = rules.pause_end(last_day, self.clock()) if last_day else None
-        return await self.directory.change_settings(rpps, {"paused_until": until})
+        action = "professional.paused" if until else "professional.resumed"
+        return await self.directory.change_settings(rpps, {"paused_until": until}, (by, action))
 
     async def set_channels(
         self, token: str, email: str | None, phone: str | None, by_email: bool, by_sms: bool

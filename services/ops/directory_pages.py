@@ -139,7 +139,7 @@ async def pause(
     if await pros.cpts_of(ops.db, rpps) != cpts:  # one row read; the whole card only when a refusal shows it
         return ops.page(request, "ops_message.html", 404, text=N_("Aucun professionnel de cette CPTS sous ce numéro."))
     try:
-        await ops.pauses.pause(rpps, until)
+        await ops.pauses.pause(rpps, until, operator.email)
     except pros.PauseRefused as refused:
         return await _card(request, ops, operator, rpps, cpts, error=str(refused), status=422)
     except pros.MatcherUnreachable:

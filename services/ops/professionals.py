@@ -46,8 +46,8 @@ class MatcherUnreachable(Exception):
 
 
 class ProfessionalPauses(Protocol):
-    async def pause(self, rpps: str, last_day: date | None) -> None:
-        """Pause until the end of `last_day` (Paris), or end the pause (None)."""
+    async def pause(self, rpps: str, last_day: date | None, by: str) -> None:
+        """Pause until the end of `last_day` (Paris), or end the pause (None); `by`: the account."""
         ...
 
 
@@ -57,12 +57,12 @@ class HttpPauses:
     def __init__(self, base_url: str, key: str) -> None:
         self.matcher = InternalClient(base_url, key)
 
-    async def pause(self, rpps: str, last_day: date | None) -> None:
+    async def pause(self, rpps: str, last_day: date | None, by: str) -> None:
         try:
             response = await self.matcher.request(
                 "PUT",
                 f"/internal/v1/professionals/{rpps}/pause",
-                json={"until": last_day.isoformat() if last_day else None},
+                json={"until": last_day.isoformat() if last_day else None, "by": by},
                 headers={"Accept-Language": "fr"},
             )
         except httpx.HTTPError as error:

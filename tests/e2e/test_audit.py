@@ -83,3 +83,17 @@ async def test_client_account_and_export_changes_are_on_record_for_an_admin(stac
         found = (await stack.http.get("/v1/audit", params={"action": action}, headers=stack.admin)).json()["items"]
         mine = [i for i in found if detail in i.get("detail", "")]
         assert mine and mine[-1]["actor"] == {"kind": "client", "id": admin} and mine[-1]["ip"] == "127.0.0.1", action
+
+
+async def test_pauses_are_on_record_with_who_asked(stack: Stack) -> None:
+    await stack.professional("12100000002", "79191")
+    paused = await stack.http.put(
+        "/v1/professionals/12100000002/pause", json={"until": stack.paris(2, 0).date().isoformat()}, headers=stack.admin
+    )
+    assert paused.status_code == 200
+    assert (await stack.http.delete("/v1/professionals/12100000002/pause", headers=stack.admin)).status_code == 204
+    admin = {"kind": "client", "id": f"env-admin-{key_hash(ADMIN_KEY)[:12]}"}
+    for action in ("professional.paused", "professional.resumed"):
+        found = (await stack.http.get("/v1/audit", params={"action": action}, headers=stack.admin)).json()["items"]
+        mine = [i for i in found if "12100000002" in i.get("detail", "")]
+        assert mine and mine[-1]["actor"] == admin, action

@@ -14,6 +14,6 @@ async def test_an_unreachable_matcher_is_said_so_and_not_taken_for_a_refusal() -
     pauses = HttpPauses(f"http://127.0.0.1:{free_port()}", "ik")  # nobody listens there
     try:
         with pytest.raises(MatcherUnreachable):
-            await pauses.pause("10000000001", date(2026, 12, 24))
+            await pauses.pause("10000000001", date(2026, 12, 24), "coord@cpts.example.org")
     finally:
         await pauses.close()
