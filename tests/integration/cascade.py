@@ -37,7 +37,8 @@ class Cascade:
         self.prefix = fresh_topics().prefix
         self.mail = Path(tempfile.mkdtemp()) / "mail"
         self.log = Path(tempfile.mkstemp(suffix=".log")[1])
-        common = {"INTERNAL_API_KEY": "ik", "BROKER_CHECK_SECONDS": "0.5"}
+        # the reconciler (requests stuck a minute) looks every 5 s: its safety net acts within the tests' window
+        common = {"INTERNAL_API_KEY": "ik", "BROKER_CHECK_SECONDS": "0.5", "RECONCILE_SECONDS": "5"}
         self.intake = start_service("intake", database_url, bootstrap, self.prefix, self.log, **common)
         self.matcher = start_service("matcher", database_url, bootstrap, self.prefix, self.log, **common)
         self.notifier = start_service(
