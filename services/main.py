@@ -209,10 +209,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(f"missing secrets: set {', '.join(missing)} (see the README's security section)")
     if trial:
         trial_secrets(settings)
-    if not settings.api_keys:
+    if not settings.regulator_api_keys.strip():
         key = _persistent_secret(settings.data_dir / "demo_api_key")
         settings.regulator_api_keys = key
-        settings.__dict__.pop("api_keys", None)
         print(f"\n  No REGULATOR_API_KEYS set: demo regulator key  {key}\n", flush=True)
     if not settings.admin_api_keys.strip() and not settings.database_url:
         key = _persistent_secret(settings.data_dir / "demo_admin_key")

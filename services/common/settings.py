@@ -114,10 +114,6 @@ class Settings(BaseSettings):
     # Where the operations service asks the matcher to pause a professional when it runs on its own.
     matcher_url: str | None = None
 
-    @cached_property
-    def api_keys(self) -> tuple[str, ...]:
-        return tuple(k.strip() for k in self.regulator_api_keys.split(",") if k.strip())
-
     def missing_secrets(self, services: tuple[str, ...]) -> list[str]:
         """The secrets these services need and were not given: outside `make run`'s trial mode
         the service refuses to start without them (it never signs with an empty secret)."""
