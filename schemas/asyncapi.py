@@ -35,7 +35,9 @@ class Envelope(BaseModel):
 class RequestsTopicEvent(Envelope):
     """On `requests`: written by the intake."""
 
-    data: e.RequestReceived | e.RequestCancelled = Field(description="type request.received or request.cancelled")
+    data: e.RequestReceived | e.RequestCancelled | e.PatientErased = Field(
+        description="type request.received, request.cancelled or patient.erased"
+    )
 
 
 class MatchingTopicEvent(Envelope):
@@ -81,7 +83,7 @@ def documentation_broker() -> KafkaBroker:
         TOPICS.requests,
         title=f"{TOPICS.requests} written by intake",
         schema=RequestsTopicEvent,
-        description="A request received or cancelled by a regulator.",
+        description="A request received or cancelled by a regulator; its patient's data erased.",
     )
     broker.publisher(
         TOPICS.matching,
@@ -107,7 +109,8 @@ def documentation_broker() -> KafkaBroker:
         schema=e.DeadLetter,
         description="What a consumer could not handle, with the reason.",
     )
-    _reader(broker, TOPICS.requests, "matcher", RequestsTopicEvent, "Starts and cancels searches.")
+    _reader(broker, TOPICS.requests, "matcher", RequestsTopicEvent, "Starts and cancels searches; erases.")
+    _reader(broker, TOPICS.requests, "notifier", RequestsTopicEvent, "Erases (patient.erased only).")
     _reader(broker, TOPICS.offers, "matcher", OffersTopicEvent, "Books on acceptance, moves on otherwise.")
     _reader(broker, TOPICS.matching, "matcher", MatchingTopicEvent, "Goes on when a directory change voids an offer.")
     _reader(broker, TOPICS.matching, "intake", MatchingTopicEvent, "Keeps the regulator's status current.")

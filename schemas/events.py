@@ -49,15 +49,6 @@ def _event(name: str) -> str:
 # --- small value objects -------------------------------------------------------------------
 
 
-class PatientLocation(BaseModel):
-    """Where the patient is: a commune (INSEE code) resolved to its centre, or coordinates."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True)
-    commune_insee: str | None = None
-    lat: float
-    lon: float
-
-
 class ProfessionalRef(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
     rpps: str
@@ -125,19 +116,34 @@ WithdrawalCause = Literal["cancelled", "taken", "directory", "handled"]
 # --- intake → matcher (topic `requests`) ---------------------------------------------------
 
 
-class RequestReceived(RequestEventData):
-    """A regulator pushed a new orientation request."""
+class PatientDetails(BaseModel):
+    """What the matcher needs to know of the patient beyond the commune. Never carried in clear:
+    events hold it sealed under the request's own key (`sealed_patient`), which erasure destroys
+    (services/common/sealing.py)."""
 
-    EVENT_TYPE: ClassVar[str] = _event("request.received")
-    received_at: AwareDatetime
-    urgency: Urgency
-    motive: str
-    location: PatientLocation
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    lat: float
+    lon: float
     age: int | None = None
     sex: Literal["F", "M"] | None = None
     red_flags: list[str] = Field(default_factory=list, description="codes of GET /v1/motives red_flags")
-    teleconsultation_ok: bool = False
     treating_rpps: str | None = Field(default=None, description="the patient's own doctor (médecin traitant)")
+
+
+class RequestReceived(RequestEventData):
+    """A regulator pushed a new orientation request. Version 2: the patient's details are sealed
+    (version 1 carried them in clear, where no erasure could reach them)."""
+
+    EVENT_TYPE: ClassVar[str] = f"{TYPE_PREFIX}request.received.v2"
+    received_at: AwareDatetime
+    urgency: Urgency
+    motive: str
+    commune_insee: str = Field(description="the patient's commune (given, or the nearest to the coordinates)")
+    age_band: str | None = Field(default=None, description="see services/common/patient.py: `<2`, `2-17`, `18-29`…")
+    teleconsultation_ok: bool = False
+    sealed_patient: str | None = Field(
+        default=None, description="PatientDetails, sealed under the request's key; unreadable once erased"
+    )
 
 
 class RequestCancelled(RequestEventData):
@@ -145,6 +151,14 @@ class RequestCancelled(RequestEventData):
 
     EVENT_TYPE: ClassVar[str] = _event("request.cancelled")
     cancelled_at: AwareDatetime
+
+
+class PatientErased(RequestEventData):
+    """The patient's contact and details were erased (asked, or retention): every service drops
+    its copies; the request's key is gone already, so its sealed data cannot be opened."""
+
+    EVENT_TYPE: ClassVar[str] = _event("patient.erased")
+    erased_at: AwareDatetime
 
 
 # --- matcher → intake, notifier (topic `matching`) ------------------------------------------
@@ -186,7 +200,7 @@ class OfferProposed(RequestEventData):
     deadline: AwareDatetime
     motive: str
     protocol: str | None = Field(default=None, description="the cooperation protocol the offer falls under")
-    patient_age: int | None = None
+    patient_age_band: str | None = None
     patient_commune_insee: str | None = None
     distance_km: float
     explanation: list[CandidateExplanation] = Field(default_factory=list)
@@ -229,11 +243,21 @@ class AppointmentConfirmed(RequestEventData):
     kind: Kind
     mode: Mode
     slot_id: str | None = None
-    treating_doctor: ProfessionalRef | None = Field(
-        default=None, description="the patient's own doctor, when in the directory: told of the appointment"
+    sealed_treating_doctor: str | None = Field(
+        default=None,
+        description="TreatingDoctor sealed under the request's key: the patient's own doctor, when in the "
+        "directory, told of the appointment",
     )
-    treating_doctor_channels: list[Channel] = Field(default_factory=list)
     motive: str | None = None
+
+
+class TreatingDoctor(BaseModel):
+    """The patient's own doctor ("médecin traitant") and how to reach them: who it is says
+    something of the patient, so it travels sealed (AppointmentConfirmed)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    professional: ProfessionalRef
+    channels: list[Channel] = Field(default_factory=list)
 
 
 class Alternative(BaseModel):
@@ -397,6 +421,7 @@ class SlotChanged(EventData):
 EVENT_MODELS: tuple[type[EventData], ...] = (
     RequestReceived,
     RequestCancelled,
+    PatientErased,
     SearchStarted,
     RequestWaiting,
     OfferProposed,

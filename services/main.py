@@ -37,6 +37,7 @@ from services.common.embedded import EmbeddedKafka, database
 from services.common.logging import configure_logging
 from services.common.messaging import make_broker
 from services.common.runtime import Runtime, ServicePart
+from services.common.sealing import DataKeys, Vault
 from services.common.settings import Settings
 from services.intake import entrypoint as intake
 from services.intake.service import IntakeService
@@ -96,6 +97,18 @@ def _persistent_secret(path: Path) -> str:
     return value
 
 
+def data_keys(settings: Settings) -> str:
+    """DATA_KEYS; else (the trial, tests) a key made once and kept in DATA_DIR, like SECRET_KEY's."""
+    if settings.data_keys.strip():
+        return settings.data_keys
+    path = settings.data_dir / "data_key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(DataKeys.new_key())
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
 def trial_secrets(settings: Settings) -> None:
     """`make run`'s trial mode: the signing secrets not given are made once and kept in DATA_DIR."""
     for name in ("callback_secret", "webhook_secret", "sms_webhook_secret"):
@@ -116,7 +129,8 @@ def build_runtime(
     secret = settings.secret_key or _persistent_secret(settings.data_dir / "secret_key")
     keys = environment_keys(settings.regulator_api_keys, settings.admin_api_keys, settings.fhir_api_keys)
     clients = ClientRegistry(Context.schema_database(database_url, "access"), keys, clock)
-    ctx = Context(settings, database_url, Topics(settings.topic_prefix), clock, secret.encode(), clients)
+    vault = Vault(DataKeys.from_setting(data_keys(settings)))
+    ctx = Context(settings, database_url, Topics(settings.topic_prefix), clock, secret.encode(), clients, vault)
     parts: list[ServicePart] = []
     intake_service = directory = space = None
     if "intake" in services:
@@ -268,6 +282,7 @@ def worker_environment(
         "ADMIN_API_KEYS": settings.admin_api_keys,
         "SECRET_KEY": settings.secret_key or _persistent_secret(settings.data_dir / "secret_key"),
         "CALLBACK_SECRET": settings.callback_secret,
+        "DATA_KEYS": data_keys(settings),
         "WEBHOOK_SECRET": settings.webhook_secret,
         "SMS_WEBHOOK_SECRET": settings.sms_webhook_secret,
         "SAS_SERVICES": ",".join(services),

@@ -8,6 +8,7 @@ from schemas.topics import Topics
 from services.common.access.registry import ClientRegistry
 from services.common.clock import Clock
 from services.common.db import Database, service_engine
+from services.common.sealing import Vault
 from services.common.settings import Settings
 
 
@@ -19,6 +20,7 @@ class Context:
     clock: Clock
     secret: bytes
     clients: ClientRegistry  # who calls the API; a regulator client's signing secrets
+    vault: Vault  # the application's keys and each request's (patient data: services/common/sealing.py)
 
     def database(self, schema: str) -> Database:
         return self.schema_database(self.database_url, schema)

@@ -49,3 +49,35 @@ def distance_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     dp, dl = p2 - p1, math.radians(lon2 - lon1)
     a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
     return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(a)))
+
+
+@cache
+def _grid() -> dict[tuple[int, int], list[Commune]]:
+    """Current communes by tenth of a degree (about 11 km by 8 km), for `nearest_commune`."""
+    cells: dict[tuple[int, int], list[Commune]] = {}
+    for c in communes().values():
+        if c.current == c.insee:
+            cells.setdefault((math.floor(c.lat * 10), math.floor(c.lon * 10)), []).append(c)
+    return cells
+
+
+def nearest_commune(lat: float, lon: float, within_km: float = 30.0) -> Commune | None:
+    """The commune whose centre is nearest (a request given by coordinates keeps a commune once
+    its coordinates are erased); None far from any French commune."""
+    grid, row, column = _grid(), math.floor(lat * 10), math.floor(lon * 10)
+    best: tuple[float, Commune] | None = None
+    for reach in range(0, 4):  # rings of cells around the point, until a commune is found
+        ring = [
+            (row + dr, column + dc)
+            for dr in range(-reach, reach + 1)
+            for dc in range(-reach, reach + 1)
+            if max(abs(dr), abs(dc)) == reach
+        ]
+        for cell in ring:
+            for c in grid.get(cell, ()):
+                d = distance_km(lat, lon, c.lat, c.lon)
+                if best is None or d < best[0]:
+                    best = (d, c)
+        if best is not None and reach >= 1:
+            break  # one ring beyond the first find: a nearer centre may sit just across a cell's edge
+    return best[1] if best is not None and best[0] <= within_km else None

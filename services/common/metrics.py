@@ -12,6 +12,11 @@ MATCH_SECONDS = Histogram(
 )
 OFFERS = Counter("sas_offers_total", "Offers by outcome", ["outcome"])
 MESSAGES = Counter("sas_messages_total", "Messages to professionals by channel and result", ["channel", "result"])
+PATIENT_DATA_ERASED = Counter(
+    "sas_patient_data_erased_total",
+    "Requests whose patient data was erased: `contact` alone, or every detail (`patient`); asked or by retention",
+    ["what", "why"],
+)
 DEAD_LETTERS = Counter("sas_dead_letters_total", "Messages a consumer could not handle", ["consumer"])
 EVENTS_HANDLED = Counter("sas_events_handled_total", "Events handled by consumer and type", ["consumer", "type"])
 OUTBOX_BACKLOG = Gauge("sas_outbox_backlog", "Committed events not yet published", ["service"])

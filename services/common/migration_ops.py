@@ -75,3 +75,10 @@ def drop_broker_loss_tables() -> None:
     op.drop_index("processed_event_at", "processed_event")
     op.drop_index("outbox_published_at", "outbox_message")
     op.drop_table("broker_epoch")
+
+
+def age_band_sql(age: str) -> str:
+    """services/common/patient.py's `age_band` as SQL, for rows written before bands were kept."""
+    return f"""CASE WHEN {age} IS NULL THEN NULL WHEN {age} < 2 THEN '<2' WHEN {age} < 18 THEN '2-17'
+        WHEN {age} < 30 THEN '18-29' WHEN {age} >= 90 THEN '90+'
+        ELSE ({age} / 10 * 10)::text || '-' || ({age} / 10 * 10 + 9)::text END"""

@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     page_rate_limit: str = Field(default="300/minute", description="offer and personal pages from one client address")
     internal_api_key: str = ""
     secret_key: str = ""
+    # Fernet keys, comma-separated, the first encrypting: the patient's contact at rest and the
+    # per-request keys of the data sealed in events (services/common/sealing.py). `sas-data-key` makes one.
+    data_keys: str = ""
     ops_admin_email: str | None = None
     ops_admin_password: str | None = None
 
@@ -93,6 +96,21 @@ class Settings(BaseSettings):
     event_retention_hours: float = Field(
         default=168, gt=0, description="published outbox rows and handled event ids are kept this long"
     )
+    contact_retention_after_end_hours: float = Field(
+        default=2,
+        ge=0,
+        le=720,
+        description="a request that ended without an appointment: its patient contact is erased this long after "
+        "(after an appointment: at the end of the day after it, when its page stops showing it)",
+    )
+    patient_data_retention_days: float = Field(
+        default=7,
+        ge=4,  # never before an appointment (at most 48 h after the request) and its page's day after are over
+        le=3650,
+        description="the patient's details (exact age, sex, coordinates, red flags, treating doctor) are erased "
+        "this long after the request was received, in every service; commune and age band stay",
+    )
+    retention_sweep_seconds: float = Field(default=300, gt=0, le=86_400, description="how often retention runs")
     reconcile_seconds: float = Field(
         default=60, gt=0, description="how often each service looks for requests stuck on its side"
     )
@@ -118,6 +136,8 @@ class Settings(BaseSettings):
         """The secrets these services need and were not given: outside `make run`'s trial mode
         the service refuses to start without them (it never signs with an empty secret)."""
         needed = {"SECRET_KEY": self.secret_key}
+        if {"intake", "matcher", "notifier"} & set(services):
+            needed["DATA_KEYS"] = self.data_keys  # they seal, keep or open patient data
         if "intake" in services and self.regulator_api_keys.strip():
             needed["CALLBACK_SECRET"] = self.callback_secret  # the environment's regulators' callbacks
         if "notifier" in services:

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Header, Query
 from fastapi.responses import JSONResponse
 from pydantic import ConfigDict, Field, HttpUrl, model_validator
 
-from schemas.events import PatientLocation
+from schemas.events import PatientDetails
 from services.common import geo
 from services.common.access.roles import Client, Role
 from services.common.audit import CLIENT_IP, Actor
@@ -92,26 +92,33 @@ def to_new_request(body: RequestIn, caller: Client | None = None) -> NewRequest:
     if unknown_flags:
         raise invalid_field("patient.red_flags", f"unknown red flags {unknown_flags}; see GET /v1/motives")
     patient = body.patient
+    commune = geo.commune(patient.commune_insee or "")
     if patient.lat is not None and patient.lon is not None:
-        location = PatientLocation(commune_insee=patient.commune_insee, lat=patient.lat, lon=patient.lon)
+        commune = commune or geo.nearest_commune(patient.lat, patient.lon)
+        if commune is None:
+            raise invalid_field("patient", "no French commune within 30 km of these coordinates")
+        lat, lon = patient.lat, patient.lon
+    elif commune is None:
+        raise invalid_field("patient.commune_insee", f"unknown INSEE commune code {patient.commune_insee!r}")
     else:
-        found = geo.commune(patient.commune_insee or "")
-        if found is None:
-            raise invalid_field("patient.commune_insee", f"unknown INSEE commune code {patient.commune_insee!r}")
-        location = PatientLocation(commune_insee=found.current, lat=found.lat, lon=found.lon)
+        lat, lon = commune.lat, commune.lon  # the commune's centre
     contact = patient.contact or ContactIn()
     return NewRequest(
         request_id=body.request_id,
         received_at=body.received_at,
         urgency=body.urgency,
         motive=body.motive,
-        location=location,
-        age=patient.age,
-        sex=patient.sex,
-        treating_rpps=patient.treating_rpps,
+        commune_insee=commune.current,
+        details=PatientDetails(
+            lat=lat,
+            lon=lon,
+            age=patient.age,
+            sex=patient.sex,
+            red_flags=sorted(set(patient.red_flags)),
+            treating_rpps=patient.treating_rpps,
+        ),
         callback_url=str(body.callback_url) if body.callback_url else None,
         correlation_id=body.correlation_id,
-        red_flags=tuple(sorted(set(patient.red_flags))),
         teleconsultation_ok=patient.teleconsultation_ok,
         contact_name=contact.name,
         contact_phone=contact.phone,
@@ -148,6 +155,8 @@ def request_view(request: OrientationRequest, history: list[RequestHistory]) -> 
         view["ranking"] = request.explanation
     if request.waiting and request.status == "searching":
         view["waiting"] = request.waiting  # why nobody is asked yet, and when it is looked at again
+    if request.patient_erased_at:
+        view["patient_erased_at"] = _iso(request.patient_erased_at)
     return view
 
 
@@ -193,6 +202,16 @@ async def status(request_id: Ident, service: IntakeDep, caller: CallerDep) -> di
 async def cancel(request_id: Ident, service: IntakeDep, caller: CallerDep) -> dict[str, Any]:
     structlog.contextvars.bind_contextvars(request_id=request_id)
     await service.cancel(request_id, owner_scope(caller), actor_of(caller))
+    return request_view(*await service.get(request_id, owner_scope(caller)))
+
+
+@router.delete("/v1/requests/{request_id}/patient", responses=problems(404))
+async def erase_patient(request_id: Ident, service: IntakeDep, caller: CallerDep) -> dict[str, Any]:
+    """Erase the patient's contact and details from every service and make the copies in the
+    broker's topics unreadable; the request keeps its status, times, motive, urgency, commune
+    and age band. Idempotent."""
+    structlog.contextvars.bind_contextvars(request_id=request_id)
+    await service.erase(request_id, owner_scope(caller), actor_of(caller))
     return request_view(*await service.get(request_id, owner_scope(caller)))
 
 

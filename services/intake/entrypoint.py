@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 from schemas.events import AppointmentConfirmed, OfferProposed, RequestUnresolved, RequestWaiting, SearchStarted
@@ -10,7 +11,7 @@ from services.common.messaging import Pump
 from services.common.runtime import Handlers, ServicePart, Subscription
 from services.intake import api
 from services.intake.callbacks import CallbackSecrets
-from services.intake.service import IntakeService
+from services.intake.service import IntakeService, Retention
 
 # received a minute ago and the matcher has not said it is searching (services/common/reconcile.py)
 STUCK = (
@@ -24,7 +25,12 @@ ROUTERS = [api.router, api.internal]  # the paths it serves: services/routing.py
 def build(ctx: Context) -> tuple[IntakeService, ServicePart]:
     db = ctx.database("intake")
     secrets = CallbackSecrets(ctx.clients, ctx.settings.callback_secret)
-    service = IntakeService(db, ctx.topics, secrets, ctx.settings.outbound, ctx.clock, ctx.secret)
+    s = ctx.settings
+    retention = Retention(
+        after_end=timedelta(hours=s.contact_retention_after_end_hours),
+        patient_data=timedelta(days=s.patient_data_retention_days),
+    )
+    service = IntakeService(db, ctx.topics, secrets, s.outbound, ctx.vault, ctx.clock, ctx.secret, retention)
     callbacks = Pump("intake-callbacks", service.deliver_callbacks, ctx.settings.sweep_interval_seconds)
     service.on_callback.append(callbacks.poke)
     service.callbacks.on_more.append(callbacks.poke)
@@ -45,7 +51,10 @@ def build(ctx: Context) -> tuple[IntakeService, ServicePart]:
         subscriptions=[Subscription("intake", [ctx.topics.matching], handlers)],
         pumps=[callbacks],
         on_stop=[service.callbacks.close, service.poster.close],
-        timers=[(service.end_unsearched, 60.0)],  # ... and when its deadline passed, it ends
+        timers=[
+            (service.end_unsearched, 60.0),  # ... and when its deadline passed, it ends
+            (service.apply_retention, s.retention_sweep_seconds),
+        ],
         stuck=STUCK,
     )
     return service, part

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, Identity
+from sqlalchemy import BigInteger, Column, ColumnElement, DateTime, Identity, cast
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field, SQLModel, col
 
 from services.common.tables import json_column, timestamp
 
@@ -24,10 +24,8 @@ class OrientationRequest(SQLModel, table=True):
     received_at: datetime = timestamp()
     urgency: str
     motive: str
-    commune_insee: str | None = None
-    lat: float
-    lon: float
-    age: int | None = None
+    commune_insee: str | None = None  # kept after erasure, like the age band
+    age_band: str | None = None  # services/common/patient.py; the exact age and coordinates go to the matcher only
     teleconsultation_ok: bool = False
     status: str
     deadline: datetime | None = timestamp(nullable=True)
@@ -41,6 +39,13 @@ class OrientationRequest(SQLModel, table=True):
     correlation_id: str | None = None  # the regulator's, echoed on every message
     created_at: datetime = timestamp()
     updated_at: datetime = timestamp()
+    contact_erased_at: datetime | None = timestamp(nullable=True)  # by retention, once no page shows it
+    patient_erased_at: datetime | None = timestamp(nullable=True)  # every service's copy too (PatientErased)
+
+    @staticmethod
+    def appointment_start() -> ColumnElement[datetime]:
+        """The appointment's time, as SQL (it is kept in the `appointment` JSON)."""
+        return cast(col(OrientationRequest.appointment)["start"].astext, DateTime(timezone=True))
 
 
 class PatientContact(SQLModel, table=True):
@@ -48,7 +53,8 @@ class PatientContact(SQLModel, table=True):
 
     __tablename__ = "patient_contact"
     request_id: str = Field(primary_key=True, foreign_key="orientation_request.request_id")
-    name: str | None = None
+    sealed: str | None = None  # {"name", "phone"} encrypted under DATA_KEYS (services/common/sealing.py)
+    name: str | None = None  # rows written before encryption, until the retention sweeper encrypts them
     phone: str | None = None
 
 

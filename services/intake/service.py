@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -10,13 +11,14 @@ from typing import Any
 
 import structlog
 from sqlalchemy import text
-from sqlmodel import col, select
+from sqlmodel import col, delete, select
 
 from schemas.events import (
     AppointmentConfirmed,
     CloudEvent,
     OfferProposed,
-    PatientLocation,
+    PatientDetails,
+    PatientErased,
     RequestCancelled,
     RequestReceived,
     RequestUnresolved,
@@ -30,6 +32,8 @@ from services.common.clock import utcnow
 from services.common.db import Database, Transaction
 from services.common.delivery import DeliveryQueue
 from services.common.outbound import OutboundPolicy
+from services.common.patient import age_band, contact_kept_until
+from services.common.sealing import Vault, seal_with
 from services.common.signing import SignedPoster
 from services.intake.callbacks import Callback, CallbackSecrets, RegulatorCallbacks
 from services.intake.domain import (
@@ -58,13 +62,10 @@ class NewRequest:
     received_at: datetime
     urgency: str
     motive: str
-    location: PatientLocation
-    age: int | None
-    sex: str | None
-    treating_rpps: str | None
+    commune_insee: str  # given, or the nearest to the coordinates given
+    details: PatientDetails  # coordinates, age, sex, red flags, treating doctor: for the matcher, sealed
     callback_url: str | None
     correlation_id: str | None
-    red_flags: tuple[str, ...]
     teleconsultation_ok: bool
     contact_name: str | None
     contact_phone: str | None
@@ -83,10 +84,8 @@ class NewRequest:
             received_at=self.received_at,
             urgency=self.urgency,
             motive=self.motive,
-            commune_insee=self.location.commune_insee,
-            lat=self.location.lat,
-            lon=self.location.lon,
-            age=self.age,
+            commune_insee=self.commune_insee,
+            age_band=age_band(self.details.age),
             teleconsultation_ok=self.teleconsultation_ok,
             callback_url=self.callback_url,
             correlation_id=self.correlation_id,
@@ -94,6 +93,14 @@ class NewRequest:
             created_at=now,
             updated_at=now,
         )
+
+
+@dataclass(frozen=True)
+class Retention:
+    """How long the patient's data is kept (settings: README "Personal data")."""
+
+    after_end: timedelta = timedelta(hours=2)  # CONTACT_RETENTION_AFTER_END_HOURS
+    patient_data: timedelta = timedelta(days=7)  # PATIENT_DATA_RETENTION_DAYS
 
 
 @dataclass(frozen=True)
@@ -109,10 +116,13 @@ class IntakeService:
         topics: Topics,
         secrets: CallbackSecrets,
         outbound: OutboundPolicy,
+        vault: Vault,
         clock: Callable[[], datetime] = utcnow,
         fingerprint_key: bytes = b"",
+        retention: Retention = Retention(),
     ) -> None:
         self.db = db
+        self.vault, self.retention = vault, retention
         self.fingerprint_key = fingerprint_key  # SECRET_KEY: never leaves the service
         self.topics = topics
         self.clock = clock
@@ -193,10 +203,12 @@ class IntakeService:
             request = new.row(request_id, print_, now)
             tx.session.add(request)
             await tx.session.flush()
-            tx.session.add(PatientContact(request_id=request_id, name=new.contact_name, phone=new.contact_phone))
+            contact = json.dumps({"name": new.contact_name, "phone": new.contact_phone})
+            tx.session.add(PatientContact(request_id=request_id, sealed=self.vault.keys.encrypt(contact)))
             tx.session.add(RequestHistory(request_id=request_id, status=RequestStatus.RECEIVED, at=now))
             poster = Actor("client", new.client_id) if new.client_id else SYSTEM
             await audit.record(tx.session, poster, "request.posted", request_id, now)
+            key = await self.vault.create(tx.session, request_id, now)  # erasure destroys it
             tx.emit(
                 self.topics.requests,
                 RequestReceived(
@@ -204,12 +216,10 @@ class IntakeService:
                     received_at=new.received_at,
                     urgency=new.urgency,
                     motive=new.motive,
-                    location=new.location,
-                    age=new.age,
-                    sex=new.sex,
-                    red_flags=list(new.red_flags),
-                    treating_rpps=new.treating_rpps,
+                    commune_insee=new.commune_insee,
+                    age_band=request.age_band,
                     teleconsultation_ok=new.teleconsultation_ok,
+                    sealed_patient=seal_with(key, new.details),
                 ),
                 now,
             )
@@ -302,12 +312,134 @@ class IntakeService:
 
     async def contact(self, request_id: str, shown_to: Actor = audit.SYSTEM) -> Contact | None:
         """The patient's contact, for the professional who accepted (see the notifier): each
-        time it is handed out for a page, the audit trail says to whom."""
+        time it is handed out for a page, the audit trail says to whom. None once erased."""
         async with self.db.transaction() as tx:
             found = await tx.session.get(PatientContact, request_id)
             if found is not None:
                 await audit.record(tx.session, shown_to, "contact.shown", request_id, self.clock())
-            return Contact(found.name, found.phone) if found else None
+            return self._opened(found) if found else None
+
+    def _opened(self, row: PatientContact) -> Contact:
+        if row.sealed is None:  # written before encryption (see seal_old_contacts)
+            return Contact(row.name, row.phone)
+        opened = json.loads(self.vault.keys.decrypt(row.sealed) or "{}")
+        return Contact(opened.get("name"), opened.get("phone"))
+
+    # --- erasure and retention (README "Personal data") ------------------------------------
+
+    async def erase(self, request_id: str, organisation: str | None = None, by: Actor = SYSTEM) -> OrientationRequest:
+        """Erase the patient's contact and details everywhere: here at once (with the request's
+        key, so that nothing sealed under it in any topic can be opened again), in the other
+        services through `PatientErased`. Asking again changes nothing."""
+        async with self.db.transaction() as tx:
+            request = await self._owned(tx, organisation, request_id, lock=True)
+            if request is None:
+                raise RequestNotFound(request_id)
+            if request.patient_erased_at is None:
+                await self._erase(tx, request, by, self.clock(), "asked")
+        log.info("patient data erased", request_id=request.request_id)
+        return request
+
+    async def _erase(self, tx: Transaction, request: OrientationRequest, by: Actor, now: datetime, why: str) -> None:
+        await tx.session.execute(delete(PatientContact).where(col(PatientContact.request_id) == request.request_id))
+        await self.vault.destroy(tx.session, request.request_id)
+        request.patient_erased_at, request.contact_erased_at = now, request.contact_erased_at or now
+        await audit.record(tx.session, by, "patient.erased", request.request_id, now, detail=why)
+        tx.emit(self.topics.requests, PatientErased(request_id=request.request_id, erased_at=now), now)
+        tx.after_commit.append(lambda: metrics.PATIENT_DATA_ERASED.labels("patient", why).inc())
+
+    async def apply_retention(self, batch: int = 200) -> dict[str, int]:
+        """One round of retention (a timer in every process; rows are claimed with SKIP LOCKED):
+        contacts that no page may show any more, then every detail of requests past
+        PATIENT_DATA_RETENTION_DAYS. Returns what it erased."""
+        contacts = await self._erase_shown_contacts(batch)
+        patients = 0
+        while True:
+            now = self.clock()
+            async with self.db.transaction() as tx:
+                due = (
+                    await tx.session.execute(
+                        select(OrientationRequest)
+                        .where(
+                            col(OrientationRequest.patient_erased_at).is_(None),
+                            col(OrientationRequest.received_at) <= now - self.retention.patient_data,
+                        )
+                        .order_by(col(OrientationRequest.received_at))
+                        .limit(batch)
+                        .with_for_update(skip_locked=True)
+                    )
+                ).scalars()
+                found = 0
+                for request in due:
+                    await self._erase(tx, request, SYSTEM, now, "retention")
+                    found += 1
+            patients += found
+            if found < batch:
+                break
+        sealed = await self.seal_old_contacts(batch)
+        if contacts or patients or sealed:
+            log.info("retention applied", contacts_erased=contacts, patients_erased=patients, contacts_sealed=sealed)
+        return {"contacts": contacts, "patients": patients, "sealed": sealed}
+
+    async def _erase_shown_contacts(self, batch: int) -> int:
+        """Contacts of requests that ended: after an appointment, once its page stopped showing
+        it; without one, CONTACT_RETENTION_AFTER_END_HOURS after the end."""
+        now, erased = self.clock(), 0
+        start = OrientationRequest.appointment_start()
+        keeping = col(OrientationRequest.contact_erased_at).is_(None)
+        async with self.db.transaction() as tx:
+            after_appointment = select(OrientationRequest).where(  # the page shows it a day at least after
+                keeping, col(OrientationRequest.status) == "confirmed", start <= now - timedelta(days=1)
+            )
+            without = select(OrientationRequest).where(
+                keeping,
+                col(OrientationRequest.status).in_(["unresolved", "cancelled"]),
+                col(OrientationRequest.updated_at) <= now - self.retention.after_end,
+            )
+            ended = [
+                *(
+                    await tx.session.execute(
+                        after_appointment.order_by(start).limit(batch).with_for_update(skip_locked=True)
+                    )
+                ).scalars(),
+                *(await tx.session.execute(without.limit(batch).with_for_update(skip_locked=True))).scalars(),
+            ]
+            for request in ended:
+                appointment = request.appointment or {}
+                until = contact_kept_until(
+                    request.status,
+                    datetime.fromisoformat(appointment["start"]) if "start" in appointment else None,
+                    request.updated_at,
+                    self.retention.after_end,
+                )
+                if until is None or until > now:
+                    continue  # (by start: the ones after it are not due either)
+                await tx.session.execute(
+                    delete(PatientContact).where(col(PatientContact.request_id) == request.request_id)
+                )
+                request.contact_erased_at = now
+                await audit.record(tx.session, SYSTEM, "contact.erased", request.request_id, now, detail="retention")
+                erased += 1
+        metrics.PATIENT_DATA_ERASED.labels("contact", "retention").inc(erased)
+        return erased
+
+    async def seal_old_contacts(self, batch: int) -> int:
+        """Contacts written before they were encrypted at rest (intake_0008), encrypted now."""
+        async with self.db.transaction() as tx:
+            rows = (
+                await tx.session.execute(
+                    select(PatientContact)
+                    .where(col(PatientContact.sealed).is_(None))
+                    .limit(batch)
+                    .with_for_update(skip_locked=True)
+                )
+            ).scalars()
+            done = 0
+            for row in rows:
+                row.sealed = self.vault.keys.encrypt(json.dumps({"name": row.name, "phone": row.phone}))
+                row.name = row.phone = None
+                done += 1
+        return done
 
     async def audit_of(
         self, request_id: str | None, organisation: str | None, action: str | None, limit: int

@@ -10,6 +10,7 @@ from schemas.events import (
     OfferExpired,
     OfferInvalidated,
     OfferRefused,
+    PatientErased,
     RequestCancelled,
     RequestReceived,
 )
@@ -46,6 +47,7 @@ def build(ctx: Context) -> tuple[Directory, ServicePart]:
         ctx.clock,
         timedelta(minutes=ctx.settings.lead_time_minutes),
         index,
+        ctx.vault,
         ctx.settings.offer_timeout_minutes,
     )
     # waiting requests: looked at again after the changes the index takes in (those of 50 ms
@@ -56,6 +58,7 @@ def build(ctx: Context) -> tuple[Directory, ServicePart]:
     handlers: Handlers = {
         RequestReceived: cascade.on_request_received,
         RequestCancelled: cascade.on_request_cancelled,
+        PatientErased: cascade.on_patient_erased,
         OfferAccepted: cascade.on_offer_accepted,
         OfferRefused: cascade.on_offer_refused,
         OfferExpired: cascade.on_offer_expired,

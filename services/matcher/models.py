@@ -139,10 +139,12 @@ class SearchRecord(SQLModel, table=True):
     commune_insee: str | None = None
     lat: float
     lon: float
-    age: int | None = None
+    age: int | None = None  # exact age, sex, red flags, treating doctor: until the patient's data is erased
+    age_band: str | None = None  # kept (services/common/patient.py)
     sex: str | None = None
     red_flags: list[str] | None = json_column()
     treating_rpps: str | None = None
+    patient_erased_at: datetime | None = timestamp(nullable=True)  # then lat/lon are the commune's centre
     teleconsultation_ok: bool = False
     status: str
     attempts: int = 0

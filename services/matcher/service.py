@@ -27,6 +27,8 @@ from schemas.events import (
     OfferProposed,
     OfferRefused,
     OfferWithdrawn,
+    PatientDetails,
+    PatientErased,
     Period,
     ProfessionalRef,
     RequestCancelled,
@@ -35,12 +37,14 @@ from schemas.events import (
     RequestWaiting,
     SearchStarted,
     SiteRef,
+    TreatingDoctor,
     WithdrawalCause,
 )
 from schemas.topics import Topics
 from services.common import geo, metrics
 from services.common.db import Database, Transaction, database_away
 from services.common.motives import Motive, Step, catalogue, deadline_for, effective_urgency
+from services.common.sealing import Vault
 from services.matcher import models as m
 from services.matcher import repository as repo
 from services.matcher.domain import matching as d
@@ -69,9 +73,11 @@ class MatcherService:
         clock: Callable[[], datetime],
         lead_time: timedelta,
         index: DirectoryIndex,
+        vault: Vault,
         offer_timeout_minutes: float = 15.0,
     ) -> None:
         self.db, self.topics, self.clock, self.lead_time, self.index = db, topics, clock, lead_time, index
+        self.vault = vault
         self.offer_timeout_minutes = offer_timeout_minutes
         self.wake: Callable[[], None] = lambda: None  # runs serve_waiting soon (set by the wiring)
         self._changed: set[str] | None = None  # professionals changed since the last look; None: anyone
@@ -89,20 +95,25 @@ class MatcherService:
         now = self.clock()
         motive = catalogue().motives.get(event.motive)
         urgency = effective_urgency(event.urgency, motive)
+        opened = await self.vault.open(tx.session, event.request_id, event.sealed_patient, PatientDetails)
+        # erased before it reached us: the commune's centre, nothing more
+        patient = opened or commune_centre(event.commune_insee)
         search = m.SearchRecord(
             request_id=event.request_id,
             received_at=event.received_at,
             deadline=deadline_for(event.received_at, urgency),
             urgency=urgency,
             motive=event.motive,
-            commune_insee=event.location.commune_insee,
-            lat=event.location.lat,
-            lon=event.location.lon,
-            age=event.age,
-            sex=event.sex,
-            red_flags=list(event.red_flags),
+            commune_insee=event.commune_insee,
+            lat=patient.lat,
+            lon=patient.lon,
+            age=patient.age,
+            age_band=event.age_band,
+            sex=patient.sex,
+            red_flags=list(patient.red_flags),
             teleconsultation_ok=event.teleconsultation_ok,
-            treating_rpps=event.treating_rpps,
+            treating_rpps=patient.treating_rpps,
+            patient_erased_at=None if opened else now,
             status=m.SearchStatus.SEARCHING,
             updated_at=now,
         )
@@ -155,14 +166,32 @@ class MatcherService:
                 mode=offer.mode,
                 slot_id=offer.slot_id,
                 motive=search.motive,
-                treating_doctor=_pro_ref(treating) if treating else None,
-                treating_doctor_channels=[Channel.model_validate(c) for c in (treating.channels or [])]
-                if treating
-                else [],
+                sealed_treating_doctor=await self._sealed_treating_doctor(tx, search.request_id, treating),
             ),
             now,
         )
         log.info("appointment confirmed", rpps=pro.rpps, kind=offer.kind)
+
+    async def _sealed_treating_doctor(
+        self, tx: Transaction, request_id: str, treating: m.Professional | None
+    ) -> str | None:
+        """Who the patient's own doctor is, sealed under the request's key (see TreatingDoctor)."""
+        if treating is None:
+            return None
+        told = TreatingDoctor(
+            professional=_pro_ref(treating), channels=[Channel.model_validate(c) for c in (treating.channels or [])]
+        )
+        return await self.vault.seal(tx.session, request_id, told)
+
+    async def on_patient_erased(self, tx: Transaction, event: PatientErased, _: CloudEvent) -> None:
+        """The request's details go; a search still running goes on from the commune's centre."""
+        search = await tx.session.get(m.SearchRecord, event.request_id, with_for_update=True)
+        if search is None or search.patient_erased_at is not None:
+            return
+        centre = commune_centre(search.commune_insee)
+        search.lat, search.lon = centre.lat, centre.lon
+        search.age = search.sex = search.red_flags = search.treating_rpps = None
+        search.patient_erased_at = event.erased_at
 
     async def on_offer_refused(self, tx: Transaction, event: OfferRefused, _: CloudEvent) -> None:
         await self._next_candidate(tx, event.request_id, event.offer_id, Outcome.REFUSED)
@@ -615,11 +644,19 @@ def _proposal(
         deadline=search.deadline,
         motive=search.motive,
         protocol=step.protocol,
-        patient_age=search.age,
+        patient_age_band=search.age_band,
         patient_commune_insee=search.commune_insee,
         distance_km=c.distance_km,
         explanation=explanation,
     )
+
+
+def commune_centre(commune_insee: str | None) -> PatientDetails:
+    """Where a patient whose details were erased is looked for: their commune's centre."""
+    commune = geo.commune(commune_insee or "")
+    if commune is None:
+        raise ValueError(f"unknown commune {commune_insee!r}: no place to search from")
+    return PatientDetails(lat=commune.lat, lon=commune.lon)
 
 
 def geo_department(commune_insee: str | None) -> str | None:

@@ -7,8 +7,6 @@ import hashlib
 import hmac
 from datetime import datetime, timedelta
 
-from services.common.clock import PARIS
-
 REFUSAL_REASONS = {
     "full": "Agenda complet",
     "absent": "Absent",
@@ -25,14 +23,6 @@ def offer_token(secret: bytes, offer_id: str, rpps: str) -> str:
     return base64.urlsafe_b64encode(mac).decode().rstrip("=")
 
 
-def contact_shown_until(appointment: datetime) -> datetime:
-    """The patient's contact shows on the accepted offer's page until the end of the day after the
-    appointment (Paris time): long enough to call back or be late, not for ever to anyone who
-    finds the link in a mailbox."""
-    day_after = appointment.astimezone(PARIS).date() + timedelta(days=2)
-    return datetime(day_after.year, day_after.month, day_after.day, tzinfo=PARIS)
-
-
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -42,16 +32,17 @@ def offer_expiry(now: datetime, deadline: datetime, timeout: timedelta) -> datet
     return min(now + timeout, deadline)
 
 
-def age_band(age: int | None) -> str | None:
-    """Enough for a professional to prepare, not enough to identify: ten-year bands."""
-    if age is None:
+def age_band_label(band: str | None) -> str | None:
+    """An age band (services/common/patient.py) as the offer page writes it."""
+    if band is None:
         return None
-    if age < 2:
+    if band == "<2":
         return "nourrisson (< 2 ans)"
-    if age < 18:
+    if band == "2-17":
         return "enfant (2–17 ans)"
-    low = (age // 10) * 10
-    return f"{low}–{low + 9} ans" if age < 90 else "90 ans et plus"
+    if band == "90+":
+        return "90 ans et plus"
+    return band.replace("-", "–") + " ans"
 
 
 class OfferUnavailable(Exception):

@@ -10,6 +10,7 @@ from schemas.events import (
     AppointmentConfirmed,
     OfferProposed,
     OfferWithdrawn,
+    PatientErased,
     PlatformAppointmentBooked,
     PlatformAppointmentChanged,
     ProfessionalLinkRequested,
@@ -78,6 +79,7 @@ def build(ctx: Context, contacts: ContactSource) -> tuple[NotifierService, Servi
         senders(ctx, poster),
         contacts,
         env,
+        ctx.vault,
         ctx.settings.reminder_minutes,
     )
     dispatcher = Pump("notifier-dispatch", service.dispatch, ctx.settings.sweep_interval_seconds)
@@ -89,6 +91,7 @@ def build(ctx: Context, contacts: ContactSource) -> tuple[NotifierService, Servi
         OfferProposed: service.on_offer_proposed,
         OfferWithdrawn: service.on_offer_withdrawn,
         AppointmentConfirmed: service.on_appointment_confirmed,
+        PatientErased: service.on_patient_erased,
         PlatformAppointmentBooked: service.on_platform_booked,
         PlatformAppointmentChanged: service.on_platform_changed,
         ProfessionalLinkRequested: service.on_link_requested,
@@ -101,7 +104,7 @@ def build(ctx: Context, contacts: ContactSource) -> tuple[NotifierService, Servi
         provides=[OfferPages(service, env)],
         on_stop=[poster.close, *([contacts.close] if isinstance(contacts, HttpContactSource) else [])],
         subscriptions=[
-            Subscription("notifier", [ctx.topics.matching], handlers),
+            Subscription("notifier", [ctx.topics.matching, ctx.topics.requests], handlers),
         ],
         pumps=[dispatcher, link_emails],
         timers=[

@@ -43,7 +43,7 @@ class Offer(SQLModel, table=True):
     deadline: datetime = timestamp()
     motive: str
     protocol: str | None = None
-    patient_age: int | None = None
+    patient_age_band: str | None = None  # services/common/patient.py: never the exact age
     patient_commune_insee: str | None = None
     distance_km: float
     expires_at: datetime = timestamp()

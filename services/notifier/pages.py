@@ -23,7 +23,7 @@ from services.common.db import database_away
 from services.common.deps import per_address, provided, public
 from services.common.http import failures_answered_by
 from services.common.motives import catalogue
-from services.notifier.domain import REFUSAL_REASONS, OfferUnavailable, age_band, time_choices
+from services.notifier.domain import REFUSAL_REASONS, OfferUnavailable, age_band_label, time_choices
 from services.notifier.models import OfferStatus
 from services.notifier.service import NotifierService, OfferPage
 
@@ -158,7 +158,11 @@ def motive_label(code: str, lang: str = "fr") -> str:
 def templates() -> Environment:
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
     env.filters.update(
-        local=i18n.when, short=i18n.when_short, local_time=local_time_only, motive_label=motive_label, age_band=age_band
+        local=i18n.when,
+        short=i18n.when_short,
+        local_time=local_time_only,
+        motive_label=motive_label,
+        age_band=age_band_label,
     )
     return env
 

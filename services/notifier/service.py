@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 import structlog
 from jinja2 import Environment
-from sqlmodel import col, select
+from sqlmodel import col, delete, select
 
 from schemas.events import (
     AppointmentConfirmed,
@@ -19,20 +19,23 @@ from schemas.events import (
     OfferProposed,
     OfferRefused,
     OfferWithdrawn,
+    PatientErased,
     PlatformAppointmentBooked,
     PlatformAppointmentChanged,
     ProfessionalLinkRequested,
+    TreatingDoctor,
 )
 from schemas.topics import Topics
 from services.common import metrics, personal_link
 from services.common.db import Database, Transaction
 from services.common.delivery import DeliveryQueue
+from services.common.patient import contact_shown_until
+from services.common.sealing import Vault
 from services.notifier.channels import ContactSource, ContactUnavailable, Message, PatientContact, Sender
 from services.notifier.dispatch import ProfessionalMessages
 from services.notifier.domain import (
     REFUSAL_REASONS,
     OfferUnavailable,
-    contact_shown_until,
     offer_expiry,
     offer_token,
     token_hash,
@@ -41,6 +44,7 @@ from services.notifier.domain import (
 from services.notifier.link_messages import LinkMessages
 from services.notifier.models import (
     AuditEntry,
+    DeliveryAttempt,
     LinkMessage,
     Notification,
     Offer,
@@ -82,9 +86,10 @@ class NotifierService:
         senders: dict[str, Sender],
         contacts: ContactSource,
         templates: Environment,
+        vault: Vault,
         reminder_minutes: float = 5.0,
     ) -> None:
-        self.db, self.topics, self.clock, self.secret = db, topics, clock, secret
+        self.db, self.topics, self.clock, self.secret, self.vault = db, topics, clock, secret, vault
         self.base_url, self.offer_timeout, self.senders, self.contacts = base_url, offer_timeout, senders, contacts
         self.templates, self.reminder_minutes = templates, reminder_minutes
         self.on_notification: list[Callable[[], None]] = []
@@ -131,7 +136,7 @@ class NotifierService:
             deadline=event.deadline,
             motive=event.motive,
             protocol=event.protocol,
-            patient_age=event.patient_age,
+            patient_age_band=event.patient_age_band,
             patient_commune_insee=event.patient_commune_insee,
             distance_km=event.distance_km,
             expires_at=event.answer_by or offer_expiry(now, event.deadline, self.offer_timeout),
@@ -158,9 +163,20 @@ class NotifierService:
         if offer is None or offer.status not in (OfferStatus.PENDING, OfferStatus.ACCEPTED):
             return  # unknown, or this confirmation again (under another event id)
         offer.status = OfferStatus.CONFIRMED
-        if event.treating_doctor is not None:  # "retour au médecin traitant"
-            channels = [c.model_dump() for c in event.treating_doctor_channels]
-            self._notify(tx, offer, "treating_doctor", self.clock(), channels, event.treating_doctor.name)
+        treating = await self.vault.open(tx.session, event.request_id, event.sealed_treating_doctor, TreatingDoctor)
+        if treating is not None:  # "retour au médecin traitant" (nobody to tell once the patient's data is erased)
+            channels = [c.model_dump() for c in treating.channels]
+            self._notify(tx, offer, "treating_doctor", self.clock(), channels, treating.professional.name)
+
+    async def on_patient_erased(self, tx: Transaction, event: PatientErased, _: CloudEvent) -> None:
+        """Who the patient's own doctor is says something of the patient: the messages to them go
+        (the offers keep what the request keeps: motive, commune, age band)."""
+        told = select(Notification.id).where(
+            col(Notification.purpose) == "treating_doctor",
+            col(Notification.offer_id).in_(select(Offer.offer_id).where(col(Offer.request_id) == event.request_id)),
+        )
+        await tx.session.execute(delete(DeliveryAttempt).where(col(DeliveryAttempt.notification_id).in_(told)))
+        await tx.session.execute(delete(Notification).where(col(Notification.id).in_(told)))
 
     async def on_platform_booked(self, tx: Transaction, event: PlatformAppointmentBooked, _: CloudEvent) -> None:
         """The national platform booked one of the professional's slots: they are told, as of any

@@ -67,7 +67,7 @@ async def on_received(tx: Transaction, e: RequestReceived, ce: CloudEvent) -> No
         tx,
         "ops_request",
         "request_id",
-        {"request_id": e.request_id, "received_at": e.received_at, "commune_insee": e.location.commune_insee},
+        {"request_id": e.request_id, "received_at": e.received_at, "commune_insee": e.commune_insee},
     )
 
 

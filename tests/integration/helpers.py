@@ -26,11 +26,19 @@ from services.common.clock import PARIS, utcnow
 from services.common.db import Database, service_engine
 from services.common.embedded import free_port
 from services.common.holidays import is_public_holiday
+from services.common.sealing import DataKeys, Vault
 from services.matcher.directory import Directory, SiteInput
 from services.matcher.domain.opening_hours import WeeklyHours, first_open_time
 
 ROOT = Path(__file__).resolve().parents[2]
 MIGRATIONS = {name: ROOT / "services" / name / "migrations" for name in ("intake", "matcher", "notifier", "ops")}
+
+
+TEST_DATA_KEY = "dGVzdC1kYXRhLWtleS10ZXN0LWRhdGEta2V5LTAwMDA="  # a Fernet key for tests only
+
+
+def vault_for_tests() -> Vault:
+    return Vault(DataKeys([TEST_DATA_KEY]))
 
 
 def fresh_topics() -> Topics:
@@ -121,6 +129,7 @@ def start_service(
         "REGULATOR_API_KEYS": "k",
         "ADMIN_API_KEYS": "ak",
         "CALLBACK_SECRET": "whsec_dGVzdC1jYWxsYmFjaw==",
+        "DATA_KEYS": TEST_DATA_KEY,
         "WEBHOOK_SECRET": "whsec_dGVzdC13ZWJob29r",
         "INTERNAL_API_KEY": "ik",
         "DEMO_DATA": "0",

@@ -9,7 +9,7 @@ from typing import Any
 from faststream.kafka import KafkaBroker
 from sqlalchemy import func, select, text
 
-from schemas.events import CloudEvent, DeadLetter, PatientLocation, RequestReceived
+from schemas.events import CloudEvent, DeadLetter, RequestReceived
 from services.common.access.registry import ClientRegistry
 from services.common.clock import utcnow
 from services.common.context import Context
@@ -33,6 +33,7 @@ from tests.integration.helpers import (
     migrated,
     publish_raw,
     read_topic,
+    vault_for_tests,
 )
 
 
@@ -42,7 +43,7 @@ def received(request_id: str) -> RequestReceived:
         received_at=utcnow(),
         urgency="48h",
         motive="general",
-        location=PatientLocation(commune_insee="79174", lat=46.2, lon=-0.14),
+        commune_insee="79174",
     )
 
 
@@ -52,7 +53,7 @@ async def test_redelivered_event_changes_nothing_and_poison_goes_to_dead_letters
     topics = fresh_topics()
     settings = Settings(topic_prefix=topics.prefix, secret_key="x", regulator_api_keys="k")
     clients = ClientRegistry(Context.schema_database(database_url, "access"))
-    ctx = Context(settings, database_url, topics, utcnow, b"x", clients)
+    ctx = Context(settings, database_url, topics, utcnow, b"x", clients, vault_for_tests())
     _, part = matcher.build(ctx)
     runtime = Runtime(settings, make_broker(settings, kafka_bootstrap), kafka_bootstrap, topics, [part], clients)
     await runtime.start()
@@ -60,7 +61,7 @@ async def test_redelivered_event_changes_nothing_and_poison_goes_to_dead_letters
         first, first_bytes = event_bytes(received("REQ-1"))
         _, last_bytes = event_bytes(received("REQ-2"))
         bad_data = CloudEvent.wrap(received("REQ-X"), source="/t", time=utcnow()).model_dump(mode="json")
-        del bad_data["data"]["location"]
+        del bad_data["data"]["commune_insee"]
         await publish_raw(
             kafka_bootstrap,
             topics.requests,
@@ -104,7 +105,7 @@ async def test_redelivered_event_changes_nothing_and_poison_goes_to_dead_letters
         by_key = {letter.key: letter for letter in letters}
         assert by_key["REQ-P"].value == "this is not json"
         assert "unknown event type" in by_key["REQ-U"].reason
-        assert "location" in by_key["REQ-X"].reason
+        assert "commune_insee" in by_key["REQ-X"].reason
     finally:
         await runtime.stop()
 

@@ -10,7 +10,7 @@ from datetime import timedelta
 
 from sqlalchemy import text
 
-from schemas.events import PatientLocation, RequestReceived, SearchStarted
+from schemas.events import RequestReceived, SearchStarted
 from services.common.clock import utcnow
 from services.common.messaging import ensure_topics
 from tests.integration.helpers import ROOT, event_bytes, fresh_topics, migrated, publish_raw
@@ -25,7 +25,7 @@ async def test_the_command_reads_every_topic_again(database_url: str, kafka_boot
         received_at=now,
         urgency="48h",
         motive="general",
-        location=PatientLocation(commune_insee="79174", lat=46.2, lon=-0.14),
+        commune_insee="79174",
     )
     searching = SearchStarted(request_id="RB-1", deadline=now + timedelta(hours=48), attempt=1, cpts_id="cpts-79")
     await publish_raw(kafka_bootstrap, topics.requests, [("RB-1", event_bytes(received)[1])])

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from sqlalchemy import text
 
-from schemas.events import PatientLocation
+from schemas.events import PatientDetails
 from services.common.access.registry import ClientRegistry
 from services.common.context import Context
 from services.common.outbound import OutboundPolicy
@@ -17,12 +17,12 @@ from services.intake.service import IntakeService, NewRequest
 from services.matcher import entrypoint as matcher
 from services.notifier import entrypoint as notifier
 from tests.conftest import TUESDAY_MORNING, FakeClock
-from tests.integration.helpers import fresh_topics, migrated
+from tests.integration.helpers import fresh_topics, migrated, vault_for_tests
 
 ROW = (
-    "INSERT INTO orientation_request (request_id, external_id, fingerprint, received_at, urgency, motive, lat, "
-    "lon, teleconsultation_ok, status, created_at, updated_at) VALUES (CAST(:id AS text), CAST(:id AS text), 'f', "
-    "now(), '48h', 'general', 46.2, -0.1, "
+    "INSERT INTO orientation_request (request_id, external_id, fingerprint, received_at, urgency, motive, "
+    "commune_insee, teleconsultation_ok, status, created_at, updated_at) VALUES (CAST(:id AS text), "
+    "CAST(:id AS text), 'f', now(), '48h', 'general', '79174', "
     "false, :status, now() - make_interval(secs => :age), now())"
 )
 EVENT = (
@@ -74,19 +74,18 @@ async def test_a_request_never_searched_ends_unresolved_when_its_deadline_passed
     clients = ClientRegistry(Context.schema_database(database_url, "access"))
     await clients.start()  # the shared schema: the audit trail the intake writes to
     secrets = CallbackSecrets(clients, "")
-    service = IntakeService(db, fresh_topics(), secrets, OutboundPolicy(), clock=clock)
+    service = IntakeService(db, fresh_topics(), secrets, OutboundPolicy(), vault_for_tests(), clock=clock)
     try:
-        location = PatientLocation(commune_insee="79174", lat=46.2, lon=-0.1)
-        fields = {"age": None, "sex": None, "treating_rpps": None, "callback_url": None, "correlation_id": None}
         for request_id, received_at in (("LOST", clock.now), ("RECENT", clock.now + timedelta(hours=30))):
             new = NewRequest(
                 request_id,
                 received_at,
                 "48h",
                 "general",
-                location,
-                **fields,  # type: ignore[arg-type]
-                red_flags=(),
+                "79174",
+                PatientDetails(lat=46.2, lon=-0.1),
+                callback_url=None,
+                correlation_id=None,
                 teleconsultation_ok=False,
                 contact_name=None,
                 contact_phone=None,

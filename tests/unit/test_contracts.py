@@ -11,7 +11,6 @@ from pydantic import ValidationError
 from schemas.events import (
     EVENT_MODELS,
     CloudEvent,
-    PatientLocation,
     RequestReceived,
     UnknownEventType,
 )
@@ -26,11 +25,11 @@ def test_an_event_travels_in_a_cloudevent_envelope_keyed_by_request() -> None:
         received_at=NOW,
         urgency="48h",
         motive="general",
-        location=PatientLocation(commune_insee="79174", lat=46.2, lon=-0.14),
+        commune_insee="79174",
     )
     event = CloudEvent.wrap(data, source="/sas-orientation/intake", time=NOW)
     assert event.specversion == "1.0" and event.subject == "R1"
-    assert event.type == "fr.sas.orientation.request.received.v1"
+    assert event.type == "fr.sas.orientation.request.received.v2"
     decoded = CloudEvent.model_validate_json(event.model_dump_json())
     assert decoded.payload() == data
 
@@ -50,7 +49,7 @@ def test_consumers_tolerate_fields_added_later() -> None:
         "received_at": NOW.isoformat(),
         "urgency": "24h",
         "motive": "general",
-        "location": {"lat": 1.0, "lon": 2.0},
+        "commune_insee": "79191",
         "added_in_a_later_version": True,
     }
     assert RequestReceived.model_validate(data).urgency == "24h"

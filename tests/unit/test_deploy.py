@@ -50,7 +50,7 @@ def test_only_the_gateway_is_believed_about_the_client_and_no_secret_has_a_defau
     assert environment["TRUSTED_PROXIES"] == gateway_ip
     text = (DEPLOY / "compose.yaml").read_text(encoding="utf-8")
     assert "change-me" not in text
-    required = ("POSTGRES_PASSWORD", "ADMIN_API_KEYS", "INTERNAL_API_KEY", "SECRET_KEY")
+    required = ("POSTGRES_PASSWORD", "ADMIN_API_KEYS", "INTERNAL_API_KEY", "SECRET_KEY", "DATA_KEYS")
     signing = ("CALLBACK_SECRET", "WEBHOOK_SECRET", "SMS_WEBHOOK_SECRET")  # never an empty signing key
     for secret in required + signing:
         assert f"${{{secret}:?" in text, secret
@@ -68,12 +68,14 @@ def test_the_service_refuses_to_start_without_the_secrets_it_needs(monkeypatch: 
     """Outside `make run`'s trial mode (a database and a broker given), before anything starts."""
     from services.main import main
 
-    for name in ("SECRET_KEY", "CALLBACK_SECRET", "WEBHOOK_SECRET", "SMS_WEBHOOK_SECRET", "INTERNAL_API_KEY"):
+    secrets = ("SECRET_KEY", "DATA_KEYS", "CALLBACK_SECRET", "WEBHOOK_SECRET", "SMS_WEBHOOK_SECRET", "INTERNAL_API_KEY")
+    for name in secrets:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("DATABASE_URL", "postgresql://nobody@/nowhere?host=/nonexistent")
     monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:1")
     monkeypatch.setenv("REGULATOR_API_KEYS", "k")
-    with pytest.raises(SystemExit, match="missing secrets: set SECRET_KEY, CALLBACK_SECRET, INTERNAL_API_KEY"):
+    missing = "missing secrets: set SECRET_KEY, DATA_KEYS, CALLBACK_SECRET, INTERNAL_API_KEY"
+    with pytest.raises(SystemExit, match=missing):
         main(["--service", "intake"])
     monkeypatch.setenv("SMS_WEBHOOK_URL", "https://sms.example.org/send")
     with pytest.raises(SystemExit, match="WEBHOOK_SECRET, SMS_WEBHOOK_SECRET"):

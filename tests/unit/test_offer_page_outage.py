@@ -13,10 +13,10 @@ from fastapi import FastAPI
 from services.common.clock import PARIS
 from services.common.embedded import free_port
 from services.common.http import install_problem_handlers
+from services.common.patient import contact_shown_until
 from services.common.rate_limits import RateLimits
 from services.common.settings import Settings
 from services.notifier.channels import ContactUnavailable, HttpContactSource, PatientContact
-from services.notifier.domain import contact_shown_until
 from services.notifier.pages import OfferPages, router, templates, texts
 
 

@@ -8,8 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from services.common.patient import age_band
 from services.intake.domain import RequestStatus, fingerprint, follows, legacy_fingerprint
-from services.notifier.domain import age_band, offer_expiry, offer_token, token_hash
+from services.notifier.domain import age_band_label, offer_expiry, offer_token, token_hash
 
 
 def test_fingerprint_ignores_key_order_but_not_values_and_needs_the_key() -> None:
@@ -53,15 +54,19 @@ def test_an_offer_never_outlives_the_deadline() -> None:
 
 
 @pytest.mark.parametrize(
-    ("age", "band"),
+    ("age", "band", "label"),
     [
-        (None, None),
-        (0, "nourrisson (< 2 ans)"),
-        (7, "enfant (2–17 ans)"),
-        (18, "10–19 ans"),
-        (67, "60–69 ans"),
-        (95, "90 ans et plus"),
+        (None, None, None),
+        (0, "<2", "nourrisson (< 2 ans)"),
+        (7, "2-17", "enfant (2–17 ans)"),
+        (18, "18-29", "18–29 ans"),
+        (29, "18-29", "18–29 ans"),
+        (30, "30-39", "30–39 ans"),
+        (67, "60-69", "60–69 ans"),
+        (89, "80-89", "80–89 ans"),
+        (95, "90+", "90 ans et plus"),
     ],
 )
-def test_age_is_shown_in_bands(age: int | None, band: str | None) -> None:
+def test_age_is_kept_and_shown_in_bands(age: int | None, band: str | None, label: str | None) -> None:
     assert age_band(age) == band
+    assert age_band_label(band) == label
