@@ -66,20 +66,31 @@ async def entries(
     request_ids: list[str] | None,
     action: str | None = None,
     limit: int = 500,
+    actor_id: str | None = None,
+    until: datetime | None = None,
+    newest_first: bool = False,
 ) -> list[dict[str, Any]]:
-    """Entries oldest first: of these requests (None: of every request, for an admin)."""
+    """Entries oldest first (or the newest, newest first): of these requests (None: of every
+    request, for an admin), of one action, one actor, up to a time."""
     where: list[str] = ["TRUE"]
     values: dict[str, Any] = {"n": limit}
+    if actor_id:
+        where.append("actor_id = :actor")
+        values["actor"] = actor_id
+    if until is not None:
+        where.append("at <= :until")
+        values["until"] = until
     if request_ids is not None:
         where.append("request_id = ANY(:ids)")
         values["ids"] = request_ids
     if action:
         where.append("action = :action")
         values["action"] = action
+    order = "DESC" if newest_first else "ASC"
     rows = await conn.execute(
         text(
             f"SELECT at, actor_kind, actor_id, action, request_id, ip, detail FROM {TABLE} "
-            f"WHERE {' AND '.join(where)} ORDER BY at, id LIMIT :n"
+            f"WHERE {' AND '.join(where)} ORDER BY at {order}, id {order} LIMIT :n"
         ),
         values,
     )

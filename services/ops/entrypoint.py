@@ -17,7 +17,7 @@ from services.common.access import api as clients_api
 from services.common.clock import PARIS, last_paris_day
 from services.common.context import Context
 from services.common.runtime import ServicePart, Subscription
-from services.ops import account_pages, api, directory_pages, pages, read_model
+from services.ops import account_pages, api, audit_pages, directory_pages, pages, read_model
 from services.ops.accounts import Accounts
 from services.ops.deps import Operations
 from services.ops.professionals import HttpPauses, ProfessionalPauses
@@ -45,6 +45,7 @@ ROUTERS = [
     pages.router,
     account_pages.router,
     directory_pages.router,
+    audit_pages.router,
 ]  # the paths it serves: services/routing.py
 
 

@@ -3,11 +3,14 @@ whom the patient's contact was shown, readable by the owning organisation only, 
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from sqlalchemy import text
 
 from services.common.access.registry import key_hash
-from tests.e2e.conftest import ADMIN_KEY, API_KEY, Stack, link_path
+from services.ops.accounts import Accounts
+from tests.e2e.conftest import ADMIN_KEY, API_KEY, Stack, link_path, operator_client
 
 pytestmark = pytest.mark.e2e
 
@@ -97,3 +100,34 @@ async def test_pauses_are_on_record_with_who_asked(stack: Stack) -> None:
         found = (await stack.http.get("/v1/audit", params={"action": action}, headers=stack.admin)).json()["items"]
         mine = [i for i in found if "12100000002" in i.get("detail", "")]
         assert mine and mine[-1]["actor"] == admin, action
+
+
+async def test_a_sas_admin_reads_the_trail_on_a_page_filtered_and_nobody_else_does(stack: Stack) -> None:
+    gp = await stack.professional("12100000077", "33063", slots=[stack.paris(1, 11)])  # Bordeaux: nobody else
+    request_id = await stack.submit("33063")
+    [offer] = await stack.mail.wait_for(gp)
+    accepted = await stack.http.post(f"{link_path(offer)}/accept")
+    assert "Jeanne Patiente" in accepted.text, accepted.text
+    ops = next(p for p in stack.runtime.parts if p.name == "ops")
+    accounts = Accounts(ops.db, stack.clock)
+    await accounts.put("admin@audit-page.example.org", "un mot de passe long", "sas_admin", None)
+    await accounts.put("coord@audit-page.example.org", "un mot de passe long", "coordinator", "cpts-audit")
+    admin = await operator_client(stack, "admin@audit-page.example.org", "un mot de passe long")
+    coordinator = await operator_client(stack, "coord@audit-page.example.org", "un mot de passe long")
+    try:
+        page = await admin.get("/ops/audit", params={"request_id": request_id})
+        assert page.status_code == 200, page.text
+        rows = re.findall(r'<tr data-action="([a-z.]+)"><td>[^<]+</td><td>(\w+) ([^<]+)</td>', page.text)
+        assert ("contact.shown", "professional", "12100000077") in rows
+        assert [action for action, _, _ in rows][-1] == "request.posted"  # newest first
+        shown = await admin.get("/ops/audit", params={"action": "contact.shown", "actor": "12100000077"})
+        assert re.findall(r'data-action="([a-z.]+)"', shown.text) == ["contact.shown"]
+        english = await admin.get("/ops/audit", params={"request_id": request_id, "lang": "en"})
+        assert "Audit trail" in english.text
+        assert (await admin.get("/ops/audit", params={"action": "DROP TABLE"})).status_code == 422
+        assert (await coordinator.get("/ops/audit")).status_code == 403
+        anonymous = await stack.http.get("/ops/audit", follow_redirects=False)
+        assert anonymous.status_code == 303 and anonymous.headers["location"] == "/ops/login"
+    finally:
+        await admin.aclose()
+        await coordinator.aclose()
