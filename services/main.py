@@ -28,11 +28,13 @@ from fastapi import FastAPI
 
 from schemas.topics import Topics
 from services import routing
+from services.common.access.registry import MIGRATIONS as ACCESS_MIGRATIONS
 from services.common.access.registry import ClientRegistry, environment_keys
 from services.common.audit import Actor
 from services.common.clock import Clock, utcnow
 from services.common.context import Context
 from services.common.db import Database, database_away, service_engine
+from services.common.db_roles import DatabaseRoles
 from services.common.embedded import EmbeddedKafka, database
 from services.common.logging import configure_logging
 from services.common.messaging import make_broker
@@ -128,9 +130,13 @@ def build_runtime(
     """Every part of the requested services, wired; returns the runtime and its start-up hook."""
     secret = settings.secret_key or _persistent_secret(settings.data_dir / "secret_key")
     keys = environment_keys(settings.regulator_api_keys, settings.admin_api_keys, settings.fhir_api_keys)
-    clients = ClientRegistry(Context.schema_database(database_url, "access"), keys, clock)
+    roles = DatabaseRoles(database_url, secret.encode()) if settings.database_roles else None
+    role_urls = {service: roles.url(service) for service in services} if roles else {}
+    # the shared schema as the first hosted service's role (each may do what the registry does there)
+    clients = ClientRegistry(Context.schema_database(role_urls.get(services[0], database_url), "access"), keys, clock)
     vault = Vault(DataKeys.from_setting(data_keys(settings)))
-    ctx = Context(settings, database_url, Topics(settings.topic_prefix), clock, secret.encode(), clients, vault)
+    topics = Topics(settings.topic_prefix)
+    ctx = Context(settings, database_url, topics, clock, secret.encode(), clients, vault, role_urls)
     parts: list[ServicePart] = []
     intake_service = directory = space = None
     if "intake" in services:
@@ -161,7 +167,9 @@ def build_runtime(
                 "the operations service alone needs MATCHER_URL and INTERNAL_API_KEY to pause professionals"
             )
         parts.append(ops.build(ctx, pauses))
-    runtime = Runtime(settings, make_broker(settings, bootstrap_servers), bootstrap_servers, ctx.topics, parts, clients)
+    provision = (lambda: roles.provision(services, ACCESS_MIGRATIONS)) if roles else None
+    broker = make_broker(settings, bootstrap_servers)
+    runtime = Runtime(settings, broker, bootstrap_servers, ctx.topics, parts, clients, provision)
 
     async def demo() -> None:
         if directory is not None and settings.demo_data:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from schemas.topics import Topics
 from services.common.access.registry import ClientRegistry
@@ -21,9 +21,11 @@ class Context:
     secret: bytes
     clients: ClientRegistry  # who calls the API; a regulator client's signing secrets
     vault: Vault  # the application's keys and each request's (patient data: services/common/sealing.py)
+    role_urls: dict[str, str] = field(default_factory=dict)  # each service's own role (db_roles.py)
 
     def database(self, schema: str) -> Database:
-        return self.schema_database(self.database_url, schema)
+        """The service's schema, reached as the service's own role when there is one."""
+        return self.schema_database(self.role_urls.get(schema, self.database_url), schema)
 
     @staticmethod
     def schema_database(database_url: str, schema: str) -> Database:

@@ -158,7 +158,9 @@ class Database:
         async with self.engine.connect() as conn:
             # the lock first: two processes creating the same schema at once would collide
             await conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"migrate:{self.schema}"})
-            await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"'))
+            exists = await conn.execute(text("SELECT to_regnamespace(:s) IS NOT NULL"), {"s": self.schema})
+            if not exists.scalar_one():  # (a service's role may not create schemas: its own is made for it)
+                await conn.execute(text(f'CREATE SCHEMA "{self.schema}"'))
             await conn.run_sync(_upgrade, versions)
             await conn.commit()
 

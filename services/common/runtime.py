@@ -145,8 +145,10 @@ class Runtime:
         topics: Topics,
         parts: Sequence[ServicePart],
         clients: ClientRegistry,
+        prepare: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.settings, self.broker, self.bootstrap_servers = settings, broker, bootstrap_servers
+        self.prepare = prepare  # before anything: the database's roles (services/common/db_roles.py)
         self.clients = clients  # who may call the routes (services/common/access)
         self.limits = RateLimits(clients.db)  # shared by every process (services/common/rate_limits.py)
         self.topics, self.parts = topics, list(parts)
@@ -229,6 +231,8 @@ class Runtime:
         joined.subscriber(function.subscriber_function())
 
     async def start(self) -> None:
+        if self.prepare is not None:
+            await self.prepare()
         await self.clients.start()
         for part in self.parts:
             await part.db.migrate(part.migrations)

@@ -42,6 +42,11 @@ class Settings(BaseSettings):
     page_rate_limit: str = Field(default="300/minute", description="offer and personal pages from one client address")
     internal_api_key: str = ""
     secret_key: str = ""
+    database_roles: bool = Field(
+        default=True,
+        description="DATABASE_URL's user creates a role per service, and each service connects as its own "
+        "(services/common/db_roles.py); off: DATABASE_URL is used as it is",
+    )
     # Fernet keys, comma-separated, the first encrypting: the patient's contact at rest and the
     # per-request keys of the data sealed in events (services/common/sealing.py). `sas-data-key` makes one.
     data_keys: str = ""

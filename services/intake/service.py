@@ -352,7 +352,9 @@ class IntakeService:
         """One round of retention (a timer in every process; rows are claimed with SKIP LOCKED):
         contacts that no page may show any more, then every detail of requests past
         PATIENT_DATA_RETENTION_DAYS. Returns what it erased."""
-        contacts = await self._erase_shown_contacts(batch)
+        contacts = 0
+        while erased := await self._erase_shown_contacts(batch):  # until a round finds none due
+            contacts += erased
         patients = 0
         while True:
             now = self.clock()

@@ -136,6 +136,7 @@ class Stack:
     clock: FakeClock
     runtime: Runtime
     receiver: Receiver
+    database_url: str  # as the database's owner (the services connect as their own roles)
     auth: dict[str, str] = field(default_factory=lambda: {"Authorization": f"Bearer {API_KEY}"})  # a regulator
     admin: dict[str, str] = field(default_factory=lambda: {"Authorization": f"Bearer {ADMIN_KEY}"})
     platform: dict[str, str] = field(default_factory=lambda: {"Authorization": f"Bearer {FHIR_KEY}"})
@@ -291,7 +292,7 @@ async def stack(kafka_bootstrap: str, postgres_url: str) -> AsyncIterator[Stack]
                 pass
             assert time.monotonic() < deadline and not serving.done(), "the services did not become healthy"
             await asyncio.sleep(0.1)
-        yield Stack(http, mail, clock, runtime, receiver)
+        yield Stack(http, mail, clock, runtime, receiver, database_url)
     server.should_exit = receiver.server.should_exit = True
     await serving
     await receiving

@@ -7,8 +7,10 @@ import re
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from services.common.access.registry import key_hash
+from services.common.db import asyncpg_url
 from services.ops.accounts import Accounts
 from tests.e2e.conftest import ADMIN_KEY, API_KEY, Stack, link_path, operator_client
 
@@ -56,13 +58,20 @@ async def test_each_look_at_a_request_is_on_record_for_its_organisation_only(sta
         "TRUNCATE access.audit_entry",
     ],
 )
-async def test_the_trail_cannot_be_changed_by_a_service(stack: Stack, statement: str) -> None:
+async def test_the_trail_cannot_be_changed_by_a_service_nor_by_the_owner(stack: Stack, statement: str) -> None:
     await stack.submit("79191")  # at least one entry
-    intake = next(p for p in stack.runtime.parts if p.name == "intake")
-    with pytest.raises(Exception, match="append-only"):
-        async with intake.db.transaction() as tx:
-            await tx.session.execute(text(statement))
-    async with intake.db.engine.connect() as conn:
+    for part in stack.runtime.parts:  # each service's own role: not granted
+        with pytest.raises(Exception, match="permission denied for table audit_entry"):
+            async with part.db.transaction() as tx:
+                await tx.session.execute(text(statement))
+    owner = create_async_engine(asyncpg_url(stack.database_url))
+    try:
+        with pytest.raises(Exception, match="append-only"):  # the owner: the triggers refuse
+            async with owner.begin() as conn:
+                await conn.execute(text(statement))
+    finally:
+        await owner.dispose()
+    async with stack.runtime.parts[0].db.engine.connect() as conn:
         assert (await conn.execute(text("SELECT count(*) FROM access.audit_entry"))).scalar_one() > 0
 
 

@@ -8,12 +8,15 @@ import asyncio
 import random
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 
 import pytest
 from aiokafka import AIOKafkaConsumer
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
+from services.common.db import asyncpg_url
 from services.common.sealing import Vault
 from services.intake.service import IntakeService
 from services.ops import read_model
@@ -25,15 +28,25 @@ SCHEMAS = ("intake", "matcher", "notifier", "ops", "access")
 TOKEN = re.compile(rb"gAAAAA[A-Za-z0-9_\-]+=*")  # a Fernet token, wherever it is kept
 
 
+@asynccontextmanager
+async def owner(stack: Stack) -> AsyncIterator[AsyncConnection]:
+    """A connection as the database's owner: the services' own roles see their schema only."""
+    engine = create_async_engine(asyncpg_url(stack.database_url))
+    try:
+        async with engine.connect() as conn:
+            yield conn
+    finally:
+        await engine.dispose()
+
+
 def intake_of(stack: Stack) -> IntakeService:
     return next(p for part in stack.runtime.parts for p in part.provides if isinstance(p, IntakeService))
 
 
 async def table_texts(stack: Stack) -> list[bytes]:
     """Every row of every table of every service, as text."""
-    db = intake_of(stack).db
     found: list[bytes] = []
-    async with db.engine.connect() as conn:
+    async with owner(stack) as conn:
         tables = await conn.execute(
             text("SELECT table_schema, table_name FROM information_schema.tables WHERE table_schema = ANY(:s)"),
             {"s": list(SCHEMAS)},
@@ -75,7 +88,7 @@ async def topic_texts(stack: Stack) -> list[bytes]:
 async def request_keys(stack: Stack) -> list[bytes]:
     """The per-request keys the services hold now (unwrapped)."""
     vault = intake_of(stack).vault
-    async with intake_of(stack).db.engine.connect() as conn:
+    async with owner(stack) as conn:
         wrapped = (await conn.execute(text("SELECT wrapped_key FROM access.request_key"))).scalars().all()
     return [(vault.keys.decrypt(w) or "").encode() for w in wrapped]
 
@@ -154,10 +167,8 @@ async def test_erasure_reaches_every_table_and_no_topic_can_be_read_back(stack: 
     again = await stack.http.delete(f"/v1/requests/{request_id}/patient", headers=stack.auth)
     assert again.status_code == 200 and again.json()["patient_erased_at"] == view["patient_erased_at"]
 
-    intake = intake_of(stack)
-
     async def everywhere() -> bool:
-        async with intake.db.engine.connect() as conn:
+        async with owner(stack) as conn:
             search = await conn.execute(
                 text("SELECT patient_erased_at IS NOT NULL FROM matcher.search WHERE request_id = :id"),
                 {"id": request_id},
@@ -174,7 +185,7 @@ async def test_erasure_reaches_every_table_and_no_topic_can_be_read_back(stack: 
     await until(everywhere)
     after = await copies(stack, markers)
     assert all(found == {"tables": 0, "topics": 0} for found in after.values()), after
-    async with intake.db.engine.connect() as conn:
+    async with owner(stack) as conn:
         row = (
             await conn.execute(
                 text(

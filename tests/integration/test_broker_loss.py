@@ -6,8 +6,8 @@ and after the outage, a professional pauses from their own page and another asks
 link by e-mail while it is away; every
 request must end confirmed with the professional who accepted it, the matcher and the notifier
 must agree on every offer, and the operations read model must end with every request confirmed
-and the pause recorded (its consumer group starts again from nothing as well), and the link
-e-mail must arrive.
+and the pause recorded (its consumer group starts again from nothing as well), the link
+e-mail must arrive, and a patient's data erased during the outage must be erased in the matcher too.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from datetime import datetime
 from services.common.clock import PARIS
 from services.common.embedded import EmbeddedKafka
 from tests.conftest import create_database
-from tests.integration.cascade import Cascade
+from tests.integration.cascade import AUTH, Cascade
 from tests.integration.helpers import skip_when_every_practice_is_closed
 
 REQUESTS = 12
@@ -46,6 +46,9 @@ async def test_the_broker_killed_and_restarted_mid_cascade_loses_nothing(postgre
         rpps = own.split("/p/p1.")[1].split(".")[0]
         asked = await cascade.http.post(cascade.url(cascade.matcher, "/p"), data={"email": "81000000004@x.org"})
         assert asked.status_code == 200  # "send me my link": recorded, told to the notifier after the loss
+        erased = cascade.posted[0]  # the patient's data erased while the broker is away
+        gone = await cascade.http.delete(cascade.url(cascade.intake, f"/v1/requests/{erased}/patient"), headers=AUTH)
+        assert gone.status_code == 200 and gone.json()["patient_erased_at"], gone.text
         await cascade.accept_what_came()
         await asyncio.sleep(2)
         broker = EmbeddedKafka(port=broker.port).start()  # empty: no topics, no offsets
@@ -62,6 +65,8 @@ async def test_the_broker_killed_and_restarted_mid_cascade_loses_nothing(postgre
         matcher, notifier = await cascade.offers_agree()
         assert matcher == notifier
         await the_read_model_caught_up(cascade, rpps)
+        searched = await cascade.query(f"SELECT patient_erased_at FROM matcher.search WHERE request_id = '{erased}'")
+        assert searched[0]["patient_erased_at"] is not None  # the erasure reached the matcher after the loss
         assert await cascade.link_email_to("81000000004@x.org"), "the link asked for during the loss never came"
     finally:
         await cascade.stop()

@@ -80,3 +80,17 @@ def test_the_service_refuses_to_start_without_the_secrets_it_needs(monkeypatch: 
     monkeypatch.setenv("SMS_WEBHOOK_URL", "https://sms.example.org/send")
     with pytest.raises(SystemExit, match="WEBHOOK_SECRET, SMS_WEBHOOK_SECRET"):
         main(["--service", "notifier"])
+
+
+def test_the_database_roles_script_is_the_one_the_services_run() -> None:
+    from services.common import db_roles
+
+    assert (DEPLOY / "database-roles.sql").read_text(encoding="utf-8") == db_roles.script(), (
+        "stale: python -m services.common.db_roles > deploy/database-roles.sql"
+    )
+    for service in db_roles.SERVICES:  # no role reaches another's schema, and none may rewrite the trail
+        statements = " ".join(db_roles.DatabaseRoles("postgresql://o@h/sas", b"k").statements(service))
+        assert "GRANT SELECT, INSERT ON access.audit_entry" in statements
+        assert "UPDATE ON access.audit_entry" not in statements and "DELETE ON access.audit_entry" not in statements
+        others = set(db_roles.SERVICES) - {service}
+        assert not any(f'"{other}"' in statements for other in others)

@@ -115,9 +115,13 @@ def _accounts() -> None:
     op.execute(
         """
         DO $$ BEGIN
-            IF to_regclass('notifier.ops_account') IS NOT NULL THEN
-                INSERT INTO ops_account SELECT email, password_hash, role, cpts_id, updated_at
-                FROM notifier.ops_account ON CONFLICT DO NOTHING;
+            -- (a role of its own cannot see the notifier's schema: then there is nothing to copy,
+            -- the installations that had such accounts ran this before roles existed)
+            IF EXISTS (SELECT FROM pg_tables WHERE schemaname = 'notifier' AND tablename = 'ops_account') THEN
+                IF has_schema_privilege('notifier', 'USAGE') THEN
+                    INSERT INTO ops_account SELECT email, password_hash, role, cpts_id, updated_at
+                    FROM notifier.ops_account ON CONFLICT DO NOTHING;
+                END IF;
             END IF;
         END $$
         """
