@@ -26,7 +26,9 @@ def documents() -> dict[Path, dict[str, Any]]:
         out[HERE / "jsonschema" / f"{model.type_name()}.json"] = schema
     out[HERE / "jsonschema" / "cloudevent.json"] = CloudEvent.model_json_schema()
     out[HERE / "jsonschema" / "deadletter.json"] = DeadLetter.model_json_schema()
-    out[HERE / "asyncapi.json"] = specification()
+    from services.consumers import readers, subscriptions  # who reads what: the services' own wiring
+
+    out[HERE / "asyncapi.json"] = specification(readers(subscriptions()))
     return out
 
 

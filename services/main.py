@@ -228,7 +228,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     trial = not (settings.database_url or settings.kafka_bootstrap_servers)  # `make run` on embedded parts
     missing = settings.missing_secrets(services)
     if missing and not trial:
-        sys.exit(f"missing secrets: set {', '.join(missing)} (see the README's security section)")
+        sys.exit(f"missing secrets: set {', '.join(missing)} (see docs/security.md)")
     if trial:
         trial_secrets(settings)
     if not settings.regulator_api_keys.strip():

@@ -9,7 +9,7 @@ from typing import Any
 from fhir.resources.R4B import get_fhir_model_class
 from fhir.resources.R4B.bundle import Bundle
 
-from services.matcher.fhir import codes as c
+from services.matcher.fhir import codes
 
 
 def codings(concept: dict[str, Any]) -> set[tuple[str, str]]:
@@ -25,32 +25,32 @@ def valid(resource: dict[str, Any]) -> dict[str, Any]:
 
 
 def check_slot(slot: dict[str, Any]) -> None:
-    assert slot["meta"]["profile"] == [c.PROFILES["Slot"]]
+    assert slot["meta"]["profile"] == [codes.PROFILES["Slot"]]
     assert {(s["system"], s["code"]) for s in slot["meta"]["security"]} == {
-        (c.SLOT_TYPE_SYSTEM, "CPTS"),
-        (c.SLOT_TYPE_SYSTEM, "SNP"),
+        (codes.SLOT_TYPE_SYSTEM, "CPTS"),
+        (codes.SLOT_TYPE_SYSTEM, "SNP"),
     }
     mode, category = slot["serviceType"]
-    assert codings(mode) <= {(c.ACT_CODE_SYSTEM, "AMB"), (c.ACT_CODE_SYSTEM, "VR")} and codings(mode)
-    assert codings(category) == {(c.CATEGORY_SYSTEM, "604")}
+    assert codings(mode) <= {(codes.ACT_CODE_SYSTEM, "AMB"), (codes.ACT_CODE_SYSTEM, "VR")} and codings(mode)
+    assert codings(category) == {(codes.CATEGORY_SYSTEM, "604")}
     (extension,) = category["extension"]
-    assert extension["url"] == c.SERVICE_TYPE_REFERENCE
+    assert extension["url"] == codes.SERVICE_TYPE_REFERENCE
     assert extension["valueReference"]["reference"].startswith("HealthcareService/")
-    assert codings(slot["appointmentType"]) == {(c.APPOINTMENT_TYPE_SYSTEM, "ROUTINE")}
+    assert codings(slot["appointmentType"]) == {(codes.APPOINTMENT_TYPE_SYSTEM, "ROUTINE")}
     assert slot["status"] == "free"
 
 
 def check_searchset(body: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """The Bundle checked whole; returns its resources by `Type/id`."""
     Bundle.model_validate(body)
-    assert body["type"] == "searchset" and body["meta"]["profile"] == [c.PROFILES["Bundle"]]
+    assert body["type"] == "searchset" and body["meta"]["profile"] == [codes.PROFILES["Bundle"]]
     entries = body.get("entry", [])
     assert body["total"] == sum(e["search"]["mode"] == "match" for e in entries)
     found = {}
     for entry in entries:
         resource = valid(entry["resource"])
         kind = resource["resourceType"]
-        assert resource["meta"]["profile"] == [c.PROFILES[kind]], kind
+        assert resource["meta"]["profile"] == [codes.PROFILES[kind]], kind
         assert entry["fullUrl"].endswith(f"/{kind}/{resource['id']}")
         assert entry["search"]["mode"] == ("match" if kind == "Slot" else "include")
         found[f"{kind}/{resource['id']}"] = resource
@@ -58,12 +58,14 @@ def check_searchset(body: dict[str, Any]) -> dict[str, dict[str, Any]]:
             check_slot(resource)
         if kind == "PractitionerRole":
             (location,) = resource["contained"]
-            assert location["resourceType"] == "Location" and location["meta"]["profile"] == [c.PROFILES["Location"]]
+            assert location["resourceType"] == "Location" and location["meta"]["profile"] == [
+                codes.PROFILES["Location"]
+            ]
             assert resource["location"] == [{"reference": f"#{location['id']}"}]
         if kind == "Practitioner":
             (identifier,) = resource["identifier"]
-            assert identifier["system"] == c.RPPS_SYSTEM and identifier["value"].startswith("8")
-            assert codings(identifier["type"]) == {(c.IDENTIFIER_TYPE_SYSTEM, "IDNPS")}
+            assert identifier["system"] == codes.RPPS_SYSTEM and identifier["value"].startswith("8")
+            assert codings(identifier["type"]) == {(codes.IDENTIFIER_TYPE_SYSTEM, "IDNPS")}
     return found
 
 

@@ -1,5 +1,5 @@
 """Rules about the patient's data that several services share (pure, no I/O): what is kept of an
-age, and how long a contact may be shown or kept (README, "Personal data")."""
+age, and how long a contact may be shown or kept (docs/personal-data.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""A professional's personal link: their own page (services/matcher/own_page.py), without a password.
+"""A professional's personal link: their own page (services/matcher/own_space.py), without a password.
 
 The notifier puts one in every message it sends a professional, and e-mails one on request; the
 matcher reads it. It is signed with the server key (unguessable), carries when it was issued

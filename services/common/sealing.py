@@ -3,7 +3,7 @@
 Two kinds of key (Fernet: AES-128-CBC with HMAC-SHA256, from the `cryptography` library):
 
 - **The application's keys**, `DATA_KEYS` (comma-separated; the first encrypts, every one
-  decrypts, so that a key can be rotated: README "Personal data"). They encrypt the patient's
+  decrypts, so that a key can be rotated: docs/personal-data.md). They encrypt the patient's
   contact in `intake.patient_contact` and wrap the keys below.
 - **A key per request**, made when the request is received and kept (wrapped) in
   `access.request_key`. The patient's details travel in events sealed under it. Erasing the

@@ -1,4 +1,4 @@
-"""Every setting of every service, read once from the environment (documented in README.md)."""
+"""Every setting of every service, read once from the environment (documented in docs/settings.md)."""
 
 from __future__ import annotations
 

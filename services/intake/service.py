@@ -97,7 +97,7 @@ class NewRequest:
 
 @dataclass(frozen=True)
 class Retention:
-    """How long the patient's data is kept (settings: README "Personal data")."""
+    """How long the patient's data is kept (settings: docs/personal-data.md)."""
 
     after_end: timedelta = timedelta(hours=2)  # CONTACT_RETENTION_AFTER_END_HOURS
     patient_data: timedelta = timedelta(days=7)  # PATIENT_DATA_RETENTION_DAYS
@@ -275,7 +275,7 @@ class IntakeService:
                 return request
             if request.status == RequestStatus.UNRESOLVED:
                 raise CannotCancel(f"request {request_id} already ended unresolved ({request.reason})")
-            now = utcnow()
+            now = self.clock()
             request.reason, request.detail = "cancelled", "cancelled by the regulator"
             await self._move(tx, request, RequestStatus.CANCELLED, now, reason="cancelled")
             tx.emit(self.topics.requests, RequestCancelled(request_id=request_id, cancelled_at=now), now)
@@ -325,7 +325,7 @@ class IntakeService:
         opened = json.loads(self.vault.keys.decrypt(row.sealed) or "{}")
         return Contact(opened.get("name"), opened.get("phone"))
 
-    # --- erasure and retention (README "Personal data") ------------------------------------
+    # --- erasure and retention (docs/personal-data.md) ------------------------------------
 
     async def erase(self, request_id: str, organisation: str | None = None, by: Actor = SYSTEM) -> OrientationRequest:
         """Erase the patient's contact and details everywhere: here at once (with the request's

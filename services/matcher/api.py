@@ -19,8 +19,7 @@ from services.common.http import CREATED, Problem, ProblemMap, invalid_field, pr
 from services.common.inputs import IDENT, INSEE, PHONE, Ident, IdentQuery, InputModel, Instant
 from services.common.motives import Motive, catalogue
 from services.common.webhook_secrets import receiver_secret, rotated, with_versions
-from services.matcher import models as m
-from services.matcher import pages
+from services.matcher import models, pages
 from services.matcher.directory import Directory, NotFound, SiteInput, SlotBusy, UnknownReference
 from services.matcher.domain.availability import Recurring, rule_of
 from services.matcher.domain.opening_hours import InvalidOpeningHours, WeeklyHours
@@ -210,7 +209,7 @@ def _site_input(site: SiteIn) -> SiteInput:
     )
 
 
-def territory_view(t: m.Territory) -> dict[str, Any]:
+def territory_view(t: models.Territory) -> dict[str, Any]:
     return {
         "cpts_id": t.cpts_id,
         "name": t.name,
@@ -222,7 +221,7 @@ def territory_view(t: m.Territory) -> dict[str, Any]:
     }
 
 
-def professional_view(p: m.Professional, sites: list[m.Site]) -> dict[str, Any]:
+def professional_view(p: models.Professional, sites: list[models.Site]) -> dict[str, Any]:
     return {
         "rpps": p.rpps,
         "name": p.name,
@@ -259,7 +258,7 @@ def _unknown(error: UnknownReference) -> Problem:
     return invalid_field(error.field, str(error))
 
 
-def slot_view(s: m.Slot) -> dict[str, Any]:
+def slot_view(s: models.Slot) -> dict[str, Any]:
     return {
         "slot_id": s.slot_id,
         "rpps": s.rpps,

@@ -24,9 +24,8 @@ from services.common import audit, geo
 from services.common.audit import Actor
 from services.common.clock import PARIS
 from services.common.db import Database, Transaction
-from services.matcher import models as m
-from services.matcher import repository as repo
-from services.matcher.domain import matching as d
+from services.matcher import models, repository
+from services.matcher.domain import matching
 from services.matcher.domain.availability import Recurring, expand, raw_of, rule_of
 from services.matcher.domain.rpps import Listed
 
@@ -103,9 +102,9 @@ class Directory:
         offer_timeout_minutes: float = 15.0,
         parallel_offers: int = 1,
         finess: str | None = None,
-    ) -> tuple[m.Territory, bool]:
+    ) -> tuple[models.Territory, bool]:
         async with self.db.transaction() as tx:
-            territory = await tx.session.get(m.Territory, cpts_id, with_for_update=True)
+            territory = await tx.session.get(models.Territory, cpts_id, with_for_update=True)
             created = territory is None
             fields = {
                 "name": name,
@@ -116,36 +115,38 @@ class Directory:
                 "finess": finess,
                 "updated_at": self.clock(),
             }
-            territory = _upsert(tx.session, territory, m.Territory, {"cpts_id": cpts_id, **fields})
+            territory = _upsert(tx.session, territory, models.Territory, {"cpts_id": cpts_id, **fields})
             now = territory.updated_at
             announced = TerritoryChanged(cpts_id=cpts_id, name=name, communes=communes, changed_at=now)
             tx.emit(self.topics.directory, announced, now)
         await self.on_change([f"territory:{cpts_id}"])
         return territory, created
 
-    async def get_territory(self, cpts_id: str) -> m.Territory:
+    async def get_territory(self, cpts_id: str) -> models.Territory:
         async with self.db.transaction() as tx:
-            found = await tx.session.get(m.Territory, cpts_id)
+            found = await tx.session.get(models.Territory, cpts_id)
         if found is None:
             raise NotFound(f"no territory {cpts_id}")
         return found
 
     async def put_professional(
         self, rpps: str, fields: dict[str, Any], sites: list[SiteInput]
-    ) -> tuple[m.Professional, list[m.Site], bool]:
+    ) -> tuple[models.Professional, list[models.Site], bool]:
         """Create or replace a professional and their sites; a site left out is deactivated
         (its free slots withdrawn), since slots and past offers still refer to it."""
         now = self.clock()
         async with self.db.transaction() as tx:
-            pro = await tx.session.get(m.Professional, rpps, with_for_update=True)
+            pro = await tx.session.get(models.Professional, rpps, with_for_update=True)
             created = pro is None
-            pro = _upsert(tx.session, pro, m.Professional, {"rpps": rpps, "active": True, **fields, "updated_at": now})
+            pro = _upsert(
+                tx.session, pro, models.Professional, {"rpps": rpps, "active": True, **fields, "updated_at": now}
+            )
             await tx.session.flush()
             existing = {
                 s.site_id: s
-                for s in (await tx.session.execute(select(m.Site).where(col(m.Site.rpps) == rpps))).scalars()
+                for s in (await tx.session.execute(select(models.Site).where(col(models.Site.rpps) == rpps))).scalars()
             }
-            kept: list[m.Site] = []
+            kept: list[models.Site] = []
             for given in sites:
                 values = {
                     "rpps": rpps,
@@ -160,7 +161,7 @@ class Directory:
                     "address": given.address,
                     "active": True,
                 }
-                kept.append(_upsert(tx.session, existing.pop(given.site_id, None), m.Site, values))
+                kept.append(_upsert(tx.session, existing.pop(given.site_id, None), models.Site, values))
             for gone in existing.values():
                 gone.active = False
                 await self._withdraw_free_slots(tx, rpps, gone.site_id, now)
@@ -180,11 +181,11 @@ class Directory:
         they are. A new professional does not take part in the SAS until someone says so."""
         now = self.clock()
         async with self.db.transaction() as tx:
-            pro = await tx.session.get(m.Professional, listed.rpps, with_for_update=True)
+            pro = await tx.session.get(models.Professional, listed.rpps, with_for_update=True)
             created = pro is None
             if pro is None:
                 email = next((p.email for p in listed.practices if p.email), None)
-                pro = m.Professional(
+                pro = models.Professional(
                     rpps=listed.rpps,
                     name=listed.name,
                     profession=listed.profession,
@@ -199,7 +200,9 @@ class Directory:
             pro.name, pro.profession = listed.name, listed.profession
             existing = {
                 s.site_id: s
-                for s in (await tx.session.execute(select(m.Site).where(col(m.Site.rpps) == listed.rpps))).scalars()
+                for s in (
+                    await tx.session.execute(select(models.Site).where(col(models.Site.rpps) == listed.rpps))
+                ).scalars()
             }
             for practice in listed.practices:
                 place = geo.commune(practice.commune_insee)
@@ -217,7 +220,7 @@ class Directory:
                 site = existing.pop(practice.site_id, None)
                 if site is None or any(getattr(site, k) != v for k, v in values.items()):
                     changed = True
-                    _upsert(tx.session, site, m.Site, {"rpps": listed.rpps, "site_id": practice.site_id, **values})
+                    _upsert(tx.session, site, models.Site, {"rpps": listed.rpps, "site_id": practice.site_id, **values})
             for gone in existing.values():
                 if gone.site_id.startswith("rpps-") and gone.active:  # no longer listed: closed
                     changed, gone.active = True, False
@@ -235,7 +238,7 @@ class Directory:
         """The professional stops taking SAS patients: free slots withdrawn, pending offer voided."""
         now = self.clock()
         async with self.db.transaction() as tx:
-            pro = await tx.session.get(m.Professional, rpps, with_for_update=True)
+            pro = await tx.session.get(models.Professional, rpps, with_for_update=True)
             if pro is None:
                 raise NotFound(f"no professional {rpps}")
             pro.active, pro.updated_at = False, now
@@ -247,13 +250,13 @@ class Directory:
 
     async def change_settings(
         self, rpps: str, fields: dict[str, Any], recorded: tuple[Actor, str] | None = None
-    ) -> m.Professional:
+    ) -> models.Professional:
         """A professional's own settings (pause, extra patients, channels, links), from their page
         or a coordinator: they take effect for the next match. `recorded`: who did it and the
         audit trail's action for it."""
         now = self.clock()
         async with self.db.transaction() as tx:
-            pro = await tx.session.get(m.Professional, rpps, with_for_update=True)
+            pro = await tx.session.get(models.Professional, rpps, with_for_update=True)
             if pro is None:
                 raise NotFound(f"no professional {rpps}")
             if recorded is not None:
@@ -278,11 +281,11 @@ class Directory:
         as_channel = func.jsonb_build_array(func.jsonb_build_object("type", "email", "destination", email.strip()))
         async with self.db.transaction() as tx:
             found = await tx.session.execute(
-                select(m.Professional)
+                select(models.Professional)
                 .where(
-                    col(m.Professional.active),
-                    (func.lower(col(m.Professional.email)) == address)
-                    | col(m.Professional.channels).op("@>")(as_channel),
+                    col(models.Professional.active),
+                    (func.lower(col(models.Professional.email)) == address)
+                    | col(models.Professional.channels).op("@>")(as_channel),
                 )
                 .limit(5)
                 .with_for_update()
@@ -300,16 +303,19 @@ class Directory:
         return sent
 
     async def _withdraw_free_slots(self, tx: Transaction, rpps: str, site_id: str | None, now: datetime) -> None:
-        where = [col(m.Slot.rpps) == rpps, col(m.Slot.state) == m.SlotState.FREE]
+        where = [col(models.Slot.rpps) == rpps, col(models.Slot.state) == models.SlotState.FREE]
         if site_id is not None:
-            where.append(col(m.Slot.site_id) == site_id)
+            where.append(col(models.Slot.site_id) == site_id)
         gone = await tx.session.execute(
-            update(m.Slot).where(*where).values(state=m.SlotState.WITHDRAWN, updated_at=now).returning(m.Slot)
+            update(models.Slot)
+            .where(*where)
+            .values(state=models.SlotState.WITHDRAWN, updated_at=now)
+            .returning(models.Slot)
         )
         for slot in gone.scalars().all():
             self._announce_slot(tx, slot, now)
 
-    def _announce_slot(self, tx: Transaction, slot: m.Slot, now: datetime) -> None:
+    def _announce_slot(self, tx: Transaction, slot: models.Slot, now: datetime) -> None:
         tx.emit(
             self.topics.directory,
             SlotChanged(
@@ -318,13 +324,13 @@ class Directory:
                 start=slot.start,
                 end=slot.end,
                 mode=slot.mode,
-                state="withdrawn" if slot.state == m.SlotState.WITHDRAWN else "free",
+                state="withdrawn" if slot.state == models.SlotState.WITHDRAWN else "free",
                 changed_at=now,
             ),
             now,
         )
 
-    def _announce_professional(self, tx: Transaction, pro: m.Professional, now: datetime) -> None:
+    def _announce_professional(self, tx: Transaction, pro: models.Professional, now: datetime) -> None:
         tx.emit(
             self.topics.directory,
             ProfessionalChanged(
@@ -341,17 +347,17 @@ class Directory:
         )
 
     async def _void_impossible_offers(self, tx: Transaction, rpps: str, now: datetime) -> None:
-        pro = await tx.session.get(m.Professional, rpps)
+        pro = await tx.session.get(models.Professional, rpps)
         assert pro is not None
-        for offer in await repo.pending_offers_of(tx.session, rpps):
-            site = await tx.session.get(m.Site, (rpps, offer.site_id))
+        for offer in await repository.pending_offers_of(tx.session, rpps):
+            site = await tx.session.get(models.Site, (rpps, offer.site_id))
             end = offer.window_end
             if offer.slot_id:
-                slot = await tx.session.get(m.Slot, offer.slot_id)
+                slot = await tx.session.get(models.Slot, offer.slot_id)
                 end = slot.end if slot else offer.start
             assert site is not None and end is not None
-            reason = d.offer_still_possible(
-                repo.to_domain_professional(pro), repo.to_domain_site(site), offer.kind, offer.start, end
+            reason = matching.offer_still_possible(
+                repository.to_domain_professional(pro), repository.to_domain_site(site), offer.kind, offer.start, end
             )
             if reason:
                 tx.emit(
@@ -360,15 +366,17 @@ class Directory:
                     now,
                 )
 
-    async def get_professional(self, rpps: str) -> tuple[m.Professional, list[m.Site]]:
+    async def get_professional(self, rpps: str) -> tuple[models.Professional, list[models.Site]]:
         async with self.db.transaction() as tx:
-            pro = await tx.session.get(m.Professional, rpps)
+            pro = await tx.session.get(models.Professional, rpps)
             if pro is None:
                 raise NotFound(f"no professional {rpps}")
             sites = (
                 (
                     await tx.session.execute(
-                        select(m.Site).where(col(m.Site.rpps) == rpps, col(m.Site.active)).order_by(col(m.Site.site_id))
+                        select(models.Site)
+                        .where(col(models.Site.rpps) == rpps, col(models.Site.active))
+                        .order_by(col(models.Site.site_id))
                     )
                 )
                 .scalars()
@@ -378,21 +386,21 @@ class Directory:
 
     async def put_slot(
         self, slot_id: str, rpps: str, site_id: str, start: datetime, end: datetime, mode: str, alone: bool = False
-    ) -> tuple[m.Slot, bool]:
+    ) -> tuple[models.Slot, bool]:
         """Create or change a free slot; `alone`: refuse it when another slot of the professional
         overlaps it (checked under the professional's row lock: two at once cannot both pass)."""
         async with self.db.transaction() as tx:
-            pro = await tx.session.get(m.Professional, rpps, with_for_update=alone)
+            pro = await tx.session.get(models.Professional, rpps, with_for_update=alone)
             if pro is None or not pro.active:
                 raise UnknownReference("rpps", f"no active professional {rpps} in the directory")
-            site = await tx.session.get(m.Site, (rpps, site_id))
+            site = await tx.session.get(models.Site, (rpps, site_id))
             if site is None or not site.active:
                 raise UnknownReference("site_id", f"professional {rpps} has no site {site_id}")
             if alone and await self._overlapping(tx, slot_id, rpps, start, end):
                 raise SlotOverlap(f"professional {rpps} already has a slot between {start} and {end}")
-            slot = await tx.session.get(m.Slot, slot_id, with_for_update=True)
+            slot = await tx.session.get(models.Slot, slot_id, with_for_update=True)
             created = slot is None
-            if slot is not None and slot.state in (m.SlotState.HELD, m.SlotState.BOOKED):
+            if slot is not None and slot.state in (models.SlotState.HELD, models.SlotState.BOOKED):
                 raise SlotBusy(f"slot {slot_id} is {slot.state}: it cannot be changed now")
             values = {
                 "slot_id": slot_id,
@@ -401,25 +409,25 @@ class Directory:
                 "start": start,
                 "end": end,
                 "mode": mode,
-                "state": m.SlotState.FREE,
+                "state": models.SlotState.FREE,
                 "request_id": None,
                 "offer_id": None,
                 "updated_at": self.clock(),
             }
-            slot = _upsert(tx.session, slot, m.Slot, values)
+            slot = _upsert(tx.session, slot, models.Slot, values)
             self._announce_slot(tx, slot, self.clock())
         await self.on_change([f"slot:{slot_id}"])
         return slot, created
 
     async def _overlapping(self, tx: Transaction, slot_id: str, rpps: str, start: datetime, end: datetime) -> bool:
         found = await tx.session.execute(
-            select(m.Slot.slot_id)
+            select(models.Slot.slot_id)
             .where(
-                col(m.Slot.rpps) == rpps,
-                col(m.Slot.slot_id) != slot_id,
-                col(m.Slot.state) != m.SlotState.WITHDRAWN,
-                col(m.Slot.start) < end,
-                col(m.Slot.end) > start,
+                col(models.Slot.rpps) == rpps,
+                col(models.Slot.slot_id) != slot_id,
+                col(models.Slot.state) != models.SlotState.WITHDRAWN,
+                col(models.Slot.start) < end,
+                col(models.Slot.end) > start,
             )
             .limit(1)
         )
@@ -427,37 +435,41 @@ class Directory:
 
     async def list_professionals(
         self, cpts_id: str, profession: str | None, commune_insee: str | None, limit: int, offset: int
-    ) -> tuple[int, list[tuple[m.Professional, list[m.Site]]]]:
+    ) -> tuple[int, list[tuple[models.Professional, list[models.Site]]]]:
         """A territory's professionals, by name, a page at a time, with their active sites."""
-        query = select(m.Professional).where(col(m.Professional.cpts_id) == cpts_id)
+        query = select(models.Professional).where(col(models.Professional.cpts_id) == cpts_id)
         if profession:
-            query = query.where(col(m.Professional.profession) == profession)
+            query = query.where(col(models.Professional.profession) == profession)
         if commune_insee:
-            at_commune = select(m.Site.rpps).where(col(m.Site.commune_insee) == commune_insee, col(m.Site.active))
-            query = query.where(col(m.Professional.rpps).in_(at_commune))
+            at_commune = select(models.Site.rpps).where(
+                col(models.Site.commune_insee) == commune_insee, col(models.Site.active)
+            )
+            query = query.where(col(models.Professional.rpps).in_(at_commune))
         async with self.db.transaction() as tx:
             total = (await tx.session.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
-            page = query.order_by(col(m.Professional.name), col(m.Professional.rpps)).limit(limit).offset(offset)
+            page = (
+                query.order_by(col(models.Professional.name), col(models.Professional.rpps)).limit(limit).offset(offset)
+            )
             pros = list((await tx.session.execute(page)).scalars())
             found = (
                 await tx.session.execute(
-                    select(m.Site)
-                    .where(col(m.Site.rpps).in_([p.rpps for p in pros]), col(m.Site.active))
-                    .order_by(col(m.Site.site_id))
+                    select(models.Site)
+                    .where(col(models.Site.rpps).in_([p.rpps for p in pros]), col(models.Site.active))
+                    .order_by(col(models.Site.site_id))
                 )
             ).scalars()
-            sites: dict[str, list[m.Site]] = {}
+            sites: dict[str, list[models.Site]] = {}
             for site in found:
                 sites.setdefault(site.rpps, []).append(site)
         return int(total), [(p, sites.get(p.rpps, [])) for p in pros]
 
-    async def list_slots(self, rpps: str, start: datetime, end: datetime, limit: int) -> list[m.Slot]:
+    async def list_slots(self, rpps: str, start: datetime, end: datetime, limit: int) -> list[models.Slot]:
         """A professional's slots starting in [start, end), in time order (any state)."""
         async with self.db.transaction() as tx:
             found = await tx.session.execute(
-                select(m.Slot)
-                .where(col(m.Slot.rpps) == rpps, col(m.Slot.start) >= start, col(m.Slot.start) < end)
-                .order_by(col(m.Slot.start))
+                select(models.Slot)
+                .where(col(models.Slot.rpps) == rpps, col(models.Slot.start) >= start, col(models.Slot.start) < end)
+                .order_by(col(models.Slot.start))
                 .limit(limit)
             )
             return list(found.scalars())
@@ -497,30 +509,32 @@ class Directory:
         (created, already there)."""
         now = self.clock()
         async with self.db.transaction() as tx:
-            pro = await tx.session.get(m.Professional, rpps)
-            site = await tx.session.get(m.Site, (rpps, site_id))
+            pro = await tx.session.get(models.Professional, rpps)
+            site = await tx.session.get(models.Site, (rpps, site_id))
             if pro is None or not pro.active:
                 raise UnknownReference("rpps", f"no active professional {rpps} in the directory")
             if site is None or not site.active:
                 raise UnknownReference("site_id", f"professional {rpps} has no site {site_id}")
             today = now.astimezone(PARIS).date()
-            wanted = expand(rules, today, 7 * weeks, site.department, repo.closures_of(site.closures), now)
+            wanted = expand(rules, today, 7 * weeks, site.department, repository.closures_of(site.closures), now)
             ids = [f"tpl-{rpps}-{site_id}-{start.strftime('%Y%m%dT%H%MZ')}"[:100] for start, _, _ in wanted]
             there = set(
-                (await tx.session.execute(select(m.Slot.slot_id).where(col(m.Slot.slot_id).in_(ids)))).scalars()
+                (
+                    await tx.session.execute(select(models.Slot.slot_id).where(col(models.Slot.slot_id).in_(ids)))
+                ).scalars()
             )
             created: list[str] = []
             for slot_id, (start, end, mode) in zip(ids, wanted, strict=True):
                 if slot_id in there:
                     continue
-                slot = m.Slot(
+                slot = models.Slot(
                     slot_id=slot_id,
                     rpps=rpps,
                     site_id=site_id,
                     start=start,
                     end=end,
                     mode=mode,
-                    state=m.SlotState.FREE,
+                    state=models.SlotState.FREE,
                     updated_at=now,
                 )
                 tx.session.add(slot)
@@ -534,7 +548,9 @@ class Directory:
         """Whether the professional is known, and their CPTS (who may write their card)."""
         async with self.db.transaction() as tx:
             found = (
-                await tx.session.execute(select(m.Professional.cpts_id).where(col(m.Professional.rpps) == rpps))
+                await tx.session.execute(
+                    select(models.Professional.cpts_id).where(col(models.Professional.rpps) == rpps)
+                )
             ).first()
         return (found is not None, found[0] if found else None)
 
@@ -542,18 +558,22 @@ class Directory:
         """The professional's channels as stored (none for one not known yet)."""
         async with self.db.transaction() as tx:
             found = (
-                await tx.session.execute(select(m.Professional.channels).where(col(m.Professional.rpps) == rpps))
+                await tx.session.execute(
+                    select(models.Professional.channels).where(col(models.Professional.rpps) == rpps)
+                )
             ).first()
         return list(found[0] or []) if found else []
 
     async def professional_of_slot(self, slot_id: str) -> str | None:
         async with self.db.transaction() as tx:
-            found = (await tx.session.execute(select(m.Slot.rpps).where(col(m.Slot.slot_id) == slot_id))).first()
+            found = (
+                await tx.session.execute(select(models.Slot.rpps).where(col(models.Slot.slot_id) == slot_id))
+            ).first()
         return found[0] if found else None
 
-    async def get_slot(self, slot_id: str) -> m.Slot:
+    async def get_slot(self, slot_id: str) -> models.Slot:
         async with self.db.transaction() as tx:
-            slot = await tx.session.get(m.Slot, slot_id)
+            slot = await tx.session.get(models.Slot, slot_id)
         if slot is None:
             raise NotFound(f"no slot {slot_id}")
         return slot
@@ -562,12 +582,12 @@ class Directory:
         """Withdraw a slot; one held for a pending offer is withdrawn too, and the offer voided."""
         now = self.clock()
         async with self.db.transaction() as tx:
-            slot = await tx.session.get(m.Slot, slot_id, with_for_update=True)
+            slot = await tx.session.get(models.Slot, slot_id, with_for_update=True)
             if slot is None:
                 raise NotFound(f"no slot {slot_id}")
-            if slot.state == m.SlotState.BOOKED:
+            if slot.state == models.SlotState.BOOKED:
                 raise SlotBusy(f"slot {slot_id} is booked: cancel the appointment through the SAS instead")
-            if slot.state == m.SlotState.HELD and slot.request_id and slot.offer_id:
+            if slot.state == models.SlotState.HELD and slot.request_id and slot.offer_id:
                 tx.emit(
                     self.topics.matching,
                     OfferInvalidated(
@@ -575,10 +595,10 @@ class Directory:
                     ),
                     now,
                 )
-            slot.state, slot.updated_at = m.SlotState.WITHDRAWN, now
+            slot.state, slot.updated_at = models.SlotState.WITHDRAWN, now
             self._announce_slot(tx, slot, now)
         await self.on_change([f"slot:{slot_id}"])
 
     async def is_empty(self) -> bool:
         async with self.db.transaction() as tx:
-            return (await tx.session.execute(select(col(m.Territory.cpts_id)).limit(1))).first() is None
+            return (await tx.session.execute(select(col(models.Territory.cpts_id)).limit(1))).first() is None

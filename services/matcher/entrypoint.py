@@ -17,8 +17,7 @@ from schemas.events import (
 from services.common.context import Context
 from services.common.messaging import Pump
 from services.common.runtime import Handlers, ServicePart, Subscription
-from services.matcher import api, pages
-from services.matcher import repository as repo
+from services.matcher import api, pages, repository
 from services.matcher.directory import Directory
 from services.matcher.domain.index import DirectoryIndex
 from services.matcher.fhir import api as fhir_api
@@ -30,7 +29,7 @@ from services.matcher.service import MatcherService
 # an offer still pending 5 minutes past its time limit (`answer_by`, as the outbox has it; the
 # longest a territory allows otherwise): the notifier never had it, or its answer never came
 # (publishing the offer again makes a notifier that missed it expire it); services/common/reconcile.py
-STUCK = f"SELECT request_id FROM ({repo.offers_past_their_time_sql(5)}) AS stuck"
+STUCK = repository.STUCK_OFFERS_SQL
 
 
 ROUTERS = [api.router, api.internal, fhir_api.router, pages.router]  # the paths it serves: services/routing.py

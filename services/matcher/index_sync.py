@@ -21,8 +21,8 @@ import structlog
 
 from services.common.clock import Clock, paris_week
 from services.common.db import Database
-from services.matcher import repository as repo
-from services.matcher.domain import matching as d
+from services.matcher import repository
+from services.matcher.domain import matching
 from services.matcher.domain.index import DirectoryIndex, Territory
 
 log = structlog.get_logger(__name__)
@@ -154,8 +154,8 @@ class IndexSync:
             *params,
         )
         for row in rows:
-            pro = repo.to_domain_professional(_Row(row))
-            sites = [repo.to_domain_site(_Row(s)) for s in _json(row["sites"])]
+            pro = repository.to_domain_professional(_Row(row))
+            sites = [repository.to_domain_site(_Row(s)) for s in _json(row["sites"])]
             self.index.put_professional(pro, sites, row["seen"])
 
     async def _load_slots(self, conn: asyncpg.Connection, where: str, param: Any) -> None:
@@ -196,7 +196,7 @@ class IndexSync:
                 index.week_load[week] = index.week_load.get(week, 0) + 1
             if r["kind"] == "overflow":
                 taken = index.overflow_taken.setdefault(who, {})
-                taken[d.paris_day(start)] = taken.get(d.paris_day(start), 0) + 1
+                taken[matching.paris_day(start)] = taken.get(matching.paris_day(start), 0) + 1
 
 
 def _json(value: Any) -> Any:

@@ -41,7 +41,7 @@ class Professional(SQLModel, table=True):
     teleconsultation: bool = False  # takes overflow patients by teleconsultation too
     channels: list[dict[str, str]] | None = json_column()  # [{"type", "destination"}], in order
     active: bool = True
-    # set by the professional on their own page (services/matcher/own_page.py)
+    # set by the professional on their own page (services/matcher/own_space.py)
     paused_until: datetime | None = timestamp(nullable=True)  # no offers before then (holidays)
     no_overflow_on: date | None = None  # a Paris day without extra patients ("pas aujourd'hui")
     links_valid_from: datetime | None = timestamp(nullable=True)  # links issued before: revoked
@@ -177,6 +177,7 @@ class MatchOffer(SQLModel, table=True):
     window_end: datetime | None = timestamp(nullable=True)
     status: str = OfferState.PENDING
     explanation: list[dict[str, Any]] | None = json_column()
+    answer_by: datetime = timestamp()  # it lapses then (the territory's time limit, never past closing time)
     created_at: datetime = timestamp()
     decided_at: datetime | None = timestamp(nullable=True)
     revision: int | None = None

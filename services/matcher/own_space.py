@@ -17,10 +17,9 @@ from services.common import personal_link
 from services.common.audit import SYSTEM, Actor
 from services.common.clock import PARIS
 from services.common.db import Database, Transaction
-from services.matcher import models as m
-from services.matcher import repository as repo
+from services.matcher import models, repository
 from services.matcher.directory import Directory, SlotBusy, SlotOverlap
-from services.matcher.domain import own_space as rules
+from services.matcher.domain import own_space
 from services.matcher.domain.opening_hours import is_open_throughout
 
 LINK_EMAIL_QUIET = timedelta(minutes=5)  # one "send me my link" e-mail per professional in that time
@@ -46,21 +45,21 @@ class Appointment:
 
 @dataclass(frozen=True)
 class SpaceView:
-    professional: m.Professional
-    sites: list[m.Site]
+    professional: models.Professional
+    sites: list[models.Site]
     appointments: list[Appointment]
-    pending: list[m.MatchOffer]
-    slots: list[m.Slot]  # today and the coming days, not withdrawn
+    pending: list[models.MatchOffer]
+    slots: list[models.Slot]  # today and the coming days, not withdrawn
     link: personal_link.PersonalLink
     now: datetime
 
     @property
     def paused_through(self) -> date | None:
-        return rules.last_paused_day(self.professional.paused_until, self.now)
+        return own_space.last_paused_day(self.professional.paused_until, self.now)
 
     @property
     def no_overflow_today(self) -> bool:
-        return self.professional.no_overflow_on == rules.today(self.now)
+        return self.professional.no_overflow_on == own_space.today(self.now)
 
 
 async def _rows(tx: Transaction, query: Select[Any]) -> list[Any]:
@@ -68,7 +67,10 @@ async def _rows(tx: Transaction, query: Select[Any]) -> list[Any]:
 
 
 def _appointments(
-    sites: list[m.Site], offers: list[m.MatchOffer], booked: list[m.PlatformAppointment], slots: list[m.Slot]
+    sites: list[models.Site],
+    offers: list[models.MatchOffer],
+    booked: list[models.PlatformAppointment],
+    slots: list[models.Slot],
 ) -> list[Appointment]:
     """Accepted offers and the platform's bookings, in time order, each with its site's name."""
     names = {s.site_id: s.name for s in sites}
@@ -76,7 +78,7 @@ def _appointments(
     found = [
         Appointment(o.start, names.get(o.site_id, o.site_id), o.mode, "sas")
         for o in offers
-        if o.status == m.OfferState.ACCEPTED
+        if o.status == models.OfferState.ACCEPTED
     ]
     for b in booked:
         slot = of_slot.get(b.slot_id)
@@ -85,21 +87,21 @@ def _appointments(
     return sorted(found, key=lambda a: a.start)
 
 
-def _pending(offers: list[m.MatchOffer]) -> list[m.MatchOffer]:
-    return [o for o in offers if o.status == m.OfferState.PENDING]
+def _pending(offers: list[models.MatchOffer]) -> list[models.MatchOffer]:
+    return [o for o in offers if o.status == models.OfferState.PENDING]
 
 
 class ProfessionalSpace:
     def __init__(self, db: Database, clock: Callable[[], datetime], secret: bytes, directory: Directory) -> None:
         self.db, self.clock, self.secret, self.directory = db, clock, secret, directory
 
-    async def professional(self, token: str) -> tuple[m.Professional, personal_link.PersonalLink]:
+    async def professional(self, token: str) -> tuple[models.Professional, personal_link.PersonalLink]:
         """The professional a link opens; LinkRefused when it does not."""
         link = personal_link.read(self.secret, token)
         if link is None:
             raise LinkRefused("unknown")
         async with self.db.transaction() as tx:
-            pro = await tx.session.get(m.Professional, link.rpps)
+            pro = await tx.session.get(models.Professional, link.rpps)
         if pro is None or not pro.active:
             raise LinkRefused("unknown")
         if not link.usable(self.clock(), pro.links_valid_from):
@@ -111,98 +113,101 @@ class ProfessionalSpace:
         pro, link = await self.professional(token)
         now = self.clock()
         since = now - timedelta(hours=1)  # the appointment under way still shows
-        horizon = datetime.combine(rules.today(now) + timedelta(days=rules.PUBLISH_DAYS), time(0), tzinfo=PARIS)
+        horizon = datetime.combine(own_space.today(now) + timedelta(days=own_space.PUBLISH_DAYS), time(0), tzinfo=PARIS)
         mine = pro.rpps
         async with self.db.transaction() as tx:
             sites = await _rows(
-                tx, select(m.Site).where(col(m.Site.rpps) == mine, col(m.Site.active)).order_by(col(m.Site.name))
+                tx,
+                select(models.Site)
+                .where(col(models.Site.rpps) == mine, col(models.Site.active))
+                .order_by(col(models.Site.name)),
             )
             offers = await _rows(
                 tx,
-                select(m.MatchOffer)
+                select(models.MatchOffer)
                 .where(
-                    col(m.MatchOffer.rpps) == mine,
-                    col(m.MatchOffer.status).in_([m.OfferState.PENDING, m.OfferState.ACCEPTED]),
-                    col(m.MatchOffer.start) >= since,
+                    col(models.MatchOffer.rpps) == mine,
+                    col(models.MatchOffer.status).in_([models.OfferState.PENDING, models.OfferState.ACCEPTED]),
+                    col(models.MatchOffer.start) >= since,
                 )
-                .order_by(col(m.MatchOffer.start))
+                .order_by(col(models.MatchOffer.start))
                 .limit(100),
             )
             booked = await _rows(
                 tx,
-                select(m.PlatformAppointment)
+                select(models.PlatformAppointment)
                 .where(
-                    col(m.PlatformAppointment.rpps) == mine,
-                    col(m.PlatformAppointment.status) == "booked",
-                    col(m.PlatformAppointment.start) >= since,
+                    col(models.PlatformAppointment.rpps) == mine,
+                    col(models.PlatformAppointment.status) == "booked",
+                    col(models.PlatformAppointment.start) >= since,
                 )
-                .order_by(col(m.PlatformAppointment.start))
+                .order_by(col(models.PlatformAppointment.start))
                 .limit(100),
             )
             slots = await _rows(
                 tx,
-                select(m.Slot)
-                .where(col(m.Slot.rpps) == mine, col(m.Slot.start) >= since, col(m.Slot.start) < horizon)
-                .where(col(m.Slot.state) != m.SlotState.WITHDRAWN)
-                .order_by(col(m.Slot.start))
+                select(models.Slot)
+                .where(col(models.Slot.rpps) == mine, col(models.Slot.start) >= since, col(models.Slot.start) < horizon)
+                .where(col(models.Slot.state) != models.SlotState.WITHDRAWN)
+                .order_by(col(models.Slot.start))
                 .limit(300),
             )
         return SpaceView(pro, sites, _appointments(sites, offers, booked, slots), _pending(offers), slots, link, now)
 
     # --- what the professional changes ----------------------------------------------------------
 
-    async def publish(self, token: str, site_id: str, day: date, at: time, minutes: int, mode: str) -> m.Slot:
+    async def publish(self, token: str, site_id: str, day: date, at: time, minutes: int, mode: str) -> models.Slot:
         """A new free slot, offered from the next match on."""
         pro, _ = await self.professional(token)
         now = self.clock()
-        wanted = rules.new_slot(day, at, minutes, now)
+        wanted = own_space.new_slot(day, at, minutes, now)
         async with self.db.transaction() as tx:
-            site = await tx.session.get(m.Site, (pro.rpps, site_id))
+            site = await tx.session.get(models.Site, (pro.rpps, site_id))
         if site is None or not site.active:
-            raise rules.Refused("site", "Choisissez l'un de vos lieux d'exercice.")
-        practice = repo.to_domain_site(site)
+            raise own_space.Refused("site", "Choisissez l'un de vos lieux d'exercice.")
+        practice = repository.to_domain_site(site)
         if not is_open_throughout(practice.hours, wanted.start, wanted.end, practice.department, practice.closures):
-            raise rules.Refused(
+            raise own_space.Refused(
                 "time", "Votre cabinet est fermé à cette heure-là : le créneau ne serait jamais proposé."
             )
-        slot_id = rules.own_slot_id(pro.rpps, site_id, wanted.start)
+        slot_id = own_space.own_slot_id(pro.rpps, site_id, wanted.start)
         try:
             slot, _ = await self.directory.put_slot(
                 slot_id, pro.rpps, site_id, wanted.start, wanted.end, mode, alone=True
             )
         except (SlotOverlap, SlotBusy):  # SlotBusy: the same start, offered or booked already
-            raise rules.Refused("time", "Vous avez déjà un créneau à cette heure-là.") from None
+            raise own_space.Refused("time", "Vous avez déjà un créneau à cette heure-là.") from None
         return slot
 
     async def withdraw(self, token: str, slot_id: str) -> None:
         pro, _ = await self.professional(token)
         slot = await self.directory.get_slot(slot_id)
         if slot.rpps != pro.rpps:
-            raise rules.Refused("slot", "Ce créneau n'est pas le vôtre.")
-        if slot.state != m.SlotState.FREE:
-            raise rules.Refused("slot", "Ce créneau est déjà proposé ou réservé : il ne peut plus être retiré ici.")
+            raise own_space.Refused("slot", "Ce créneau n'est pas le vôtre.")
+        if slot.state != models.SlotState.FREE:
+            raise own_space.Refused("slot", "Ce créneau est déjà proposé ou réservé : il ne peut plus être retiré ici.")
         await self.directory.withdraw_slot(slot_id)
 
     async def set_overflow(self, token: str, accepts: bool, cap: int) -> None:
         pro, _ = await self.professional(token)
-        accepts, cap = rules.overflow_cap(accepts, cap)
+        accepts, cap = own_space.overflow_cap(accepts, cap)
         await self.directory.change_settings(pro.rpps, {"accepts_overflow": accepts, "overflow_daily_cap": cap})
 
     async def not_today(self, token: str, closed: bool) -> None:
         """No extra patient today (Paris day), or extra patients today again."""
         pro, _ = await self.professional(token)
         await self.directory.change_settings(
-            pro.rpps, {"no_overflow_on": rules.today(self.clock()) if closed else None}
+            pro.rpps, {"no_overflow_on": own_space.today(self.clock()) if closed else None}
         )
 
     async def pause(self, token: str, last_day: date | None) -> None:
         pro, _ = await self.professional(token)
         await self.pause_of(pro.rpps, last_day, Actor("professional", pro.rpps))
 
-    async def pause_of(self, rpps: str, last_day: date | None, by: Actor = SYSTEM) -> m.Professional:
+    async def pause_of(self, rpps: str, last_day: date | None, by: Actor = SYSTEM) -> models.Professional:
         """No offers until the end of `last_day` (Paris); None ends the pause now. From the
         professional's page, a coordinator's page or the directory API (on the audit trail)."""
-        until = rules.pause_end(last_day, self.clock()) if last_day else None
+        until = own_space.pause_end(last_day, self.clock()) if last_day else None
         action = "professional.paused" if until else "professional.resumed"
         return await self.directory.change_settings(rpps, {"paused_until": until}, (by, action))
 
@@ -210,7 +215,7 @@ class ProfessionalSpace:
         self, token: str, email: str | None, phone: str | None, by_email: bool, by_sms: bool
     ) -> None:
         pro, _ = await self.professional(token)
-        chosen = rules.channels(email, phone, by_email, by_sms, pro.channels or [])
+        chosen = own_space.channels(email, phone, by_email, by_sms, pro.channels or [])
         await self.directory.change_settings(pro.rpps, {"channels": chosen, "email": email, "phone": phone})
 
     async def revoke_links(self, token: str) -> None:

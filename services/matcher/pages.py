@@ -29,7 +29,7 @@ from services.common.deps import per_address, provided, public
 from services.common.http import failures_answered_by
 from services.common.inputs import IDENT, PHONE
 from services.matcher.directory import NotFound
-from services.matcher.domain import own_space as rules
+from services.matcher.domain import own_space
 from services.matcher.own_space import LinkRefused, ProfessionalSpace, SpaceView
 
 log = structlog.get_logger(__name__)
@@ -109,7 +109,7 @@ class SpacePages:
     def page(
         self, view: SpaceView, token: str, lang: Lang, done: str | None = None, error: str | None = None
     ) -> HTMLResponse:
-        days = rules.publishable_days(view.now)
+        days = own_space.publishable_days(view.now)
         return self._render(
             "own_space.html",
             lang,
@@ -120,9 +120,9 @@ class SpacePages:
             done=DONE.get(done or ""),
             error=error,
             days=days,
-            minutes=rules.SLOT_MINUTES,
-            suggested=rules.suggested_time(view.now).strftime("%H:%M"),
-            max_cap=rules.MAX_OVERFLOW_CAP,
+            minutes=own_space.SLOT_MINUTES,
+            suggested=own_space.suggested_time(view.now).strftime("%H:%M"),
+            max_cap=own_space.MAX_OVERFLOW_CAP,
             channel_types={c["type"] for c in view.professional.channels or []},
             day_name=lambda d: _day_name(d, days, lang),
             day_of=lambda at: _day_name(at.astimezone(PARIS).date(), days, lang),
@@ -189,7 +189,7 @@ async def _then(
         await change
     except LinkRefused as refused:
         return pages.notice(refused.state, chosen)
-    except rules.Refused as refused:
+    except own_space.Refused as refused:
         return await _show(pages, token, chosen, error=i18n.translations(LOCALE, chosen).gettext(refused.text))
     except NotFound:
         return await _show(
@@ -246,7 +246,7 @@ async def overflow(
     request: Request,
     token: Token,
     pages: PagesDep,
-    cap: Annotated[int, Form(ge=0, le=rules.MAX_OVERFLOW_CAP)] = 0,
+    cap: Annotated[int, Form(ge=0, le=own_space.MAX_OVERFLOW_CAP)] = 0,
     accepts: Annotated[bool, Form()] = False,
     lang: LangForm = None,
 ) -> Response:

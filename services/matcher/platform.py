@@ -2,7 +2,7 @@
 free slots, book one, and set a booking's outcome.
 
 A platform booking takes the slot with the same conditional update as the cascade's hold
-(`repo.take_slot`), so whichever side asks first wins and the other sees the slot taken. It is
+(`repository.take_slot`), so whichever side asks first wins and the other sees the slot taken. It is
 recorded (`platform_appointment`) and announced (`PlatformAppointmentBooked`: the professional
 is told, the indicators count it) in the same transaction.
 """
@@ -21,8 +21,7 @@ from sqlmodel import col, select
 from schemas.events import Channel, PlatformAppointmentBooked, PlatformAppointmentChanged, ProfessionalRef
 from schemas.topics import Topics
 from services.common.db import Database, Transaction
-from services.matcher import models as m
-from services.matcher import repository as repo
+from services.matcher import models, repository
 from services.matcher.directory import NotFound
 from services.matcher.fhir.appointment import BookingAsked, Identifier
 from services.matcher.fhir.codes import fhir_id
@@ -43,7 +42,7 @@ def request_id_of(appointment_id: str) -> str:
     return REQUEST_PREFIX + appointment_id
 
 
-def _booked(a: m.PlatformAppointment) -> BookedAppointment:
+def _booked(a: models.PlatformAppointment) -> BookedAppointment:
     return BookedAppointment(
         a.appointment_id,
         a.identifier_system,
@@ -66,22 +65,30 @@ class PlatformBookings:
         (a professional outside every CPTS publishes nothing through this agenda manager)."""
         now = self.clock()
         query = (
-            select(m.Slot, m.Professional, m.Site, m.Territory)
-            .join(m.Professional, col(m.Professional.rpps) == col(m.Slot.rpps))
-            .join(m.Site, and_(col(m.Site.rpps) == col(m.Slot.rpps), col(m.Site.site_id) == col(m.Slot.site_id)))
-            .join(m.Territory, col(m.Territory.cpts_id) == col(m.Professional.cpts_id))
-            .where(
-                col(m.Slot.state) == m.SlotState.FREE,
-                col(m.Slot.rpps).in_(search.rpps),
-                col(m.Slot.start) >= search.start_from,
-                col(m.Slot.start) <= search.start_to,
-                col(m.Slot.start) > now,
-                col(m.Professional.active),
-                col(m.Site.active),
-                # a professional on pause takes no patient before its end (their own page)
-                or_(col(m.Professional.paused_until).is_(None), col(m.Professional.paused_until) <= col(m.Slot.start)),
+            select(models.Slot, models.Professional, models.Site, models.Territory)
+            .join(models.Professional, col(models.Professional.rpps) == col(models.Slot.rpps))
+            .join(
+                models.Site,
+                and_(
+                    col(models.Site.rpps) == col(models.Slot.rpps), col(models.Site.site_id) == col(models.Slot.site_id)
+                ),
             )
-            .order_by(col(m.Slot.start), col(m.Slot.slot_id))
+            .join(models.Territory, col(models.Territory.cpts_id) == col(models.Professional.cpts_id))
+            .where(
+                col(models.Slot.state) == models.SlotState.FREE,
+                col(models.Slot.rpps).in_(search.rpps),
+                col(models.Slot.start) >= search.start_from,
+                col(models.Slot.start) <= search.start_to,
+                col(models.Slot.start) > now,
+                col(models.Professional.active),
+                col(models.Site.active),
+                # a professional on pause takes no patient before its end (their own page)
+                or_(
+                    col(models.Professional.paused_until).is_(None),
+                    col(models.Professional.paused_until) <= col(models.Slot.start),
+                ),
+            )
+            .order_by(col(models.Slot.start), col(models.Slot.slot_id))
             .limit(MAX_SLOTS)
         )
         async with self.db.transaction() as tx:
@@ -109,7 +116,7 @@ class PlatformBookings:
 
     async def get(self, appointment_id: str) -> BookedAppointment:
         async with self.db.transaction() as tx:
-            found = await tx.session.get(m.PlatformAppointment, appointment_id)
+            found = await tx.session.get(models.PlatformAppointment, appointment_id)
         if found is None:
             raise NotFound(f"no appointment {appointment_id}")
         return _booked(found)
@@ -136,26 +143,26 @@ class PlatformBookings:
             return self._same(existing, asked), False
 
     @staticmethod
-    def _same(existing: m.PlatformAppointment, asked: BookingAsked) -> BookedAppointment:
+    def _same(existing: models.PlatformAppointment, asked: BookingAsked) -> BookedAppointment:
         if (existing.rpps, existing.start, existing.end) != (asked.rpps, asked.start, asked.end):
             raise BookingRefused("this identifier is already used by another appointment")
         return _booked(existing)
 
     async def _by_identifier(
         self, tx: Transaction, identifier: Identifier, lock: bool = False
-    ) -> m.PlatformAppointment | None:
-        query = select(m.PlatformAppointment).where(
-            col(m.PlatformAppointment.identifier_system) == identifier.system,
-            col(m.PlatformAppointment.identifier_value) == identifier.value,
+    ) -> models.PlatformAppointment | None:
+        query = select(models.PlatformAppointment).where(
+            col(models.PlatformAppointment.identifier_system) == identifier.system,
+            col(models.PlatformAppointment.identifier_value) == identifier.value,
         )
         found = await tx.session.execute(query.with_for_update() if lock else query)
         return found.scalars().first()
 
-    async def _book(self, tx: Transaction, asked: BookingAsked) -> m.PlatformAppointment:
+    async def _book(self, tx: Transaction, asked: BookingAsked) -> models.PlatformAppointment:
         now = self.clock()
         slots = await self._slots_asked(tx, asked)
-        pro = await tx.session.get(m.Professional, asked.rpps)
-        site = await tx.session.get(m.Site, (asked.rpps, slots[0].site_id))
+        pro = await tx.session.get(models.Professional, asked.rpps)
+        site = await tx.session.get(models.Site, (asked.rpps, slots[0].site_id))
         assert pro is not None and site is not None  # a slot's professional and site are kept
         if not (pro.active and pro.cpts_id and site.active):
             raise BookingRefused("this slot is not published to the platform (inactive, or outside every CPTS)")
@@ -166,14 +173,14 @@ class PlatformBookings:
         appointment_id = uuid.uuid4().hex
         request_id = request_id_of(appointment_id)
         for slot in slots:  # the free ones first; one taken meanwhile by the cascade: the next
-            if await repo.take_slot(tx.session, slot.slot_id, m.SlotState.BOOKED, request_id, None, now):
+            if await repository.take_slot(tx.session, slot.slot_id, models.SlotState.BOOKED, request_id, None, now):
                 break
         else:
             raise BookingRefused("this slot is no longer free")
         if slot.site_id != site.site_id:
-            site = await tx.session.get(m.Site, (slot.rpps, slot.site_id))
+            site = await tx.session.get(models.Site, (slot.rpps, slot.site_id))
             assert site is not None
-        row = m.PlatformAppointment(
+        row = models.PlatformAppointment(
             appointment_id=appointment_id,
             identifier_system=asked.identifier.system,
             identifier_value=asked.identifier.value,
@@ -212,23 +219,23 @@ class PlatformBookings:
         log.info("slot booked by the national platform", rpps=pro.rpps, slot_id=slot.slot_id)
         return row
 
-    async def _slots_asked(self, tx: Transaction, asked: BookingAsked) -> list[m.Slot]:
+    async def _slots_asked(self, tx: Transaction, asked: BookingAsked) -> list[models.Slot]:
         """The professional's published slots at exactly these times (the one named, if named),
         free ones first."""
         rows = await tx.session.execute(
-            select(m.Slot)
+            select(models.Slot)
             .where(
-                col(m.Slot.rpps) == asked.rpps,
-                col(m.Slot.start) == asked.start,
-                col(m.Slot.end) == asked.end,
-                col(m.Slot.state) != m.SlotState.WITHDRAWN,
+                col(models.Slot.rpps) == asked.rpps,
+                col(models.Slot.start) == asked.start,
+                col(models.Slot.end) == asked.end,
+                col(models.Slot.state) != models.SlotState.WITHDRAWN,
             )
-            .order_by(col(m.Slot.slot_id))
+            .order_by(col(models.Slot.slot_id))
         )
         slots = [s for s in rows.scalars().all() if asked.slot_fhir_id in (None, fhir_id("slot", s.slot_id))]
         if not slots:
             raise BookingRefused("no slot of this professional is published at these times")
-        return sorted(slots, key=lambda s: s.state != m.SlotState.FREE)
+        return sorted(slots, key=lambda s: s.state != models.SlotState.FREE)
 
     async def set_status(self, identifier: Identifier, status: str) -> BookedAppointment:
         """cancelled (the slot is free again), fulfilled or noshow; the same status again changes nothing."""
@@ -245,7 +252,7 @@ class PlatformBookings:
                 raise BookingRefused(f"an appointment recorded as {row.status} cannot be cancelled")
             row.status, row.updated_at = status, now
             if status == "cancelled":
-                await repo.free_booked_slot(tx.session, row.slot_id, request_id_of(row.appointment_id), now)
+                await repository.free_booked_slot(tx.session, row.slot_id, request_id_of(row.appointment_id), now)
             tx.emit(
                 self.topics.matching,
                 PlatformAppointmentChanged(

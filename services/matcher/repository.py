@@ -11,40 +11,44 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import func, update
+from sqlalchemy import func, or_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from services.common.clock import PARIS
-from services.matcher import models as m
-from services.matcher.domain import matching as d
+from services.matcher import models
+from services.matcher.domain import matching
 from services.matcher.domain.opening_hours import REFERENCE_HOURS, Closure, WeeklyHours
 
+# the requests whose offer is still pending 5 minutes past its time limit (services/common/reconcile.py)
+STUCK_OFFERS_SQL = (
+    "SELECT request_id FROM match_offer WHERE status = 'pending' AND answer_by < now() - interval '5 minutes'"
+)
 
-def offers_past_their_time_sql(minutes: int) -> str:
-    """SQL of the offers still pending `minutes` after their time limit (`answer_by`, as the
-    outbox has it; the longest a territory allows otherwise): (request_id, offer_id) rows."""
-    return (
-        "SELECT o.request_id, o.offer_id FROM match_offer o LEFT JOIN outbox_message e "
-        "ON e.key = o.request_id AND e.value->'data'->>'offer_id' = o.offer_id "
-        "AND e.value->>'type' LIKE '%.offer.proposed.%' "
-        "WHERE o.status = 'pending' AND coalesce((e.value->'data'->>'answer_by')::timestamptz, "
-        f"o.created_at + interval '240 minutes') < now() - interval '{int(minutes)} minutes'"
+
+async def offers_past_their_time(session: AsyncSession, *, grace: timedelta, now: datetime) -> list[tuple[str, str]]:
+    """(request_id, offer_id) of the offers still pending `grace` after their time limit."""
+    rows = await session.execute(
+        select(models.MatchOffer.request_id, models.MatchOffer.offer_id).where(
+            col(models.MatchOffer.status) == models.OfferState.PENDING,
+            col(models.MatchOffer.answer_by) < now - grace,
+        )
     )
+    return [(request_id, offer_id) for request_id, offer_id in rows.all()]
 
 
 def closures_of(raw: list[dict[str, str]] | None) -> tuple[Closure, ...]:
     return tuple(sorted((datetime.fromisoformat(c["start"]), datetime.fromisoformat(c["end"])) for c in raw or []))
 
 
-def to_domain_site(site: Any) -> d.Site:
-    """From a `m.Site` (or any row with the same attributes)."""
+def to_domain_site(site: Any) -> matching.Site:
+    """From a `models.Site` (or any row with the same attributes)."""
     hours = WeeklyHours.parse(site.opening_hours) if site.opening_hours else REFERENCE_HOURS
-    return d.Site(
+    return matching.Site(
         site.site_id,
         site.name,
         site.commune_insee,
-        d.Place(site.lat, site.lon),
+        matching.Place(site.lat, site.lon),
         site.department,
         hours,
         closures_of(site.closures),
@@ -52,8 +56,8 @@ def to_domain_site(site: Any) -> d.Site:
     )
 
 
-def to_domain_professional(p: Any) -> d.Professional:
-    return d.Professional(
+def to_domain_professional(p: Any) -> matching.Professional:
+    return matching.Professional(
         p.rpps,
         p.name,
         p.profession,
@@ -73,10 +77,12 @@ async def asked_and_pending(session: AsyncSession, request_id: str) -> tuple[fro
     """Who was asked for this request, and how many of its offers still wait for an answer."""
     rows = (
         await session.execute(
-            select(m.MatchOffer.rpps, m.MatchOffer.status).where(col(m.MatchOffer.request_id) == request_id)
+            select(models.MatchOffer.rpps, models.MatchOffer.status).where(
+                col(models.MatchOffer.request_id) == request_id
+            )
         )
     ).all()
-    return frozenset(rpps for rpps, _ in rows), sum(status == m.OfferState.PENDING for _, status in rows)
+    return frozenset(rpps for rpps, _ in rows), sum(status == models.OfferState.PENDING for _, status in rows)
 
 
 class Claim(StrEnum):
@@ -87,18 +93,18 @@ class Claim(StrEnum):
     FULL = "full"  # the daily overflow cap is reached
 
 
-async def claim(session: AsyncSession, c: d.Candidate, request_id: str, offer_id: str, now: datetime) -> Claim:
+async def claim(session: AsyncSession, c: matching.Candidate, request_id: str, offer_id: str, now: datetime) -> Claim:
     """Reserve this candidate for one offer, or say why not. Safe under any concurrency."""
-    pro = await session.get(m.Professional, c.professional.rpps, with_for_update=True)
+    pro = await session.get(models.Professional, c.professional.rpps, with_for_update=True)
     if pro is None or not pro.active:
         return Claim.INACTIVE
     professional = to_domain_professional(pro)
-    if d.paused(professional, now):
+    if matching.paused(professional, now):
         return Claim.INACTIVE
     pending = await session.execute(
         select(func.count())
-        .select_from(m.MatchOffer)
-        .where(col(m.MatchOffer.rpps) == pro.rpps, col(m.MatchOffer.status) == m.OfferState.PENDING)
+        .select_from(models.MatchOffer)
+        .where(col(models.MatchOffer.rpps) == pro.rpps, col(models.MatchOffer.status) == models.OfferState.PENDING)
     )
     if pending.scalar_one():
         return Claim.BUSY  # one offer at a time per professional
@@ -108,32 +114,32 @@ async def claim(session: AsyncSession, c: d.Candidate, request_id: str, offer_id
     day_start = datetime.combine(c.start.astimezone(PARIS).date(), datetime.min.time(), tzinfo=PARIS)
     taken = await session.execute(
         select(func.count())
-        .select_from(m.MatchOffer)
+        .select_from(models.MatchOffer)
         .where(
-            col(m.MatchOffer.rpps) == pro.rpps,
-            col(m.MatchOffer.kind) == "overflow",
-            col(m.MatchOffer.status).in_([m.OfferState.PENDING, m.OfferState.ACCEPTED]),
-            col(m.MatchOffer.start) >= day_start,
-            col(m.MatchOffer.start) < day_start + timedelta(days=1),  # Paris days have 23 to 25 hours
+            col(models.MatchOffer.rpps) == pro.rpps,
+            col(models.MatchOffer.kind) == "overflow",
+            col(models.MatchOffer.status).in_([models.OfferState.PENDING, models.OfferState.ACCEPTED]),
+            col(models.MatchOffer.start) >= day_start,
+            col(models.MatchOffer.start) < day_start + timedelta(days=1),  # Paris days have 23 to 25 hours
         )
     )
-    room = d.overflow_room(professional, d.paris_day(c.start), taken.scalar_one())
+    room = matching.overflow_room(professional, matching.paris_day(c.start), taken.scalar_one())
     return Claim.CLAIMED if room else Claim.FULL
 
 
 async def hold_slot(session: AsyncSession, slot_id: str, request_id: str, offer_id: str, now: datetime) -> bool:
     """Hold a free slot for one offer of the cascade."""
-    return await take_slot(session, slot_id, m.SlotState.HELD, request_id, offer_id, now)
+    return await take_slot(session, slot_id, models.SlotState.HELD, request_id, offer_id, now)
 
 
 async def take_slot(
-    session: AsyncSession, slot_id: str, state: m.SlotState, request_id: str, offer_id: str | None, now: datetime
+    session: AsyncSession, slot_id: str, state: models.SlotState, request_id: str, offer_id: str | None, now: datetime
 ) -> bool:
     """Take a free slot: held for an offer of the cascade, or booked at once by the national
     platform. Atomic: of concurrent takes on one slot, whichever side asks, one wins."""
     result = await session.execute(
-        update(m.Slot)
-        .where(col(m.Slot.slot_id) == slot_id, col(m.Slot.state) == m.SlotState.FREE)
+        update(models.Slot)
+        .where(col(models.Slot.slot_id) == slot_id, col(models.Slot.state) == models.SlotState.FREE)
         .values(state=state, request_id=request_id, offer_id=offer_id, updated_at=now)
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
@@ -142,60 +148,67 @@ async def take_slot(
 async def release_slot(session: AsyncSession, offer_id: str, now: datetime) -> None:
     """Free the slot held or booked for this offer (a withdrawn slot stays withdrawn)."""
     await session.execute(
-        update(m.Slot)
-        .where(col(m.Slot.offer_id) == offer_id, col(m.Slot.state).in_([m.SlotState.HELD, m.SlotState.BOOKED]))
-        .values(state=m.SlotState.FREE, request_id=None, offer_id=None, updated_at=now)
+        update(models.Slot)
+        .where(
+            col(models.Slot.offer_id) == offer_id,
+            col(models.Slot.state).in_([models.SlotState.HELD, models.SlotState.BOOKED]),
+        )
+        .values(state=models.SlotState.FREE, request_id=None, offer_id=None, updated_at=now)
     )
 
 
 async def free_booked_slot(session: AsyncSession, slot_id: str, request_id: str, now: datetime) -> None:
     """Free a slot booked without an offer (by the national platform) for this request."""
     await session.execute(
-        update(m.Slot)
+        update(models.Slot)
         .where(
-            col(m.Slot.slot_id) == slot_id,
-            col(m.Slot.request_id) == request_id,
-            col(m.Slot.state) == m.SlotState.BOOKED,
+            col(models.Slot.slot_id) == slot_id,
+            col(models.Slot.request_id) == request_id,
+            col(models.Slot.state) == models.SlotState.BOOKED,
         )
-        .values(state=m.SlotState.FREE, request_id=None, offer_id=None, updated_at=now)
+        .values(state=models.SlotState.FREE, request_id=None, offer_id=None, updated_at=now)
     )
 
 
 async def book_slot(session: AsyncSession, offer_id: str, now: datetime) -> None:
     await session.execute(
-        update(m.Slot)
-        .where(col(m.Slot.offer_id) == offer_id, col(m.Slot.state) == m.SlotState.HELD)
-        .values(state=m.SlotState.BOOKED, updated_at=now)
+        update(models.Slot)
+        .where(col(models.Slot.offer_id) == offer_id, col(models.Slot.state) == models.SlotState.HELD)
+        .values(state=models.SlotState.BOOKED, updated_at=now)
     )
 
 
-async def pending_offers_of(session: AsyncSession, rpps: str) -> list[m.MatchOffer]:
+async def pending_offers_of(session: AsyncSession, rpps: str) -> list[models.MatchOffer]:
     rows = await session.execute(
-        select(m.MatchOffer).where(col(m.MatchOffer.rpps) == rpps, col(m.MatchOffer.status) == m.OfferState.PENDING)
+        select(models.MatchOffer).where(
+            col(models.MatchOffer.rpps) == rpps, col(models.MatchOffer.status) == models.OfferState.PENDING
+        )
     )
     return list(rows.scalars().all())
 
 
-async def pending_offers_for(session: AsyncSession, request_id: str) -> list[m.MatchOffer]:
+async def pending_offers_for(session: AsyncSession, request_id: str) -> list[models.MatchOffer]:
     """The offers of a request still waiting for an answer (several with parallel offers)."""
     rows = await session.execute(
-        select(m.MatchOffer)
-        .where(col(m.MatchOffer.request_id) == request_id, col(m.MatchOffer.status) == m.OfferState.PENDING)
-        .order_by(col(m.MatchOffer.offer_id))
+        select(models.MatchOffer)
+        .where(
+            col(models.MatchOffer.request_id) == request_id, col(models.MatchOffer.status) == models.OfferState.PENDING
+        )
+        .order_by(col(models.MatchOffer.offer_id))
         .with_for_update()
     )
     return list(rows.scalars().all())
 
 
-async def live_offers_for(session: AsyncSession, request_id: str) -> list[m.MatchOffer]:
+async def live_offers_for(session: AsyncSession, request_id: str) -> list[models.MatchOffer]:
     """Pending or accepted offers of a request: what a cancellation must undo."""
     rows = await session.execute(
-        select(m.MatchOffer)
+        select(models.MatchOffer)
         .where(
-            col(m.MatchOffer.request_id) == request_id,
-            col(m.MatchOffer.status).in_([m.OfferState.PENDING, m.OfferState.ACCEPTED]),
+            col(models.MatchOffer.request_id) == request_id,
+            col(models.MatchOffer.status).in_([models.OfferState.PENDING, models.OfferState.ACCEPTED]),
         )
-        .order_by(col(m.MatchOffer.offer_id))
+        .order_by(col(models.MatchOffer.offer_id))
         .with_for_update()
     )
     return list(rows.scalars().all())
@@ -204,7 +217,9 @@ async def live_offers_for(session: AsyncSession, request_id: str) -> list[m.Matc
 async def asked_for(session: AsyncSession, request_ids: list[str]) -> dict[str, frozenset[str]]:
     """Who was asked for each of these requests (one query for the whole waiting list)."""
     rows = await session.execute(
-        select(m.MatchOffer.request_id, m.MatchOffer.rpps).where(col(m.MatchOffer.request_id).in_(request_ids))
+        select(models.MatchOffer.request_id, models.MatchOffer.rpps).where(
+            col(models.MatchOffer.request_id).in_(request_ids)
+        )
     )
     found: dict[str, set[str]] = {}
     for request_id, rpps in rows.all():
@@ -215,7 +230,26 @@ async def asked_for(session: AsyncSession, request_ids: list[str]) -> dict[str, 
 async def move_look_again(session: AsyncSession, request_id: str, at: datetime) -> None:
     """A waiting request's time to look again at the latest moved (it still waits)."""
     await session.execute(
-        update(m.SearchRecord)
-        .where(col(m.SearchRecord.request_id) == request_id, col(m.SearchRecord.status) == m.SearchStatus.WAITING)
+        update(models.SearchRecord)
+        .where(
+            col(models.SearchRecord.request_id) == request_id,
+            col(models.SearchRecord.status) == models.SearchStatus.WAITING,
+        )
         .values(look_again_at=at)
     )
+
+
+async def waiting_searches(
+    session: AsyncSession, *, now: datetime, only_due_and: set[str] | None = None
+) -> list[models.SearchRecord]:
+    """The requests on the waiting list; with `only_due_and`, only those due to be looked at
+    again by now and these (the ones that just started waiting)."""
+    query = select(models.SearchRecord).where(col(models.SearchRecord.status) == models.SearchStatus.WAITING)
+    if only_due_and is not None:
+        query = query.where(
+            or_(
+                col(models.SearchRecord.look_again_at) <= now,
+                col(models.SearchRecord.request_id).in_(only_due_and),
+            )
+        )
+    return list((await session.execute(query)).scalars().all())

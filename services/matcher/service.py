@@ -11,8 +11,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 import structlog
-from sqlalchemy import or_, text
-from sqlmodel import col, select
+from sqlalchemy import text
 
 from schemas.events import (
     Address,
@@ -45,9 +44,8 @@ from services.common import geo, metrics
 from services.common.db import Database, Transaction, database_away
 from services.common.motives import Motive, Step, catalogue, deadline_for, effective_urgency
 from services.common.sealing import Vault
-from services.matcher import models as m
-from services.matcher import repository as repo
-from services.matcher.domain import matching as d
+from services.matcher import models, repository
+from services.matcher.domain import matching
 from services.matcher.domain.decision import Ask, Decision, GiveUp, Policy, Wait, WaitReason, decide, serving_order
 from services.matcher.domain.index import DirectoryIndex
 
@@ -60,9 +58,9 @@ RETRY_SOON = timedelta(seconds=5)
 class Outcome(StrEnum):
     """How an offer ended, as the matcher records it."""
 
-    REFUSED = m.OfferState.REFUSED
-    EXPIRED = m.OfferState.EXPIRED
-    WITHDRAWN = m.OfferState.WITHDRAWN
+    REFUSED = models.OfferState.REFUSED
+    EXPIRED = models.OfferState.EXPIRED
+    WITHDRAWN = models.OfferState.WITHDRAWN
 
 
 class MatcherService:
@@ -90,7 +88,7 @@ class MatcherService:
     # --- handlers (the table is in entrypoint.py) ------------------------------------------
 
     async def on_request_received(self, tx: Transaction, event: RequestReceived, _: CloudEvent) -> None:
-        if await tx.session.get(m.SearchRecord, event.request_id) is not None:
+        if await tx.session.get(models.SearchRecord, event.request_id) is not None:
             return  # same request announced twice
         now = self.clock()
         motive = catalogue().motives.get(event.motive)
@@ -98,7 +96,7 @@ class MatcherService:
         opened = await self.vault.open(tx.session, event.request_id, event.sealed_patient, PatientDetails)
         # erased before it reached us: the commune's centre, nothing more
         patient = opened or commune_centre(event.commune_insee)
-        search = m.SearchRecord(
+        search = models.SearchRecord(
             request_id=event.request_id,
             received_at=event.received_at,
             deadline=deadline_for(event.received_at, urgency),
@@ -114,7 +112,7 @@ class MatcherService:
             teleconsultation_ok=event.teleconsultation_ok,
             treating_rpps=patient.treating_rpps,
             patient_erased_at=None if opened else now,
-            status=m.SearchStatus.SEARCHING,
+            status=models.SearchStatus.SEARCHING,
             updated_at=now,
         )
         tx.session.add(search)
@@ -124,8 +122,8 @@ class MatcherService:
         now = self.clock()
         search, offer = await self._current(tx, event.request_id, event.offer_id)
         if search is None or offer is None:
-            booked = await tx.session.get(m.MatchOffer, event.offer_id)
-            if booked is not None and booked.status == m.OfferState.ACCEPTED:
+            booked = await tx.session.get(models.MatchOffer, event.offer_id)
+            if booked is not None and booked.status == models.OfferState.ACCEPTED:
                 return  # this acceptance again (under another event id): it was booked already
             tx.emit(
                 self.topics.matching,
@@ -141,15 +139,15 @@ class MatcherService:
         start = offer.start
         if offer.kind == "overflow" and offer.window_end and offer.start <= event.start <= offer.window_end:
             start = event.start  # the professional chose a time inside the window
-        offer.status, offer.decided_at, offer.start = m.OfferState.ACCEPTED, now, start
-        await repo.book_slot(tx.session, offer.offer_id, now)
-        search.status, search.updated_at = m.SearchStatus.CONFIRMED, now
-        for other in await repo.pending_offers_for(tx.session, search.request_id):  # parallel offers: first wins
+        offer.status, offer.decided_at, offer.start = models.OfferState.ACCEPTED, now, start
+        await repository.book_slot(tx.session, offer.offer_id, now)
+        search.status, search.updated_at = models.SearchStatus.CONFIRMED, now
+        for other in await repository.pending_offers_for(tx.session, search.request_id):  # parallel offers: first wins
             await self._withdraw(tx, other, "another professional accepted this patient first", "taken", now)
-        pro = await tx.session.get(m.Professional, offer.rpps)
-        site = await tx.session.get(m.Site, (offer.rpps, offer.site_id))
+        pro = await tx.session.get(models.Professional, offer.rpps)
+        site = await tx.session.get(models.Site, (offer.rpps, offer.site_id))
         # the patient's own doctor ("médecin traitant") is told, unless it is them who saw the patient
-        treating = await tx.session.get(m.Professional, search.treating_rpps) if search.treating_rpps else None
+        treating = await tx.session.get(models.Professional, search.treating_rpps) if search.treating_rpps else None
         if treating is not None and (not treating.active or treating.rpps == offer.rpps):
             treating = None
         assert pro is not None and site is not None  # kept while an offer refers to them
@@ -173,7 +171,7 @@ class MatcherService:
         log.info("appointment confirmed", rpps=pro.rpps, kind=offer.kind)
 
     async def _sealed_treating_doctor(
-        self, tx: Transaction, request_id: str, treating: m.Professional | None
+        self, tx: Transaction, request_id: str, treating: models.Professional | None
     ) -> str | None:
         """Who the patient's own doctor is, sealed under the request's key (see TreatingDoctor)."""
         if treating is None:
@@ -185,7 +183,7 @@ class MatcherService:
 
     async def on_patient_erased(self, tx: Transaction, event: PatientErased, _: CloudEvent) -> None:
         """The request's details go; a search still running goes on from the commune's centre."""
-        search = await tx.session.get(m.SearchRecord, event.request_id, with_for_update=True)
+        search = await tx.session.get(models.SearchRecord, event.request_id, with_for_update=True)
         if search is None or search.patient_erased_at is not None:
             return
         centre = commune_centre(search.commune_insee)
@@ -204,23 +202,23 @@ class MatcherService:
 
     async def on_request_cancelled(self, tx: Transaction, event: RequestCancelled, _: CloudEvent) -> None:
         now = self.clock()
-        search = await tx.session.get(m.SearchRecord, event.request_id, with_for_update=True)
-        if search is None or search.status == m.SearchStatus.CANCELLED:
+        search = await tx.session.get(models.SearchRecord, event.request_id, with_for_update=True)
+        if search is None or search.status == models.SearchStatus.CANCELLED:
             return
-        for offer in await repo.live_offers_for(tx.session, search.request_id):  # pending, or accepted (booked)
+        for offer in await repository.live_offers_for(tx.session, search.request_id):  # pending, or accepted (booked)
             await self._withdraw(tx, offer, "the regulator cancelled the request", "cancelled", now)
-        search.status, search.updated_at = m.SearchStatus.CANCELLED, now
+        search.status, search.updated_at = models.SearchStatus.CANCELLED, now
         log.info("search cancelled")
 
     # --- the cascade -----------------------------------------------------------------------
 
     async def _withdraw(
-        self, tx: Transaction, offer: m.MatchOffer, reason: str, cause: WithdrawalCause, now: datetime
+        self, tx: Transaction, offer: models.MatchOffer, reason: str, cause: WithdrawalCause, now: datetime
     ) -> None:
         """End a pending offer (or undo an accepted one), free its slot, tell the professional."""
-        if offer.status == m.OfferState.PENDING:
-            offer.status, offer.decided_at = m.OfferState.WITHDRAWN, now
-        await repo.release_slot(tx.session, offer.offer_id, now)
+        if offer.status == models.OfferState.PENDING:
+            offer.status, offer.decided_at = models.OfferState.WITHDRAWN, now
+        await repository.release_slot(tx.session, offer.offer_id, now)
         tx.emit(
             self.topics.matching,
             OfferWithdrawn(request_id=offer.request_id, offer_id=offer.offer_id, reason=reason, cause=cause),
@@ -229,16 +227,16 @@ class MatcherService:
 
     async def _current(
         self, tx: Transaction, request_id: str, offer_id: str
-    ) -> tuple[m.SearchRecord | None, m.MatchOffer | None]:
+    ) -> tuple[models.SearchRecord | None, models.MatchOffer | None]:
         """The search and its pending offer, if this answer is for an offer that still stands."""
-        search = await tx.session.get(m.SearchRecord, request_id, with_for_update=True)
-        offer = await tx.session.get(m.MatchOffer, offer_id, with_for_update=True)
+        search = await tx.session.get(models.SearchRecord, request_id, with_for_update=True)
+        offer = await tx.session.get(models.MatchOffer, offer_id, with_for_update=True)
         if (
             search is None
             or offer is None
             or offer.request_id != request_id
-            or search.status != m.SearchStatus.OFFERED
-            or offer.status != m.OfferState.PENDING
+            or search.status != models.SearchStatus.OFFERED
+            or offer.status != models.OfferState.PENDING
         ):
             log.info("answer to an offer that no longer stands ignored", offer_id=offer_id)
             return None, None
@@ -248,10 +246,8 @@ class MatcherService:
         """A safety net: an offer still pending 15 minutes after its time limit — the notifier's
         answer never came, even with the offer published again — ends as expired and the search
         goes on; the notifier is told it is withdrawn. Returns how many offers."""
-        async with self.db.engine.connect() as conn:
-            overdue = [
-                (r.request_id, r.offer_id) for r in await conn.execute(text(repo.offers_past_their_time_sql(15)))
-            ]
+        async with self.db.transaction() as tx:
+            overdue = await repository.offers_past_their_time(tx.session, grace=timedelta(minutes=15), now=self.clock())
         for request_id, offer_id in overdue:
             async with self.db.transaction() as tx:  # one at a time: a search claims professionals
                 await self._next_candidate(
@@ -273,8 +269,8 @@ class MatcherService:
         search, offer = await self._current(tx, request_id, offer_id)
         if search is None or offer is None:
             return
-        offer.status, offer.decided_at = m.OfferState(outcome), now
-        await repo.release_slot(tx.session, offer.offer_id, now)
+        offer.status, offer.decided_at = models.OfferState(outcome), now
+        await repository.release_slot(tx.session, offer.offer_id, now)
         if withdrawn_because:
             tx.emit(
                 self.topics.matching,
@@ -284,34 +280,34 @@ class MatcherService:
         log.info("offer ended, next candidate", outcome=str(outcome), rpps=offer.rpps)
         await self._search(tx, search, now)
 
-    def _query(self, search: m.SearchRecord, asked: frozenset[str]) -> d.Search:
+    def _query(self, search: models.SearchRecord, asked: frozenset[str]) -> matching.Search:
         territory = self.index.territory_of(search.commune_insee)
-        return d.Search(
+        return matching.Search(
             request_id=search.request_id,
-            patient=d.Place(search.lat, search.lon),
+            patient=matching.Place(search.lat, search.lon),
             deadline=search.deadline,
             teleconsultation_ok=search.teleconsultation_ok,
-            radius_km=territory.radius_km if territory else d.DEFAULT_RADIUS_KM,
+            radius_km=territory.radius_km if territory else matching.DEFAULT_RADIUS_KM,
             patient_cpts=territory.cpts_id if territory else None,
             already_asked=asked,
             department=geo_department(search.commune_insee),
         )
 
-    def _decide(self, search: m.SearchRecord, query: d.Search, now: datetime, pending: int = 0) -> Decision:
+    def _decide(self, search: models.SearchRecord, query: matching.Search, now: datetime, pending: int = 0) -> Decision:
         """The decision core on this request, under its territory's policy."""
         territory = self.index.territory_of(search.commune_insee)
         policy = Policy(wait=True, parallel_offers=territory.parallel_offers if territory else 1)
         return decide(self.index, query, _steps(search), now, self.lead_time, policy, pending, search.waited)
 
-    async def _search(self, tx: Transaction, search: m.SearchRecord, now: datetime) -> None:
+    async def _search(self, tx: Transaction, search: models.SearchRecord, now: datetime) -> None:
         """Ask the best candidates who can be claimed, or wait for one, or end the request unresolved."""
         with metrics.MATCH_SECONDS.time():
             await self._search_and_decide(tx, search, now)
 
-    async def _search_and_decide(self, tx: Transaction, search: m.SearchRecord, now: datetime) -> None:
-        asked, pending = await repo.asked_and_pending(tx.session, search.request_id)
+    async def _search_and_decide(self, tx: Transaction, search: models.SearchRecord, now: datetime) -> None:
+        asked, pending = await repository.asked_and_pending(tx.session, search.request_id)
         query = self._query(search, asked)
-        if not pending and (search.attempts == 0 or search.status == m.SearchStatus.OFFERED):  # a new round
+        if not pending and (search.attempts == 0 or search.status == models.SearchStatus.OFFERED):  # a new round
             search.attempts += 1
             tx.emit(
                 self.topics.matching,
@@ -335,8 +331,8 @@ class MatcherService:
             explanation = [_explain(c) for c in decision.candidates[:EXPLAINED_CANDIDATES]]
             for candidate in decision.candidates:
                 offer_id = str(uuid.uuid4())
-                claimed = await repo.claim(tx.session, candidate, search.request_id, offer_id, now)
-                if claimed == repo.Claim.CLAIMED:
+                claimed = await repository.claim(tx.session, candidate, search.request_id, offer_id, now)
+                if claimed == repository.Claim.CLAIMED:
                     await self._offer(tx, search, candidate, offer_id, decision.step, explanation, now)
                     made += 1
                     if made == decision.wanted:
@@ -345,9 +341,9 @@ class MatcherService:
                 # Taken meanwhile by another request: our copy was stale. The change that made
                 # it so reaches the index too; until then, do not propose it again.
                 passed_over.add(candidate.professional.rpps)
-                if claimed == repo.Claim.SLOT_TAKEN and candidate.slot_id:
+                if claimed == repository.Claim.SLOT_TAKEN and candidate.slot_id:
                     self.index.mark_taken(candidate.slot_id)
-                elif claimed == repo.Claim.BUSY:
+                elif claimed == repository.Claim.BUSY:
                     self.index.busy.add(candidate.professional.rpps)
             if made:
                 return  # fewer than wanted: the others are asked when someone frees up
@@ -362,11 +358,11 @@ class MatcherService:
             return
         self._give_up(tx, search, query, steps, decision, now)
 
-    def _wait(self, tx: Transaction, search: m.SearchRecord, decision: Wait, now: datetime) -> None:
+    def _wait(self, tx: Transaction, search: models.SearchRecord, decision: Wait, now: datetime) -> None:
         """Keep the request searching until someone frees up or opens (see serve_waiting)."""
-        announced = search.status == m.SearchStatus.WAITING and search.wait_reason == decision.reason
+        announced = search.status == models.SearchStatus.WAITING and search.wait_reason == decision.reason
         search.status, search.wait_reason, search.look_again_at = (
-            m.SearchStatus.WAITING,
+            models.SearchStatus.WAITING,
             decision.reason,
             decision.look_again_at,
         )
@@ -391,8 +387,8 @@ class MatcherService:
     def _give_up(
         self,
         tx: Transaction,
-        search: m.SearchRecord,
-        query: d.Search,
+        search: models.SearchRecord,
+        query: matching.Search,
         steps: list[Step],
         decision: GiveUp,
         now: datetime,
@@ -402,13 +398,13 @@ class MatcherService:
             self._alternatives(query, steps, now)
             if reason
             in (
-                d.UnresolvedReason.NO_CANDIDATE_IN_RADIUS,
-                d.UnresolvedReason.ALL_DECLINED,
-                d.UnresolvedReason.DEADLINE_CANNOT_BE_MET,
+                matching.UnresolvedReason.NO_CANDIDATE_IN_RADIUS,
+                matching.UnresolvedReason.ALL_DECLINED,
+                matching.UnresolvedReason.DEADLINE_CANNOT_BE_MET,
             )
             else []
         )
-        search.status, search.wait_reason, search.look_again_at = m.SearchStatus.UNRESOLVED, None, None
+        search.status, search.wait_reason, search.look_again_at = models.SearchStatus.UNRESOLVED, None, None
         tx.emit(
             self.topics.matching,
             RequestUnresolved(request_id=search.request_id, reason=reason, detail=detail, alternatives=alternatives),
@@ -423,7 +419,7 @@ class MatcherService:
         self.wake()
 
     async def _look_again(
-        self, row: m.SearchRecord, asked: frozenset[str], changed: set[str] | None, fresh: set[str]
+        self, row: models.SearchRecord, asked: frozenset[str], changed: set[str] | None, fresh: set[str]
     ) -> None:
         """Decide in memory first: a request that still waits for the same reason costs no
         transaction (at most its time to look again moves); otherwise the cascade runs on the
@@ -438,11 +434,11 @@ class MatcherService:
         if isinstance(decision, Wait) and decision.reason == row.wait_reason:
             if decision.look_again_at != row.look_again_at:
                 async with self.db.transaction() as tx:
-                    await repo.move_look_again(tx.session, row.request_id, decision.look_again_at)
+                    await repository.move_look_again(tx.session, row.request_id, decision.look_again_at)
             return
         async with self.db.transaction() as tx:
-            search = await tx.session.get(m.SearchRecord, row.request_id, with_for_update=True)
-            if search is not None and search.status == m.SearchStatus.WAITING:
+            search = await tx.session.get(models.SearchRecord, row.request_id, with_for_update=True)
+            if search is not None and search.status == models.SearchStatus.WAITING:
                 await self._search(tx, search, now)
 
     def something_changed(self, professionals: set[str] | None) -> None:
@@ -507,14 +503,12 @@ class MatcherService:
                 asyncio.get_running_loop().call_later(0.1, self.wake)
                 return 0
             try:
-                waiting = select(m.SearchRecord).where(col(m.SearchRecord.status) == m.SearchStatus.WAITING)
-                if changed is not None and not changed:
-                    waiting = waiting.where(
-                        or_(col(m.SearchRecord.look_again_at) <= now, col(m.SearchRecord.request_id).in_(fresh))
+                nothing_changed = changed is not None and not changed
+                async with self.db.transaction() as tx:  # nothing changed: only those due, and the new
+                    rows = await repository.waiting_searches(
+                        tx.session, now=now, only_due_and=fresh if nothing_changed else None
                     )
-                async with self.db.transaction() as tx:
-                    rows = (await tx.session.execute(waiting)).scalars().all()
-                    asked = await repo.asked_for(tx.session, [r.request_id for r in rows])
+                    asked = await repository.asked_for(tx.session, [r.request_id for r in rows])
                 queue = sorted(rows, key=lambda r: serving_order(r.urgency, r.deadline, r.received_at, r.request_id))
                 started = time.perf_counter()
                 for row in queue:
@@ -534,7 +528,7 @@ class MatcherService:
                 await conn.execute(text("SELECT pg_advisory_unlock(hashtext('matcher:waiting'))"))
                 await conn.commit()
 
-    def _alternatives(self, query: d.Search, steps: list[Step], now: datetime) -> list[Alternative]:
+    def _alternatives(self, query: matching.Search, steps: list[Step], now: datetime) -> list[Alternative]:
         """What the regulator could still try: a teleconsultation, or someone beyond the radius."""
         query = dataclasses.replace(query, busy=frozenset(self.index.busy))  # nobody busy elsewhere
         professions = tuple(dict.fromkeys(p for s in steps for p in s.professions))
@@ -573,15 +567,18 @@ class MatcherService:
     async def _offer(
         self,
         tx: Transaction,
-        search: m.SearchRecord,
-        c: d.Candidate,
+        search: models.SearchRecord,
+        c: matching.Candidate,
         offer_id: str,
         step: Step,
         explanation: list[CandidateExplanation],
         now: datetime,
     ) -> None:
+        territory = self.index.territory_of(search.commune_insee)
+        timeout = timedelta(minutes=territory.offer_timeout_minutes if territory else self.offer_timeout_minutes)
+        answer_by = matching.answer_by(now, timeout, search.deadline, c.site)
         tx.session.add(
-            m.MatchOffer(
+            models.MatchOffer(
                 offer_id=offer_id,
                 request_id=search.request_id,
                 rpps=c.professional.rpps,
@@ -591,25 +588,23 @@ class MatcherService:
                 mode=c.mode,
                 start=c.start,
                 window_end=c.window_end,
-                status=m.OfferState.PENDING,
+                status=models.OfferState.PENDING,
                 explanation=[e.model_dump(mode="json") for e in explanation],
+                answer_by=answer_by,
                 created_at=now,
             )
         )
-        search.status, search.wait_reason, search.look_again_at = m.SearchStatus.OFFERED, None, None
-        territory = self.index.territory_of(search.commune_insee)
-        timeout = timedelta(minutes=territory.offer_timeout_minutes if territory else self.offer_timeout_minutes)
-        pro_row = await tx.session.get(m.Professional, c.professional.rpps)
+        search.status, search.wait_reason, search.look_again_at = models.SearchStatus.OFFERED, None, None
+        pro_row = await tx.session.get(models.Professional, c.professional.rpps)
         channels = (pro_row.channels if pro_row else None) or []
-        answer_by = d.answer_by(now, timeout, search.deadline, c.site)
         tx.emit(self.topics.matching, _proposal(search, c, offer_id, step, explanation, channels, answer_by), now)
         tx.after_commit.append(lambda: self.index.busy.add(c.professional.rpps))
         log.info("offer proposed", rpps=c.professional.rpps, kind=c.kind, score=c.score, protocol=step.protocol)
 
 
 def _proposal(
-    search: m.SearchRecord,
-    c: d.Candidate,
+    search: models.SearchRecord,
+    c: matching.Candidate,
     offer_id: str,
     step: Step,
     explanation: list[CandidateExplanation],
@@ -628,7 +623,9 @@ def _proposal(
         phone=c.professional.phone,
         channels=[Channel.model_validate(ch) for ch in channels],
         answer_by=answer_by,
-        choices=[Period(start=a, end=b) for a, b in d.choices(c.site, c.start, c.window_end)] if c.window_end else [],
+        choices=[Period(start=a, end=b) for a, b in matching.choices(c.site, c.start, c.window_end)]
+        if c.window_end
+        else [],
         site=SiteRef(
             site_id=c.site.site_id,
             name=c.site.name,
@@ -664,7 +661,7 @@ def geo_department(commune_insee: str | None) -> str | None:
     return commune.department if commune else None
 
 
-def _steps(search: m.SearchRecord) -> list[Step]:
+def _steps(search: models.SearchRecord) -> list[Step]:
     return _motive(search.motive).steps_for(search.age, search.sex, search.red_flags or [])
 
 
@@ -673,11 +670,11 @@ def _motive(code: str) -> Motive:
     return motives.get(code) or motives["general"]
 
 
-def _pro_ref(pro: m.Professional) -> ProfessionalRef:
+def _pro_ref(pro: models.Professional) -> ProfessionalRef:
     return ProfessionalRef(rpps=pro.rpps, name=pro.name, profession=pro.profession)
 
 
-def site_ref(site: m.Site) -> SiteRef:
+def site_ref(site: models.Site) -> SiteRef:
     return SiteRef(
         site_id=site.site_id,
         name=site.name,
@@ -688,7 +685,7 @@ def site_ref(site: m.Site) -> SiteRef:
     )
 
 
-def _explain(c: d.Candidate) -> CandidateExplanation:
+def _explain(c: matching.Candidate) -> CandidateExplanation:
     return CandidateExplanation(
         rpps=c.professional.rpps,
         kind=c.kind,

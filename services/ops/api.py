@@ -12,8 +12,7 @@ from pydantic import Field
 from services.common import audit
 from services.common.http import invalid_field, problems
 from services.common.inputs import IDENT, IdentQuery, InputModel, has_control_characters
-from services.ops import indicators as ind
-from services.ops import read_model
+from services.ops import indicators, read_model
 from services.ops.deps import OperationsDep, OperatorDep, account_manager, actor_of, cpts_reader
 from services.ops.exports import Format, to_csv
 
@@ -45,7 +44,7 @@ router = APIRouter(tags=["operations"])
 
 
 @router.get("/v1/indicators", dependencies=[Depends(cpts_reader)], responses=problems(401, 403))
-async def indicators(
+async def indicators_of_cpts(
     cpts_id: IdentQuery,
     first: Annotated[date, Query(alias="from")],
     last: Annotated[date, Query(alias="to")],
@@ -53,7 +52,7 @@ async def indicators(
 ) -> dict[str, Any]:
     """National indicators 1 and 2 and the coordinators' figures, for one CPTS and period."""
     first, last = checked_period(first, last)
-    return ind.figures(cpts_id, first, last, *await read_model.facts(ops.db, first, last))
+    return indicators.figures(cpts_id, first, last, *await read_model.facts(ops.db, first, last))
 
 
 @router.get(
@@ -86,7 +85,7 @@ async def export(
         media_type="text/csv; charset=utf-8",
         headers={
             "Content-Disposition": f'attachment; filename="{rows}-{cpts_id}-{first}-{last}.csv"',
-            "X-Definition-Version": ind.DEFINITION_VERSION,
+            "X-Definition-Version": indicators.DEFINITION_VERSION,
         },
     )
 

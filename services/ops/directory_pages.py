@@ -16,8 +16,7 @@ from services.common.clock import PARIS
 from services.common.deps import public
 from services.common.i18n import N_
 from services.common.inputs import IDENT, Ident
-from services.ops import professionals as pros
-from services.ops import read_model
+from services.ops import professionals, read_model
 from services.ops.accounts import Operator
 from services.ops.deps import Operations, OperationsDep, OperatorDep, PageRoute
 
@@ -54,7 +53,7 @@ async def directory(
     if cpts is None:
         return RedirectResponse("/ops", status_code=303)  # a sas_admin picks a CPTS there
     query, page = q.strip()[:100], max(0, min(page, 1000))
-    total, found = await pros.listed(ops.db, cpts, query, page, ops.accounts.clock())
+    total, found = await professionals.listed(ops.db, cpts, query, page, ops.accounts.clock())
     name, _ = await read_model.territory(ops.db, cpts)
     return ops.page(
         request,
@@ -65,7 +64,7 @@ async def directory(
         q=query,
         page=page,
         total=total,
-        pages=(total + pros.PAGE - 1) // pros.PAGE,
+        pages=(total + professionals.PAGE - 1) // professionals.PAGE,
         professionals=found,
         now=ops.accounts.clock(),
     )
@@ -82,7 +81,7 @@ async def _card(
     status: int = 200,
 ) -> Response:
     now = ops.accounts.clock()
-    found = await pros.card(ops.db, rpps, now)
+    found = await professionals.card(ops.db, rpps, now)
     if cpts is None or found is None or found[0].cpts_id != cpts:
         return ops.page(request, "ops_message.html", 404, text=N_("Aucun professionnel de cette CPTS sous ce numéro."))
     version, slots, participation = found
@@ -136,13 +135,13 @@ async def pause(
     cpts = _cpts(operator, cpts_id)
     if not secrets.compare_digest(csrf, operator.csrf) or cpts is None:
         return ops.page(request, "ops_message.html", 403, text=N_("Ce formulaire ne vient pas de votre session."))
-    if await pros.cpts_of(ops.db, rpps) != cpts:  # one row read; the whole card only when a refusal shows it
+    if await professionals.cpts_of(ops.db, rpps) != cpts:  # one row read; the whole card only when a refusal shows it
         return ops.page(request, "ops_message.html", 404, text=N_("Aucun professionnel de cette CPTS sous ce numéro."))
     try:
         await ops.pauses.pause(rpps, until, operator.email)
-    except pros.PauseRefused as refused:
+    except professionals.PauseRefused as refused:
         return await _card(request, ops, operator, rpps, cpts, error=str(refused), status=422)
-    except pros.MatcherUnreachable:
+    except professionals.MatcherUnreachable:
         unreachable = N_("Le service ne répond pas pour le moment : rien n'a changé, réessayez dans un instant.")
         return await _card(request, ops, operator, rpps, cpts, error=unreachable, status=503)
     back = urlencode({"cpts_id": cpts, "done": "paused" if until else "resumed"})

@@ -22,8 +22,7 @@ from services.common.deps import per_address, public
 from services.common.http import Problem, invalid_field
 from services.common.i18n import N_
 from services.common.inputs import has_control_characters
-from services.ops import charts, read_model
-from services.ops import indicators as ind
+from services.ops import charts, indicators, read_model
 from services.ops.accounts import Operator, TooManyAttempts
 from services.ops.api import checked_period
 from services.ops.deps import CSRF_COOKIE, LOCALE, SESSION_COOKIE, Operations, OperationsDep, OperatorDep, PageRoute
@@ -131,7 +130,7 @@ async def dashboard(
     cpts = chosen_cpts(operator, cpts_id)
     first, last = _period(request, ops.accounts.clock().astimezone(PARIS).date())
     requests, offers, versions, slots = await read_model.facts(ops.db, first, last)
-    figures = ind.figures(cpts, first, last, requests, offers, versions, slots)
+    figures = indicators.figures(cpts, first, last, requests, offers, versions, slots)
     name, communes = await read_model.territory(ops.db, cpts)
     lang = ops.language(request)
     return ops.page(
@@ -194,7 +193,7 @@ def period_charts(
     cpts: str,
     first: date,
     last: date,
-    requests: list[ind.RequestFacts],
+    requests: list[indicators.RequestFacts],
     figures: dict[str, Any],
     names: dict[str, str] | None = None,
     territory: Sequence[str] = (),
@@ -205,9 +204,9 @@ def period_charts(
     mine = [
         r
         for r in requests
-        if ind.in_period(r.received_at, first, last) and cpts in (r.patient_cpts, r.appointment_cpts)
+        if indicators.in_period(r.received_at, first, last) and cpts in (r.patient_cpts, r.appointment_cpts)
     ]
-    through = ind.through_cpts(requests, cpts, first, last)
+    through = indicators.through_cpts(requests, cpts, first, last)
     utilisation = []
     for rpps, weeks in figures["slot_utilisation"]["by_professional_and_week"].items():
         booked = sum(w["booked"] for w in weeks.values())

@@ -41,7 +41,7 @@ from schemas.topics import Topics
 from services.common.clock import PARIS
 from services.common.db import Database, Transaction
 from services.common.runtime import Handlers
-from services.ops import indicators as ind
+from services.ops import indicators
 
 log = structlog.get_logger(__name__)
 CONSUMER = "ops"
@@ -303,7 +303,12 @@ def _bounds(first: date, last: date) -> tuple[datetime, datetime]:
 
 async def facts(
     db: Database, first: date, last: date
-) -> tuple[list[ind.RequestFacts], list[ind.OfferFacts], list[ind.ProfessionalVersion], list[ind.SlotFacts]]:
+) -> tuple[
+    list[indicators.RequestFacts],
+    list[indicators.OfferFacts],
+    list[indicators.ProfessionalVersion],
+    list[indicators.SlotFacts],
+]:
     """What the arithmetic needs for a period (requests from three days before: acts of the period)."""
     start, end = _bounds(first, last)
     async with db.engine.connect() as conn:
@@ -323,41 +328,43 @@ async def facts(
             await conn.execute(text("SELECT * FROM ops_slot WHERE start >= :a AND start < :b"), {"a": start, "b": end})
         ).all()
     return (
+        [_request_facts(r) for r in requests if r.received_at],
         [
-            ind.RequestFacts(
-                r.request_id,
-                r.received_at,
-                r.patient_cpts,
-                _status(r),
-                r.deadline,
-                r.confirmed_at,
-                r.appointment_start,
-                r.appointment_rpps,
-                r.appointment_cpts,
-                r.kind,
-                r.reason,
-                r.commune_insee,
-                r.appointment_commune,
-                r.channel or "cascade",
-                r.honoured,
+            indicators.OfferFacts(
+                o.offer_id, o.request_id, o.rpps, o.cpts_id, o.proposed_at, _outcome(o), o.refusal_reason
             )
-            for r in requests
-            if r.received_at
-        ],
-        [
-            ind.OfferFacts(o.offer_id, o.request_id, o.rpps, o.cpts_id, o.proposed_at, _outcome(o), o.refusal_reason)
             for o in offers
             if o.proposed_at
         ],
         [
-            ind.ProfessionalVersion(v.rpps, v.at, v.profession, v.cpts_id, v.sas_participation, v.active)
+            indicators.ProfessionalVersion(v.rpps, v.at, v.profession, v.cpts_id, v.sas_participation, v.active)
             for v in versions
         ],
         [
-            ind.SlotFacts(s.slot_id, s.rpps, s.start, s.end, s.state == "withdrawn", bool(s.booked))
+            indicators.SlotFacts(s.slot_id, s.rpps, s.start, s.end, s.state == "withdrawn", bool(s.booked))
             for s in slots
             if s.start
         ],
+    )
+
+
+def _request_facts(r: Any) -> indicators.RequestFacts:
+    return indicators.RequestFacts(
+        r.request_id,
+        r.received_at,
+        r.patient_cpts,
+        _status(r),
+        r.deadline,
+        r.confirmed_at,
+        r.appointment_start,
+        r.appointment_rpps,
+        r.appointment_cpts,
+        r.kind,
+        r.reason,
+        r.commune_insee,
+        r.appointment_commune,
+        r.channel or "cascade",
+        r.honoured,
     )
 
 

@@ -14,7 +14,7 @@ import pytest
 from fhir.resources.R4B.appointment import Appointment
 from fhir.resources.R4B.operationoutcome import OperationOutcome
 
-from services.matcher.fhir import codes as c
+from services.matcher.fhir import codes
 from tests.e2e.conftest import Stack, link_path
 from tests.fhir_checks import check_searchset, references, valid
 
@@ -36,7 +36,7 @@ def search_params(stack: Stack, *rpps: str, days: int = 2) -> list[tuple[str, st
     return [
         ("start", "ge" + stack.clock.now.isoformat()),
         ("start", "le" + (stack.clock.now + timedelta(days=days)).isoformat()),
-        ("schedule.actor:Practitioner.identifier", ",".join(f"{c.RPPS_SYSTEM}|8{r}" for r in rpps)),
+        ("schedule.actor:Practitioner.identifier", ",".join(f"{codes.RPPS_SYSTEM}|8{r}" for r in rpps)),
         ("status", "free"),
         ("_include", "Slot:schedule"),
         ("_include:iterate", "Schedule:actor"),
@@ -60,12 +60,12 @@ def booking_body(rpps: str, start: datetime, identifier: str, minutes: int = 20,
         "start": start.isoformat(),
         "end": (start + timedelta(minutes=minutes)).isoformat(),
         "participant": [
-            {"actor": {"identifier": {"system": c.RPPS_SYSTEM, "value": f"8{rpps}"}}, "status": "accepted"}
+            {"actor": {"identifier": {"system": codes.RPPS_SYSTEM, "value": f"8{rpps}"}}, "status": "accepted"}
         ],
         "extension": [
             {
-                "url": c.OPERATOR_EXTENSION,
-                "valueReference": {"identifier": {"system": c.SAS_TECHNICAL_SYSTEM, "value": "regulateur-7"}},
+                "url": codes.OPERATOR_EXTENSION,
+                "valueReference": {"identifier": {"system": codes.SAS_TECHNICAL_SYSTEM, "value": "regulateur-7"}},
             }
         ],
         **extra,

@@ -11,8 +11,7 @@ from sqlalchemy.exc import DBAPIError
 
 from services.common.clock import utcnow
 from services.common.db import text_not_storable
-from services.matcher import models as m
-from services.matcher import repository as repo
+from services.matcher import models, repository
 from tests.integration.helpers import MIGRATIONS, migrated
 
 
@@ -28,6 +27,8 @@ async def test_each_service_sees_only_its_own_tables_and_migrating_twice_is_harm
             assert (await conn.execute(text("SELECT to_regclass('slot')"))).scalar()
             assert (await conn.execute(text("SELECT to_regclass('patient_contact')"))).scalar() is None
         async with dbs["notifier"].engine.connect() as conn:
+            old = await conn.execute(text("SELECT tablename FROM pg_tables WHERE schemaname = 'notifier'"))
+            assert not [t for t in old.scalars() if t.startswith("ops_")]  # the operations service's now
             await conn.execute(
                 text(
                     "INSERT INTO audit_entry (at, offer_id, request_id, actor, action) "
@@ -45,12 +46,12 @@ async def test_concurrent_holds_on_one_slot_one_wins(database_url: str) -> None:
     db = await migrated(database_url, "matcher")
     now = utcnow()
     async with db.transaction() as tx:
-        tx.session.add(m.Professional(rpps="1", name="Dr A", profession="general_practitioner", updated_at=now))
+        tx.session.add(models.Professional(rpps="1", name="Dr A", profession="general_practitioner", updated_at=now))
         await tx.session.flush()
-        tx.session.add(m.Site(rpps="1", site_id="s", name="Cabinet", lat=46.0, lon=0.0))
+        tx.session.add(models.Site(rpps="1", site_id="s", name="Cabinet", lat=46.0, lon=0.0))
         await tx.session.flush()
         tx.session.add(
-            m.Slot(
+            models.Slot(
                 slot_id="last",
                 rpps="1",
                 site_id="s",
@@ -63,15 +64,15 @@ async def test_concurrent_holds_on_one_slot_one_wins(database_url: str) -> None:
 
     async def try_hold(i: int) -> bool:
         async with db.transaction() as tx:
-            won = await repo.hold_slot(tx.session, "last", f"REQ-{i}", f"offer-{i}", now)
+            won = await repository.hold_slot(tx.session, "last", f"REQ-{i}", f"offer-{i}", now)
             await asyncio.sleep(0.05)  # keep the transaction open so that others really overlap
             return won
 
     results = await asyncio.gather(*(try_hold(i) for i in range(10)))
     assert sum(results) == 1
     async with db.transaction() as tx:
-        slot = await tx.session.get(m.Slot, "last")
-        assert slot is not None and slot.state == m.SlotState.HELD
+        slot = await tx.session.get(models.Slot, "last")
+        assert slot is not None and slot.state == models.SlotState.HELD
         assert slot.request_id == f"REQ-{results.index(True)}"
     await db.dispose()
 
@@ -88,5 +89,39 @@ async def test_a_database_error_never_carries_the_values_it_was_given(database_u
                 )
         assert text_not_storable(caught.value)
         assert "Jeanne" not in str(caught.value) and "0612345678" not in str(caught.value)
+    finally:
+        await db.dispose()
+
+
+async def test_offers_past_their_time_limit_are_found_by_their_own_column(database_url: str) -> None:
+    db = await migrated(database_url, "matcher")
+    now = utcnow()
+    try:
+        async with db.transaction() as tx:
+            for offer_id, status, answer_by in (
+                ("late", "pending", now - timedelta(minutes=20)),
+                ("just-late", "pending", now - timedelta(minutes=10)),
+                ("answered", "accepted", now - timedelta(minutes=30)),
+            ):
+                tx.session.add(
+                    models.MatchOffer(
+                        offer_id=offer_id,
+                        request_id=f"r-{offer_id}",
+                        rpps="10000000001",
+                        site_id="main",
+                        kind="slot",
+                        mode="in_person",
+                        start=now,
+                        status=status,
+                        answer_by=answer_by,
+                        created_at=now - timedelta(hours=1),
+                    )
+                )
+        async with db.transaction() as tx:
+            late = await repository.offers_past_their_time(tx.session, grace=timedelta(minutes=15), now=now)
+            assert late == [("r-late", "late")]
+        async with db.engine.connect() as conn:  # the reconciler's query: 5 minutes past
+            stuck = await conn.execute(text(repository.STUCK_OFFERS_SQL))
+            assert sorted(stuck.scalars()) == ["r-just-late", "r-late"]
     finally:
         await db.dispose()

@@ -11,8 +11,7 @@ from sqlalchemy import text
 
 from schemas.topics import Topics
 from services.common.db import Database
-from services.matcher import models as m
-from services.matcher import repository as repo
+from services.matcher import models, repository
 from services.matcher.directory import Directory
 from services.matcher.fhir.appointment import BookingAsked, Identifier
 from services.matcher.platform import BookingRefused, PlatformBookings
@@ -54,7 +53,7 @@ async def test_each_slot_goes_to_the_platform_or_to_the_cascade_never_both(datab
         async def cascade(n: int) -> bool:
             await asyncio.sleep(pauses[n])
             async with db.transaction() as tx:
-                return await repo.hold_slot(tx.session, f"s{n}", f"req-{n}", f"offer-{n}", NOW)
+                return await repository.hold_slot(tx.session, f"s{n}", f"req-{n}", f"offer-{n}", NOW)
 
         async def platform(n: int) -> bool:
             asked = BookingAsked(
@@ -81,10 +80,12 @@ async def test_each_slot_goes_to_the_platform_or_to_the_cascade_never_both(datab
             slot = rows[f"s{n}"]
             if platform_won:
                 assert (
-                    slot.state == m.SlotState.BOOKED and slot.request_id.startswith("platform:") and f"s{n}" in booked
+                    slot.state == models.SlotState.BOOKED
+                    and slot.request_id.startswith("platform:")
+                    and f"s{n}" in booked
                 )
             else:
-                assert slot.state == m.SlotState.HELD and slot.request_id == f"req-{n}" and f"s{n}" not in booked
+                assert slot.state == models.SlotState.HELD and slot.request_id == f"req-{n}" and f"s{n}" not in booked
         assert announced == len(booked) == sum(p for p, _ in by_side)
     finally:
         await db.engine.dispose()

@@ -1,4 +1,4 @@
-"""Retention by itself (README "Personal data"): under a moved clock, the contact goes once no
+"""Retention by itself (docs/personal-data.md): under a moved clock, the contact goes once no
 page may show it, every detail after PATIENT_DATA_RETENTION_DAYS, and a sweeper started again
 (a restart) goes on from what the database says."""
 

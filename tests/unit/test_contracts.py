@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -79,3 +81,17 @@ def test_no_patient_identity_in_any_event(model: type) -> None:
 def test_published_schema_files_are_current(path: Any) -> None:
     assert path.exists(), f"{path.name} missing: run `python -m schemas.generate`"
     assert path.read_text(encoding="utf-8") == render(documents()[path]), "run `python -m schemas.generate`"
+
+
+def test_the_asyncapi_readers_are_the_services_wiring() -> None:
+    from services.consumers import not_carried, readers, subscriptions
+
+    groups = subscriptions()
+    assert not_carried(groups) == []  # every handled type travels on a topic its group reads
+    document = json.loads((Path(__file__).parents[2] / "schemas" / "asyncapi.json").read_text(encoding="utf-8"))
+    documented = {name: channel["description"] for name, channel in document["channels"].items() if " read by " in name}
+    wired = {
+        f"{r.topic} read by {r.group}": f"Handles {', '.join(t.__name__ for t in r.events)}." for r in readers(groups)
+    }
+    assert documented == wired  # run `python -m schemas.generate` after changing a handler table
+    assert {g.name for g in groups} == {"intake", "matcher", "notifier", "ops"}

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from services.common.clock import PARIS
 from services.common.motives import catalogue
-from services.matcher.domain import matching as d
+from services.matcher.domain import matching
 from services.matcher.domain.decision import (
     Ask,
     GiveUp,
@@ -20,7 +20,7 @@ from services.matcher.domain.decision import (
 from services.matcher.domain.index import DirectoryIndex
 
 NOW = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)  # Tuesday 09:00 in Paris
-MELLE = d.Place(46.22290, -0.14397)
+MELLE = matching.Place(46.22290, -0.14397)
 LEAD = timedelta(minutes=30)
 GP = catalogue().motives["general"].steps_for(60, None, [])
 
@@ -29,10 +29,10 @@ def directory(*pros: tuple[str, float, list[float], int]) -> DirectoryIndex:
     """(rpps, km north of Melle, slot starts in hours from NOW, overflow cap) each."""
     index = DirectoryIndex()
     for rpps, km, slots, cap in pros:
-        pro = d.Professional(
+        pro = matching.Professional(
             rpps, f"Dr {rpps}", "general_practitioner", accepts_overflow=cap > 0, overflow_daily_cap=cap
         )
-        site = d.Site("main", "Cabinet", None, d.Place(MELLE.lat + km / 111.195, MELLE.lon), "79")
+        site = matching.Site("main", "Cabinet", None, matching.Place(MELLE.lat + km / 111.195, MELLE.lon), "79")
         index.put_professional(pro, [site], 1)
         for i, hours in enumerate(slots):
             start = NOW + timedelta(hours=hours)
@@ -40,9 +40,9 @@ def directory(*pros: tuple[str, float, list[float], int]) -> DirectoryIndex:
     return index
 
 
-def search(now: datetime = NOW, **changes: object) -> d.Search:
-    base = d.Search(request_id="R", patient=MELLE, deadline=now + timedelta(hours=48), department="79")
-    return d.Search(**{**base.__dict__, **changes})  # type: ignore[arg-type]
+def search(now: datetime = NOW, **changes: object) -> matching.Search:
+    base = matching.Search(request_id="R", patient=MELLE, deadline=now + timedelta(hours=48), department="79")
+    return matching.Search(**{**base.__dict__, **changes})  # type: ignore[arg-type]
 
 
 def test_the_best_free_candidate_is_asked() -> None:
@@ -70,7 +70,7 @@ def test_busy_candidates_make_the_request_wait_until_the_last_useful_moment() ->
     # and once it is gone, nobody else is in time: the deadline cannot be met
     later = NOW + timedelta(hours=4, minutes=31)
     gone = decide(index, search(), GP, later, LEAD, waited=True)
-    assert isinstance(gone, GiveUp) and gone.reason == d.UnresolvedReason.DEADLINE_CANNOT_BE_MET
+    assert isinstance(gone, GiveUp) and gone.reason == matching.UnresolvedReason.DEADLINE_CANNOT_BE_MET
     assert "waited" in gone.detail
 
 
@@ -96,7 +96,7 @@ def test_without_waiting_the_first_version_gives_up_at_once() -> None:
     index = directory(("A", 0, [5], 0))
     index.busy.add("A")
     decision = decide(index, search(), GP, NOW, LEAD, Policy(wait=False))
-    assert isinstance(decision, GiveUp) and decision.reason == d.UnresolvedReason.CANDIDATES_BUSY
+    assert isinstance(decision, GiveUp) and decision.reason == matching.UnresolvedReason.CANDIDATES_BUSY
     night = datetime(2026, 12, 1, 21, 0, tzinfo=UTC)
     at_night = decide(directory(("B", 0, [], 2)), search(night), GP, night, LEAD, Policy(wait=False))
     assert isinstance(at_night, Ask)  # the first version asked at night, the time to answer running from opening
@@ -104,15 +104,15 @@ def test_without_waiting_the_first_version_gives_up_at_once() -> None:
 
 def test_each_reason_means_what_it_says() -> None:
     nobody = decide(DirectoryIndex(), search(), GP, NOW, LEAD)
-    assert isinstance(nobody, GiveUp) and nobody.reason == d.UnresolvedReason.NO_CANDIDATE_IN_RADIUS
+    assert isinstance(nobody, GiveUp) and nobody.reason == matching.UnresolvedReason.NO_CANDIDATE_IN_RADIUS
     far = decide(directory(("A", 45, [5], 0)), search(), GP, NOW, LEAD)
-    assert isinstance(far, GiveUp) and far.reason == d.UnresolvedReason.NO_CANDIDATE_IN_RADIUS
+    assert isinstance(far, GiveUp) and far.reason == matching.UnresolvedReason.NO_CANDIDATE_IN_RADIUS
     declined = decide(directory(("A", 0, [5], 0)), search(already_asked=frozenset({"A"})), GP, NOW, LEAD)
-    assert isinstance(declined, GiveUp) and declined.reason == d.UnresolvedReason.ALL_DECLINED
+    assert isinstance(declined, GiveUp) and declined.reason == matching.UnresolvedReason.ALL_DECLINED
     too_late = decide(directory(("A", 0, [50], 0)), search(), GP, NOW, LEAD)
-    assert isinstance(too_late, GiveUp) and too_late.reason == d.UnresolvedReason.DEADLINE_CANNOT_BE_MET
+    assert isinstance(too_late, GiveUp) and too_late.reason == matching.UnresolvedReason.DEADLINE_CANNOT_BE_MET
     past = decide(directory(("A", 0, [5], 0)), search(), GP, NOW + timedelta(hours=48), LEAD)
-    assert isinstance(past, GiveUp) and past.reason == d.UnresolvedReason.DEADLINE_CANNOT_BE_MET
+    assert isinstance(past, GiveUp) and past.reason == matching.UnresolvedReason.DEADLINE_CANNOT_BE_MET
     saturday_evening = datetime(2026, 12, 5, 19, 0, tzinfo=UTC)  # 20:00 Paris, deadline Sunday 20:00
     pdsa = decide(
         directory(("A", 0, [], 2)),
@@ -121,7 +121,7 @@ def test_each_reason_means_what_it_says() -> None:
         saturday_evening,
         LEAD,
     )
-    assert isinstance(pdsa, GiveUp) and pdsa.reason == d.UnresolvedReason.OUTSIDE_OPENING_HOURS
+    assert isinstance(pdsa, GiveUp) and pdsa.reason == matching.UnresolvedReason.OUTSIDE_OPENING_HOURS
     assert "PDSA" in pdsa.detail
 
 

@@ -9,17 +9,16 @@ from typing import Any
 import pytest
 from fhir.resources.R4B.capabilitystatement import CapabilityStatement
 
-from services.matcher.fhir import codes as c
-from services.matcher.fhir import resources as r
+from services.matcher.fhir import codes, resources
 from services.matcher.fhir.appointment import Identifier, parse_booking, parse_identifier, parse_status_change
 from services.matcher.fhir.search import FhirInputError, parse_slot_search
 from tests.fhir_checks import check_searchset, references, valid
 
-PRO = f"{c.RPPS_SYSTEM}|810000000001"
+PRO = f"{codes.RPPS_SYSTEM}|810000000001"
 GUIDE_QUERY = [
     ("start", "ge2026-12-01T08:00:00+01:00"),
     ("start", "le2026-12-03T20:00:00+01:00"),
-    ("schedule.actor:Practitioner.identifier", f"{PRO},{c.RPPS_SYSTEM}|810000000002"),
+    ("schedule.actor:Practitioner.identifier", f"{PRO},{codes.RPPS_SYSTEM}|810000000002"),
     ("status", "free"),
     ("_include", "Slot:schedule"),
     ("_include:iterate", "Schedule:actor"),
@@ -53,7 +52,7 @@ def test_an_unencoded_plus_in_the_offset_is_read_as_a_plus() -> None:
         (lambda q: [p for p in q if not p[0].startswith("schedule")], "schedule.actor:Practitioner.identifier"),
         (lambda q: [*q[:2], ("schedule.actor:Practitioner.identifier", "urn:oid:1.2.3|810000000001"), *q[3:]],
          "schedule.actor:Practitioner.identifier"),
-        (lambda q: [*q[:2], ("schedule.actor:Practitioner.identifier", f"{c.RPPS_SYSTEM}|10000000001"), *q[3:]],
+        (lambda q: [*q[:2], ("schedule.actor:Practitioner.identifier", f"{codes.RPPS_SYSTEM}|10000000001"), *q[3:]],
          "schedule.actor:Practitioner.identifier"),
         (lambda q: [*q[:2], ("schedule.actor:Practitioner.identifier", ",".join([PRO] * 26)), *q[3:]],
          "schedule.actor:Practitioner.identifier"),
@@ -70,7 +69,7 @@ def test_a_search_the_service_cannot_honour_names_the_parameter(change: Any, par
     assert parameter.split(":")[0] in str(refused.value)
 
 
-def published(rpps: str = "10000000001", slot_id: str = "s-1", **extra: Any) -> r.PublishedSlot:
+def published(rpps: str = "10000000001", slot_id: str = "s-1", **extra: Any) -> resources.PublishedSlot:
     start = datetime(2026, 12, 1, 16, tzinfo=UTC)
     values: dict[str, Any] = {
         "slot_id": slot_id,
@@ -90,12 +89,12 @@ def published(rpps: str = "10000000001", slot_id: str = "s-1", **extra: Any) -> 
         "finess": "540012345",
     }
     values.update(extra)
-    return r.PublishedSlot(**values)
+    return resources.PublishedSlot(**values)
 
 
 def test_a_searchset_is_valid_fhir_with_the_guides_profiles_and_codes() -> None:
     slots = [published(), published(slot_id="s-2", mode="teleconsultation"), published("10000000002", "s-3")]
-    bundle = r.slot_bundle("https://sas.example/fhir", slots, parse_slot_search(GUIDE_QUERY).includes)
+    bundle = resources.slot_bundle("https://sas.example/fhir", slots, parse_slot_search(GUIDE_QUERY).includes)
     body = json.loads(bundle.model_dump_json(exclude_none=True))
     found = check_searchset(body)
     assert body["total"] == 3
@@ -110,25 +109,27 @@ def test_a_searchset_is_valid_fhir_with_the_guides_profiles_and_codes() -> None:
     assert sorted(modes) == ["AMB", "AMB", "VR"]
     (organization,) = [v for k, v in found.items() if k.startswith("Organization/")]
     assert organization["identifier"][0]["value"] == "1540012345"
-    assert organization["identifier"][0]["system"] == c.STRUCTURE_SYSTEM
+    assert organization["identifier"][0]["system"] == codes.STRUCTURE_SYSTEM
     (role, _) = [v for k, v in found.items() if k.startswith("PractitionerRole/")]
     assert role["contained"][0]["address"] == {"line": ["3 rue du Lac"], "postalCode": "54000", "city": "Nancy"}
-    assert role["specialty"][0]["coding"][0] == {"system": c.SPECIALTY_SYSTEM, "code": "SM54"}
+    assert role["specialty"][0]["coding"][0] == {"system": codes.SPECIALTY_SYSTEM, "code": "SM54"}
 
 
 def test_without_includes_only_the_slots_come_and_nothing_found_is_total_0() -> None:
-    bare = json.loads(r.slot_bundle("https://x/fhir", [published()], frozenset()).model_dump_json(exclude_none=True))
+    bare = json.loads(
+        resources.slot_bundle("https://x/fhir", [published()], frozenset()).model_dump_json(exclude_none=True)
+    )
     assert list(check_searchset(bare)) == ["Slot/slot-s-1"]
-    empty = json.loads(r.slot_bundle("https://x/fhir", [], frozenset()).model_dump_json(exclude_none=True))
+    empty = json.loads(resources.slot_bundle("https://x/fhir", [], frozenset()).model_dump_json(exclude_none=True))
     check_searchset(empty)
     assert empty["total"] == 0 and "entry" not in empty
 
 
 def test_ids_are_fhir_ids_and_stable() -> None:
-    assert c.fhir_id("slot", "abc-1") == "slot-abc-1"
-    hashed = c.fhir_id("slot", "cpts_nancy:2026-12-01")
-    assert hashed == c.fhir_id("slot", "cpts_nancy:2026-12-01") and len(hashed) <= 64
-    assert c.fhir_id("slot", "x" * 100) != c.fhir_id("slot", "x" * 99)
+    assert codes.fhir_id("slot", "abc-1") == "slot-abc-1"
+    hashed = codes.fhir_id("slot", "cpts_nancy:2026-12-01")
+    assert hashed == codes.fhir_id("slot", "cpts_nancy:2026-12-01") and len(hashed) <= 64
+    assert codes.fhir_id("slot", "x" * 100) != codes.fhir_id("slot", "x" * 99)
     assert all(ch.isalnum() or ch in "-." for ch in hashed)
 
 
@@ -141,12 +142,12 @@ def booking(**changes: Any) -> dict[str, Any]:
         "end": "2026-12-01T17:20:00+01:00",
         "slot": [{"reference": "Slot/slot-s-1"}],
         "participant": [
-            {"actor": {"identifier": {"system": c.RPPS_SYSTEM, "value": "810000000001"}}, "status": "accepted"}
+            {"actor": {"identifier": {"system": codes.RPPS_SYSTEM, "value": "810000000001"}}, "status": "accepted"}
         ],
         "extension": [
             {
-                "url": c.OPERATOR_EXTENSION,
-                "valueReference": {"identifier": {"system": c.SAS_TECHNICAL_SYSTEM, "value": "regul-42"}},
+                "url": codes.OPERATOR_EXTENSION,
+                "valueReference": {"identifier": {"system": codes.SAS_TECHNICAL_SYSTEM, "value": "regul-42"}},
             }
         ],
     }
@@ -159,7 +160,7 @@ def test_a_booking_is_read_from_the_platform_s_appointment() -> None:
     assert asked.identifier == Identifier("urn:oid:1.2.250.1.213.3.6.1", "RDV-0001")
     assert asked.rpps == "10000000001" and asked.slot_fhir_id == "slot-s-1"
     assert asked.start == datetime(2026, 12, 1, 16, tzinfo=UTC) and asked.end - asked.start == timedelta(minutes=20)
-    assert asked.operator == {"system": c.SAS_TECHNICAL_SYSTEM, "value": "regul-42"}
+    assert asked.operator == {"system": codes.SAS_TECHNICAL_SYSTEM, "value": "regul-42"}
 
 
 @pytest.mark.parametrize(
@@ -172,7 +173,7 @@ def test_a_booking_is_read_from_the_platform_s_appointment() -> None:
         (booking(start="2026-12-01T17:00:00"), "Appointment.start"),
         (booking(end="2026-12-01T16:00:00+01:00"), "Appointment.end"),
         (booking(participant=[{"actor": {"display": "x"}, "status": "accepted"}]), "Appointment.participant"),
-        (booking(participant=[{"actor": {"identifier": {"system": c.RPPS_SYSTEM, "value": "8123"}},
+        (booking(participant=[{"actor": {"identifier": {"system": codes.RPPS_SYSTEM, "value": "8123"}},
                                "status": "accepted"}]), "Appointment.participant"),
         (booking(start=42), "Appointment.start"),
         (booking(identifier=[{"system": "s", "value": "a\x00b"}]), "Appointment"),
@@ -201,15 +202,19 @@ def test_a_status_change_names_the_same_appointment_and_a_final_status() -> None
 
 def test_every_resource_emitted_besides_the_searchset_is_valid() -> None:
     now = datetime(2026, 12, 1, 8, tzinfo=UTC)
-    statement = json.loads(r.capability_statement("https://x/fhir", now).model_dump_json(exclude_none=True))
+    statement = json.loads(resources.capability_statement("https://x/fhir", now).model_dump_json(exclude_none=True))
     CapabilityStatement.model_validate(statement)
     assert statement["fhirVersion"] == "4.0.1"
     (rest,) = statement["rest"]
     assert {res["type"] for res in rest["resource"]} == {"Slot", "Appointment"}
-    booked = r.BookedAppointment("a1", "urn:x", "RDV-1", "booked", now, now + timedelta(minutes=20), "10000000001",
-                                 "slot-s-1", {"system": c.SAS_TECHNICAL_SYSTEM, "value": "regul-42"})  # fmt: skip
-    appointment = valid(json.loads(r.appointment(booked).model_dump_json(exclude_none=True)))
+    booked = resources.BookedAppointment(
+        "a1", "urn:x", "RDV-1", "booked", now, now + timedelta(minutes=20), "10000000001",
+        "slot-s-1", {"system": codes.SAS_TECHNICAL_SYSTEM, "value": "regul-42"},
+    )  # fmt: skip
+    appointment = valid(json.loads(resources.appointment(booked).model_dump_json(exclude_none=True)))
     assert appointment["participant"][0]["actor"]["identifier"]["value"] == "810000000001"
     assert parse_booking(appointment).identifier == Identifier("urn:x", "RDV-1")  # what we answer, we can read
-    outcome = valid(json.loads(r.outcome("invalid", "start: required", "start").model_dump_json(exclude_none=True)))
+    outcome = valid(
+        json.loads(resources.outcome("invalid", "start: required", "start").model_dump_json(exclude_none=True))
+    )
     assert outcome["issue"][0]["expression"] == ["start"]

@@ -8,17 +8,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from services.common.clock import paris_week
-from services.matcher.domain import matching as d
+from services.matcher.domain import matching
 from services.matcher.domain.index import DirectoryIndex, Territory
 from services.matcher.domain.opening_hours import WeeklyHours
 
 NOW = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)  # Tuesday 09:00 Paris
 LEAD = timedelta(minutes=30)
-CENTRE = d.Place(46.2, -0.14)
+CENTRE = matching.Place(46.2, -0.14)
 SHORT_HOURS = WeeklyHours.parse({"mon": [["09:00", "12:00"]], "tue": [["14:00", "18:00"]], "thu": [["08:00", "19:00"]]})
 
 professional = st.builds(
-    lambda i, prof, cpts, overflow, cap, tele, paused, closed: d.Professional(
+    lambda i, prof, cpts, overflow, cap, tele, paused, closed: matching.Professional(
         rpps=f"P{i}",
         name=f"Dr {i}",
         profession=prof,
@@ -41,25 +41,25 @@ professional = st.builds(
 
 
 @st.composite
-def directories(draw: st.DrawFn) -> tuple[list[d.Professional], list[d.Site], list[d.FreeSlot]]:
+def directories(draw: st.DrawFn) -> tuple[list[matching.Professional], list[matching.Site], list[matching.FreeSlot]]:
     count = draw(st.integers(1, 12))
     pros = [draw(professional).__class__(**{**_fields(draw(professional)), "rpps": f"P{i}"}) for i in range(count)]
     sites, slots = [], []
     for pro in pros:
-        site = d.Site(
+        site = matching.Site(
             f"s-{pro.rpps}",
             "site",
             None,
-            d.Place(CENTRE.lat + draw(st.floats(-0.4, 0.4)), CENTRE.lon + draw(st.floats(-0.5, 0.5))),
+            matching.Place(CENTRE.lat + draw(st.floats(-0.4, 0.4)), CENTRE.lon + draw(st.floats(-0.5, 0.5))),
             "79",
-            draw(st.sampled_from([d.REFERENCE_HOURS, SHORT_HOURS])),
+            draw(st.sampled_from([matching.REFERENCE_HOURS, SHORT_HOURS])),
             draw(st.sampled_from([(), ((NOW + timedelta(hours=20), NOW + timedelta(hours=30)),)])),
         )
         sites.append(site)
         for k in range(draw(st.integers(0, 4))):
             start = NOW + timedelta(minutes=draw(st.integers(0, 60 * 60)))
             slots.append(
-                d.FreeSlot(
+                matching.FreeSlot(
                     f"{pro.rpps}-{k}",
                     pro,
                     site,
@@ -72,7 +72,7 @@ def directories(draw: st.DrawFn) -> tuple[list[d.Professional], list[d.Site], li
     return pros, sites, slots
 
 
-def _fields(pro: d.Professional) -> dict[str, object]:
+def _fields(pro: matching.Professional) -> dict[str, object]:
     return {f: getattr(pro, f) for f in pro.__slots__}  # type: ignore[attr-defined]
 
 
@@ -91,7 +91,7 @@ def _fields(pro: d.Professional) -> dict[str, object]:
     st.sampled_from([None, NOW + timedelta(hours=10), NOW + timedelta(hours=48)]),  # who is back from a pause by
 )
 def test_index_agrees_with_the_rules(
-    directory: tuple[list[d.Professional], list[d.Site], list[d.FreeSlot]],
+    directory: tuple[list[matching.Professional], list[matching.Site], list[matching.FreeSlot]],
     tele_ok: bool,
     radius: float,
     cpts: str | None,
@@ -122,7 +122,7 @@ def test_index_agrees_with_the_rules(
     week = paris_week(NOW)
     for rpps, n in load.items():
         index.week_load[(rpps, week)] = n
-    search = d.Search(
+    search = matching.Search(
         request_id="R",
         patient=CENTRE,
         deadline=NOW + timedelta(hours=48),
@@ -136,8 +136,14 @@ def test_index_agrees_with_the_rules(
         back_by=back_by,
     )
     professions = ("general_practitioner",)
-    expected = d.rank(
-        search, slots, [d.OverflowOffer(p, s) for p, s in zip(pros, sites, strict=True)], NOW, LEAD, professions, load
+    expected = matching.rank(
+        search,
+        slots,
+        [matching.OverflowOffer(p, s) for p, s in zip(pros, sites, strict=True)],
+        NOW,
+        LEAD,
+        professions,
+        load,
     )[:limit]
     found = index.candidates(search, professions, NOW, LEAD, limit)
     assert [(c.kind, c.professional.rpps, c.slot_id, c.score) for c in found] == [
@@ -147,13 +153,13 @@ def test_index_agrees_with_the_rules(
 
 def test_an_older_revision_never_overwrites_a_newer_one() -> None:
     index = DirectoryIndex()
-    pro = d.Professional("P1", "Dr", "general_practitioner")
-    site = d.Site("s", "site", None, CENTRE)
+    pro = matching.Professional("P1", "Dr", "general_practitioner")
+    site = matching.Site("s", "site", None, CENTRE)
     index.put_professional(pro, [site], 1)
     start = NOW + timedelta(hours=3)
     index.put_slot("x", "P1", "s", start, start + timedelta(minutes=20), "in_person", "held", revision=5)
     index.put_slot("x", "P1", "s", start, start + timedelta(minutes=20), "in_person", "free", revision=4)
-    search = d.Search(request_id="R", patient=CENTRE, deadline=NOW + timedelta(hours=48))
+    search = matching.Search(request_id="R", patient=CENTRE, deadline=NOW + timedelta(hours=48))
     assert index.candidates(search, ("general_practitioner",), NOW, LEAD) == []
     index.put_slot("x", "P1", "s", start, start + timedelta(minutes=20), "in_person", "free", revision=6)
     assert [c.slot_id for c in index.candidates(search, ("general_practitioner",), NOW, LEAD)] == ["x"]

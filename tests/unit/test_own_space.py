@@ -8,8 +8,7 @@ from datetime import UTC, date, datetime, time, timedelta
 import pytest
 
 from services.common import personal_link
-from services.matcher.domain import matching as d
-from services.matcher.domain import own_space as rules
+from services.matcher.domain import matching, own_space
 from tests.conftest import TUESDAY_MORNING
 
 NOW = TUESDAY_MORNING  # Tuesday 1 December 2026, 09:00 in Paris
@@ -59,83 +58,87 @@ def test_a_link_from_the_future_is_refused() -> None:
 
 
 def test_a_slot_is_published_in_paris_time_for_the_coming_week_only() -> None:
-    period = rules.new_slot(date(2026, 12, 2), time(10, 40), 20, NOW)
+    period = own_space.new_slot(date(2026, 12, 2), time(10, 40), 20, NOW)
     assert period.start == datetime(2026, 12, 2, 9, 40, tzinfo=UTC) and period.end - period.start == timedelta(
         minutes=20
     )
-    assert rules.publishable_days(NOW)[-1] == date(2026, 12, 7)
+    assert own_space.publishable_days(NOW)[-1] == date(2026, 12, 7)
     for day, at, minutes, field in [
         (date(2026, 12, 1), time(8, 30), 20, "time"),  # earlier today
         (date(2026, 12, 8), time(10), 20, "day"),
         (date(2026, 11, 30), time(10), 20, "day"),
         (date(2026, 12, 2), time(10), 17, "minutes"),
     ]:
-        with pytest.raises(rules.Refused) as refused:
-            rules.new_slot(day, at, minutes, NOW)
+        with pytest.raises(own_space.Refused) as refused:
+            own_space.new_slot(day, at, minutes, NOW)
         assert refused.value.field == field
 
 
 def test_a_pause_includes_its_last_day_in_paris() -> None:
-    until = rules.pause_end(date(2026, 12, 3), NOW)
+    until = own_space.pause_end(date(2026, 12, 3), NOW)
     assert until == datetime(2026, 12, 3, 23, 0, tzinfo=UTC)  # midnight in Paris (UTC+1)
-    assert rules.last_paused_day(until, NOW) == date(2026, 12, 3)
-    assert rules.last_paused_day(until, until) is None
-    with pytest.raises(rules.Refused):
-        rules.pause_end(date(2026, 11, 30), NOW)
-    with pytest.raises(rules.Refused):
-        rules.pause_end(date(2028, 1, 1), NOW)
+    assert own_space.last_paused_day(until, NOW) == date(2026, 12, 3)
+    assert own_space.last_paused_day(until, until) is None
+    with pytest.raises(own_space.Refused):
+        own_space.pause_end(date(2026, 11, 30), NOW)
+    with pytest.raises(own_space.Refused):
+        own_space.pause_end(date(2028, 1, 1), NOW)
 
 
 def test_extra_patients_on_means_at_least_one_a_day() -> None:
-    assert rules.overflow_cap(True, 0) == (True, 1)
-    assert rules.overflow_cap(False, 3) == (False, 3)
-    with pytest.raises(rules.Refused):
-        rules.overflow_cap(True, 21)
+    assert own_space.overflow_cap(True, 0) == (True, 1)
+    assert own_space.overflow_cap(False, 3) == (False, 3)
+    with pytest.raises(own_space.Refused):
+        own_space.overflow_cap(True, 21)
 
 
 def test_channels_need_their_address_and_keep_the_booking_software() -> None:
     webhook = {"type": "webhook", "destination": "https://agenda.example.org/sas"}
-    chosen = rules.channels("a@b.fr", "0611223344", False, True, [{"type": "email", "destination": "a@b.fr"}, webhook])
+    chosen = own_space.channels(
+        "a@b.fr", "0611223344", False, True, [{"type": "email", "destination": "a@b.fr"}, webhook]
+    )
     assert chosen == [{"type": "sms", "destination": "0611223344"}, webhook]
-    with pytest.raises(rules.Refused) as refused:
-        rules.channels(None, None, False, False, [])
+    with pytest.raises(own_space.Refused) as refused:
+        own_space.channels(None, None, False, False, [])
     assert refused.value.field == "channels"
-    with pytest.raises(rules.Refused):
-        rules.channels(None, "06", True, False, [])
+    with pytest.raises(own_space.Refused):
+        own_space.channels(None, "06", True, False, [])
 
 
-PLACE = d.Place(48.11, -1.68)
-SITE = d.Site("main", "Cabinet", "35238", PLACE, "35")
-GP = d.Professional("10000000001", "Dr A", "general_practitioner", accepts_overflow=True, overflow_daily_cap=2)
-SEARCH = d.Search(request_id="r", patient=PLACE, deadline=NOW + timedelta(hours=48))
+PLACE = matching.Place(48.11, -1.68)
+SITE = matching.Site("main", "Cabinet", "35238", PLACE, "35")
+GP = matching.Professional("10000000001", "Dr A", "general_practitioner", accepts_overflow=True, overflow_daily_cap=2)
+SEARCH = matching.Search(request_id="r", patient=PLACE, deadline=NOW + timedelta(hours=48))
 
 
 def test_a_professional_on_pause_is_asked_nothing_until_it_ends() -> None:
     paused = replace(GP, paused_until=NOW + timedelta(days=2))
-    slot = d.FreeSlot("s", paused, SITE, NOW + timedelta(hours=3), NOW + timedelta(hours=3, minutes=20), "in_person")
-    assert d.rank(SEARCH, [slot], [d.OverflowOffer(paused, SITE)], NOW) == []
+    slot = matching.FreeSlot(
+        "s", paused, SITE, NOW + timedelta(hours=3), NOW + timedelta(hours=3, minutes=20), "in_person"
+    )
+    assert matching.rank(SEARCH, [slot], [matching.OverflowOffer(paused, SITE)], NOW) == []
     later = NOW + timedelta(days=2)
     assert [
         c.kind
-        for c in d.rank(
-            replace(SEARCH, deadline=later + timedelta(hours=48)), [], [d.OverflowOffer(paused, SITE)], later
+        for c in matching.rank(
+            replace(SEARCH, deadline=later + timedelta(hours=48)), [], [matching.OverflowOffer(paused, SITE)], later
         )
     ] == ["overflow"]
-    assert [c.kind for c in d.rank(SEARCH, [replace(slot, professional=GP)], [], NOW)] == ["slot"]
+    assert [c.kind for c in matching.rank(SEARCH, [replace(slot, professional=GP)], [], NOW)] == ["slot"]
 
 
 def test_not_today_moves_extra_patients_to_the_next_day() -> None:
     closed = replace(GP, no_overflow_on="2026-12-01")
-    [candidate] = d.rank(SEARCH, [], [d.OverflowOffer(closed, SITE)], NOW)
-    assert d.paris_day(candidate.start) == "2026-12-02"
-    [today] = d.rank(SEARCH, [], [d.OverflowOffer(GP, SITE)], NOW)
-    assert d.paris_day(today.start) == "2026-12-01"
+    [candidate] = matching.rank(SEARCH, [], [matching.OverflowOffer(closed, SITE)], NOW)
+    assert matching.paris_day(candidate.start) == "2026-12-02"
+    [today] = matching.rank(SEARCH, [], [matching.OverflowOffer(GP, SITE)], NOW)
+    assert matching.paris_day(today.start) == "2026-12-01"
 
 
 def test_the_time_field_suggests_a_quarter_hour_an_hour_ahead_in_the_day() -> None:
-    assert rules.suggested_time(NOW) == time(10, 0)
-    assert rules.suggested_time(NOW + timedelta(minutes=7)) == time(10, 15)
-    assert rules.suggested_time(NOW + timedelta(hours=12)) == time(9)  # 21:00 in Paris: tomorrow's morning
+    assert own_space.suggested_time(NOW) == time(10, 0)
+    assert own_space.suggested_time(NOW + timedelta(minutes=7)) == time(10, 15)
+    assert own_space.suggested_time(NOW + timedelta(hours=12)) == time(9)  # 21:00 in Paris: tomorrow's morning
 
 
 def test_log_lines_never_show_a_links_secret() -> None:

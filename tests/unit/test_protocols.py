@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from services.common.motives import catalogue, effective_urgency
-from services.matcher.domain import matching as d
+from services.matcher.domain import matching
 from services.matcher.domain.opening_hours import WeeklyHours
 
 
@@ -67,19 +67,19 @@ def test_a_motive_may_make_a_request_urgent() -> None:
 
 
 NOW = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)  # Tuesday 09:00 Paris
-PRO = d.Professional("1", "Dr", "general_practitioner")
-SITE = d.Site("s", "site", None, d.Place(46.2, -0.14), "79")
+PRO = matching.Professional("1", "Dr", "general_practitioner")
+SITE = matching.Site("s", "site", None, matching.Place(46.2, -0.14), "79")
 
 
 def test_an_offer_stays_while_nothing_relevant_changed() -> None:
     start = NOW + timedelta(hours=5)
-    assert d.offer_still_possible(PRO, SITE, "slot", start, start + timedelta(minutes=20)) is None
+    assert matching.offer_still_possible(PRO, SITE, "slot", start, start + timedelta(minutes=20)) is None
 
 
 def test_an_offer_is_voided_by_a_change_that_makes_it_impossible() -> None:
     start = NOW + timedelta(hours=5)  # 14:00 Paris
     end = start + timedelta(minutes=20)
-    mornings = d.Site(
+    mornings = matching.Site(
         "s",
         "site",
         None,
@@ -87,11 +87,13 @@ def test_an_offer_is_voided_by_a_change_that_makes_it_impossible() -> None:
         "79",
         WeeklyHours.parse({"tue": [["08:00", "12:00"]], "thu": [["08:00", "12:00"]]}),
     )
-    closed = d.Site("s", "site", None, SITE.place, "79", closures=((start - timedelta(hours=1), end),))
-    assert "closed" in (d.offer_still_possible(PRO, mornings, "slot", start, end) or "")
-    assert "closed" in (d.offer_still_possible(PRO, closed, "slot", start, end) or "")
-    assert d.offer_still_possible(
-        d.Professional("1", "Dr", "general_practitioner", active=False), SITE, "slot", start, end
+    closed = matching.Site("s", "site", None, SITE.place, "79", closures=((start - timedelta(hours=1), end),))
+    assert "closed" in (matching.offer_still_possible(PRO, mornings, "slot", start, end) or "")
+    assert "closed" in (matching.offer_still_possible(PRO, closed, "slot", start, end) or "")
+    assert matching.offer_still_possible(
+        matching.Professional("1", "Dr", "general_practitioner", active=False), SITE, "slot", start, end
     )
     window_end = NOW + timedelta(hours=48)
-    assert d.offer_still_possible(PRO, mornings, "overflow", start, window_end) is None  # Thursday morning is open
+    assert (
+        matching.offer_still_possible(PRO, mornings, "overflow", start, window_end) is None
+    )  # Thursday morning is open

@@ -88,7 +88,7 @@ def test_the_check_sees_a_route_without_a_rule() -> None:
 
 
 def test_the_roles_on_each_family() -> None:
-    """The table as the README gives it: which rule guards which family of routes."""
+    """The table as docs/security.md gives it: which rule guards which family of routes."""
     table = route_rules()
     assert table["POST /v1/requests"] == ["key of role regulator"]
     assert table["GET /v1/requests/{request_id}"] == ["key of role regulator"]

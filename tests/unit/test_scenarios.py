@@ -12,7 +12,7 @@ import pytest
 from services.common import geo
 from services.common.clock import PARIS, paris_week
 from services.common.motives import catalogue, deadline_for, effective_urgency
-from services.matcher.domain import matching as d
+from services.matcher.domain import matching
 from services.matcher.domain.decision import Ask, GiveUp, decide
 from services.matcher.domain.index import DirectoryIndex, Territory
 
@@ -116,12 +116,12 @@ def directory(text: str, now: datetime) -> Directory:
                 closures.append((when(start), when(end)))
             else:
                 raise AssertionError(f"unknown directory item {item!r}")
-        pro = d.Professional(rpps, f"Dr {letter}", PROFESSIONS[head[0]], **fields)  # type: ignore[arg-type]
-        site = d.Site(
+        pro = matching.Professional(rpps, f"Dr {letter}", PROFESSIONS[head[0]], **fields)  # type: ignore[arg-type]
+        site = matching.Site(
             "main",
             f"Cabinet {letter}",
             place.insee,
-            d.Place(place.lat, place.lon),
+            matching.Place(place.lat, place.lon),
             place.department,
             closures=tuple(closures),
         )
@@ -162,12 +162,12 @@ def outcome(row: Row) -> str:
             asked_letters.append(value)
     built = directory(row.directory, now)
     territory = built.index.territory_of(place.insee)
-    search = d.Search(
+    search = matching.Search(
         request_id="R",
-        patient=d.Place(place.lat, place.lon),
+        patient=matching.Place(place.lat, place.lon),
         deadline=deadline_for(now, effective_urgency(urgency, motive)),
         teleconsultation_ok=tele,
-        radius_km=territory.radius_km if territory else d.DEFAULT_RADIUS_KM,
+        radius_km=territory.radius_km if territory else matching.DEFAULT_RADIUS_KM,
         patient_cpts=territory.cpts_id if territory else None,
         department=place.department,
         already_asked=frozenset(built.names[a] for a in asked_letters),

@@ -1,6 +1,6 @@
 """What to do with a request now: ask someone, wait, or give up, and why (pure).
 
-`decide()` is the matcher's whole judgement. It takes the request (as a `d.Search` and the
+`decide()` is the matcher's whole judgement. It takes the request (as a `matching.Search` and the
 steps of its motive), the directory's state (the in-memory `DirectoryIndex`: who has slots, who
 takes extra patients, who is busy) and `now`, and returns a decision. The cascade
 (`services/matcher/service.py`) only claims, records and emits what it says; the worked
@@ -32,7 +32,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from services.common.motives import Step
-from services.matcher.domain import matching as d
+from services.matcher.domain import matching
 from services.matcher.domain.index import DirectoryIndex, candidates_by_step
 from services.matcher.domain.opening_hours import REFERENCE_HOURS, first_open_time, open_intervals
 
@@ -61,7 +61,7 @@ class Ask:
     """Ask `wanted` professionals, trying `candidates` in order (best first)."""
 
     step: Step
-    candidates: list[d.Candidate]
+    candidates: list[matching.Candidate]
     wanted: int
 
 
@@ -74,7 +74,7 @@ class Wait:
 
 @dataclass(frozen=True)
 class GiveUp:
-    reason: d.UnresolvedReason
+    reason: matching.UnresolvedReason
     detail: str
 
 
@@ -83,7 +83,7 @@ Decision = Ask | Wait | GiveUp
 
 def decide(
     index: DirectoryIndex,
-    search: d.Search,
+    search: matching.Search,
     steps: list[Step],
     now: datetime,
     lead: timedelta,
@@ -114,7 +114,12 @@ def serving_order(urgency: str, deadline: datetime, received_at: datetime, reque
 
 
 def _wait(
-    index: DirectoryIndex, search: d.Search, busy: frozenset[str], steps: list[Step], now: datetime, lead: timedelta
+    index: DirectoryIndex,
+    search: matching.Search,
+    busy: frozenset[str],
+    steps: list[Step],
+    now: datetime,
+    lead: timedelta,
 ) -> Wait | None:
     """Whom the request could wait for, and until when at the latest; None when nobody."""
     back_by = search.deadline - lead
@@ -122,7 +127,7 @@ def _wait(
     found = [c for _, cs in candidates_by_step(index, anyone, steps, now, lead, WAIT_CANDIDATES) for c in cs]
     if not found:
         return None
-    away = [c for c in found if d.paused(c.professional, now)]
+    away = [c for c in found if matching.paused(c.professional, now)]
     taken = [c for c in found if c not in away and (c.professional.rpps in busy or _held(index, c))]
     closed = [c for c in found if c not in taken and c not in away]
     times = [_last_chance(index, c, search.deadline, lead) for c in found]
@@ -153,12 +158,12 @@ def _wait(
     )
 
 
-def _held(index: DirectoryIndex, c: d.Candidate) -> bool:
+def _held(index: DirectoryIndex, c: matching.Candidate) -> bool:
     entry = index.slots.get(c.slot_id) if c.slot_id else None
     return entry is not None and entry.state != "free"
 
 
-def _last_chance(index: DirectoryIndex, c: d.Candidate, deadline: datetime, lead: timedelta) -> datetime:
+def _last_chance(index: DirectoryIndex, c: matching.Candidate, deadline: datetime, lead: timedelta) -> datetime:
     """Just after the last instant this candidate can still be offered (the appointment must
     start `lead` after the offer): a slot's start, or the end of the last open period, on a day
     with room, in which an extra patient can be seen."""
@@ -167,18 +172,23 @@ def _last_chance(index: DirectoryIndex, c: d.Candidate, deadline: datetime, lead
     taken = index.overflow_taken.get(c.professional.rpps, {})
     last = c.start
     for _, end in open_intervals(c.site.hours, c.start, deadline, c.site.department, c.site.closures):
-        day = d.paris_day(end - timedelta(seconds=1))
-        if d.overflow_room(c.professional, day, taken.get(day, 0)):
+        day = matching.paris_day(end - timedelta(seconds=1))
+        if matching.overflow_room(c.professional, day, taken.get(day, 0)):
             last = end
     return last - lead + timedelta(seconds=1)
 
 
 def why_none(
-    index: DirectoryIndex, search: d.Search, steps: list[Step], now: datetime, lead: timedelta, waited: bool = False
-) -> tuple[d.UnresolvedReason, str]:
+    index: DirectoryIndex,
+    search: matching.Search,
+    steps: list[Step],
+    now: datetime,
+    lead: timedelta,
+    waited: bool = False,
+) -> tuple[matching.UnresolvedReason, str]:
     """The reason, in the contract's codes, why nobody can see the patient before the deadline."""
-    R = d.UnresolvedReason
-    from_ = d.earliest_start(now, lead)
+    R = matching.UnresolvedReason
+    from_ = matching.earliest_start(now, lead)
     if from_ >= search.deadline:
         return R.DEADLINE_CANNOT_BE_MET, f"the deadline {search.deadline.isoformat()} cannot be met any more"
     if first_open_time(REFERENCE_HOURS, from_, search.deadline, search.department) is None:

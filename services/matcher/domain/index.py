@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from services.common.clock import paris_week
 from services.common.geo import distance_km
 from services.common.motives import Step
-from services.matcher.domain import matching as d
+from services.matcher.domain import matching
 from services.matcher.domain.opening_hours import Closure, is_open_throughout
 
 CELL_KM = 10.0
@@ -41,7 +41,7 @@ class Territory:
     cpts_id: str
     name: str
     communes: frozenset[str]
-    radius_km: float = d.DEFAULT_RADIUS_KM
+    radius_km: float = matching.DEFAULT_RADIUS_KM
     offer_timeout_minutes: float = 15.0
     parallel_offers: int = 1
 
@@ -62,8 +62,8 @@ class SlotEntry:
 @dataclass
 class DirectoryIndex:
     cell_km: float = CELL_KM
-    professionals: dict[str, d.Professional] = field(default_factory=dict)
-    sites: dict[SiteKey, d.Site] = field(default_factory=dict)
+    professionals: dict[str, matching.Professional] = field(default_factory=dict)
+    sites: dict[SiteKey, matching.Site] = field(default_factory=dict)
     slots: dict[str, SlotEntry] = field(default_factory=dict)
     territories: dict[str, Territory] = field(default_factory=dict)
     week_load: dict[tuple[str, str], int] = field(default_factory=dict)  # (rpps, ISO week) -> SAS patients
@@ -120,7 +120,7 @@ class DirectoryIndex:
         cpts = self._commune_cpts.get(commune_insee or "")
         return self.territories.get(cpts) if cpts else None
 
-    def put_professional(self, pro: d.Professional, sites: list[d.Site], revision: int) -> None:
+    def put_professional(self, pro: matching.Professional, sites: list[matching.Site], revision: int) -> None:
         """Replace a professional and all their sites (a site left out is inactive)."""
         if not self._newer(f"professional:{pro.rpps}", revision):
             return
@@ -192,7 +192,7 @@ class DirectoryIndex:
             insort(self._grid[key], (entry.start, entry.slot_id))
         entry.listed = cell
 
-    def _open_throughout(self, site: d.Site, start: float, end: float) -> bool:
+    def _open_throughout(self, site: matching.Site, start: float, end: float) -> bool:
         """Opening hours of a slot, remembered: sites share hours and slots share times."""
         key = (id(site.hours), site.department, site.closures, start, end)
         found = self._open.get(key)
@@ -203,7 +203,7 @@ class DirectoryIndex:
             self._open[key] = found
         return found
 
-    def _open_at(self, at: datetime | None) -> Callable[[d.Site], bool]:
+    def _open_at(self, at: datetime | None) -> Callable[[matching.Site], bool]:
         """Is a site open at `at` (always, when `at` is None)? Remembered: sites share their hours,
         and requests arriving in the same minute share the answer."""
         if at is None:
@@ -213,11 +213,11 @@ class DirectoryIndex:
             self._open_now.clear()
             self._open_now_minute = minute
 
-        def is_open(site: d.Site) -> bool:
+        def is_open(site: matching.Site) -> bool:
             key = (id(site.hours), site.department, site.closures, at.timestamp())
             found = self._open_now.get(key)
             if found is None:
-                found = self._open_now[key] = d.is_open_at(site, at)
+                found = self._open_now[key] = matching.is_open_at(site, at)
             return found
 
         return is_open
@@ -248,7 +248,7 @@ class DirectoryIndex:
 
     # --- searching -----------------------------------------------------------------------
 
-    def _cells_in_reach(self, search: d.Search) -> Iterator[tuple[float, Cell]]:
+    def _cells_in_reach(self, search: matching.Search) -> Iterator[tuple[float, Cell]]:
         """Cells that may hold a site within the radius, with their nearest distance."""
         lat, lon, r = search.patient.lat, search.patient.lon, search.radius_km
         dlat = r / KM_PER_DEG_LAT
@@ -264,7 +264,7 @@ class DirectoryIndex:
                 if bound <= r:
                     yield bound, (i, j)
 
-    def within_reach(self, professionals: set[str], search: d.Search) -> bool:
+    def within_reach(self, professionals: set[str], search: matching.Search) -> bool:
         """Could any of these professionals be a candidate for this search, as far as distance
         goes? (A change to anyone else cannot help a waiting request.)"""
         if search.teleconsultation_ok:
@@ -281,8 +281,8 @@ class DirectoryIndex:
         return self.week_load.get((rpps, week), 0)
 
     def candidates(
-        self, search: d.Search, professions: tuple[str, ...], now: datetime, lead: timedelta, limit: int = 5
-    ) -> list[d.Candidate]:
+        self, search: matching.Search, professions: tuple[str, ...], now: datetime, lead: timedelta, limit: int = 5
+    ) -> list[matching.Candidate]:
         """The best `limit` professionals (one candidate each): slots first, then overflow."""
         found = self._slot_candidates(search, professions, now, lead, limit)
         if len(found) < limit:
@@ -292,11 +292,11 @@ class DirectoryIndex:
         return found
 
     def _slot_candidates(
-        self, search: d.Search, professions: tuple[str, ...], now: datetime, lead: timedelta, limit: int
-    ) -> list[d.Candidate]:
+        self, search: matching.Search, professions: tuple[str, ...], now: datetime, lead: timedelta, limit: int
+    ) -> list[matching.Candidate]:
         """Listed slots are free or held, inside opening hours and of a listed profession: what is
-        left to check per slot is who, how far, and how it scores (see d.slot_candidate)."""
-        t0 = d.earliest_start(now, lead).timestamp()
+        left to check per slot is who, how far, and how it scores (see matching.slot_candidate)."""
+        t0 = matching.earliest_start(now, lead).timestamp()
         deadline, now_ts = search.deadline.timestamp(), now.timestamp()
         week = paris_week(now)
         cells = list(self._cells_in_reach(search))
@@ -327,7 +327,9 @@ class DirectoryIndex:
             if rpps in search.already_asked or rpps in search.busy or not top.could_improve(rpps, lower):
                 continue
             pro = self.professionals[rpps]
-            if d.paused(pro, now) and (d.away(pro, search, now) or start < d.after_pause(pro, now, lead).timestamp()):
+            if matching.paused(pro, now) and (
+                matching.away(pro, search, now) or start < matching.after_pause(pro, now, lead).timestamp()
+            ):
                 continue
             if entry.state != "free" and not search.include_held:
                 continue  # held for another request's offer: it may come free again
@@ -337,40 +339,50 @@ class DirectoryIndex:
             distance = distance_km(patient.lat, patient.lon, site.place.lat, site.place.lon)
             if entry.mode != "teleconsultation" and distance > radius:
                 continue
-            total, terms = d.score((start - now_ts) / 3600, distance, entry.mode, pro, search, self._load(rpps, week))
+            total, terms = matching.score(
+                (start - now_ts) / 3600, distance, entry.mode, pro, search, self._load(rpps, week)
+            )
             top.offer(
-                d.Candidate("slot", pro, site, entry.mode, _dt(start), None, slot_id, round(distance, 2), total, terms)
+                matching.Candidate(
+                    "slot", pro, site, entry.mode, _dt(start), None, slot_id, round(distance, 2), total, terms
+                )
             )
         return top.best()
 
     def _overflow_candidates(
         self,
-        search: d.Search,
+        search: matching.Search,
         professions: tuple[str, ...],
         now: datetime,
         lead: timedelta,
         limit: int,
         exclude: set[str],
-    ) -> list[d.Candidate]:
+    ) -> list[matching.Candidate]:
         week = paris_week(now)
-        wait0 = (d.earliest_start(now, lead) - now).total_seconds() / 3600
+        wait0 = (matching.earliest_start(now, lead) - now).total_seconds() / 3600
         cells = list(self._cells_in_reach(search))  # once, not once per profession
         groups = [(bound, self._overflow.get((p, cell), set())) for p in professions for bound, cell in cells]
         if search.teleconsultation_ok:
             groups += [(0.0, self._tele_overflow.get(p, set())) for p in professions]
         groups.sort(key=lambda g: g[0])
         top = _Top(limit)
-        opening = _memo_opening_days(d.earliest_start(now, lead), search.deadline)
+        opening = _memo_opening_days(matching.earliest_start(now, lead), search.deadline)
         for bound, keys in groups:
-            if wait0 + bound / d.KM_PER_HOUR > top.kth:
+            if wait0 + bound / matching.KM_PER_HOUR > top.kth:
                 break
             for rpps, site_id in keys:
                 if rpps in exclude:
                     continue
                 pro, site = self.professionals[rpps], self.sites[(rpps, site_id)]
                 taken = self.overflow_taken.get(rpps, {})
-                candidate = d.overflow_candidate(
-                    d.OverflowOffer(pro, site, taken), search, professions, now, lead, self._load(rpps, week), opening
+                candidate = matching.overflow_candidate(
+                    matching.OverflowOffer(pro, site, taken),
+                    search,
+                    professions,
+                    now,
+                    lead,
+                    self._load(rpps, week),
+                    opening,
                 )
                 if candidate is not None:
                     top.offer(candidate)
@@ -382,53 +394,53 @@ class _Top:
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
-        self.by_rpps: dict[str, d.Candidate] = {}
+        self.by_rpps: dict[str, matching.Candidate] = {}
         self.kth = math.inf  # the score to beat once `limit` professionals are in
 
     def could_improve(self, rpps: str, lower_bound: float) -> bool:
         kept = self.by_rpps.get(rpps)
         return kept is None or lower_bound <= kept.score
 
-    def offer(self, candidate: d.Candidate) -> None:
+    def offer(self, candidate: matching.Candidate) -> None:
         rpps = candidate.professional.rpps
         kept = self.by_rpps.get(rpps)
         if kept is not None and kept.order() <= candidate.order():
             return
         self.by_rpps[rpps] = candidate
         if len(self.by_rpps) > self.limit:
-            worst = max(self.by_rpps.values(), key=d.Candidate.order)
+            worst = max(self.by_rpps.values(), key=matching.Candidate.order)
             del self.by_rpps[worst.professional.rpps]
         if len(self.by_rpps) == self.limit:
             self.kth = max(c.score for c in self.by_rpps.values())
 
-    def best(self) -> list[d.Candidate]:
-        return sorted(self.by_rpps.values(), key=d.Candidate.order)
+    def best(self) -> list[matching.Candidate]:
+        return sorted(self.by_rpps.values(), key=matching.Candidate.order)
 
 
 def _bound(start: float, now: float, distance_bound: float) -> float:
-    return (start - now) / 3600 + distance_bound / d.KM_PER_HOUR
+    return (start - now) / 3600 + distance_bound / matching.KM_PER_HOUR
 
 
 def _dt(timestamp: float) -> datetime:
     return datetime.fromtimestamp(timestamp, UTC)
 
 
-def _memo_opening_days(after: datetime, before: datetime) -> Callable[[d.Site], list[datetime]]:
+def _memo_opening_days(after: datetime, before: datetime) -> Callable[[matching.Site], list[datetime]]:
     """Most sites share their hours: work out each distinct set of hours once per search."""
     seen: dict[tuple[int, str | None, tuple[Closure, ...]], list[datetime]] = {}
 
-    def days(site: d.Site) -> list[datetime]:
+    def days(site: matching.Site) -> list[datetime]:
         key = (id(site.hours), site.department, site.closures)
         if key not in seen:
-            seen[key] = d.opening_days(site, after, before)
+            seen[key] = matching.opening_days(site, after, before)
         return seen[key]
 
     return days
 
 
 def candidates_by_step(
-    index: DirectoryIndex, search: d.Search, steps: list[Step], now: datetime, lead: timedelta, limit: int
-) -> Iterator[tuple[Step, list[d.Candidate]]]:
+    index: DirectoryIndex, search: matching.Search, steps: list[Step], now: datetime, lead: timedelta, limit: int
+) -> Iterator[tuple[Step, list[matching.Candidate]]]:
     """For each step of the motive (in order), its best candidates, when it has any."""
     for step in steps:
         found = index.candidates(search, step.professions, now, lead, limit)

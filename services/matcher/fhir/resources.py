@@ -28,7 +28,7 @@ from fhir.resources.R4B.schedule import Schedule
 from fhir.resources.R4B.slot import Slot
 
 from services.common.clock import PARIS
-from services.matcher.fhir import codes as c
+from services.matcher.fhir import codes
 
 MODELS_FHIR_VERSION = "4.3.0"  # fhir.resources.R4B
 
@@ -75,7 +75,7 @@ def _paris(at: datetime) -> str:
 
 
 def _meta(kind: str, **extra: Any) -> dict[str, Any]:
-    return {"profile": [c.PROFILES[kind]], **extra}
+    return {"profile": [codes.PROFILES[kind]], **extra}
 
 
 def _coding(system: str, code: str) -> dict[str, Any]:
@@ -85,49 +85,49 @@ def _coding(system: str, code: str) -> dict[str, Any]:
 def _practitioner_identifier(rpps: str) -> dict[str, Any]:
     return {
         "use": "official",
-        "type": _coding(c.IDENTIFIER_TYPE_SYSTEM, "IDNPS"),
-        "system": c.RPPS_SYSTEM,
-        "value": c.national_id(rpps),
+        "type": _coding(codes.IDENTIFIER_TYPE_SYSTEM, "IDNPS"),
+        "system": codes.RPPS_SYSTEM,
+        "value": codes.national_id(rpps),
     }
 
 
 def slot_id_of(s: PublishedSlot) -> str:
-    return c.fhir_id("slot", s.slot_id)
+    return codes.fhir_id("slot", s.slot_id)
 
 
 def _ids(s: PublishedSlot) -> dict[str, str]:
     return {
         "slot": slot_id_of(s),
-        "schedule": c.fhir_id("sch", s.rpps, s.site_id),
-        "practitioner": c.fhir_id("pra", s.rpps),
-        "role": c.fhir_id("role", s.rpps, s.site_id),
-        "service": c.fhir_id("hs", s.cpts_id),
-        "organization": c.fhir_id("org", s.cpts_id),
+        "schedule": codes.fhir_id("sch", s.rpps, s.site_id),
+        "practitioner": codes.fhir_id("pra", s.rpps),
+        "role": codes.fhir_id("role", s.rpps, s.site_id),
+        "service": codes.fhir_id("hs", s.cpts_id),
+        "organization": codes.fhir_id("org", s.cpts_id),
     }
 
 
 def slot(s: PublishedSlot) -> Slot:
     ids = _ids(s)
     service_types = [
-        _coding(c.ACT_CODE_SYSTEM, c.MODE_CODES[s.mode]),
+        _coding(codes.ACT_CODE_SYSTEM, codes.MODE_CODES[s.mode]),
         {
-            **_coding(c.CATEGORY_SYSTEM, c.CPTS_CATEGORY),
+            **_coding(codes.CATEGORY_SYSTEM, codes.CPTS_CATEGORY),
             "extension": [
                 {
-                    "url": c.SERVICE_TYPE_REFERENCE,
+                    "url": codes.SERVICE_TYPE_REFERENCE,
                     "valueReference": {"reference": f"HealthcareService/{ids['service']}"},
                 }
             ],
         },
     ]
-    specialty = c.SPECIALTIES.get(s.profession)
+    specialty = codes.SPECIALTIES.get(s.profession)
     return Slot.model_validate(
         {
             "id": ids["slot"],
-            "meta": _meta("Slot", security=[{"system": c.SLOT_TYPE_SYSTEM, "code": t} for t in c.SLOT_TYPES]),
+            "meta": _meta("Slot", security=[{"system": codes.SLOT_TYPE_SYSTEM, "code": t} for t in codes.SLOT_TYPES]),
             "serviceType": service_types,
-            "specialty": [_coding(c.SPECIALTY_SYSTEM, specialty)] if specialty else None,
-            "appointmentType": _coding(c.APPOINTMENT_TYPE_SYSTEM, c.ROUTINE),
+            "specialty": [_coding(codes.SPECIALTY_SYSTEM, specialty)] if specialty else None,
+            "appointmentType": _coding(codes.APPOINTMENT_TYPE_SYSTEM, codes.ROUTINE),
             "schedule": {"reference": f"Schedule/{ids['schedule']}"},
             "status": "free",
             "start": _paris(s.start),
@@ -185,7 +185,7 @@ def practitioner_role(s: PublishedSlot) -> PractitionerRole:
         "address": _address(s),
         "position": {"longitude": round(s.lon, 6), "latitude": round(s.lat, 6)},
     }
-    specialty = c.SPECIALTIES.get(s.profession)
+    specialty = codes.SPECIALTIES.get(s.profession)
     return PractitionerRole.model_validate(
         {
             "id": ids["role"],
@@ -194,7 +194,7 @@ def practitioner_role(s: PublishedSlot) -> PractitionerRole:
             "active": True,
             "practitioner": {"reference": f"Practitioner/{ids['practitioner']}"},
             "location": [{"reference": "#location"}],
-            "specialty": [_coding(c.SPECIALTY_SYSTEM, specialty)] if specialty else None,
+            "specialty": [_coding(codes.SPECIALTY_SYSTEM, specialty)] if specialty else None,
         }
     )
 
@@ -207,7 +207,7 @@ def healthcare_service(s: PublishedSlot) -> HealthcareService:
             "meta": _meta("HealthcareService"),
             "active": True,
             "providedBy": {"reference": f"Organization/{ids['organization']}"},
-            "category": [_coding(c.CATEGORY_SYSTEM, c.CPTS_CATEGORY)],
+            "category": [_coding(codes.CATEGORY_SYSTEM, codes.CPTS_CATEGORY)],
             "name": f"Soins non programmés — {s.cpts_name}",
         }
     )
@@ -218,8 +218,8 @@ def organization(s: PublishedSlot) -> Organization:
         [
             {
                 "use": "official",
-                "type": _coding(c.IDENTIFIER_TYPE_SYSTEM, "IDNST"),
-                "system": c.STRUCTURE_SYSTEM,
+                "type": _coding(codes.IDENTIFIER_TYPE_SYSTEM, "IDNST"),
+                "system": codes.STRUCTURE_SYSTEM,
                 "value": "1" + s.finess,
             }
         ]
@@ -232,7 +232,7 @@ def organization(s: PublishedSlot) -> Organization:
             "meta": _meta("Organization"),
             "identifier": identifier,
             "active": True,
-            "type": [_coding(c.CATEGORY_SYSTEM, c.CPTS_CATEGORY)],
+            "type": [_coding(codes.CATEGORY_SYSTEM, codes.CPTS_CATEGORY)],
             "name": s.cpts_name,
         }
     )
@@ -281,7 +281,7 @@ def slot_bundle(base: str, found: Iterable[PublishedSlot], includes: frozenset[t
 
 
 def appointment(a: BookedAppointment) -> Appointment:
-    operator = [{"url": c.OPERATOR_EXTENSION, "valueReference": {"identifier": a.operator}}] if a.operator else None
+    operator = [{"url": codes.OPERATOR_EXTENSION, "valueReference": {"identifier": a.operator}}] if a.operator else None
     return Appointment.model_validate(
         {
             "id": a.appointment_id,
@@ -321,7 +321,7 @@ def capability_statement(base: str, now: datetime) -> CapabilityStatement:
         {
             "name": "schedule.actor:Practitioner.identifier",
             "type": "token",
-            "documentation": f"1 to 25 professionals, {c.RPPS_SYSTEM}|8<RPPS>, comma-separated",
+            "documentation": f"1 to 25 professionals, {codes.RPPS_SYSTEM}|8<RPPS>, comma-separated",
         },
         {"name": "status", "type": "token", "documentation": "free (the only value)"},
     ]
@@ -335,7 +335,7 @@ def capability_statement(base: str, now: datetime) -> CapabilityStatement:
             "description": "Slot search and appointment booking for the national SAS platform, following the ANS "
             "guide 'Service d'Accès aux Soins' (ans.fhir.fr.sas 1.2.0), capability SAS-GestionnaireAgenda-CPTS.",
             "implementation": {"description": "SAS–CPTS orientation service", "url": base},
-            "fhirVersion": c.FHIR_VERSION,
+            "fhirVersion": codes.FHIR_VERSION,
             "format": ["application/fhir+json", "json"],
             "rest": [
                 {
@@ -344,7 +344,7 @@ def capability_statement(base: str, now: datetime) -> CapabilityStatement:
                     "resource": [
                         {
                             "type": "Slot",
-                            "supportedProfile": [c.PROFILES["Slot"]],
+                            "supportedProfile": [codes.PROFILES["Slot"]],
                             "interaction": [{"code": "search-type"}],
                             "searchInclude": [
                                 "Slot:schedule",

@@ -1,4 +1,5 @@
-"""The operations read model, fed by the topics (see services/notifier/read_model.py).
+"""The operations read model, fed by the topics (then in services/notifier/read_model.py; the
+operations service took it over, services/ops/read_model.py, and notifier_0013 drops these tables).
 
 Revision ID: notifier_0003
 Revises: notifier_0002
