@@ -49,7 +49,7 @@ from services.matcher.directory import NotFound
 from services.matcher.domain.own_space import Refused
 from services.matcher.own_space import ProfessionalSpace
 from services.notifier import entrypoint as notifier
-from services.notifier.channels import ContactSource, ContactUnavailable, HttpContactSource, PatientContact
+from services.notifier.channels import ContactSource, ContactUnavailable, HttpContactSource, ShownContact
 from services.ops import entrypoint as ops
 from services.ops.professionals import HttpPauses, PauseRefused, ProfessionalPauses
 
@@ -63,14 +63,14 @@ class InProcessContacts:
 
     intake: IntakeService
 
-    async def contact(self, request_id: str, rpps: str) -> PatientContact | None:
+    async def contact(self, request_id: str, rpps: str) -> ShownContact | None:
         try:
             found = await self.intake.contact(request_id, Actor("professional", rpps))
         except Exception as error:
             if database_away(error):
                 raise ContactUnavailable(type(error).__name__) from error
             raise
-        return PatientContact(found.name, found.phone) if found else None
+        return ShownContact(found.name, found.phone) if found else None
 
 
 @dataclass
@@ -143,9 +143,9 @@ def build_runtime(
         intake_service, part = intake.build(ctx)
         parts.append(part)
     if "matcher" in services:
-        directory, part = matcher.build(ctx)
-        space = next(p for p in part.provides if isinstance(p, ProfessionalSpace))
-        parts.append(part)
+        built = matcher.build(ctx)
+        directory, space = built.directory, built.space
+        parts.append(built.part)
     if "notifier" in services:
         contacts: ContactSource
         if intake_service is not None:

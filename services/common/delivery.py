@@ -58,10 +58,12 @@ class DeliveryQueue(Generic[Item]):
         clock: Clock,
         batch: int = 50,
         lease: timedelta = timedelta(minutes=2),
+        on_more: Callable[[], None] | None = None,
     ) -> None:
         self.db, self.outbound, self.clock, self.batch, self.lease = db, outbound, clock, batch, lease
         self.more = False  # after a round: whether another one may find something due at once
-        self.on_more: list[Callable[[], None]] = []  # after a hand-over that made something due: poke the pump
+        # after a hand-over that made something due: poke the pump
+        self.on_more: list[Callable[[], None]] = [on_more] if on_more else []
         self._handed_over: list[Item] = []
         self._drainer: asyncio.Task[None] | None = None
 

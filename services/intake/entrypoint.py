@@ -30,10 +30,11 @@ def build(ctx: Context) -> tuple[IntakeService, ServicePart]:
         after_end=timedelta(hours=s.contact_retention_after_end_hours),
         patient_data=timedelta(days=s.patient_data_retention_days),
     )
-    service = IntakeService(db, ctx.topics, secrets, s.outbound, ctx.vault, ctx.clock, ctx.secret, retention)
-    callbacks = Pump("intake-callbacks", service.deliver_callbacks, ctx.settings.sweep_interval_seconds)
-    service.on_callback.append(callbacks.poke)
-    service.callbacks.on_more.append(callbacks.poke)
+    # the pump runs the service's deliveries, the service pokes the pump: each given to the other as it is made
+    callbacks = Pump("intake-callbacks", lambda: service.deliver_callbacks(), s.sweep_interval_seconds)
+    service = IntakeService(
+        db, ctx.topics, secrets, s.outbound, ctx.vault, ctx.clock, ctx.secret, retention, callbacks.poke
+    )
     handlers: Handlers = {
         SearchStarted: service.on_search_started,
         OfferProposed: service.on_offer_proposed,

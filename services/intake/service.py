@@ -120,15 +120,17 @@ class IntakeService:
         clock: Callable[[], datetime] = utcnow,
         fingerprint_key: bytes = b"",
         retention: Retention = Retention(),
+        wake_callbacks: Callable[[], None] | None = None,
     ) -> None:
+        """`wake_callbacks` pokes the callback dispatcher (a Pump) when one is due."""
         self.db = db
         self.vault, self.retention = vault, retention
         self.fingerprint_key = fingerprint_key  # SECRET_KEY: never leaves the service
         self.topics = topics
         self.clock = clock
         self.poster = SignedPoster(outbound)  # one HTTP client for every callback of this process
-        self.callbacks = DeliveryQueue(db, RegulatorCallbacks(self.poster, secrets), clock)
-        self.on_callback: list[Callable[[], None]] = []  # pokes the callback dispatcher after a commit
+        self.callbacks = DeliveryQueue(db, RegulatorCallbacks(self.poster, secrets), clock, on_more=wake_callbacks)
+        self.on_callback: list[Callable[[], None]] = [wake_callbacks] if wake_callbacks else []  # after a commit
 
     async def _move(
         self,

@@ -209,7 +209,7 @@ def _site_input(site: SiteIn) -> SiteInput:
     )
 
 
-def territory_view(t: models.Territory) -> dict[str, Any]:
+def territory_view(t: models.TerritoryRow) -> dict[str, Any]:
     return {
         "cpts_id": t.cpts_id,
         "name": t.name,
@@ -221,7 +221,7 @@ def territory_view(t: models.Territory) -> dict[str, Any]:
     }
 
 
-def professional_view(p: models.Professional, sites: list[models.Site]) -> dict[str, Any]:
+def professional_view(p: models.ProfessionalRow, sites: list[models.SiteRow]) -> dict[str, Any]:
     return {
         "rpps": p.rpps,
         "name": p.name,

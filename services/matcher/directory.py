@@ -102,9 +102,9 @@ class Directory:
         offer_timeout_minutes: float = 15.0,
         parallel_offers: int = 1,
         finess: str | None = None,
-    ) -> tuple[models.Territory, bool]:
+    ) -> tuple[models.TerritoryRow, bool]:
         async with self.db.transaction() as tx:
-            territory = await tx.session.get(models.Territory, cpts_id, with_for_update=True)
+            territory = await tx.session.get(models.TerritoryRow, cpts_id, with_for_update=True)
             created = territory is None
             fields = {
                 "name": name,
@@ -115,38 +115,35 @@ class Directory:
                 "finess": finess,
                 "updated_at": self.clock(),
             }
-            territory = _upsert(tx.session, territory, models.Territory, {"cpts_id": cpts_id, **fields})
+            territory = _upsert(tx.session, territory, models.TerritoryRow, {"cpts_id": cpts_id, **fields})
             now = territory.updated_at
             announced = TerritoryChanged(cpts_id=cpts_id, name=name, communes=communes, changed_at=now)
             tx.emit(self.topics.directory, announced, now)
         await self.on_change([f"territory:{cpts_id}"])
         return territory, created
 
-    async def get_territory(self, cpts_id: str) -> models.Territory:
+    async def get_territory(self, cpts_id: str) -> models.TerritoryRow:
         async with self.db.transaction() as tx:
-            found = await tx.session.get(models.Territory, cpts_id)
+            found = await tx.session.get(models.TerritoryRow, cpts_id)
         if found is None:
             raise NotFound(f"no territory {cpts_id}")
         return found
 
     async def put_professional(
         self, rpps: str, fields: dict[str, Any], sites: list[SiteInput]
-    ) -> tuple[models.Professional, list[models.Site], bool]:
+    ) -> tuple[models.ProfessionalRow, list[models.SiteRow], bool]:
         """Create or replace a professional and their sites; a site left out is deactivated
         (its free slots withdrawn), since slots and past offers still refer to it."""
         now = self.clock()
         async with self.db.transaction() as tx:
-            pro = await tx.session.get(models.Professional, rpps, with_for_update=True)
+            pro = await tx.session.get(models.ProfessionalRow, rpps, with_for_update=True)
             created = pro is None
             pro = _upsert(
-                tx.session, pro, models.Professional, {"rpps": rpps, "active": True, **fields, "updated_at": now}
+                tx.session, pro, models.ProfessionalRow, {"rpps": rpps, "active": True, **fields, "updated_at": now}
             )
             await tx.session.flush()
-            existing = {
-                s.site_id: s
-                for s in (await tx.session.execute(select(models.Site).where(col(models.Site.rpps) == rpps))).scalars()
-            }
-            kept: list[models.Site] = []
+            existing = await repository.sites_of(tx.session, rpps=rpps)
+            kept: list[models.SiteRow] = []
             for given in sites:
                 values = {
                     "rpps": rpps,
@@ -161,7 +158,7 @@ class Directory:
                     "address": given.address,
                     "active": True,
                 }
-                kept.append(_upsert(tx.session, existing.pop(given.site_id, None), models.Site, values))
+                kept.append(_upsert(tx.session, existing.pop(given.site_id, None), models.SiteRow, values))
             for gone in existing.values():
                 gone.active = False
                 await self._withdraw_free_slots(tx, rpps, gone.site_id, now)
@@ -181,11 +178,11 @@ class Directory:
         they are. A new professional does not take part in the SAS until someone says so."""
         now = self.clock()
         async with self.db.transaction() as tx:
-            pro = await tx.session.get(models.Professional, listed.rpps, with_for_update=True)
+            pro = await tx.session.get(models.ProfessionalRow, listed.rpps, with_for_update=True)
             created = pro is None
             if pro is None:
                 email = next((p.email for p in listed.practices if p.email), None)
-                pro = models.Professional(
+                pro = models.ProfessionalRow(
                     rpps=listed.rpps,
                     name=listed.name,
                     profession=listed.profession,
@@ -198,12 +195,7 @@ class Directory:
                 await tx.session.flush()
             changed = created or (pro.name, pro.profession) != (listed.name, listed.profession)
             pro.name, pro.profession = listed.name, listed.profession
-            existing = {
-                s.site_id: s
-                for s in (
-                    await tx.session.execute(select(models.Site).where(col(models.Site.rpps) == listed.rpps))
-                ).scalars()
-            }
+            existing = await repository.sites_of(tx.session, rpps=listed.rpps)
             for practice in listed.practices:
                 place = geo.commune(practice.commune_insee)
                 if place is None:
@@ -220,7 +212,9 @@ class Directory:
                 site = existing.pop(practice.site_id, None)
                 if site is None or any(getattr(site, k) != v for k, v in values.items()):
                     changed = True
-                    _upsert(tx.session, site, models.Site, {"rpps": listed.rpps, "site_id": practice.site_id, **values})
+                    _upsert(
+                        tx.session, site, models.SiteRow, {"rpps": listed.rpps, "site_id": practice.site_id, **values}
+                    )
             for gone in existing.values():
                 if gone.site_id.startswith("rpps-") and gone.active:  # no longer listed: closed
                     changed, gone.active = True, False
@@ -238,7 +232,7 @@ class Directory:
         """The professional stops taking SAS patients: free slots withdrawn, pending offer voided."""
         now = self.clock()
         async with self.db.transaction() as tx:
-            pro = await tx.session.get(models.Professional, rpps, with_for_update=True)
+            pro = await tx.session.get(models.ProfessionalRow, rpps, with_for_update=True)
             if pro is None:
                 raise NotFound(f"no professional {rpps}")
             pro.active, pro.updated_at = False, now
@@ -250,13 +244,13 @@ class Directory:
 
     async def change_settings(
         self, rpps: str, fields: dict[str, Any], recorded: tuple[Actor, str] | None = None
-    ) -> models.Professional:
+    ) -> models.ProfessionalRow:
         """A professional's own settings (pause, extra patients, channels, links), from their page
         or a coordinator: they take effect for the next match. `recorded`: who did it and the
         audit trail's action for it."""
         now = self.clock()
         async with self.db.transaction() as tx:
-            pro = await tx.session.get(models.Professional, rpps, with_for_update=True)
+            pro = await tx.session.get(models.ProfessionalRow, rpps, with_for_update=True)
             if pro is None:
                 raise NotFound(f"no professional {rpps}")
             if recorded is not None:
@@ -281,11 +275,11 @@ class Directory:
         as_channel = func.jsonb_build_array(func.jsonb_build_object("type", "email", "destination", email.strip()))
         async with self.db.transaction() as tx:
             found = await tx.session.execute(
-                select(models.Professional)
+                select(models.ProfessionalRow)
                 .where(
-                    col(models.Professional.active),
-                    (func.lower(col(models.Professional.email)) == address)
-                    | col(models.Professional.channels).op("@>")(as_channel),
+                    col(models.ProfessionalRow.active),
+                    (func.lower(col(models.ProfessionalRow.email)) == address)
+                    | col(models.ProfessionalRow.channels).op("@>")(as_channel),
                 )
                 .limit(5)
                 .with_for_update()
@@ -330,7 +324,7 @@ class Directory:
             now,
         )
 
-    def _announce_professional(self, tx: Transaction, pro: models.Professional, now: datetime) -> None:
+    def _announce_professional(self, tx: Transaction, pro: models.ProfessionalRow, now: datetime) -> None:
         tx.emit(
             self.topics.directory,
             ProfessionalChanged(
@@ -347,10 +341,10 @@ class Directory:
         )
 
     async def _void_impossible_offers(self, tx: Transaction, rpps: str, now: datetime) -> None:
-        pro = await tx.session.get(models.Professional, rpps)
+        pro = await tx.session.get(models.ProfessionalRow, rpps)
         assert pro is not None
         for offer in await repository.pending_offers_of(tx.session, rpps):
-            site = await tx.session.get(models.Site, (rpps, offer.site_id))
+            site = await tx.session.get(models.SiteRow, (rpps, offer.site_id))
             end = offer.window_end
             if offer.slot_id:
                 slot = await tx.session.get(models.Slot, offer.slot_id)
@@ -366,17 +360,17 @@ class Directory:
                     now,
                 )
 
-    async def get_professional(self, rpps: str) -> tuple[models.Professional, list[models.Site]]:
+    async def get_professional(self, rpps: str) -> tuple[models.ProfessionalRow, list[models.SiteRow]]:
         async with self.db.transaction() as tx:
-            pro = await tx.session.get(models.Professional, rpps)
+            pro = await tx.session.get(models.ProfessionalRow, rpps)
             if pro is None:
                 raise NotFound(f"no professional {rpps}")
             sites = (
                 (
                     await tx.session.execute(
-                        select(models.Site)
-                        .where(col(models.Site.rpps) == rpps, col(models.Site.active))
-                        .order_by(col(models.Site.site_id))
+                        select(models.SiteRow)
+                        .where(col(models.SiteRow.rpps) == rpps, col(models.SiteRow.active))
+                        .order_by(col(models.SiteRow.site_id))
                     )
                 )
                 .scalars()
@@ -390,10 +384,10 @@ class Directory:
         """Create or change a free slot; `alone`: refuse it when another slot of the professional
         overlaps it (checked under the professional's row lock: two at once cannot both pass)."""
         async with self.db.transaction() as tx:
-            pro = await tx.session.get(models.Professional, rpps, with_for_update=alone)
+            pro = await tx.session.get(models.ProfessionalRow, rpps, with_for_update=alone)
             if pro is None or not pro.active:
                 raise UnknownReference("rpps", f"no active professional {rpps} in the directory")
-            site = await tx.session.get(models.Site, (rpps, site_id))
+            site = await tx.session.get(models.SiteRow, (rpps, site_id))
             if site is None or not site.active:
                 raise UnknownReference("site_id", f"professional {rpps} has no site {site_id}")
             if alone and await self._overlapping(tx, slot_id, rpps, start, end):
@@ -435,30 +429,32 @@ class Directory:
 
     async def list_professionals(
         self, cpts_id: str, profession: str | None, commune_insee: str | None, limit: int, offset: int
-    ) -> tuple[int, list[tuple[models.Professional, list[models.Site]]]]:
+    ) -> tuple[int, list[tuple[models.ProfessionalRow, list[models.SiteRow]]]]:
         """A territory's professionals, by name, a page at a time, with their active sites."""
-        query = select(models.Professional).where(col(models.Professional.cpts_id) == cpts_id)
+        query = select(models.ProfessionalRow).where(col(models.ProfessionalRow.cpts_id) == cpts_id)
         if profession:
-            query = query.where(col(models.Professional.profession) == profession)
+            query = query.where(col(models.ProfessionalRow.profession) == profession)
         if commune_insee:
-            at_commune = select(models.Site.rpps).where(
-                col(models.Site.commune_insee) == commune_insee, col(models.Site.active)
+            at_commune = select(models.SiteRow.rpps).where(
+                col(models.SiteRow.commune_insee) == commune_insee, col(models.SiteRow.active)
             )
-            query = query.where(col(models.Professional.rpps).in_(at_commune))
+            query = query.where(col(models.ProfessionalRow.rpps).in_(at_commune))
         async with self.db.transaction() as tx:
             total = (await tx.session.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
             page = (
-                query.order_by(col(models.Professional.name), col(models.Professional.rpps)).limit(limit).offset(offset)
+                query.order_by(col(models.ProfessionalRow.name), col(models.ProfessionalRow.rpps))
+                .limit(limit)
+                .offset(offset)
             )
             pros = list((await tx.session.execute(page)).scalars())
             found = (
                 await tx.session.execute(
-                    select(models.Site)
-                    .where(col(models.Site.rpps).in_([p.rpps for p in pros]), col(models.Site.active))
-                    .order_by(col(models.Site.site_id))
+                    select(models.SiteRow)
+                    .where(col(models.SiteRow.rpps).in_([p.rpps for p in pros]), col(models.SiteRow.active))
+                    .order_by(col(models.SiteRow.site_id))
                 )
             ).scalars()
-            sites: dict[str, list[models.Site]] = {}
+            sites: dict[str, list[models.SiteRow]] = {}
             for site in found:
                 sites.setdefault(site.rpps, []).append(site)
         return int(total), [(p, sites.get(p.rpps, [])) for p in pros]
@@ -509,8 +505,8 @@ class Directory:
         (created, already there)."""
         now = self.clock()
         async with self.db.transaction() as tx:
-            pro = await tx.session.get(models.Professional, rpps)
-            site = await tx.session.get(models.Site, (rpps, site_id))
+            pro = await tx.session.get(models.ProfessionalRow, rpps)
+            site = await tx.session.get(models.SiteRow, (rpps, site_id))
             if pro is None or not pro.active:
                 raise UnknownReference("rpps", f"no active professional {rpps} in the directory")
             if site is None or not site.active:
@@ -549,7 +545,7 @@ class Directory:
         async with self.db.transaction() as tx:
             found = (
                 await tx.session.execute(
-                    select(models.Professional.cpts_id).where(col(models.Professional.rpps) == rpps)
+                    select(models.ProfessionalRow.cpts_id).where(col(models.ProfessionalRow.rpps) == rpps)
                 )
             ).first()
         return (found is not None, found[0] if found else None)
@@ -559,7 +555,7 @@ class Directory:
         async with self.db.transaction() as tx:
             found = (
                 await tx.session.execute(
-                    select(models.Professional.channels).where(col(models.Professional.rpps) == rpps)
+                    select(models.ProfessionalRow.channels).where(col(models.ProfessionalRow.rpps) == rpps)
                 )
             ).first()
         return list(found[0] or []) if found else []
@@ -601,4 +597,4 @@ class Directory:
 
     async def is_empty(self) -> bool:
         async with self.db.transaction() as tx:
-            return (await tx.session.execute(select(col(models.Territory.cpts_id)).limit(1))).first() is None
+            return (await tx.session.execute(select(col(models.TerritoryRow.cpts_id)).limit(1))).first() is None

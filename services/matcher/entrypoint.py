@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
@@ -35,10 +36,38 @@ STUCK = repository.STUCK_OFFERS_SQL
 ROUTERS = [api.router, api.internal, fhir_api.router, pages.router]  # the paths it serves: services/routing.py
 
 
-def build(ctx: Context) -> tuple[Directory, ServicePart]:
+@dataclass(frozen=True)
+class Matcher:
+    """The matcher as the composition root needs it: its part, and what other services use in-process."""
+
+    directory: Directory  # the demo data is loaded through it
+    space: ProfessionalSpace  # the operations service pauses professionals through it
+    part: ServicePart
+
+
+def handlers(cascade: MatcherService) -> Handlers:
+    """The cascade's events: requests, answers, offers voided by a directory change."""
+    return {
+        RequestReceived: cascade.on_request_received,
+        RequestCancelled: cascade.on_request_cancelled,
+        PatientErased: cascade.on_patient_erased,
+        OfferAccepted: cascade.on_offer_accepted,
+        OfferRefused: cascade.on_offer_refused,
+        OfferExpired: cascade.on_offer_expired,
+        OfferInvalidated: cascade.on_offer_invalidated,
+    }
+
+
+def build(ctx: Context) -> Matcher:
     db = ctx.database("matcher")
     index = DirectoryIndex()
-    sync = IndexSync(db, index, ctx.clock)
+    # waiting requests: looked at again after the changes the index takes in (those of 50 ms
+    # together: under load the index changes several times per request), and on time; the pump
+    # and the cascade are each given the other as they are made
+    waiting = Pump(
+        "matcher-waiting", lambda: cascade.serve_waiting(), ctx.settings.sweep_interval_seconds, min_gap=0.05
+    )
+    sync = IndexSync(db, index, ctx.clock, on_change=lambda changed: cascade.something_changed(changed))
     directory = Directory(db, ctx.clock, ctx.topics, sync.reload)
     cascade = MatcherService(
         db,
@@ -48,21 +77,8 @@ def build(ctx: Context) -> tuple[Directory, ServicePart]:
         index,
         ctx.vault,
         ctx.settings.offer_timeout_minutes,
+        waiting.poke,
     )
-    # waiting requests: looked at again after the changes the index takes in (those of 50 ms
-    # together: under load the index changes several times per request), and on time
-    waiting = Pump("matcher-waiting", cascade.serve_waiting, ctx.settings.sweep_interval_seconds, min_gap=0.05)
-    cascade.wake = waiting.poke
-    sync.on_change.append(cascade.something_changed)
-    handlers: Handlers = {
-        RequestReceived: cascade.on_request_received,
-        RequestCancelled: cascade.on_request_cancelled,
-        PatientErased: cascade.on_patient_erased,
-        OfferAccepted: cascade.on_offer_accepted,
-        OfferRefused: cascade.on_offer_refused,
-        OfferExpired: cascade.on_offer_expired,
-        OfferInvalidated: cascade.on_offer_invalidated,
-    }
     space = ProfessionalSpace(db, ctx.clock, ctx.secret, directory)
     part = ServicePart(
         name="matcher",
@@ -80,7 +96,10 @@ def build(ctx: Context) -> tuple[Directory, ServicePart]:
         subscriptions=[
             # claims lock professionals: one event per transaction (see EventConsumer.together)
             Subscription(
-                "matcher", [ctx.topics.requests, ctx.topics.offers, ctx.topics.matching], handlers, together=False
+                "matcher",
+                [ctx.topics.requests, ctx.topics.offers, ctx.topics.matching],
+                handlers(cascade),
+                together=False,
             )
         ],
         pumps=[waiting],
@@ -94,7 +113,7 @@ def build(ctx: Context) -> tuple[Directory, ServicePart]:
         ],
         stuck=STUCK,
     )
-    return directory, part
+    return Matcher(directory, space, part)
 
 
 async def _forget_past(index: DirectoryIndex, ctx: Context) -> None:

@@ -30,11 +30,18 @@ CHANNEL = "matcher_directory"
 
 
 class IndexSync:
-    def __init__(self, db: Database, index: DirectoryIndex, clock: Clock, interval: float = 0.005) -> None:
+    def __init__(
+        self,
+        db: Database,
+        index: DirectoryIndex,
+        clock: Clock,
+        interval: float = 0.005,
+        on_change: Callable[[set[str] | None], None] | None = None,
+    ) -> None:
         self.db, self.index, self.clock, self.interval = db, index, clock, interval
         self._pending: set[str] = set()
         # told after the index took in a change: which professionals changed (None: maybe all)
-        self.on_change: list[Callable[[set[str] | None], None]] = []
+        self.on_change: list[Callable[[set[str] | None], None]] = [on_change] if on_change else []
         self._wake = asyncio.Event()
         self._listener: asyncpg.Connection | None = None
         self._task: asyncio.Task[None] | None = None

@@ -12,7 +12,7 @@ from sqlmodel import Field, SQLModel
 from services.common.tables import json_column, timestamp
 
 
-class Territory(SQLModel, table=True):
+class TerritoryRow(SQLModel, table=True):
     """A CPTS and the communes it covers."""
 
     __tablename__ = "territory"
@@ -27,7 +27,7 @@ class Territory(SQLModel, table=True):
     revision: int | None = None  # set by the database on every write
 
 
-class Professional(SQLModel, table=True):
+class ProfessionalRow(SQLModel, table=True):
     __tablename__ = "professional"
     rpps: str = Field(primary_key=True)
     name: str
@@ -50,7 +50,7 @@ class Professional(SQLModel, table=True):
     revision: int | None = None
 
 
-class Site(SQLModel, table=True):
+class SiteRow(SQLModel, table=True):
     """A practice site of a professional; its own weekly hours, or the reference hours."""
 
     __tablename__ = "site"

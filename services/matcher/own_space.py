@@ -45,8 +45,8 @@ class Appointment:
 
 @dataclass(frozen=True)
 class SpaceView:
-    professional: models.Professional
-    sites: list[models.Site]
+    professional: models.ProfessionalRow
+    sites: list[models.SiteRow]
     appointments: list[Appointment]
     pending: list[models.MatchOffer]
     slots: list[models.Slot]  # today and the coming days, not withdrawn
@@ -67,7 +67,7 @@ async def _rows(tx: Transaction, query: Select[Any]) -> list[Any]:
 
 
 def _appointments(
-    sites: list[models.Site],
+    sites: list[models.SiteRow],
     offers: list[models.MatchOffer],
     booked: list[models.PlatformAppointment],
     slots: list[models.Slot],
@@ -95,13 +95,13 @@ class ProfessionalSpace:
     def __init__(self, db: Database, clock: Callable[[], datetime], secret: bytes, directory: Directory) -> None:
         self.db, self.clock, self.secret, self.directory = db, clock, secret, directory
 
-    async def professional(self, token: str) -> tuple[models.Professional, personal_link.PersonalLink]:
+    async def professional(self, token: str) -> tuple[models.ProfessionalRow, personal_link.PersonalLink]:
         """The professional a link opens; LinkRefused when it does not."""
         link = personal_link.read(self.secret, token)
         if link is None:
             raise LinkRefused("unknown")
         async with self.db.transaction() as tx:
-            pro = await tx.session.get(models.Professional, link.rpps)
+            pro = await tx.session.get(models.ProfessionalRow, link.rpps)
         if pro is None or not pro.active:
             raise LinkRefused("unknown")
         if not link.usable(self.clock(), pro.links_valid_from):
@@ -118,9 +118,9 @@ class ProfessionalSpace:
         async with self.db.transaction() as tx:
             sites = await _rows(
                 tx,
-                select(models.Site)
-                .where(col(models.Site.rpps) == mine, col(models.Site.active))
-                .order_by(col(models.Site.name)),
+                select(models.SiteRow)
+                .where(col(models.SiteRow.rpps) == mine, col(models.SiteRow.active))
+                .order_by(col(models.SiteRow.name)),
             )
             offers = await _rows(
                 tx,
@@ -162,7 +162,7 @@ class ProfessionalSpace:
         now = self.clock()
         wanted = own_space.new_slot(day, at, minutes, now)
         async with self.db.transaction() as tx:
-            site = await tx.session.get(models.Site, (pro.rpps, site_id))
+            site = await tx.session.get(models.SiteRow, (pro.rpps, site_id))
         if site is None or not site.active:
             raise own_space.Refused("site", "Choisissez l'un de vos lieux d'exercice.")
         practice = repository.to_domain_site(site)
@@ -204,7 +204,7 @@ class ProfessionalSpace:
         pro, _ = await self.professional(token)
         await self.pause_of(pro.rpps, last_day, Actor("professional", pro.rpps))
 
-    async def pause_of(self, rpps: str, last_day: date | None, by: Actor = SYSTEM) -> models.Professional:
+    async def pause_of(self, rpps: str, last_day: date | None, by: Actor = SYSTEM) -> models.ProfessionalRow:
         """No offers until the end of `last_day` (Paris); None ends the pause now. From the
         professional's page, a coordinator's page or the directory API (on the audit trail)."""
         until = own_space.pause_end(last_day, self.clock()) if last_day else None

@@ -19,7 +19,7 @@ import structlog
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from jinja2 import Environment, FileSystemLoader, select_autoescape
+from jinja2 import Environment
 from pydantic import EmailStr
 
 from services.common import i18n
@@ -85,9 +85,7 @@ def language(request: Request, asked: str | None = None) -> Lang:
 
 
 def templates() -> Environment:
-    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
-    env.filters.update(when=i18n.when, short=i18n.when_short, clock=lambda v: v.astimezone(PARIS).strftime("%H:%M"))
-    return env
+    return i18n.page_templates(TEMPLATES)
 
 
 @dataclass(frozen=True)

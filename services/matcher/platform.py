@@ -65,27 +65,28 @@ class PlatformBookings:
         (a professional outside every CPTS publishes nothing through this agenda manager)."""
         now = self.clock()
         query = (
-            select(models.Slot, models.Professional, models.Site, models.Territory)
-            .join(models.Professional, col(models.Professional.rpps) == col(models.Slot.rpps))
+            select(models.Slot, models.ProfessionalRow, models.SiteRow, models.TerritoryRow)
+            .join(models.ProfessionalRow, col(models.ProfessionalRow.rpps) == col(models.Slot.rpps))
             .join(
-                models.Site,
+                models.SiteRow,
                 and_(
-                    col(models.Site.rpps) == col(models.Slot.rpps), col(models.Site.site_id) == col(models.Slot.site_id)
+                    col(models.SiteRow.rpps) == col(models.Slot.rpps),
+                    col(models.SiteRow.site_id) == col(models.Slot.site_id),
                 ),
             )
-            .join(models.Territory, col(models.Territory.cpts_id) == col(models.Professional.cpts_id))
+            .join(models.TerritoryRow, col(models.TerritoryRow.cpts_id) == col(models.ProfessionalRow.cpts_id))
             .where(
                 col(models.Slot.state) == models.SlotState.FREE,
                 col(models.Slot.rpps).in_(search.rpps),
                 col(models.Slot.start) >= search.start_from,
                 col(models.Slot.start) <= search.start_to,
                 col(models.Slot.start) > now,
-                col(models.Professional.active),
-                col(models.Site.active),
+                col(models.ProfessionalRow.active),
+                col(models.SiteRow.active),
                 # a professional on pause takes no patient before its end (their own page)
                 or_(
-                    col(models.Professional.paused_until).is_(None),
-                    col(models.Professional.paused_until) <= col(models.Slot.start),
+                    col(models.ProfessionalRow.paused_until).is_(None),
+                    col(models.ProfessionalRow.paused_until) <= col(models.Slot.start),
                 ),
             )
             .order_by(col(models.Slot.start), col(models.Slot.slot_id))
@@ -161,8 +162,8 @@ class PlatformBookings:
     async def _book(self, tx: Transaction, asked: BookingAsked) -> models.PlatformAppointment:
         now = self.clock()
         slots = await self._slots_asked(tx, asked)
-        pro = await tx.session.get(models.Professional, asked.rpps)
-        site = await tx.session.get(models.Site, (asked.rpps, slots[0].site_id))
+        pro = await tx.session.get(models.ProfessionalRow, asked.rpps)
+        site = await tx.session.get(models.SiteRow, (asked.rpps, slots[0].site_id))
         assert pro is not None and site is not None  # a slot's professional and site are kept
         if not (pro.active and pro.cpts_id and site.active):
             raise BookingRefused("this slot is not published to the platform (inactive, or outside every CPTS)")
@@ -178,7 +179,7 @@ class PlatformBookings:
         else:
             raise BookingRefused("this slot is no longer free")
         if slot.site_id != site.site_id:
-            site = await tx.session.get(models.Site, (slot.rpps, slot.site_id))
+            site = await tx.session.get(models.SiteRow, (slot.rpps, slot.site_id))
             assert site is not None
         row = models.PlatformAppointment(
             appointment_id=appointment_id,

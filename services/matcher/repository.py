@@ -42,7 +42,7 @@ def closures_of(raw: list[dict[str, str]] | None) -> tuple[Closure, ...]:
 
 
 def to_domain_site(site: Any) -> matching.Site:
-    """From a `models.Site` (or any row with the same attributes)."""
+    """From a `models.SiteRow` (or any row with the same attributes)."""
     hours = WeeklyHours.parse(site.opening_hours) if site.opening_hours else REFERENCE_HOURS
     return matching.Site(
         site.site_id,
@@ -95,7 +95,7 @@ class Claim(StrEnum):
 
 async def claim(session: AsyncSession, c: matching.Candidate, request_id: str, offer_id: str, now: datetime) -> Claim:
     """Reserve this candidate for one offer, or say why not. Safe under any concurrency."""
-    pro = await session.get(models.Professional, c.professional.rpps, with_for_update=True)
+    pro = await session.get(models.ProfessionalRow, c.professional.rpps, with_for_update=True)
     if pro is None or not pro.active:
         return Claim.INACTIVE
     professional = to_domain_professional(pro)
@@ -253,3 +253,9 @@ async def waiting_searches(
             )
         )
     return list((await session.execute(query)).scalars().all())
+
+
+async def sites_of(session: AsyncSession, *, rpps: str) -> dict[str, models.SiteRow]:
+    """A professional's sites, open or closed, by site id."""
+    rows = await session.execute(select(models.SiteRow).where(col(models.SiteRow.rpps) == rpps))
+    return {site.site_id: site for site in rows.scalars()}

@@ -73,11 +73,13 @@ class MatcherService:
         index: DirectoryIndex,
         vault: Vault,
         offer_timeout_minutes: float = 15.0,
+        wake: Callable[[], None] = lambda: None,
     ) -> None:
+        """`wake` runs serve_waiting soon (a Pump's poke)."""
         self.db, self.topics, self.clock, self.lead_time, self.index = db, topics, clock, lead_time, index
         self.vault = vault
         self.offer_timeout_minutes = offer_timeout_minutes
-        self.wake: Callable[[], None] = lambda: None  # runs serve_waiting soon (set by the wiring)
+        self.wake = wake
         self._changed: set[str] | None = None  # professionals changed since the last look; None: anyone
         self._fresh: set[str] = set()  # requests that just started waiting (decided before a change?)
         # when this process last found nobody waiting (event-loop time): for a while after that,
@@ -144,10 +146,10 @@ class MatcherService:
         search.status, search.updated_at = models.SearchStatus.CONFIRMED, now
         for other in await repository.pending_offers_for(tx.session, search.request_id):  # parallel offers: first wins
             await self._withdraw(tx, other, "another professional accepted this patient first", "taken", now)
-        pro = await tx.session.get(models.Professional, offer.rpps)
-        site = await tx.session.get(models.Site, (offer.rpps, offer.site_id))
+        pro = await tx.session.get(models.ProfessionalRow, offer.rpps)
+        site = await tx.session.get(models.SiteRow, (offer.rpps, offer.site_id))
         # the patient's own doctor ("médecin traitant") is told, unless it is them who saw the patient
-        treating = await tx.session.get(models.Professional, search.treating_rpps) if search.treating_rpps else None
+        treating = await tx.session.get(models.ProfessionalRow, search.treating_rpps) if search.treating_rpps else None
         if treating is not None and (not treating.active or treating.rpps == offer.rpps):
             treating = None
         assert pro is not None and site is not None  # kept while an offer refers to them
@@ -171,7 +173,7 @@ class MatcherService:
         log.info("appointment confirmed", rpps=pro.rpps, kind=offer.kind)
 
     async def _sealed_treating_doctor(
-        self, tx: Transaction, request_id: str, treating: models.Professional | None
+        self, tx: Transaction, request_id: str, treating: models.ProfessionalRow | None
     ) -> str | None:
         """Who the patient's own doctor is, sealed under the request's key (see TreatingDoctor)."""
         if treating is None:
@@ -595,7 +597,7 @@ class MatcherService:
             )
         )
         search.status, search.wait_reason, search.look_again_at = models.SearchStatus.OFFERED, None, None
-        pro_row = await tx.session.get(models.Professional, c.professional.rpps)
+        pro_row = await tx.session.get(models.ProfessionalRow, c.professional.rpps)
         channels = (pro_row.channels if pro_row else None) or []
         tx.emit(self.topics.matching, _proposal(search, c, offer_id, step, explanation, channels, answer_by), now)
         tx.after_commit.append(lambda: self.index.busy.add(c.professional.rpps))
@@ -670,11 +672,11 @@ def _motive(code: str) -> Motive:
     return motives.get(code) or motives["general"]
 
 
-def _pro_ref(pro: models.Professional) -> ProfessionalRef:
+def _pro_ref(pro: models.ProfessionalRow) -> ProfessionalRef:
     return ProfessionalRef(rpps=pro.rpps, name=pro.name, profession=pro.profession)
 
 
-def site_ref(site: models.Site) -> SiteRef:
+def site_ref(site: models.SiteRow) -> SiteRef:
     return SiteRef(
         site_id=site.site_id,
         name=site.name,

@@ -153,7 +153,7 @@ class WebhookSender:
 
 
 @dataclass(frozen=True)
-class PatientContact:
+class ShownContact:
     name: str | None
     phone: str | None
 
@@ -166,7 +166,7 @@ class ContactSource(Protocol):
     """Where the offer page gets the patient's contact after acceptance (the intake's data);
     raises ContactUnavailable when it cannot be reached."""
 
-    async def contact(self, request_id: str, rpps: str) -> PatientContact | None:
+    async def contact(self, request_id: str, rpps: str) -> ShownContact | None:
         """The contact, shown on the page of professional `rpps` (the intake records it)."""
 
 
@@ -176,7 +176,7 @@ class HttpContactSource:
     def __init__(self, base_url: str, key: str) -> None:
         self.intake = InternalClient(base_url, key)
 
-    async def contact(self, request_id: str, rpps: str) -> PatientContact | None:
+    async def contact(self, request_id: str, rpps: str) -> ShownContact | None:
         try:
             response = await self.intake.request(
                 "GET",
@@ -190,7 +190,7 @@ class HttpContactSource:
             body = response.json()
         except (httpx.HTTPError, ValueError) as error:
             raise ContactUnavailable(type(error).__name__) from error
-        return PatientContact(body.get("name"), body.get("phone"))
+        return ShownContact(body.get("name"), body.get("phone"))
 
     async def close(self) -> None:
         await self.intake.close()

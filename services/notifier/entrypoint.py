@@ -69,6 +69,12 @@ def build(ctx: Context, contacts: ContactSource) -> tuple[NotifierService, Servi
     db = ctx.database("notifier")
     env = templates()
     poster = SignedPoster(ctx.settings.outbound)
+    # the pumps run the service's sending, the service pokes them: each given to the other as it is made
+    dispatcher = Pump("notifier-dispatch", lambda: service.dispatch(), ctx.settings.sweep_interval_seconds)
+    # poked when one is written; the rounds in between only retry (rare): no need to look every second
+    link_emails = Pump(
+        "notifier-link-emails", lambda: service.send_link_emails(), max(15.0, ctx.settings.sweep_interval_seconds)
+    )
     service = NotifierService(
         db,
         ctx.topics,
@@ -81,12 +87,9 @@ def build(ctx: Context, contacts: ContactSource) -> tuple[NotifierService, Servi
         env,
         ctx.vault,
         ctx.settings.reminder_minutes,
+        wake_dispatch=dispatcher.poke,
+        wake_link_emails=link_emails.poke,
     )
-    dispatcher = Pump("notifier-dispatch", service.dispatch, ctx.settings.sweep_interval_seconds)
-    service.on_notification.append(dispatcher.poke)
-    # poked when one is written; the rounds in between only retry (rare): no need to look every second
-    link_emails = Pump("notifier-link-emails", service.send_link_emails, max(15.0, ctx.settings.sweep_interval_seconds))
-    service.on_link_email.append(link_emails.poke)
     handlers: Handlers = {
         OfferProposed: service.on_offer_proposed,
         OfferWithdrawn: service.on_offer_withdrawn,

@@ -7,6 +7,7 @@ page says plainly what happened; nothing before a valid link shows anything of t
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -15,10 +16,9 @@ from typing import Annotated
 import structlog
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, Response
-from jinja2 import Environment, FileSystemLoader, select_autoescape
+from jinja2 import Environment
 
 from services.common import geo, i18n
-from services.common.clock import PARIS
 from services.common.db import database_away
 from services.common.deps import per_address, provided, public
 from services.common.http import failures_answered_by
@@ -31,43 +31,11 @@ log = structlog.get_logger(__name__)
 
 TEMPLATES = Path(__file__).parent / "templates"
 LOCALE = Path(__file__).parent / "locale"  # gettext catalogues: English in locale/en (French is the source)
-SOURCE = {
-    "title": "Un patient a besoin d'un rendez-vous",
-    "motive": "Motif",
-    "patient": "Patient",
-    "place": "Lieu",
-    "from_patient": "du patient",
-    "tele": "téléconsultation",
-    "slot": "Créneau proposé",
-    "overflow": "En plus de vos rendez-vous (surnuméraire)",
-    "from": "à partir de",
-    "before": "avant",
-    "see_before": "À voir avant",
-    "answer_before": "Répondre avant",
-    "left": "Il vous reste {n} min pour répondre.",
-    "choose": "Heure du rendez-vous",
-    "accept": "Accepter",
-    "contact_after": "Les coordonnées du patient s'affichent après acceptation.",
-    "reason": "Motif du refus (facultatif)",
-    "refuse": "Refuser",
-    "accepted_title": "Merci, vous avez accepté",
-    "appointment": "Rendez-vous",
-    "name": "Nom",
-    "phone": "Téléphone",
-    "unknown": "non communiqué",
-    "contact_later": "Les coordonnées ne sont pas disponibles pour le moment ; rechargez la page dans un instant.",
-    "contact_until": "Ces coordonnées restent affichées sur cette page jusqu'au",
-    "contact_gone": "Les coordonnées du patient ne sont plus affichées depuis le",
-    "protocol": "Protocole",
-    "footer": "Service d'orientation SAS – CPTS",
-    "switch": "English",
-}
 
 
-def texts(lang: str) -> dict[str, str]:
-    """The page's texts in the reader's language (French as written, others from the catalogue)."""
-    catalogue_ = i18n.translations(LOCALE, lang)
-    return {key: catalogue_.gettext(text) for key, text in SOURCE.items()}
+def texts(lang: str) -> Callable[[str], str]:
+    """The pages' `_`: French as written in the templates, other languages from the catalogue."""
+    return i18n.translations(LOCALE, lang).gettext
 
 
 def refusal_reasons(lang: str) -> dict[str, str]:
@@ -144,10 +112,6 @@ MESSAGES: dict[str, Notice] = {
 }
 
 
-def local_time_only(value: datetime | None) -> str:
-    return value.astimezone(PARIS).strftime("%H:%M") if value else ""
-
-
 def motive_label(code: str, lang: str = "fr") -> str:
     motive = catalogue().motives.get(code)
     if motive is None:
@@ -156,15 +120,7 @@ def motive_label(code: str, lang: str = "fr") -> str:
 
 
 def templates() -> Environment:
-    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
-    env.filters.update(
-        local=i18n.when,
-        short=i18n.when_short,
-        local_time=local_time_only,
-        motive_label=motive_label,
-        age_band=age_band_label,
-    )
-    return env
+    return i18n.page_templates(TEMPLATES, motive_label=motive_label, age_band=age_band_label)
 
 
 def language(request: Request, asked: str | None = None) -> str:
@@ -185,7 +141,7 @@ class OfferPages:
         known = MESSAGES.get(state, MESSAGES["withdrawn"])
         title, text = known.text(lang)
         html = self.env.get_template("message.html").render(
-            title=title, text=text, tone=known.tone, t=texts(lang), lang=lang
+            title=title, text=text, tone=known.tone, _=texts(lang), lang=lang
         )
         return HTMLResponse(html, status_code=known.status, headers=HEADERS)
 
@@ -198,7 +154,7 @@ class OfferPages:
         offer, now = page.offer, self.service.clock()
         if offer.status in (OfferStatus.ACCEPTED, OfferStatus.CONFIRMED):
             html = self.env.get_template("accepted.html").render(
-                offer=offer, contact=page.contact, contact_until=page.contact_until, now=now, t=texts(lang), lang=lang
+                offer=offer, contact=page.contact, contact_until=page.contact_until, now=now, _=texts(lang), lang=lang
             )
         elif offer.status == OfferStatus.PENDING and offer.expires_at > now:
             html = self._open_offer(page, lang, now)
@@ -212,7 +168,7 @@ class OfferPages:
         return self.env.get_template("offer.html").render(
             offer=offer,
             token=page.token,
-            t=texts(lang),
+            _=texts(lang),
             lang=lang,
             minutes_left=math.ceil((offer.expires_at - now).total_seconds() / 60),
             times=time_choices(offer.choices, offer.start) if offer.kind == "overflow" else [],

@@ -31,7 +31,7 @@ from services.common.db import Database, Transaction
 from services.common.delivery import DeliveryQueue
 from services.common.patient import contact_shown_until
 from services.common.sealing import Vault
-from services.notifier.channels import ContactSource, ContactUnavailable, Message, PatientContact, Sender
+from services.notifier.channels import ContactSource, ContactUnavailable, Message, Sender, ShownContact
 from services.notifier.dispatch import ProfessionalMessages
 from services.notifier.domain import (
     REFUSAL_REASONS,
@@ -66,7 +66,7 @@ class OfferPage:
 
     offer: Offer
     token: str
-    contact: PatientContact | None = None
+    contact: ShownContact | None = None
     contact_until: datetime | None = None  # once accepted: the contact shows until then, no longer
 
 
@@ -88,12 +88,15 @@ class NotifierService:
         templates: Environment,
         vault: Vault,
         reminder_minutes: float = 5.0,
+        wake_dispatch: Callable[[], None] | None = None,
+        wake_link_emails: Callable[[], None] | None = None,
     ) -> None:
+        """`wake_dispatch` and `wake_link_emails` poke the pumps that send (after a commit)."""
         self.db, self.topics, self.clock, self.secret, self.vault = db, topics, clock, secret, vault
         self.base_url, self.offer_timeout, self.senders, self.contacts = base_url, offer_timeout, senders, contacts
         self.templates, self.reminder_minutes = templates, reminder_minutes
-        self.on_notification: list[Callable[[], None]] = []
-        self.on_link_email: list[Callable[[], None]] = []  # pokes the link e-mails' own pump
+        self.on_notification: list[Callable[[], None]] = [wake_dispatch] if wake_dispatch else []
+        self.on_link_email: list[Callable[[], None]] = [wake_link_emails] if wake_link_emails else []
         self.messages = DeliveryQueue(db, ProfessionalMessages(senders, self._message, self.on_notification), clock)
         self.link_emails = DeliveryQueue(db, LinkMessages(senders["email"], templates, self.own_link), clock)
 

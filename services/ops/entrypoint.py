@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from jinja2 import Environment, FileSystemLoader, select_autoescape
+from jinja2 import Environment
 
 from services.common import i18n
 from services.common.access import api as clients_api
-from services.common.clock import PARIS, last_paris_day
+from services.common.clock import last_paris_day
 from services.common.context import Context
 from services.common.runtime import ServicePart, Subscription
 from services.ops import account_pages, api, audit_pages, directory_pages, pages, read_model
@@ -26,17 +26,7 @@ TEMPLATES = Path(__file__).parent / "templates"
 
 
 def templates() -> Environment:
-    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
-    env.filters.update(
-        label=i18n.label,
-        number=i18n.number,
-        percent=i18n.percent,
-        day=i18n.day,
-        short=i18n.when_short,
-        clock=lambda at: at.astimezone(PARIS).strftime("%H:%M"),
-        last_day=lambda end, lang="fr": i18n.date(last_paris_day(end), lang),
-    )
-    return env
+    return i18n.page_templates(TEMPLATES, last_day=lambda end, lang="fr": i18n.date(last_paris_day(end), lang))
 
 
 ROUTERS = [

@@ -54,7 +54,7 @@ async def test_redelivered_event_changes_nothing_and_poison_goes_to_dead_letters
     settings = Settings(topic_prefix=topics.prefix, secret_key="x", regulator_api_keys="k")
     clients = ClientRegistry(Context.schema_database(database_url, "access"))
     ctx = Context(settings, database_url, topics, utcnow, b"x", clients, vault_for_tests())
-    _, part = matcher.build(ctx)
+    part = matcher.build(ctx).part
     runtime = Runtime(settings, make_broker(settings, kafka_bootstrap), kafka_bootstrap, topics, [part], clients)
     await runtime.start()
     try:

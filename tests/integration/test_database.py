@@ -46,9 +46,9 @@ async def test_concurrent_holds_on_one_slot_one_wins(database_url: str) -> None:
     db = await migrated(database_url, "matcher")
     now = utcnow()
     async with db.transaction() as tx:
-        tx.session.add(models.Professional(rpps="1", name="Dr A", profession="general_practitioner", updated_at=now))
+        tx.session.add(models.ProfessionalRow(rpps="1", name="Dr A", profession="general_practitioner", updated_at=now))
         await tx.session.flush()
-        tx.session.add(models.Site(rpps="1", site_id="s", name="Cabinet", lat=46.0, lon=0.0))
+        tx.session.add(models.SiteRow(rpps="1", site_id="s", name="Cabinet", lat=46.0, lon=0.0))
         await tx.session.flush()
         tx.session.add(
             models.Slot(

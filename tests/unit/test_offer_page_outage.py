@@ -16,7 +16,7 @@ from services.common.http import install_problem_handlers
 from services.common.patient import contact_shown_until
 from services.common.rate_limits import RateLimits
 from services.common.settings import Settings
-from services.notifier.channels import ContactUnavailable, HttpContactSource, PatientContact
+from services.notifier.channels import ContactUnavailable, HttpContactSource, ShownContact
 from services.notifier.pages import OfferPages, router, templates, texts
 
 
@@ -72,12 +72,12 @@ def test_the_patient_contact_shows_until_the_end_of_the_day_after_the_appointmen
     until = contact_shown_until(appointment)
     before = page.render(
         offer=offer,
-        contact=PatientContact("Jeanne", "0612345678"),
+        contact=ShownContact("Jeanne", "0612345678"),
         contact_until=until,
         now=appointment,
-        t=texts("fr"),
+        _=texts("fr"),
         lang="fr",
     )
     assert "0612345678" in before and "restent affichées" in before
-    after = page.render(offer=offer, contact=None, contact_until=until, now=until, t=texts("fr"), lang="fr")
+    after = page.render(offer=offer, contact=None, contact_until=until, now=until, _=texts("fr"), lang="fr")
     assert "ne sont plus affichées" in after

@@ -7,23 +7,33 @@ from pathlib import Path
 
 from services.common import i18n
 from services.notifier.domain import REFUSAL_REASONS
-from services.notifier.pages import LOCALE, MESSAGES, SOURCE, refusal_reasons, texts
+from services.notifier.pages import LOCALE, MESSAGES, TEMPLATES, refusal_reasons, texts
+
+
+def offer_page_texts() -> list[str]:
+    """Every French text of the offer pages: `_("…")` in their templates."""
+    return [
+        m.group(2)
+        for template in sorted(TEMPLATES.glob("*.html"))
+        for m in re.finditer(r'_\((["\'])(.+?)\1\)', template.read_text())
+    ]
 
 
 def test_every_text_of_the_pages_has_its_english_translation() -> None:
     english = i18n.translations(LOCALE, "en")
-    sources = [*SOURCE.values(), *REFUSAL_REASONS.values()]
+    assert len(offer_page_texts()) > 25 and "Accepter" in offer_page_texts()
+    sources = [*offer_page_texts(), *REFUSAL_REASONS.values()]
     sources += [text for notice in MESSAGES.values() for text in notice.fr]
     untranslated = [text for text in sources if english.gettext(text) == text and text not in ("Patient",)]
     assert untranslated == []
 
 
 def test_french_is_the_text_as_written_and_english_comes_from_the_catalogue() -> None:
-    assert texts("fr")["accept"] == "Accepter" and texts("en")["accept"] == "Accept"
-    assert texts("en")["switch"] == "Français" and texts("fr")["switch"] == "English"
+    assert texts("fr")("Accepter") == "Accepter" and texts("en")("Accepter") == "Accept"
+    assert texts("en")("English") == "Français" and texts("fr")("English") == "English"
     assert refusal_reasons("en")["too_far"] == "Too far"
     assert MESSAGES["expired"].text("en")[0] == "Too late"
-    assert texts("de") == texts("fr")  # no catalogue: the source language
+    assert texts("de")("Accepter") == "Accepter"  # no catalogue: the source language
 
 
 def own_page_texts() -> list[str]:

@@ -18,7 +18,7 @@ from services.common.holidays import is_public_holiday
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
-Period = tuple[time, time]
+OpenSpan = tuple[time, time]
 
 
 class InvalidOpeningHours(ValueError):
@@ -29,7 +29,7 @@ class InvalidOpeningHours(ValueError):
 class WeeklyHours:
     """For each weekday (Monday first), the opening periods, in local time."""
 
-    days: tuple[tuple[Period, ...], ...]
+    days: tuple[tuple[OpenSpan, ...], ...]
 
     @classmethod
     def parse(cls, raw: Mapping[str, Sequence[Sequence[str]]]) -> WeeklyHours:

@@ -26,7 +26,7 @@ class Refused(Exception):
 
 
 @dataclass(frozen=True)
-class Period:
+class SlotTimes:
     start: datetime
     end: datetime
 
@@ -40,7 +40,7 @@ def publishable_days(now: datetime) -> list[date]:
     return [first + timedelta(days=n) for n in range(PUBLISH_DAYS)]
 
 
-def new_slot(day: date, at: time, minutes: int, now: datetime) -> Period:
+def new_slot(day: date, at: time, minutes: int, now: datetime) -> SlotTimes:
     """The slot a professional publishes: Paris wall time, in the coming days, not in the past."""
     if minutes not in SLOT_MINUTES:
         raise Refused("minutes", "Choisissez une durée proposée.")
@@ -49,7 +49,7 @@ def new_slot(day: date, at: time, minutes: int, now: datetime) -> Period:
     start = datetime.combine(day, at.replace(second=0, microsecond=0), tzinfo=PARIS)
     if start <= now:
         raise Refused("time", "Cet horaire est déjà passé.")
-    return Period(start, start + timedelta(minutes=minutes))
+    return SlotTimes(start, start + timedelta(minutes=minutes))
 
 
 def suggested_time(now: datetime) -> time:
