@@ -18,6 +18,7 @@ from services.common.deps import CallerDep, InternalKey, SettingsDep, allow, che
 from services.common.http import Problem, ProblemMap, invalid_field, problems
 from services.common.inputs import IDENT, INSEE, PHONE, Ident, InputModel, Instant
 from services.common.motives import catalogue
+from services.intake import views
 from services.intake.domain import CannotCancel, ReceivedAtOutOfRange, RequestConflict, RequestNotFound
 from services.intake.models import OrientationRequest, RequestHistory
 from services.intake.service import IntakeService, NewRequest
@@ -173,7 +174,7 @@ PROBLEMS: ProblemMap = {
 }
 
 
-@router.post("/v1/requests", status_code=202, responses=problems(409))
+@router.post("/v1/requests", status_code=202, responses=problems(409), response_model=views.Accepted)
 async def submit(body: RequestIn, service: IntakeDep, caller: CallerDep, settings: SettingsDep) -> JSONResponse:
     """A request of the caller's organisation (its own id: another organisation's same id is another request)."""
     structlog.contextvars.bind_contextvars(request_id=body.request_id)
@@ -191,21 +192,36 @@ def owner_scope(caller: Client) -> str | None:
     return None if caller.is_admin else caller.organisation
 
 
-@router.get("/v1/requests/{request_id}", responses=problems(404))
+@router.get(
+    "/v1/requests/{request_id}",
+    responses=problems(404),
+    response_model=views.RequestView,
+    response_model_exclude_unset=True,
+)
 async def status(request_id: Ident, service: IntakeDep, caller: CallerDep) -> dict[str, Any]:
     """Another organisation's request is answered 404, as if it did not exist."""
     structlog.contextvars.bind_contextvars(request_id=request_id)
     return request_view(*await service.get(request_id, owner_scope(caller), actor_of(caller)))
 
 
-@router.post("/v1/requests/{request_id}/cancel", responses=problems(404, 409))
+@router.post(
+    "/v1/requests/{request_id}/cancel",
+    responses=problems(404, 409),
+    response_model=views.RequestView,
+    response_model_exclude_unset=True,
+)
 async def cancel(request_id: Ident, service: IntakeDep, caller: CallerDep) -> dict[str, Any]:
     structlog.contextvars.bind_contextvars(request_id=request_id)
     await service.cancel(request_id, owner_scope(caller), actor_of(caller))
     return request_view(*await service.get(request_id, owner_scope(caller)))
 
 
-@router.delete("/v1/requests/{request_id}/patient", responses=problems(404))
+@router.delete(
+    "/v1/requests/{request_id}/patient",
+    responses=problems(404),
+    response_model=views.RequestView,
+    response_model_exclude_unset=True,
+)
 async def erase_patient(request_id: Ident, service: IntakeDep, caller: CallerDep) -> dict[str, Any]:
     """Erase the patient's contact and details from every service and make the copies in the
     broker's topics unreadable; the request keeps its status, times, motive, urgency, commune
@@ -219,7 +235,7 @@ def actor_of(caller: Client) -> Actor:
     return Actor("client", caller.client_id)
 
 
-@router.get("/v1/audit", responses=problems(404))
+@router.get("/v1/audit", responses=problems(404), response_model=views.AuditTrail, response_model_exclude_unset=True)
 async def audit_trail(
     service: IntakeDep,
     caller: CallerDep,

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import JSONResponse
-from pydantic import Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from services.common.access.models import ApiClient
 from services.common.access.registry import ClientRegistry, UnknownClient
@@ -48,6 +48,41 @@ class ClientIn(InputModel):
         return self
 
 
+class ClientView(BaseModel):
+    """A client as an admin sees it: never its key nor its signing secret."""
+
+    model_config = ConfigDict(extra="forbid")
+    client_id: str
+    name: str
+    role: str
+    organisation: str | None
+    departments: list[str] | None
+    cpts_ids: list[str]
+    source: str
+    created_at: str
+    last_used_at: str | None
+    revoked_at: str | None
+
+
+class ClientList(BaseModel):
+    items: list[ClientView]
+
+
+class ClientCreated(BaseModel):
+    """Its key and signing secret, shown in this answer only."""
+
+    client_id: str
+    key: str
+    signing_secret: str
+    role: str
+    organisation: str | None
+
+
+class SecretRotated(BaseModel):
+    client_id: str
+    signing_secret: str
+
+
 def client_view(row: ApiClient) -> dict[str, Any]:
     """A client as the admin sees it: never its key nor its signing secret."""
     return {
@@ -64,7 +99,7 @@ def client_view(row: ApiClient) -> dict[str, Any]:
     }
 
 
-@router.post("/v1/api-clients", status_code=201, responses=problems(401, 403))
+@router.post("/v1/api-clients", status_code=201, responses=problems(401, 403), response_model=ClientCreated)
 async def create_client(body: ClientIn, clients: RegistryDep, caller: CallerDep) -> JSONResponse:
     """A new client; its `key` and `signing_secret` are shown in this answer only."""
     by = Actor("client", caller.client_id)
@@ -83,12 +118,12 @@ async def create_client(body: ClientIn, clients: RegistryDep, caller: CallerDep)
     )
 
 
-@router.get("/v1/api-clients", responses=problems(401, 403))
+@router.get("/v1/api-clients", responses=problems(401, 403), response_model=ClientList)
 async def list_clients(clients: RegistryDep) -> dict[str, Any]:
     return {"items": [client_view(row) for row in await clients.all()]}
 
 
-@router.delete("/v1/api-clients/{client_id}", responses=problems(401, 403, 404))
+@router.delete("/v1/api-clients/{client_id}", responses=problems(401, 403, 404), response_model=ClientView)
 async def revoke_client(
     client_id: Annotated[str, Path(pattern=CLIENT_ID)], clients: RegistryDep, caller: CallerDep
 ) -> dict[str, Any]:
@@ -99,7 +134,9 @@ async def revoke_client(
         raise Problem(404, "Not Found", f"no client {client_id}") from None
 
 
-@router.post("/v1/api-clients/{client_id}/signing-secret", responses=problems(401, 403, 404))
+@router.post(
+    "/v1/api-clients/{client_id}/signing-secret", responses=problems(401, 403, 404), response_model=SecretRotated
+)
 async def rotate_secret(
     client_id: Annotated[str, Path(pattern=CLIENT_ID)], clients: RegistryDep, caller: CallerDep
 ) -> dict[str, Any]:
