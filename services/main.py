@@ -44,8 +44,8 @@ from services.common.settings import Settings
 from services.intake import entrypoint as intake
 from services.intake.service import IntakeService
 from services.matcher import entrypoint as matcher
-from services.matcher.demo import load_demo
-from services.matcher.directory import NotFound
+from services.matcher.directory.demo import load_demo
+from services.matcher.directory.errors import NotFound
 from services.matcher.domain.own_space import Refused
 from services.matcher.own_space import ProfessionalSpace
 from services.notifier import entrypoint as notifier
@@ -173,8 +173,7 @@ def build_runtime(
 
     async def demo() -> None:
         if directory is not None and settings.demo_data:
-            async with directory.db.exclusive("demo"):  # one worker loads it, the others find it there
-                await load_demo(directory, clock())
+            await load_demo(directory, clock())
 
     return runtime, demo
 

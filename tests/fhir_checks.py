@@ -9,7 +9,7 @@ from typing import Any
 from fhir.resources.R4B import get_fhir_model_class
 from fhir.resources.R4B.bundle import Bundle
 
-from services.matcher.fhir import codes
+from services.matcher.entrypoints.fhir import codes
 
 
 def codings(concept: dict[str, Any]) -> set[tuple[str, str]]:

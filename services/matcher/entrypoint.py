@@ -18,14 +18,17 @@ from schemas.events import (
 from services.common.context import Context
 from services.common.messaging import Pump
 from services.common.runtime import Handlers, ServicePart, Subscription
-from services.matcher import api, pages, repository
+from services.matcher.adapters import repository
+from services.matcher.adapters.index_sync import IndexSync
+from services.matcher.allocation.cascade import Cascade
+from services.matcher.allocation.handlers import Allocation
+from services.matcher.allocation.waiting_list import Changes, WaitingList
 from services.matcher.directory import Directory
 from services.matcher.domain.index import DirectoryIndex
-from services.matcher.fhir import api as fhir_api
-from services.matcher.index_sync import IndexSync
+from services.matcher.entrypoints import api, pages
+from services.matcher.entrypoints.fhir import api as fhir_api
 from services.matcher.own_space import ProfessionalSpace
 from services.matcher.platform import PlatformBookings
-from services.matcher.service import MatcherService
 
 # an offer still pending 5 minutes past its time limit (`answer_by`, as the outbox has it; the
 # longest a territory allows otherwise): the notifier never had it, or its answer never came
@@ -45,40 +48,33 @@ class Matcher:
     part: ServicePart
 
 
-def handlers(cascade: MatcherService) -> Handlers:
+def handlers(allocation: Allocation) -> Handlers:
     """The cascade's events: requests, answers, offers voided by a directory change."""
     return {
-        RequestReceived: cascade.on_request_received,
-        RequestCancelled: cascade.on_request_cancelled,
-        PatientErased: cascade.on_patient_erased,
-        OfferAccepted: cascade.on_offer_accepted,
-        OfferRefused: cascade.on_offer_refused,
-        OfferExpired: cascade.on_offer_expired,
-        OfferInvalidated: cascade.on_offer_invalidated,
+        RequestReceived: allocation.on_request_received,
+        RequestCancelled: allocation.on_request_cancelled,
+        PatientErased: allocation.on_patient_erased,
+        OfferAccepted: allocation.on_offer_accepted,
+        OfferRefused: allocation.on_offer_refused,
+        OfferExpired: allocation.on_offer_expired,
+        OfferInvalidated: allocation.on_offer_invalidated,
     }
 
 
 def build(ctx: Context) -> Matcher:
     db = ctx.database("matcher")
     index = DirectoryIndex()
+    lead_time = timedelta(minutes=ctx.settings.lead_time_minutes)
     # waiting requests: looked at again after the changes the index takes in (those of 50 ms
     # together: under load the index changes several times per request), and on time; the pump
-    # and the cascade are each given the other as they are made
-    waiting = Pump(
-        "matcher-waiting", lambda: cascade.serve_waiting(), ctx.settings.sweep_interval_seconds, min_gap=0.05
-    )
-    sync = IndexSync(db, index, ctx.clock, on_change=lambda changed: cascade.something_changed(changed))
-    directory = Directory(db, ctx.clock, ctx.topics, sync.reload)
-    cascade = MatcherService(
-        db,
-        ctx.topics,
-        ctx.clock,
-        timedelta(minutes=ctx.settings.lead_time_minutes),
-        index,
-        ctx.vault,
-        ctx.settings.offer_timeout_minutes,
-        waiting.poke,
-    )
+    # is given the list to serve as it is made, the list's changes are given the pump's poke
+    waiting = Pump("matcher-waiting", lambda: waiting_list.serve(), ctx.settings.sweep_interval_seconds, min_gap=0.05)
+    changes = Changes(waiting.poke)
+    sync = IndexSync(db, index, ctx.clock, on_change=changes.professionals_changed)
+    directory = Directory.build(db, ctx.clock, ctx.topics, sync.reload)
+    cascade = Cascade(ctx.topics, lead_time, index, ctx.settings.offer_timeout_minutes, changes.just_waiting)
+    waiting_list = WaitingList(db, ctx.clock, lead_time, index, cascade, changes)
+    allocation = Allocation(db, ctx.topics, ctx.clock, ctx.vault, cascade)
     space = ProfessionalSpace(db, ctx.clock, ctx.secret, directory)
     part = ServicePart(
         name="matcher",
@@ -98,7 +94,7 @@ def build(ctx: Context) -> Matcher:
             Subscription(
                 "matcher",
                 [ctx.topics.requests, ctx.topics.offers, ctx.topics.matching],
-                handlers(cascade),
+                handlers(allocation),
                 together=False,
             )
         ],
@@ -108,8 +104,8 @@ def build(ctx: Context) -> Matcher:
         # ... and 15 minutes past it, the matcher ends it itself and goes on
         timers=[
             (lambda: _forget_past(index, ctx), 3600.0),
-            (cascade.expire_overdue, 60.0),
-            (directory.expand_templates, 3600.0),  # weekly availability: the weeks ahead filled again
+            (allocation.expire_overdue, 60.0),
+            (directory.availability.expand_templates, 3600.0),  # weekly availability: the weeks ahead filled again
         ],
         stuck=STUCK,
     )

@@ -17,8 +17,9 @@ from services.common import personal_link
 from services.common.audit import SYSTEM, Actor
 from services.common.clock import PARIS
 from services.common.db import Database, Transaction
-from services.matcher import models, repository
-from services.matcher.directory import Directory, SlotBusy, SlotOverlap
+from services.matcher.adapters import models, repository
+from services.matcher.directory import Directory
+from services.matcher.directory.errors import SlotBusy, SlotOverlap
 from services.matcher.domain import own_space
 from services.matcher.domain.opening_hours import is_open_throughout
 
@@ -172,7 +173,7 @@ class ProfessionalSpace:
             )
         slot_id = own_space.own_slot_id(pro.rpps, site_id, wanted.start)
         try:
-            slot, _ = await self.directory.put_slot(
+            slot, _ = await self.directory.slots.put(
                 slot_id, pro.rpps, site_id, wanted.start, wanted.end, mode, alone=True
             )
         except (SlotOverlap, SlotBusy):  # SlotBusy: the same start, offered or booked already
@@ -181,22 +182,24 @@ class ProfessionalSpace:
 
     async def withdraw(self, token: str, slot_id: str) -> None:
         pro, _ = await self.professional(token)
-        slot = await self.directory.get_slot(slot_id)
+        slot = await self.directory.slots.get(slot_id)
         if slot.rpps != pro.rpps:
             raise own_space.Refused("slot", "Ce créneau n'est pas le vôtre.")
         if slot.state != models.SlotState.FREE:
             raise own_space.Refused("slot", "Ce créneau est déjà proposé ou réservé : il ne peut plus être retiré ici.")
-        await self.directory.withdraw_slot(slot_id)
+        await self.directory.slots.withdraw(slot_id)
 
     async def set_overflow(self, token: str, accepts: bool, cap: int) -> None:
         pro, _ = await self.professional(token)
         accepts, cap = own_space.overflow_cap(accepts, cap)
-        await self.directory.change_settings(pro.rpps, {"accepts_overflow": accepts, "overflow_daily_cap": cap})
+        await self.directory.professionals.change_settings(
+            pro.rpps, {"accepts_overflow": accepts, "overflow_daily_cap": cap}
+        )
 
     async def not_today(self, token: str, closed: bool) -> None:
         """No extra patient today (Paris day), or extra patients today again."""
         pro, _ = await self.professional(token)
-        await self.directory.change_settings(
+        await self.directory.professionals.change_settings(
             pro.rpps, {"no_overflow_on": own_space.today(self.clock()) if closed else None}
         )
 
@@ -209,14 +212,16 @@ class ProfessionalSpace:
         professional's page, a coordinator's page or the directory API (on the audit trail)."""
         until = own_space.pause_end(last_day, self.clock()) if last_day else None
         action = "professional.paused" if until else "professional.resumed"
-        return await self.directory.change_settings(rpps, {"paused_until": until}, (by, action))
+        return await self.directory.professionals.change_settings(rpps, {"paused_until": until}, (by, action))
 
     async def set_channels(
         self, token: str, email: str | None, phone: str | None, by_email: bool, by_sms: bool
     ) -> None:
         pro, _ = await self.professional(token)
         chosen = own_space.channels(email, phone, by_email, by_sms, pro.channels or [])
-        await self.directory.change_settings(pro.rpps, {"channels": chosen, "email": email, "phone": phone})
+        await self.directory.professionals.change_settings(
+            pro.rpps, {"channels": chosen, "email": email, "phone": phone}
+        )
 
     async def revoke_links(self, token: str) -> None:
         """Every link sent so far stops working, this one too (a new one by "send me my link")."""
@@ -224,7 +229,9 @@ class ProfessionalSpace:
         await self.revoke_links_of(pro.rpps)
 
     async def revoke_links_of(self, rpps: str) -> None:
-        await self.directory.change_settings(rpps, {"links_valid_from": personal_link.revocation_time(self.clock())})
+        await self.directory.professionals.change_settings(
+            rpps, {"links_valid_from": personal_link.revocation_time(self.clock())}
+        )
 
     async def send_link(self, email: str) -> None:
-        await self.directory.request_link(email, LINK_EMAIL_QUIET)
+        await self.directory.professionals.request_link(email, LINK_EMAIL_QUIET)

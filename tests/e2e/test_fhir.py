@@ -14,7 +14,7 @@ import pytest
 from fhir.resources.R4B.appointment import Appointment
 from fhir.resources.R4B.operationoutcome import OperationOutcome
 
-from services.matcher.fhir import codes
+from services.matcher.entrypoints.fhir import codes
 from tests.e2e.conftest import Stack, link_path
 from tests.fhir_checks import check_searchset, references, valid
 

@@ -27,7 +27,8 @@ from services.common.db import Database, service_engine
 from services.common.embedded import free_port
 from services.common.holidays import is_public_holiday
 from services.common.sealing import DataKeys, Vault
-from services.matcher.directory import Directory, SiteInput
+from services.matcher.directory import Directory
+from services.matcher.directory.professionals import SiteInput
 from services.matcher.domain.opening_hours import WeeklyHours, first_open_time
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -212,4 +213,4 @@ async def always_open_directory(db: Database, topics: Topics) -> tuple[Directory
         local = (local + timedelta(days=1)).replace(hour=0, minute=5, second=0, microsecond=0)
         start = first_open_time(WeeklyHours.parse(ALWAYS_OPEN), local, local + timedelta(hours=40), "79")
         assert start is not None
-    return Directory(db, utcnow, topics, nothing), start
+    return Directory.build(db, utcnow, topics, nothing), start

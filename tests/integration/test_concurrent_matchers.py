@@ -33,8 +33,8 @@ async def test_the_last_slots_of_a_town_are_each_given_once(database_url: str, k
     directory, start = await always_open_directory(db, topics)
     for rpps in ("70000000001", "70000000002"):
         site = MELLE_SITE
-        await directory.put_professional(rpps, {"name": f"Dr {rpps}", "profession": "general_practitioner"}, [site])
-        await directory.put_slot(f"last-{rpps}", rpps, "main", start, start + timedelta(minutes=20), "in_person")
+        await directory.professionals.put(rpps, {"name": f"Dr {rpps}", "profession": "general_practitioner"}, [site])
+        await directory.slots.put(f"last-{rpps}", rpps, "main", start, start + timedelta(minutes=20), "in_person")
 
     async with matcher_processes(database_url, kafka_bootstrap, topics.prefix, 3) as logs:
         ids = [f"RUSH-{i:02d}" for i in range(REQUESTS)]

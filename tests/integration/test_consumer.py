@@ -25,7 +25,7 @@ from services.common.messaging import (
 from services.common.runtime import Runtime
 from services.common.settings import Settings
 from services.matcher import entrypoint as matcher
-from services.matcher.models import SearchRecord
+from services.matcher.adapters.models import SearchRecord
 from tests.integration.helpers import (
     event_bytes,
     eventually,

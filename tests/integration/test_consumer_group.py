@@ -7,7 +7,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from services.matcher.models import SearchRecord
+from services.matcher.adapters.models import SearchRecord
 from tests.integration.helpers import (
     event_bytes,
     eventually,

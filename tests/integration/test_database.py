@@ -11,7 +11,7 @@ from sqlalchemy.exc import DBAPIError
 
 from services.common.clock import utcnow
 from services.common.db import text_not_storable
-from services.matcher import models, repository
+from services.matcher.adapters import models, repository, slots
 from tests.integration.helpers import MIGRATIONS, migrated
 
 
@@ -64,7 +64,7 @@ async def test_concurrent_holds_on_one_slot_one_wins(database_url: str) -> None:
 
     async def try_hold(i: int) -> bool:
         async with db.transaction() as tx:
-            won = await repository.hold_slot(tx.session, "last", f"REQ-{i}", f"offer-{i}", now)
+            won = await slots.hold_slot(tx.session, "last", f"REQ-{i}", f"offer-{i}", now)
             await asyncio.sleep(0.05)  # keep the transaction open so that others really overlap
             return won
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 from services.common.clock import utcnow
-from services.matcher.directory import Directory, SiteInput
+from services.matcher.adapters.index_sync import IndexSync
+from services.matcher.directory import Directory
+from services.matcher.directory.professionals import SiteInput
 from services.matcher.domain.index import DirectoryIndex
-from services.matcher.index_sync import IndexSync
 from tests.integration.helpers import eventually, fresh_topics, migrated
 
 
@@ -17,10 +18,10 @@ async def test_changes_made_elsewhere_reach_the_index(database_url: str) -> None
     async def nothing(_: list[str]) -> None:
         return None
 
-    writer = Directory(writer_db, utcnow, fresh_topics(), nothing)
+    writer = Directory.build(writer_db, utcnow, fresh_topics(), nothing)
     site = SiteInput("main", "Cabinet", "79174", "79", 46.208, -0.144, None)
-    await writer.put_territory("T", "CPTS T", ["79174"], 25.0)
-    await writer.put_professional("1", {"name": "Dr A", "profession": "general_practitioner"}, [site])
+    await writer.territories.put("T", "CPTS T", ["79174"], 25.0)
+    await writer.professionals.put("1", {"name": "Dr A", "profession": "general_practitioner"}, [site])
 
     reader_db = await migrated(database_url, "matcher")
     index = DirectoryIndex()
@@ -29,19 +30,19 @@ async def test_changes_made_elsewhere_reach_the_index(database_url: str) -> None
     try:
         assert index.territory_of("79174") is not None and "1" in index.professionals
         start = utcnow() + timedelta(days=1)
-        await writer.put_slot("late", "1", "main", start, start + timedelta(minutes=20), "in_person")
+        await writer.slots.put("late", "1", "main", start, start + timedelta(minutes=20), "in_person")
 
         async def arrived() -> bool:
             return "late" in index.slots and index.slots["late"].state == "free"
 
         assert await eventually(arrived, timeout=5)
-        await writer.withdraw_slot("late")
+        await writer.slots.withdraw("late")
 
         async def withdrawn() -> bool:
             return index.slots["late"].state == "withdrawn"
 
         assert await eventually(withdrawn, timeout=5)
-        await writer.deactivate_professional("1")
+        await writer.professionals.deactivate("1")
 
         async def gone() -> bool:
             return not index.professionals["1"].active

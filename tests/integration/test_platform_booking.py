@@ -11,9 +11,9 @@ from sqlalchemy import text
 
 from schemas.topics import Topics
 from services.common.db import Database
-from services.matcher import models, repository
+from services.matcher.adapters import models, slots
 from services.matcher.directory import Directory
-from services.matcher.fhir.appointment import BookingAsked, Identifier
+from services.matcher.entrypoints.fhir.appointment import BookingAsked, Identifier
 from services.matcher.platform import BookingRefused, PlatformBookings
 from tests.integration.helpers import MELLE_SITE, migrated
 
@@ -30,9 +30,9 @@ async def one_gp(database_url: str, prefix: str) -> tuple[Database, Directory, P
         return None
 
     topics = Topics(prefix=prefix)
-    directory = Directory(db, lambda: NOW, topics, nothing)
-    await directory.put_territory("cpts-79", "CPTS Melle", ["79174"], 30.0)
-    await directory.put_professional(
+    directory = Directory.build(db, lambda: NOW, topics, nothing)
+    await directory.territories.put("cpts-79", "CPTS Melle", ["79174"], 30.0)
+    await directory.professionals.put(
         RPPS, {"name": "Dr A", "profession": "general_practitioner", "cpts_id": "cpts-79"}, [MELLE_SITE]
     )
     return db, directory, PlatformBookings(db, lambda: NOW, topics)
@@ -43,7 +43,7 @@ async def test_each_slot_goes_to_the_platform_or_to_the_cascade_never_both(datab
     try:
         starts = [NOW + timedelta(hours=2, minutes=20 * n) for n in range(SLOTS)]
         for n, start in enumerate(starts):
-            await directory.put_slot(f"s{n}", RPPS, "main", start, start + timedelta(minutes=20), "in_person")
+            await directory.slots.put(f"s{n}", RPPS, "main", start, start + timedelta(minutes=20), "in_person")
 
         # the platform reads a few rows before it takes the slot: the cascade's hold starts up to
         # 6 ms late, so that either may come first
@@ -53,7 +53,7 @@ async def test_each_slot_goes_to_the_platform_or_to_the_cascade_never_both(datab
         async def cascade(n: int) -> bool:
             await asyncio.sleep(pauses[n])
             async with db.transaction() as tx:
-                return await repository.hold_slot(tx.session, f"s{n}", f"req-{n}", f"offer-{n}", NOW)
+                return await slots.hold_slot(tx.session, f"s{n}", f"req-{n}", f"offer-{n}", NOW)
 
         async def platform(n: int) -> bool:
             asked = BookingAsked(
@@ -96,7 +96,7 @@ async def test_the_same_identifier_sent_twice_at_once_books_one_appointment(data
     try:
         start = NOW + timedelta(hours=3)
         for n in range(2):  # two free slots at the same time: a second booking would find one
-            await directory.put_slot(f"t{n}", RPPS, "main", start, start + timedelta(minutes=20), "in_person")
+            await directory.slots.put(f"t{n}", RPPS, "main", start, start + timedelta(minutes=20), "in_person")
         asked = BookingAsked(Identifier("urn:test", "rdv-once"), start, start + timedelta(minutes=20), RPPS,
                              None, None)  # fmt: skip
         results = await asyncio.gather(*(bookings.book(asked) for _ in range(6)))

@@ -10,8 +10,8 @@ from sqlalchemy import text
 
 from schemas.topics import Topics
 from services.matcher.directory import Directory
+from services.matcher.directory.rpps_import import import_extraction
 from services.matcher.domain.availability import Recurring
-from services.matcher.rpps_import import import_extraction
 from tests.conftest import TUESDAY_MORNING, FakeClock
 from tests.integration.helpers import MELLE_SITE, migrated
 from tests.integration.rpps_file import TERRITORY, generate
@@ -25,9 +25,9 @@ async def test_an_extraction_is_imported_for_the_territory_and_again_changes_not
     async def nothing(_: list[str]) -> None:
         return None
 
-    directory = Directory(db, lambda: datetime(2026, 12, 1, 8, tzinfo=UTC), Topics(prefix="rpps."), nothing)
+    directory = Directory.build(db, lambda: datetime(2026, 12, 1, 8, tzinfo=UTC), Topics(prefix="rpps."), nothing)
     try:
-        await directory.put_territory("cpts-79", "CPTS Sud Deux-Sèvres", TERRITORY, 30.0)
+        await directory.territories.put("cpts-79", "CPTS Sud Deux-Sèvres", TERRITORY, 30.0)
         path = tmp_path / "PS_LibreAcces_Personne_activite_202611250000.txt"
         expected = generate(path)
 
@@ -37,7 +37,7 @@ async def test_an_extraction_is_imported_for_the_territory_and_again_changes_not
         assert first.outcomes == {"created": len(expected["professionals"])}  # type: ignore[arg-type]
         assert dict(first.skipped) == expected["skipped"]
 
-        pro, sites = await directory.get_professional("10000000000")  # n = 0: two practices in the territory
+        pro, sites = await directory.professionals.get("10000000000")  # n = 0: two practices in the territory
         assert pro.name == pro.name.strip() and pro.sas_participation == "none" and pro.cpts_id == "cpts-79"
         assert sorted(s.site_id for s in sites) == ["rpps-R000000", "rpps-S000000"]
         assert sites[0].address == {"line": "12 Rue de la Gare", "postal_code": "79000", "city": "NIORT"}
@@ -53,7 +53,7 @@ async def test_an_extraction_is_imported_for_the_territory_and_again_changes_not
         with path.open(encoding="utf-8", newline="") as file:
             again = await import_extraction(directory, file, "cpts-79")
         assert again.outcomes == {"unchanged": len(expected["professionals"])}  # type: ignore[arg-type]
-        pro, _ = await directory.get_professional("10000000000")
+        pro, _ = await directory.professionals.get("10000000000")
         assert (pro.sas_participation, pro.accepts_overflow, pro.overflow_daily_cap) == ("via_cpts", True, 3)
 
         # a practice the directory no longer lists is closed
@@ -78,14 +78,14 @@ async def test_a_kept_availability_template_fills_the_weeks_ahead_again(database
     async def nothing(_: list[str]) -> None:
         return None
 
-    directory = Directory(db, clock, Topics(prefix="tpl."), nothing)
+    directory = Directory.build(db, clock, Topics(prefix="tpl."), nothing)
     try:
         fields = {"name": "Dr T", "profession": "general_practitioner", "email": "t@x.org"}
-        await directory.put_professional("72000000001", fields, [MELLE_SITE])
+        await directory.professionals.put("72000000001", fields, [MELLE_SITE])
         evenings = [Recurring(("tue", "thu"), time(17, 0), time(18, 0), 20)]
-        assert await directory.keep_availability("72000000001", "main", evenings, 1) == (6, 0)
-        assert await directory.expand_templates() == 0  # nothing new in the same week
+        assert await directory.availability.keep("72000000001", "main", evenings, 1) == (6, 0)
+        assert await directory.availability.expand_templates() == 0  # nothing new in the same week
         clock.advance(days=7)
-        assert await directory.expand_templates() == 6  # the next week's Tuesday and Thursday
+        assert await directory.availability.expand_templates() == 6  # the next week's Tuesday and Thursday
     finally:
         await db.dispose()

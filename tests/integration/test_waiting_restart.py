@@ -35,8 +35,8 @@ async def test_a_waiting_request_is_served_after_the_matcher_was_killed(
     directory, start = await always_open_directory(db, topics)
     site = MELLE_SITE
     for rpps in ("71000000001", "71000000002"):
-        await directory.put_professional(rpps, {"name": f"Dr {rpps}", "profession": "general_practitioner"}, [site])
-    await directory.put_slot("only", "71000000001", "main", start, start + timedelta(minutes=20), "in_person")
+        await directory.professionals.put(rpps, {"name": f"Dr {rpps}", "profession": "general_practitioner"}, [site])
+    await directory.slots.put("only", "71000000001", "main", start, start + timedelta(minutes=20), "in_person")
 
     async def status_of(request_id: str) -> str | None:
         async with db.engine.connect() as conn:
@@ -55,7 +55,7 @@ async def test_a_waiting_request_is_served_after_the_matcher_was_killed(
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=10)
         # meanwhile, the other professional publishes a slot (no matcher is running to hear it)
-        await directory.put_slot("new", "71000000002", "main", start, start + timedelta(minutes=20), "in_person")
+        await directory.slots.put("new", "71000000002", "main", start, start + timedelta(minutes=20), "in_person")
         process, port = start_matcher(database_url, kafka_bootstrap, topics.prefix, log)
         wait_healthy(port, process)
         assert await eventually(lambda: equals(status_of("SECOND"), "offered"), timeout=20)

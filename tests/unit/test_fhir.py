@@ -9,9 +9,14 @@ from typing import Any
 import pytest
 from fhir.resources.R4B.capabilitystatement import CapabilityStatement
 
-from services.matcher.fhir import codes, resources
-from services.matcher.fhir.appointment import Identifier, parse_booking, parse_identifier, parse_status_change
-from services.matcher.fhir.search import FhirInputError, parse_slot_search
+from services.matcher.entrypoints.fhir import codes, resources
+from services.matcher.entrypoints.fhir.appointment import (
+    Identifier,
+    parse_booking,
+    parse_identifier,
+    parse_status_change,
+)
+from services.matcher.entrypoints.fhir.search import FhirInputError, parse_slot_search
 from tests.fhir_checks import check_searchset, references, valid
 
 PRO = f"{codes.RPPS_SYSTEM}|810000000001"

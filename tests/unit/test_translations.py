@@ -39,21 +39,21 @@ def test_french_is_the_text_as_written_and_english_comes_from_the_catalogue() ->
 def own_page_texts() -> list[str]:
     """Every French text of the professional's own page: `_("…")` in its templates, the notices
     and confirmations, and the reasons a change is refused (`Refused(field, "…")`)."""
-    from services.matcher import pages as own
+    from services.matcher.entrypoints import pages as own
 
     found: list[str] = []
     for template in sorted(own.TEMPLATES.glob("own_*.html")):
         found += [m.group(2) for m in re.finditer(r'_\((["\'])(.+?)\1\)', template.read_text())]
     found += list(own.DONE.values()) + [text for title, body, _ in own.NOTICES.values() for text in (title, body)]
     found += list(own.RELATIVE_DAYS)
-    for source in ("domain/own_space.py", "own_space.py", "pages.py"):
-        code = (Path(own.__file__).parent / source).read_text()
+    for source in ("domain/own_space.py", "own_space.py", "entrypoints/pages.py"):
+        code = (Path(own.__file__).parents[1] / source).read_text()
         found += re.findall(r'Refused\(\s*"\w+",\s*"(.+?)"\s*\)', code) + re.findall(r'gettext\("(.+?)"\)', code)
     return found
 
 
 def test_every_text_of_the_own_page_has_its_english_translation() -> None:
-    from services.matcher.pages import LOCALE as OWN_LOCALE
+    from services.matcher.entrypoints.pages import LOCALE as OWN_LOCALE
 
     texts_ = own_page_texts()
     assert len(texts_) > 60 and "Publier ce créneau" in texts_ and "Cet horaire est déjà passé." in texts_

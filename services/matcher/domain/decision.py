@@ -3,7 +3,7 @@
 `decide()` is the matcher's whole judgement. It takes the request (as a `matching.Search` and the
 steps of its motive), the directory's state (the in-memory `DirectoryIndex`: who has slots, who
 takes extra patients, who is busy) and `now`, and returns a decision. The cascade
-(`services/matcher/service.py`) only claims, records and emits what it says; the worked
+(`services/matcher/allocation/cascade.py`) only claims, records and emits what it says; the worked
 scenarios, the national benchmark and the day simulator call the same function.
 
 The rules:

@@ -96,6 +96,18 @@ class Slot(SQLModel, table=True):
     revision: int | None = None
 
 
+class AvailabilityTemplate(SQLModel, table=True):
+    """A site's weekly availability, kept so that the weeks ahead are filled again every hour
+    (rules as `domain.availability.raw_of` writes them)."""
+
+    __tablename__ = "availability_template"
+    rpps: str = Field(primary_key=True)
+    site_id: str = Field(primary_key=True)
+    rules: list[dict[str, Any]] = json_column(nullable=False)
+    weeks: int
+    updated_at: datetime = timestamp()
+
+
 class PlatformAppointment(SQLModel, table=True):
     """A slot booked by the national SAS platform over FHIR (POST /fhir/Appointment).
 

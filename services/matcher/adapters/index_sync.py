@@ -21,7 +21,7 @@ import structlog
 
 from services.common.clock import Clock, paris_week
 from services.common.db import Database
-from services.matcher import repository
+from services.matcher.adapters import repository
 from services.matcher.domain import matching
 from services.matcher.domain.index import DirectoryIndex, Territory
 

@@ -22,10 +22,11 @@ from schemas.topics import Topics
 from services.common.clock import utcnow
 from services.common.logging import configure_logging
 from services.common.settings import Settings
-from services.matcher.directory import Directory, NotFound
+from services.matcher.directory import Directory
+from services.matcher.directory.errors import NotFound
 from services.matcher.domain.rpps import InvalidExtraction, read_extraction
 
-MIGRATIONS = Path(__file__).parent / "migrations"
+MIGRATIONS = Path(__file__).parents[1] / "migrations"
 
 
 @dataclass
@@ -47,12 +48,12 @@ class ImportReport:
 
 async def import_extraction(directory: Directory, lines: Iterable[str], cpts_id: str) -> ImportReport:
     """Import the extraction's professionals of territory `cpts_id` (raises NotFound without it)."""
-    territory = await directory.get_territory(cpts_id)
+    territory = await directory.territories.get(cpts_id)
     # read in a thread: the national file is 2 million rows, the process's other work goes on
     reading = await asyncio.to_thread(read_extraction, lines, set(territory.communes))
     report = ImportReport(rows=reading.rows, skipped=reading.skipped)
     for listed in reading.professionals.values():
-        report.outcomes[await directory.import_listed(listed, cpts_id)] += 1
+        report.outcomes[await directory.listed.merge(listed, cpts_id)] += 1
     return report
 
 
@@ -64,7 +65,7 @@ async def _run(path: Path, cpts_id: str, settings: Settings) -> ImportReport:
         async def nothing(_: list[str]) -> None:  # running matchers hear of it from PostgreSQL
             return None
 
-        directory = Directory(db, utcnow, Topics(prefix=settings.topic_prefix), nothing)
+        directory = Directory.build(db, utcnow, Topics(prefix=settings.topic_prefix), nothing)
         with path.open(encoding="utf-8", newline="") as file:
             return await import_extraction(directory, file, cpts_id)
 

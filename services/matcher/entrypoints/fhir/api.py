@@ -21,11 +21,11 @@ from services.common.db import database_away
 from services.common.deps import SettingsDep, allow, provided, public
 from services.common.http import Problem, failures_answered_by
 from services.common.settings import Settings
-from services.matcher.directory import NotFound
-from services.matcher.fhir import resources
-from services.matcher.fhir.appointment import parse_booking, parse_identifier, parse_status_change
-from services.matcher.fhir.codes import FHIR_JSON
-from services.matcher.fhir.search import FhirInputError, parse_slot_search
+from services.matcher.directory.errors import NotFound
+from services.matcher.entrypoints.fhir import resources
+from services.matcher.entrypoints.fhir.appointment import parse_booking, parse_identifier, parse_status_change
+from services.matcher.entrypoints.fhir.codes import FHIR_JSON
+from services.matcher.entrypoints.fhir.search import FhirInputError, parse_slot_search
 from services.matcher.platform import BookingRefused, PlatformBookings
 
 log = structlog.get_logger(__name__)

@@ -11,12 +11,12 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import func, or_, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import func, or_, text, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlmodel import col, select
 
 from services.common.clock import PARIS
-from services.matcher import models
+from services.matcher.adapters import models, slots
 from services.matcher.domain import matching
 from services.matcher.domain.opening_hours import REFERENCE_HOURS, Closure, WeeklyHours
 
@@ -109,7 +109,7 @@ async def claim(session: AsyncSession, c: matching.Candidate, request_id: str, o
     if pending.scalar_one():
         return Claim.BUSY  # one offer at a time per professional
     if c.slot_id is not None:
-        held = await hold_slot(session, c.slot_id, request_id, offer_id, now)
+        held = await slots.hold_slot(session, c.slot_id, request_id, offer_id, now)
         return Claim.CLAIMED if held else Claim.SLOT_TAKEN
     day_start = datetime.combine(c.start.astimezone(PARIS).date(), datetime.min.time(), tzinfo=PARIS)
     taken = await session.execute(
@@ -127,55 +127,51 @@ async def claim(session: AsyncSession, c: matching.Candidate, request_id: str, o
     return Claim.CLAIMED if room else Claim.FULL
 
 
-async def hold_slot(session: AsyncSession, slot_id: str, request_id: str, offer_id: str, now: datetime) -> bool:
-    """Hold a free slot for one offer of the cascade."""
-    return await take_slot(session, slot_id, models.SlotState.HELD, request_id, offer_id, now)
-
-
-async def take_slot(
-    session: AsyncSession, slot_id: str, state: models.SlotState, request_id: str, offer_id: str | None, now: datetime
-) -> bool:
-    """Take a free slot: held for an offer of the cascade, or booked at once by the national
-    platform. Atomic: of concurrent takes on one slot, whichever side asks, one wins."""
-    result = await session.execute(
-        update(models.Slot)
-        .where(col(models.Slot.slot_id) == slot_id, col(models.Slot.state) == models.SlotState.FREE)
-        .values(state=state, request_id=request_id, offer_id=offer_id, updated_at=now)
-    )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
-
-
-async def release_slot(session: AsyncSession, offer_id: str, now: datetime) -> None:
-    """Free the slot held or booked for this offer (a withdrawn slot stays withdrawn)."""
-    await session.execute(
-        update(models.Slot)
-        .where(
-            col(models.Slot.offer_id) == offer_id,
-            col(models.Slot.state).in_([models.SlotState.HELD, models.SlotState.BOOKED]),
+def add_offer(
+    session: AsyncSession,
+    request_id: str,
+    c: matching.Candidate,
+    offer_id: str,
+    explanation: list[Any],
+    answer_by: datetime,
+    now: datetime,
+) -> None:
+    """A new pending offer of this candidate (claimed first: see `claim`)."""
+    session.add(
+        models.MatchOffer(
+            offer_id=offer_id,
+            request_id=request_id,
+            rpps=c.professional.rpps,
+            site_id=c.site.site_id,
+            slot_id=c.slot_id,
+            kind=c.kind,
+            mode=c.mode,
+            start=c.start,
+            window_end=c.window_end,
+            status=models.OfferState.PENDING,
+            explanation=[e.model_dump(mode="json") for e in explanation],
+            answer_by=answer_by,
+            created_at=now,
         )
-        .values(state=models.SlotState.FREE, request_id=None, offer_id=None, updated_at=now)
     )
 
 
-async def free_booked_slot(session: AsyncSession, slot_id: str, request_id: str, now: datetime) -> None:
-    """Free a slot booked without an offer (by the national platform) for this request."""
-    await session.execute(
-        update(models.Slot)
-        .where(
-            col(models.Slot.slot_id) == slot_id,
-            col(models.Slot.request_id) == request_id,
-            col(models.Slot.state) == models.SlotState.BOOKED,
+async def claim_waiting_list(conn: AsyncConnection) -> bool | None:
+    """One round trip: None when nothing waits (the usual case on a quiet day), else whether
+    this process got the waiting list's advisory lock (evaluated only when something waits)."""
+    locked = await conn.scalar(
+        text(
+            "SELECT CASE WHEN EXISTS (SELECT 1 FROM search WHERE status = 'waiting') "
+            "THEN pg_try_advisory_lock(hashtext('matcher:waiting')) END"
         )
-        .values(state=models.SlotState.FREE, request_id=None, offer_id=None, updated_at=now)
     )
+    await conn.commit()
+    return None if locked is None else bool(locked)
 
 
-async def book_slot(session: AsyncSession, offer_id: str, now: datetime) -> None:
-    await session.execute(
-        update(models.Slot)
-        .where(col(models.Slot.offer_id) == offer_id, col(models.Slot.state) == models.SlotState.HELD)
-        .values(state=models.SlotState.BOOKED, updated_at=now)
-    )
+async def release_waiting_list(conn: AsyncConnection) -> None:
+    await conn.execute(text("SELECT pg_advisory_unlock(hashtext('matcher:waiting'))"))
+    await conn.commit()
 
 
 async def pending_offers_of(session: AsyncSession, rpps: str) -> list[models.MatchOffer]:
@@ -253,9 +249,3 @@ async def waiting_searches(
             )
         )
     return list((await session.execute(query)).scalars().all())
-
-
-async def sites_of(session: AsyncSession, *, rpps: str) -> dict[str, models.SiteRow]:
-    """A professional's sites, open or closed, by site id."""
-    rows = await session.execute(select(models.SiteRow).where(col(models.SiteRow.rpps) == rpps))
-    return {site.site_id: site for site in rows.scalars()}

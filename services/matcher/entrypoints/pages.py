@@ -28,14 +28,14 @@ from services.common.db import database_away
 from services.common.deps import per_address, provided, public
 from services.common.http import failures_answered_by
 from services.common.inputs import IDENT, PHONE
-from services.matcher.directory import NotFound
+from services.matcher.directory.errors import NotFound
 from services.matcher.domain import own_space
 from services.matcher.own_space import LinkRefused, ProfessionalSpace, SpaceView
 
 log = structlog.get_logger(__name__)
 
-TEMPLATES = Path(__file__).parent / "templates"
-LOCALE = Path(__file__).parent / "locale"  # English in locale/en; French is the source
+TEMPLATES = Path(__file__).parents[1] / "templates"
+LOCALE = Path(__file__).parents[1] / "locale"  # English in locale/en; French is the source
 HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Robots-Tag": "noindex"}
 Lang = Literal["fr", "en"]
 

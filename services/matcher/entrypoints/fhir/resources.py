@@ -28,7 +28,7 @@ from fhir.resources.R4B.schedule import Schedule
 from fhir.resources.R4B.slot import Slot
 
 from services.common.clock import PARIS
-from services.matcher.fhir import codes
+from services.matcher.entrypoints.fhir import codes
 
 MODELS_FHIR_VERSION = "4.3.0"  # fhir.resources.R4B
 

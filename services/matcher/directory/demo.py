@@ -13,7 +13,8 @@ import structlog
 from services.common import geo
 from services.common.clock import PARIS
 from services.common.holidays import is_public_holiday
-from services.matcher.directory import Directory, SiteInput
+from services.matcher.directory import Directory
+from services.matcher.directory.professionals import SiteInput
 from services.matcher.domain.opening_hours import REFERENCE_HOURS, is_open_throughout
 
 log = structlog.get_logger(__name__)
@@ -53,11 +54,17 @@ def working_days(start: date, count: int) -> list[date]:
 
 
 async def load_demo(directory: Directory, now: datetime) -> int:
-    """Fill an empty directory; returns the number of slots published."""
-    if not await directory.is_empty():
-        return 0
+    """Fill an empty directory; returns the number of slots published. One process loads it,
+    the others (of the same deployment, starting at once) find it there."""
+    async with directory.territories.db.exclusive("demo"):
+        if not await directory.territories.none_yet():
+            return 0
+        return await _load(directory, now)
+
+
+async def _load(directory: Directory, now: datetime) -> int:
     # a made-up FINESS number (the national platform identifies a CPTS by it)
-    await directory.put_territory(
+    await directory.territories.put(
         CPTS_ID, "CPTS Sud Deux-Sèvres (démo)", territory_communes(), 30.0, finess="790099999"
     )
     days = [now.astimezone(PARIS).date(), *working_days(now.astimezone(PARIS).date(), 2)]
@@ -67,7 +74,7 @@ async def load_demo(directory: Directory, now: datetime) -> int:
         site = SiteInput(
             f"site-{rpps[-2:]}", f"Cabinet de {commune.name}", insee, commune.department, commune.lat, commune.lon, None
         )
-        await directory.put_professional(
+        await directory.professionals.put(
             rpps,
             {
                 "name": name,
@@ -87,7 +94,7 @@ async def load_demo(directory: Directory, now: datetime) -> int:
                 end = start + timedelta(minutes=20)
                 if start <= now or not is_open_throughout(REFERENCE_HOURS, start, end, commune.department):
                     continue
-                await directory.put_slot(
+                await directory.slots.put(
                     f"demo-{rpps[-2:]}-{start:%Y%m%dT%H%M}", rpps, site.site_id, start, end, "in_person"
                 )
                 slots += 1

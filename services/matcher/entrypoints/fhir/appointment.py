@@ -15,8 +15,8 @@ from fhir.resources.R4B.appointment import Appointment
 from pydantic import ValidationError
 
 from services.common.inputs import has_control_characters
-from services.matcher.fhir.codes import OPERATOR_EXTENSION, RPPS_SYSTEM
-from services.matcher.fhir.search import FhirInputError
+from services.matcher.entrypoints.fhir.codes import OPERATOR_EXTENSION, RPPS_SYSTEM
+from services.matcher.entrypoints.fhir.search import FhirInputError
 
 IDENTIFIER_MAX = 200
 FINAL_STATUSES = ("cancelled", "fulfilled", "noshow")

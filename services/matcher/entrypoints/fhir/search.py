@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from services.matcher.fhir.codes import RPPS_SYSTEM
+from services.matcher.entrypoints.fhir.codes import RPPS_SYSTEM
 
 MAX_PROFESSIONALS = 25
 MAX_WINDOW = timedelta(days=31)

@@ -1,0 +1,45 @@
+"""The directory the matcher owns (the supply): territories, professionals with their sites,
+slots, weekly availability, the national directory's import and the demo data.
+
+Each part is a small class over the same dependencies (`changes.DirectoryPart`); `Directory`
+holds them together, as the routes, the pages and the composition root use them."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from schemas.topics import Topics
+from services.common.db import Database
+from services.matcher.directory.availability import Availability
+from services.matcher.directory.listed import ListedProfessionals
+from services.matcher.directory.professionals import Professionals
+from services.matcher.directory.slots import Slots
+from services.matcher.directory.territories import Territories
+
+
+@dataclass(frozen=True)
+class Directory:
+    territories: Territories
+    professionals: Professionals
+    slots: Slots
+    availability: Availability
+    listed: ListedProfessionals
+
+    @classmethod
+    def build(
+        cls,
+        db: Database,
+        clock: Callable[[], datetime],
+        topics: Topics,
+        on_change: Callable[[list[str]], Awaitable[None]],
+    ) -> Directory:
+        """`on_change` refreshes this process's candidate index with what a write changed."""
+        return cls(
+            Territories(db, clock, topics, on_change),
+            Professionals(db, clock, topics, on_change),
+            Slots(db, clock, topics, on_change),
+            Availability(db, clock, topics, on_change),
+            ListedProfessionals(db, clock, topics, on_change),
+        )
