@@ -33,7 +33,8 @@ from services.common.embedded import EmbeddedPostgres
 from services.common.outbound import OutboundPolicy
 from services.common.sealing import DataKeys, Vault
 from services.intake.callbacks import CallbackSecrets
-from services.intake.service import IntakeService, NewRequest, Retention
+from services.intake.retention import Retention
+from services.intake.service import IntakeService, NewRequest
 
 MIGRATIONS = Path(__file__).parents[1] / "services" / "intake" / "migrations"
 START = datetime(2026, 12, 7, 7, 0, tzinfo=UTC)  # a Monday morning
@@ -117,8 +118,7 @@ async def run(count: int) -> None:
             f"seconds={seconds:.2f} left_contacts={contacts} left_keys={keys}"
         )
     finally:
-        await intake.callbacks.close()
-        await intake.poster.close()
+        await intake.moves.close()
         await db.dispose()
         await access.dispose()
         server.stop()

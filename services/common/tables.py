@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, DateTime, Identity
+from sqlalchemy import BigInteger, Column, DateTime, Identity, Text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
@@ -18,6 +18,16 @@ def timestamp(nullable: bool = False) -> Any:
 
 def json_column(nullable: bool = True) -> Any:
     return Field(default=None, sa_column=Column(JSONB, nullable=nullable))
+
+
+def text_column(nullable: bool = True) -> Any:
+    """A column the migration made `text` (a `str` field is `varchar` otherwise)."""
+    return Field(default=None, sa_column=Column(Text, nullable=nullable))
+
+
+def revision_column() -> Any:
+    """A row's revision, set by the database on every write (matcher_0002's trigger)."""
+    return Field(default=None, sa_column=Column(BigInteger, nullable=False))
 
 
 class OutboxMessage(SQLModel, table=True):

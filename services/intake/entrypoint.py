@@ -11,7 +11,8 @@ from services.common.messaging import Pump
 from services.common.runtime import Handlers, ServicePart, Subscription
 from services.intake import api
 from services.intake.callbacks import CallbackSecrets
-from services.intake.service import IntakeService, Retention
+from services.intake.retention import Retention
+from services.intake.service import IntakeService
 
 # received a minute ago and the matcher has not said it is searching (services/common/reconcile.py)
 STUCK = (
@@ -31,16 +32,16 @@ def build(ctx: Context) -> tuple[IntakeService, ServicePart]:
         patient_data=timedelta(days=s.patient_data_retention_days),
     )
     # the pump runs the service's deliveries, the service pokes the pump: each given to the other as it is made
-    callbacks = Pump("intake-callbacks", lambda: service.deliver_callbacks(), s.sweep_interval_seconds)
+    callbacks = Pump("intake-callbacks", lambda: service.moves.deliver_callbacks(), s.sweep_interval_seconds)
     service = IntakeService(
         db, ctx.topics, secrets, s.outbound, ctx.vault, ctx.clock, ctx.secret, retention, callbacks.poke
     )
     handlers: Handlers = {
-        SearchStarted: service.on_search_started,
-        OfferProposed: service.on_offer_proposed,
-        AppointmentConfirmed: service.on_appointment_confirmed,
-        RequestUnresolved: service.on_unresolved,
-        RequestWaiting: service.on_request_waiting,
+        SearchStarted: service.news.on_search_started,
+        OfferProposed: service.news.on_offer_proposed,
+        AppointmentConfirmed: service.news.on_appointment_confirmed,
+        RequestUnresolved: service.news.on_unresolved,
+        RequestWaiting: service.news.on_request_waiting,
     }
     part = ServicePart(
         name="intake",
@@ -51,10 +52,10 @@ def build(ctx: Context) -> tuple[IntakeService, ServicePart]:
         problems=api.PROBLEMS,
         subscriptions=[Subscription("intake", [ctx.topics.matching], handlers)],
         pumps=[callbacks],
-        on_stop=[service.callbacks.close, service.poster.close],
+        on_stop=[service.moves.close],
         timers=[
             (service.end_unsearched, 60.0),  # ... and when its deadline passed, it ends
-            (service.apply_retention, s.retention_sweep_seconds),
+            (service.retention.apply, s.retention_sweep_seconds),
         ],
         stuck=STUCK,
     )

@@ -9,7 +9,7 @@ from sqlalchemy import BigInteger, Column, ColumnElement, DateTime, Identity, ca
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel, col
 
-from services.common.tables import json_column, timestamp
+from services.common.tables import json_column, text_column, timestamp
 
 
 class OrientationRequest(SQLModel, table=True):
@@ -17,15 +17,17 @@ class OrientationRequest(SQLModel, table=True):
 
     __tablename__ = "orientation_request"
     request_id: str = Field(primary_key=True)  # the id every service knows (see `internal_id`)
-    organisation: str  # the regulator's organisation: no other sees the request
-    external_id: str  # the regulator's own id, unique within its organisation
-    client_id: str | None = None  # the client that posted it: its callbacks are signed for it
+    organisation: str = text_column(nullable=False)  # the regulator's organisation: no other sees the request
+    external_id: str = text_column(nullable=False)  # the regulator's own id, unique within its organisation
+    client_id: str | None = text_column()  # the client that posted it: its callbacks are signed for it
     fingerprint: str
     received_at: datetime = timestamp()
     urgency: str
     motive: str
     commune_insee: str | None = None  # kept after erasure, like the age band
-    age_band: str | None = None  # services/common/patient.py; the exact age and coordinates go to the matcher only
+    age_band: str | None = (
+        text_column()
+    )  # services/common/patient.py; the exact age and coordinates go to the matcher only
     teleconsultation_ok: bool = False
     status: str
     deadline: datetime | None = timestamp(nullable=True)
@@ -53,7 +55,7 @@ class PatientContact(SQLModel, table=True):
 
     __tablename__ = "patient_contact"
     request_id: str = Field(primary_key=True, foreign_key="orientation_request.request_id")
-    sealed: str | None = None  # {"name", "phone"} encrypted under DATA_KEYS (services/common/sealing.py)
+    sealed: str | None = text_column()  # {"name", "phone"} encrypted under DATA_KEYS (services/common/sealing.py)
     name: str | None = None  # rows written before encryption, until the retention sweeper encrypts them
     phone: str | None = None
 

@@ -70,10 +70,12 @@ def build(ctx: Context, contacts: ContactSource) -> tuple[NotifierService, Servi
     env = templates()
     poster = SignedPoster(ctx.settings.outbound)
     # the pumps run the service's sending, the service pokes them: each given to the other as it is made
-    dispatcher = Pump("notifier-dispatch", lambda: service.dispatch(), ctx.settings.sweep_interval_seconds)
+    dispatcher = Pump("notifier-dispatch", lambda: service.messages.dispatch(), ctx.settings.sweep_interval_seconds)
     # poked when one is written; the rounds in between only retry (rare): no need to look every second
     link_emails = Pump(
-        "notifier-link-emails", lambda: service.send_link_emails(), max(15.0, ctx.settings.sweep_interval_seconds)
+        "notifier-link-emails",
+        lambda: service.messages.send_link_emails(),
+        max(15.0, ctx.settings.sweep_interval_seconds),
     )
     service = NotifierService(
         db,
@@ -91,13 +93,13 @@ def build(ctx: Context, contacts: ContactSource) -> tuple[NotifierService, Servi
         wake_link_emails=link_emails.poke,
     )
     handlers: Handlers = {
-        OfferProposed: service.on_offer_proposed,
-        OfferWithdrawn: service.on_offer_withdrawn,
-        AppointmentConfirmed: service.on_appointment_confirmed,
-        PatientErased: service.on_patient_erased,
-        PlatformAppointmentBooked: service.on_platform_booked,
-        PlatformAppointmentChanged: service.on_platform_changed,
-        ProfessionalLinkRequested: service.on_link_requested,
+        OfferProposed: service.news.on_offer_proposed,
+        OfferWithdrawn: service.news.on_offer_withdrawn,
+        AppointmentConfirmed: service.news.on_appointment_confirmed,
+        PatientErased: service.news.on_patient_erased,
+        PlatformAppointmentBooked: service.news.on_platform_booked,
+        PlatformAppointmentChanged: service.news.on_platform_changed,
+        ProfessionalLinkRequested: service.news.on_link_requested,
     }
     part = ServicePart(
         name="notifier",

@@ -11,7 +11,7 @@ from sqlalchemy import BigInteger, Column, Identity, Index
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
-from services.common.tables import json_column, timestamp
+from services.common.tables import json_column, text_column, timestamp
 
 
 class OfferStatus(StrEnum):
@@ -43,7 +43,7 @@ class Offer(SQLModel, table=True):
     deadline: datetime = timestamp()
     motive: str
     protocol: str | None = None
-    patient_age_band: str | None = None  # services/common/patient.py: never the exact age
+    patient_age_band: str | None = text_column()  # services/common/patient.py: never the exact age
     patient_commune_insee: str | None = None
     distance_km: float
     expires_at: datetime = timestamp()
@@ -90,7 +90,7 @@ class DeliveryAttempt(SQLModel, table=True):
 
     __tablename__ = "delivery_attempt"
     id: int | None = Field(default=None, sa_column=Column(BigInteger, Identity(), primary_key=True))
-    notification_id: int = Field(index=True)
+    notification_id: int = Field(sa_column=Column(BigInteger, nullable=False, index=True))
     offer_id: str = Field(index=True)
     channel: str
     at: datetime = timestamp()

@@ -14,12 +14,12 @@ from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import text
 
 from services.common import audit
 from services.common.audit import SYSTEM, Actor
 from services.common.clock import Clock
 from services.common.db import Database
+from services.ops.adapters import operators
 
 SESSION_HOURS = 12
 SESSION_IDLE = timedelta(minutes=30)  # a session unused this long ends (a shared computer left open)
@@ -101,18 +101,13 @@ class Accounts:
         if role not in ROLES or (role == "coordinator") != bool(cpts_id):
             raise ValueError("a coordinator has one cpts_id; a sas_admin has none")
         hashed = await asyncio.to_thread(hash_password, password)
+        email = email.lower()
         async with self.db.transaction() as tx:
-            await tx.session.execute(
-                text(
-                    "INSERT INTO ops_account (email, password_hash, role, cpts_id, updated_at) "
-                    "VALUES (:e, :h, :r, :c, :now) ON CONFLICT (email) DO UPDATE SET "
-                    "password_hash = excluded.password_hash, role = excluded.role, cpts_id = excluded.cpts_id, "
-                    "updated_at = excluded.updated_at, disabled = false"
-                ),
-                {"e": email.lower(), "h": hashed, "r": role, "c": cpts_id, "now": self.clock()},
+            await operators.put_account(
+                tx.session, email=email, password_hash=hashed, role=role, cpts_id=cpts_id, now=self.clock()
             )
-            await tx.session.execute(text("DELETE FROM ops_session WHERE email = :e"), {"e": email.lower()})
-            await audit.record(tx.session, by, "account.saved", None, self.clock(), detail=f"{email.lower()} {role}")
+            await operators.end_sessions_of(tx.session, email=email)
+            await audit.record(tx.session, by, "account.saved", None, self.clock(), detail=f"{email} {role}")
 
     async def log_in(self, email: str, password: str, client: str) -> str | None:
         """A new session token, or None for wrong credentials; TooManyAttempts when locked out.
@@ -120,51 +115,30 @@ class Accounts:
         on purpose); an old scrypt hash is replaced by an Argon2id one at a successful login."""
         email, now = email.lower(), self.clock()
         async with self.db.transaction() as tx:
-            counts = (
-                await tx.session.execute(
-                    text(
-                        "SELECT count(*) FILTER (WHERE email = :e), count(*) FILTER (WHERE client = :c) "
-                        "FROM ops_login_attempt WHERE NOT ok AND at > :since"
-                    ),
-                    {"since": now - LOCKOUT, "e": email, "c": client},
-                )
-            ).one()
-            if counts[0] >= FAILURES_PER_ACCOUNT or counts[1] >= FAILURES_PER_CLIENT:
+            for_address, from_client = await operators.failures_since(
+                tx.session, email=email, client=client, since=now - LOCKOUT
+            )
+            if for_address >= FAILURES_PER_ACCOUNT or from_client >= FAILURES_PER_CLIENT:
                 raise TooManyAttempts(email)
-            row = (
-                await tx.session.execute(
-                    text("SELECT password_hash FROM ops_account WHERE email = :e AND NOT disabled"), {"e": email}
-                )
-            ).first()
-        stored = row.password_hash if row else _UNKNOWN_ACCOUNT
+            found = await operators.password_hash_of(tx.session, email=email)
+        stored = found or _UNKNOWN_ACCOUNT
         # an unknown address costs the same hashing as a wrong password: timing says nothing
-        ok = await asyncio.to_thread(check_password, password, stored) and row is not None
+        ok = await asyncio.to_thread(check_password, password, stored) and found is not None
         upgraded = await asyncio.to_thread(hash_password, password) if ok and needs_rehash(stored) else None
         async with self.db.transaction() as tx:
-            await tx.session.execute(
-                text("INSERT INTO ops_login_attempt (email, client, at, ok) VALUES (:e, :c, :now, :ok)"),
-                {"e": email, "c": client, "now": now, "ok": ok},
-            )
+            await operators.record_attempt(tx.session, email=email, client=client, at=now, ok=ok)
             if not ok:
                 return None
-            if upgraded:  # unless the password changed meanwhile
-                await tx.session.execute(
-                    text("UPDATE ops_account SET password_hash = :h WHERE email = :e AND password_hash = :old"),
-                    {"h": upgraded, "e": email, "old": stored},
-                )
+            if upgraded:
+                await operators.replace_hash(tx.session, email=email, old=stored, new=upgraded)
             token = secrets.token_urlsafe(32)
-            await tx.session.execute(
-                text(
-                    "INSERT INTO ops_session (token_hash, email, csrf, expires_at, last_seen_at) "
-                    "VALUES (:t, :e, :csrf, :until, :now)"
-                ),
-                {
-                    "t": _hash(token),
-                    "e": email,
-                    "csrf": secrets.token_urlsafe(24),
-                    "until": now + timedelta(hours=SESSION_HOURS),
-                    "now": now,
-                },
+            await operators.open_session(
+                tx.session,
+                token_hash=_hash(token),
+                email=email,
+                csrf=secrets.token_urlsafe(24),
+                until=now + timedelta(hours=SESSION_HOURS),
+                now=now,
             )
             return token
 
@@ -175,47 +149,37 @@ class Accounts:
             return None
         now = self.clock()
         async with self.db.transaction() as tx:
-            row = (
-                await tx.session.execute(
-                    text(
-                        "UPDATE ops_session s SET last_seen_at = CASE WHEN s.last_seen_at < :touch "
-                        "THEN CAST(:now AS timestamptz) ELSE s.last_seen_at END "
-                        "FROM ops_account a WHERE a.email = s.email AND s.token_hash = :t AND s.expires_at > :now "
-                        "AND s.last_seen_at > :idle AND NOT a.disabled "
-                        "RETURNING a.email, a.role, a.cpts_id, s.csrf"
-                    ),
-                    {"t": _hash(token), "now": now, "touch": now - TOUCH_EVERY, "idle": now - SESSION_IDLE},
-                )
-            ).first()
+            row = await operators.live_session(
+                tx.session,
+                token_hash=_hash(token),
+                now=now,
+                touch_before=now - TOUCH_EVERY,
+                idle_since=now - SESSION_IDLE,
+            )
         return Operator(row.email, row.role, row.cpts_id, row.csrf) if row else None
 
     async def listed(self) -> list[Account]:
         """Every account, for the SAS's accounts page (no password hash leaves this module)."""
         async with self.db.engine.connect() as conn:
-            rows = await conn.execute(
-                text("SELECT email, role, cpts_id, disabled, updated_at FROM ops_account ORDER BY disabled, email")
-            )
-            return [Account(r.email, r.role, r.cpts_id, r.disabled, r.updated_at) for r in rows.all()]
+            rows = await operators.all_accounts(conn)
+        return [Account(r.email, r.role, r.cpts_id, r.disabled, r.updated_at) for r in rows]
 
     async def disable(self, email: str, by: Actor = SYSTEM) -> bool:
         """The account can no longer log in and its sessions end now; False when there is none.
         Setting a password again (`put`) enables it."""
+        email = email.lower()
         async with self.db.transaction() as tx:
-            found = await tx.session.execute(
-                text("UPDATE ops_account SET disabled = true, updated_at = :now WHERE email = :e"),
-                {"e": email.lower(), "now": self.clock()},
-            )
-            await tx.session.execute(text("DELETE FROM ops_session WHERE email = :e"), {"e": email.lower()})
-            await audit.record(tx.session, by, "account.disabled", None, self.clock(), detail=email.lower())
-            return bool(found.rowcount)  # type: ignore[attr-defined]
+            found = await operators.disable(tx.session, email=email, now=self.clock())
+            await operators.end_sessions_of(tx.session, email=email)
+            await audit.record(tx.session, by, "account.disabled", None, self.clock(), detail=email)
+            return found
 
     async def log_out(self, token: str) -> None:
         async with self.db.transaction() as tx:
-            await tx.session.execute(text("DELETE FROM ops_session WHERE token_hash = :t"), {"t": _hash(token)})
+            await operators.end_session(tx.session, token_hash=_hash(token))
 
     async def forget_expired(self) -> None:
         """Drop sessions past their time and login attempts older than the lockout window."""
         now = self.clock()
         async with self.db.transaction() as tx:
-            await tx.session.execute(text("DELETE FROM ops_session WHERE expires_at < :now"), {"now": now})
-            await tx.session.execute(text("DELETE FROM ops_login_attempt WHERE at < :old"), {"old": now - LOCKOUT})
+            await operators.forget_before(tx.session, sessions_ended=now, attempts_before=now - LOCKOUT)

@@ -12,7 +12,8 @@ from pydantic import Field
 from services.common import audit
 from services.common.http import invalid_field, problems
 from services.common.inputs import IDENT, IdentQuery, InputModel, has_control_characters
-from services.ops import indicators, read_model
+from services.ops import indicators
+from services.ops.adapters import repository
 from services.ops.deps import OperationsDep, OperatorDep, account_manager, actor_of, cpts_reader
 from services.ops.exports import Format, to_csv
 
@@ -52,7 +53,7 @@ async def indicators_of_cpts(
 ) -> dict[str, Any]:
     """National indicators 1 and 2 and the coordinators' figures, for one CPTS and period."""
     first, last = checked_period(first, last)
-    return indicators.figures(cpts_id, first, last, *await read_model.facts(ops.db, first, last))
+    return indicators.figures(cpts_id, first, last, *await repository.facts(ops.db, first, last))
 
 
 @router.get(
@@ -74,7 +75,7 @@ async def export(
     """The recorded rows behind the figures of a period, to check any of them by hand: for a
     French spreadsheet by default (`;`, BOM, Paris times, `oui`/`non`), or `format=csv-rfc4180`."""
     first, last = checked_period(first, last)
-    columns, found = await read_model.export_rows(ops.db, rows, cpts_id, first, last)
+    columns, found = await repository.export_rows(ops.db, rows, cpts_id, first, last)
     async with ops.db.transaction() as tx:  # what left the service, and to whom
         detail = f"{rows} of {cpts_id} {first}..{last}"
         await audit.record(

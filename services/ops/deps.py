@@ -20,8 +20,8 @@ from services.common.deps import authenticated, described, provided
 from services.common.http import BEARER, Problem, failures_answered_by
 from services.common.i18n import N_
 from services.common.inputs import IdentQuery
-from services.ops import read_model
 from services.ops.accounts import Accounts, Operator
+from services.ops.adapters import repository
 from services.ops.professionals import ProfessionalPauses
 
 SESSION_COOKIE = "sas_ops"
@@ -98,7 +98,7 @@ async def cpts_reader(
         return
     client = await authenticated(request)
     if client.role in (Role.ADMIN, Role.DIRECTORY, Role.REGULATOR):
-        _, communes = await read_model.territory(ops.db, cpts_id)
+        _, communes = await repository.territory(ops.db, cpts_id)
         if client.reads_indicators_of(cpts_id, communes):
             return
         raise Forbidden(f"this key does not cover CPTS {cpts_id}")

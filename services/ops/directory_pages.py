@@ -5,7 +5,7 @@ professional on holiday who did not do it on their own page)."""
 from __future__ import annotations
 
 import secrets
-from datetime import date
+from datetime import date, timedelta
 from typing import Annotated
 from urllib.parse import urlencode
 
@@ -16,8 +16,9 @@ from services.common.clock import PARIS
 from services.common.deps import public
 from services.common.i18n import N_
 from services.common.inputs import IDENT, Ident
-from services.ops import professionals, read_model
+from services.ops import professionals
 from services.ops.accounts import Operator
+from services.ops.adapters import cards, repository
 from services.ops.deps import Operations, OperationsDep, OperatorDep, PageRoute
 
 router = APIRouter(
@@ -53,8 +54,10 @@ async def directory(
     if cpts is None:
         return RedirectResponse("/ops", status_code=303)  # a sas_admin picks a CPTS there
     query, page = q.strip()[:100], max(0, min(page, 1000))
-    total, found = await professionals.listed(ops.db, cpts, query, page, ops.accounts.clock())
-    name, _ = await read_model.territory(ops.db, cpts)
+    now = ops.accounts.clock()
+    since = now - timedelta(days=professionals.PARTICIPATION_DAYS)
+    total, found = await cards.professionals_page(ops.db, cpts_id=cpts, query=query, page=page, now=now, since=since)
+    name, _ = await repository.territory(ops.db, cpts)
     return ops.page(
         request,
         "ops_directory.html",
@@ -64,7 +67,7 @@ async def directory(
         q=query,
         page=page,
         total=total,
-        pages=(total + professionals.PAGE - 1) // professionals.PAGE,
+        pages=(total + cards.PAGE - 1) // cards.PAGE,
         professionals=found,
         now=ops.accounts.clock(),
     )
@@ -85,7 +88,7 @@ async def _card(
     if cpts is None or found is None or found[0].cpts_id != cpts:
         return ops.page(request, "ops_message.html", 404, text=N_("Aucun professionnel de cette CPTS sous ce numéro."))
     version, slots, participation = found
-    name, _ = await read_model.territory(ops.db, cpts)
+    name, _ = await repository.territory(ops.db, cpts)
     return ops.page(
         request,
         "ops_professional.html",
@@ -135,7 +138,7 @@ async def pause(
     cpts = _cpts(operator, cpts_id)
     if not secrets.compare_digest(csrf, operator.csrf) or cpts is None:
         return ops.page(request, "ops_message.html", 403, text=N_("Ce formulaire ne vient pas de votre session."))
-    if await professionals.cpts_of(ops.db, rpps) != cpts:  # one row read; the whole card only when a refusal shows it
+    if await cards.cpts_of(ops.db, rpps=rpps) != cpts:  # one row read; the whole card only when a refusal shows it
         return ops.page(request, "ops_message.html", 404, text=N_("Aucun professionnel de cette CPTS sous ce numéro."))
     try:
         await ops.pauses.pause(rpps, until, operator.email)

@@ -22,8 +22,9 @@ from services.common.deps import per_address, public
 from services.common.http import Problem, invalid_field
 from services.common.i18n import N_
 from services.common.inputs import has_control_characters
-from services.ops import charts, indicators, read_model
+from services.ops import charts, indicators
 from services.ops.accounts import Operator, TooManyAttempts
+from services.ops.adapters import repository
 from services.ops.api import checked_period
 from services.ops.deps import CSRF_COOKIE, LOCALE, SESSION_COOKIE, Operations, OperationsDep, OperatorDep, PageRoute
 
@@ -125,13 +126,13 @@ async def dashboard(
     if operator is None:
         return RedirectResponse("/ops/login", status_code=303)
     if cpts_id is None and operator.cpts_id is None:  # a sas_admin sees every CPTS: which one?
-        territories = await read_model.known_cpts(ops.db)
+        territories = await repository.known_cpts(ops.db)
         return ops.page(request, "ops_pick.html", operator=operator, territories=territories)
     cpts = chosen_cpts(operator, cpts_id)
     first, last = _period(request, ops.accounts.clock().astimezone(PARIS).date())
-    requests, offers, versions, slots = await read_model.facts(ops.db, first, last)
+    requests, offers, versions, slots = await repository.facts(ops.db, first, last)
     figures = indicators.figures(cpts, first, last, requests, offers, versions, slots)
-    name, communes = await read_model.territory(ops.db, cpts)
+    name, communes = await repository.territory(ops.db, cpts)
     lang = ops.language(request)
     return ops.page(
         request,
@@ -144,7 +145,7 @@ async def dashboard(
         live=await live_view(ops, cpts),
         territory_name=name,
         charts=period_charts(
-            cpts, first, last, requests, figures, await read_model.professional_names(ops.db), communes, lang
+            cpts, first, last, requests, figures, await repository.professional_names(ops.db), communes, lang
         ),
     )
 
@@ -160,7 +161,7 @@ async def live(request: Request, operator: OperatorDep, ops: OperationsDep, cpts
 async def live_view(ops: Operations, cpts: str) -> dict[str, Any]:
     """Requests in progress, offers waiting with the time left, the latest outcomes."""
     now = ops.accounts.clock()
-    open_requests, waiting, outcomes = await read_model.live(ops.db, cpts)
+    open_requests, waiting, outcomes = await repository.live(ops.db, cpts)
     return {
         "now": now,
         "requests": [

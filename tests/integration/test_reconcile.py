@@ -104,6 +104,5 @@ async def test_a_request_never_searched_ends_unresolved_when_its_deadline_passed
             told = await conn.execute(text("SELECT value->>'type' FROM outbox_message WHERE key = 'LOST' ORDER BY seq"))
             assert [row[0] for row in told][-1].endswith("request.cancelled.v1")  # the matcher drops it if it comes
     finally:
-        await service.callbacks.close()
-        await service.poster.close()
+        await service.moves.close()
         await db.dispose()

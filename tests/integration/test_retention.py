@@ -14,7 +14,8 @@ from services.common.access.registry import ClientRegistry
 from services.common.context import Context
 from services.common.outbound import OutboundPolicy
 from services.intake.callbacks import CallbackSecrets
-from services.intake.service import IntakeService, NewRequest, Retention
+from services.intake.retention import Retention
+from services.intake.service import IntakeService, NewRequest
 from tests.conftest import TUESDAY_MORNING, FakeClock
 from tests.integration.helpers import fresh_topics, migrated, vault_for_tests
 
@@ -133,10 +134,8 @@ async def test_contacts_then_details_go_by_themselves(database_url: str) -> None
             )
             assert {row[0]: row[1] for row in trail} == {"contact.erased": 2, "patient.erased": 3}
         assert await restarted.apply_retention() == {"contacts": 0, "patients": 0, "sealed": 0}  # nothing twice
-        await restarted.callbacks.close()
-        await restarted.poster.close()
+        await restarted.moves.close()
     finally:
-        await first.callbacks.close()
-        await first.poster.close()
+        await first.moves.close()
         await clients.dispose()
         await db.dispose()

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import ForeignKeyConstraint, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from services.common.tables import json_column, timestamp
+from services.common.tables import json_column, revision_column, text_column, timestamp
 
 
 class TerritoryRow(SQLModel, table=True):
@@ -24,7 +24,7 @@ class TerritoryRow(SQLModel, table=True):
     parallel_offers: int = 1  # professionals asked at once; the first to accept takes the patient
     finess: str | None = None  # the CPTS's FINESS number (its national identifier for the SAS platform)
     updated_at: datetime = timestamp()
-    revision: int | None = None  # set by the database on every write
+    revision: int | None = revision_column()  # set by the database on every write
 
 
 class ProfessionalRow(SQLModel, table=True):
@@ -47,7 +47,7 @@ class ProfessionalRow(SQLModel, table=True):
     links_valid_from: datetime | None = timestamp(nullable=True)  # links issued before: revoked
     link_sent_at: datetime | None = timestamp(nullable=True)  # the last "send me my link" e-mail
     updated_at: datetime = timestamp()
-    revision: int | None = None
+    revision: int | None = revision_column()
 
 
 class SiteRow(SQLModel, table=True):
@@ -65,7 +65,7 @@ class SiteRow(SQLModel, table=True):
     closures: list[dict[str, str]] | None = json_column()  # [{"start", "end", "reason"}], RFC 3339
     address: dict[str, str] | None = json_column()  # {"line", "postal_code", "city"}
     active: bool = True
-    revision: int | None = None
+    revision: int | None = revision_column()
 
 
 class SlotState(StrEnum):
@@ -93,7 +93,7 @@ class Slot(SQLModel, table=True):
     request_id: str | None = None
     offer_id: str | None = None
     updated_at: datetime = timestamp()
-    revision: int | None = None
+    revision: int | None = revision_column()
 
 
 class AvailabilityTemplate(SQLModel, table=True):
@@ -152,7 +152,7 @@ class SearchRecord(SQLModel, table=True):
     lat: float
     lon: float
     age: int | None = None  # exact age, sex, red flags, treating doctor: until the patient's data is erased
-    age_band: str | None = None  # kept (services/common/patient.py)
+    age_band: str | None = text_column()  # kept (services/common/patient.py)
     sex: str | None = None
     red_flags: list[str] | None = json_column()
     treating_rpps: str | None = None
@@ -192,4 +192,4 @@ class MatchOffer(SQLModel, table=True):
     answer_by: datetime = timestamp()  # it lapses then (the territory's time limit, never past closing time)
     created_at: datetime = timestamp()
     decided_at: datetime | None = timestamp(nullable=True)
-    revision: int | None = None
+    revision: int | None = revision_column()
