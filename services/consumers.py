@@ -5,7 +5,7 @@ so that the document says what the code does."""
 from __future__ import annotations
 
 from schemas.asyncapi import TOPIC_EVENTS, Reader
-from services.common.runtime import Subscription
+from services.common.parts import Subscription
 from services.common.sealing import DataKeys
 from services.common.settings import Settings
 

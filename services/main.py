@@ -38,7 +38,8 @@ from services.common.db_roles import DatabaseRoles
 from services.common.embedded import EmbeddedKafka, database
 from services.common.logging import configure_logging
 from services.common.messaging import make_broker
-from services.common.runtime import Runtime, ServicePart
+from services.common.parts import ServicePart
+from services.common.runtime import Runtime
 from services.common.sealing import DataKeys, Vault
 from services.common.settings import Settings
 from services.intake import entrypoint as intake

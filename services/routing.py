@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from fastapi import APIRouter
 from fastapi.routing import APIRoute
 
-from services.common.http import SECRET_PATHS
+from services.common.http_guards import SECRET_PATHS
 from services.intake import entrypoint as intake
 from services.matcher import entrypoint as matcher
 from services.notifier import entrypoint as notifier

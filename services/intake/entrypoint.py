@@ -8,7 +8,7 @@ from pathlib import Path
 from schemas.events import AppointmentConfirmed, OfferProposed, RequestUnresolved, RequestWaiting, SearchStarted
 from services.common.context import Context
 from services.common.messaging import Pump
-from services.common.runtime import Handlers, ServicePart, Subscription
+from services.common.parts import Handlers, ServicePart, Subscription
 from services.intake import api
 from services.intake.callbacks import CallbackSecrets
 from services.intake.retention import Retention

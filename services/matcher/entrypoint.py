@@ -17,7 +17,7 @@ from schemas.events import (
 )
 from services.common.context import Context
 from services.common.messaging import Pump
-from services.common.runtime import Handlers, ServicePart, Subscription
+from services.common.parts import Handlers, ServicePart, Subscription
 from services.matcher.adapters import repository
 from services.matcher.adapters.index_sync import IndexSync
 from services.matcher.allocation.cascade import Cascade

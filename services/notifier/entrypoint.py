@@ -17,7 +17,7 @@ from schemas.events import (
 )
 from services.common.context import Context
 from services.common.messaging import Pump
-from services.common.runtime import Handlers, ServicePart, Subscription
+from services.common.parts import Handlers, ServicePart, Subscription
 from services.common.signing import SignedPoster
 from services.notifier import pages
 from services.notifier.channels import (

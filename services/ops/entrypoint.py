@@ -16,7 +16,7 @@ from services.common import i18n
 from services.common.access import api as clients_api
 from services.common.clock import last_paris_day
 from services.common.context import Context
-from services.common.runtime import ServicePart, Subscription
+from services.common.parts import ServicePart, Subscription
 from services.ops import account_pages, api, audit_pages, directory_pages, pages, read_model
 from services.ops.accounts import Accounts
 from services.ops.deps import Operations

@@ -38,7 +38,7 @@ from schemas.events import (
 )
 from schemas.topics import Topics
 from services.common.db import Database, Transaction
-from services.common.runtime import Handlers
+from services.common.parts import Handlers
 from services.ops.adapters import repository
 from services.ops.adapters.models import OfferRow, ProfessionalVersionRow, RequestRow, SlotRow, TerritoryRow
 

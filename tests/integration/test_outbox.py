@@ -11,7 +11,8 @@ from sqlalchemy import text
 
 from schemas.events import SearchStarted
 from services.common.clock import utcnow
-from services.common.messaging import OutboxRelay, ensure_topics
+from services.common.messaging import ensure_topics
+from services.common.relay import OutboxRelay
 from tests.integration.helpers import fresh_topics, migrated, read_topic
 
 

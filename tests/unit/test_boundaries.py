@@ -62,3 +62,24 @@ def test_no_function_is_longer_than_a_screen() -> None:
                 if lines > MAX_FUNCTION_LINES:
                     long.append(f"{path.relative_to(SERVICES.parent)}:{node.lineno} {node.name} ({lines} lines)")
     assert long == []
+
+
+MAX_MODULE_LINES = 400
+MAX_CLASS_LINES = 200
+
+
+def test_no_module_or_class_is_too_long_to_read_at_once() -> None:
+    """No module of services/ over 400 lines, no class over 200: a part that grows past them is
+    split where its concerns part (see the matcher's packages)."""
+    long = []
+    for path in sorted(SERVICES.rglob("*.py")):
+        source = path.read_text(encoding="utf-8")
+        where = path.relative_to(SERVICES.parent)
+        if len(source.splitlines()) > MAX_MODULE_LINES:
+            long.append(f"{where} ({len(source.splitlines())} lines)")
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.ClassDef) and (node.end_lineno or node.lineno) - node.lineno + 1 > MAX_CLASS_LINES:
+                long.append(
+                    f"{where}:{node.lineno} class {node.name} ({(node.end_lineno or 0) - node.lineno + 1} lines)"
+                )
+    assert long == []

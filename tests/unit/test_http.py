@@ -8,7 +8,8 @@ from pydantic import BaseModel
 
 from services.common.access.roles import Client, Forbidden, Role
 from services.common.deps import allow
-from services.common.http import Problem, install_log_context, install_problem_handlers
+from services.common.http import Problem, install_problem_handlers
+from services.common.http_guards import install_log_context
 from services.common.settings import Settings
 
 

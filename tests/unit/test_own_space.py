@@ -142,7 +142,7 @@ def test_the_time_field_suggests_a_quarter_hour_an_hour_ahead_in_the_day() -> No
 
 
 def test_log_lines_never_show_a_links_secret() -> None:
-    from services.common.http import loggable
+    from services.common.http_guards import loggable
 
     token = personal_link.mint(SECRET, "10000000001", NOW)
     assert loggable(f"/p/{token}/slots") == "/p/…/slots"

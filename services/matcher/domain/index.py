@@ -14,7 +14,6 @@ so changes may arrive in any order and more than once.
 from __future__ import annotations
 
 import contextlib
-import heapq
 import math
 from bisect import bisect_left, insort
 from collections import defaultdict
@@ -22,15 +21,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from services.common.clock import paris_week
 from services.common.geo import distance_km
 from services.common.motives import Step
-from services.matcher.domain import matching
+from services.matcher.domain import index_search, matching
+from services.matcher.domain.index_search import KM_PER_DEG_LAT
 from services.matcher.domain.opening_hours import Closure, is_open_throughout
 
 CELL_KM = 10.0
-KM_PER_DEG_LAT = 111.195
-LOWER_BOUND_SLACK = 0.995  # the cell distance bound is computed on a lat/lon box: keep it a bound
 
 Cell = tuple[int, int]
 SiteKey = tuple[str, str]  # (rpps, site_id)
@@ -59,6 +56,46 @@ class SlotEntry:
     listed: Cell | None = None  # where it sits in the grid (None when not listed)
 
 
+class Openings:
+    """Whether sites are open, remembered: sites share their hours, slots share their times,
+    and requests arriving in the same minute share the answer."""
+
+    def __init__(self) -> None:
+        self._open: dict[tuple[int, str | None, tuple[Closure, ...], float, float], bool] = {}
+        self._open_now: dict[tuple[int, str | None, tuple[Closure, ...], float], bool] = {}
+        self._open_now_minute = -1.0
+
+    def throughout(self, site: matching.Site, start: float, end: float) -> bool:
+        """Opening hours of a slot, remembered: sites share hours and slots share times."""
+        key = (id(site.hours), site.department, site.closures, start, end)
+        found = self._open.get(key)
+        if found is None:
+            if len(self._open) > 200_000:
+                self._open.clear()
+            found = is_open_throughout(site.hours, _dt(start), _dt(end), site.department, site.closures)
+            self._open[key] = found
+        return found
+
+    def at(self, at: datetime | None) -> Callable[[matching.Site], bool]:
+        """Is a site open at `at` (always, when `at` is None)? Remembered: sites share their hours,
+        and requests arriving in the same minute share the answer."""
+        if at is None:
+            return lambda _: True
+        minute = at.timestamp() // 60
+        if minute != self._open_now_minute:
+            self._open_now.clear()
+            self._open_now_minute = minute
+
+        def is_open(site: matching.Site) -> bool:
+            key = (id(site.hours), site.department, site.closures, at.timestamp())
+            found = self._open_now.get(key)
+            if found is None:
+                found = self._open_now[key] = matching.is_open_at(site, at)
+            return found
+
+        return is_open
+
+
 @dataclass
 class DirectoryIndex:
     cell_km: float = CELL_KM
@@ -75,15 +112,13 @@ class DirectoryIndex:
         self.cell_lat = self.cell_km / KM_PER_DEG_LAT
         self.cell_lon = self.cell_km / (KM_PER_DEG_LAT * math.cos(math.radians(46.5)))
         # (profession, cell) -> [(start, slot_id)] sorted; tele slots under the cell (0, 0) of "tele:<p>"
-        self._grid: dict[tuple[str, Cell], list[tuple[float, str]]] = defaultdict(list)
-        self._overflow: dict[tuple[str, Cell], set[SiteKey]] = defaultdict(set)
-        self._tele_overflow: dict[str, set[SiteKey]] = defaultdict(set)
+        self.grid: dict[tuple[str, Cell], list[tuple[float, str]]] = defaultdict(list)
+        self.overflow_sites: dict[tuple[str, Cell], set[SiteKey]] = defaultdict(set)
+        self.tele_overflow_sites: dict[str, set[SiteKey]] = defaultdict(set)
         self._slots_of: dict[str, set[str]] = defaultdict(set)
         self._sites_of: dict[str, set[str]] = defaultdict(set)
-        self._open: dict[tuple[int, str | None, tuple[Closure, ...], float, float], bool] = {}
         self._commune_cpts: dict[str, str] = {}
-        self._open_now: dict[tuple[int, str | None, tuple[Closure, ...], float], bool] = {}
-        self._open_now_minute = -1.0
+        self.openings = Openings()
         self._bulk = False
 
     @contextlib.contextmanager
@@ -94,7 +129,7 @@ class DirectoryIndex:
             yield
         finally:
             self._bulk = False
-            for cell in self._grid.values():
+            for cell in self.grid.values():
                 cell.sort()
 
     # --- keeping it current --------------------------------------------------------------
@@ -173,7 +208,7 @@ class DirectoryIndex:
             del self.slots[entry.slot_id]
         return len(gone)
 
-    def _cell(self, lat: float, lon: float) -> Cell:
+    def cell(self, lat: float, lon: float) -> Cell:
         return math.floor(lat / self.cell_lat), math.floor(lon / self.cell_lon)
 
     def _relist(self, entry: SlotEntry) -> None:
@@ -182,45 +217,15 @@ class DirectoryIndex:
         site = self.sites.get((entry.rpps, entry.site_id))
         if entry.state not in ("free", "held") or pro is None or site is None or not (pro.active and site.active):
             return
-        if not self._open_throughout(site, entry.start, entry.end):
+        if not self.openings.throughout(site, entry.start, entry.end):
             return
-        cell = (0, 0) if entry.mode == "teleconsultation" else self._cell(site.place.lat, site.place.lon)
+        cell = (0, 0) if entry.mode == "teleconsultation" else self.cell(site.place.lat, site.place.lon)
         key = (("tele:" if entry.mode == "teleconsultation" else "") + pro.profession, cell)
         if self._bulk:
-            self._grid[key].append((entry.start, entry.slot_id))
+            self.grid[key].append((entry.start, entry.slot_id))
         else:
-            insort(self._grid[key], (entry.start, entry.slot_id))
+            insort(self.grid[key], (entry.start, entry.slot_id))
         entry.listed = cell
-
-    def _open_throughout(self, site: matching.Site, start: float, end: float) -> bool:
-        """Opening hours of a slot, remembered: sites share hours and slots share times."""
-        key = (id(site.hours), site.department, site.closures, start, end)
-        found = self._open.get(key)
-        if found is None:
-            if len(self._open) > 200_000:
-                self._open.clear()
-            found = is_open_throughout(site.hours, _dt(start), _dt(end), site.department, site.closures)
-            self._open[key] = found
-        return found
-
-    def _open_at(self, at: datetime | None) -> Callable[[matching.Site], bool]:
-        """Is a site open at `at` (always, when `at` is None)? Remembered: sites share their hours,
-        and requests arriving in the same minute share the answer."""
-        if at is None:
-            return lambda _: True
-        minute = at.timestamp() // 60
-        if minute != self._open_now_minute:
-            self._open_now.clear()
-            self._open_now_minute = minute
-
-        def is_open(site: matching.Site) -> bool:
-            key = (id(site.hours), site.department, site.closures, at.timestamp())
-            found = self._open_now.get(key)
-            if found is None:
-                found = self._open_now[key] = matching.is_open_at(site, at)
-            return found
-
-        return is_open
 
     def _unlist(self, entry: SlotEntry) -> None:
         if entry.listed is None:
@@ -228,7 +233,7 @@ class DirectoryIndex:
         pro = self.professionals.get(entry.rpps)
         if pro is not None:
             key = (("tele:" if entry.mode == "teleconsultation" else "") + pro.profession, entry.listed)
-            cell = self._grid.get(key, [])
+            cell = self.grid.get(key, [])
             i = bisect_left(cell, (entry.start, entry.slot_id))
             if i < len(cell) and cell[i] == (entry.start, entry.slot_id):
                 del cell[i]
@@ -237,32 +242,16 @@ class DirectoryIndex:
     def _list_overflow(self, key: SiteKey) -> None:
         pro, site = self.professionals[key[0]], self.sites[key]
         if pro.active and site.active and pro.accepts_overflow and pro.overflow_daily_cap > 0:
-            self._overflow[(pro.profession, self._cell(site.place.lat, site.place.lon))].add(key)
+            self.overflow_sites[(pro.profession, self.cell(site.place.lat, site.place.lon))].add(key)
             if pro.teleconsultation:
-                self._tele_overflow[pro.profession].add(key)
+                self.tele_overflow_sites[pro.profession].add(key)
 
     def _unlist_overflow(self, key: SiteKey) -> None:
         pro, site = self.professionals[key[0]], self.sites[key]
-        self._overflow[(pro.profession, self._cell(site.place.lat, site.place.lon))].discard(key)
-        self._tele_overflow[pro.profession].discard(key)
+        self.overflow_sites[(pro.profession, self.cell(site.place.lat, site.place.lon))].discard(key)
+        self.tele_overflow_sites[pro.profession].discard(key)
 
     # --- searching -----------------------------------------------------------------------
-
-    def _cells_in_reach(self, search: matching.Search) -> Iterator[tuple[float, Cell]]:
-        """Cells that may hold a site within the radius, with their nearest distance."""
-        lat, lon, r = search.patient.lat, search.patient.lon, search.radius_km
-        dlat = r / KM_PER_DEG_LAT
-        widest = max(0.01, math.cos(math.radians(min(89.0, abs(lat) + dlat))))
-        dlon = r / (KM_PER_DEG_LAT * widest)
-        i0, j0 = self._cell(lat - dlat, lon - dlon)
-        i1, j1 = self._cell(lat + dlat, lon + dlon)
-        for i in range(i0, i1 + 1):
-            lat_near = min(max(lat, i * self.cell_lat), (i + 1) * self.cell_lat)
-            for j in range(j0, j1 + 1):
-                lon_near = min(max(lon, j * self.cell_lon), (j + 1) * self.cell_lon)
-                bound = distance_km(lat, lon, lat_near, lon_near) * LOWER_BOUND_SLACK
-                if bound <= r:
-                    yield bound, (i, j)
 
     def within_reach(self, professionals: set[str], search: matching.Search) -> bool:
         """Could any of these professionals be a candidate for this search, as far as distance
@@ -277,165 +266,20 @@ class DirectoryIndex:
                     return True
         return False
 
-    def _load(self, rpps: str, week: str) -> int:
+    def load(self, rpps: str, week: str) -> int:
+        """SAS patients the professional has in that ISO week (matching.score spreads the load)."""
         return self.week_load.get((rpps, week), 0)
 
     def candidates(
         self, search: matching.Search, professions: tuple[str, ...], now: datetime, lead: timedelta, limit: int = 5
     ) -> list[matching.Candidate]:
-        """The best `limit` professionals (one candidate each): slots first, then overflow."""
-        found = self._slot_candidates(search, professions, now, lead, limit)
-        if len(found) < limit:
-            found += self._overflow_candidates(
-                search, professions, now, lead, limit - len(found), exclude={c.professional.rpps for c in found}
-            )
-        return found
-
-    def _slot_candidates(
-        self, search: matching.Search, professions: tuple[str, ...], now: datetime, lead: timedelta, limit: int
-    ) -> list[matching.Candidate]:
-        """Listed slots are free or held, inside opening hours and of a listed profession: what is
-        left to check per slot is who, how far, and how it scores (see matching.slot_candidate)."""
-        t0 = matching.earliest_start(now, lead).timestamp()
-        deadline, now_ts = search.deadline.timestamp(), now.timestamp()
-        week = paris_week(now)
-        cells = list(self._cells_in_reach(search))
-        heap: list[tuple[float, int, list[tuple[float, str]], int, float]] = []
-        for profession in professions:
-            lists = [(bound, self._grid.get((profession, cell))) for bound, cell in cells]
-            if search.teleconsultation_ok:
-                lists.append((0.0, self._grid.get((f"tele:{profession}", (0, 0)))))
-            for bound, cell_list in lists:
-                if cell_list:
-                    i = bisect_left(cell_list, (t0, ""))
-                    if i < len(cell_list):
-                        heapq.heappush(heap, (_bound(cell_list[i][0], now_ts, bound), len(heap), cell_list, i, bound))
-        top = _Top(limit)
-        patient, radius = search.patient, search.radius_km
-        open_now = self._open_at(search.asking_at)
-        while heap:
-            lower, tie, cell_list, i, bound = heapq.heappop(heap)
-            if lower > top.kth:
-                break
-            start, slot_id = cell_list[i]
-            if start > deadline:
-                continue  # the rest of this cell is later still
-            if i + 1 < len(cell_list):
-                heapq.heappush(heap, (_bound(cell_list[i + 1][0], now_ts, bound), tie, cell_list, i + 1, bound))
-            entry = self.slots[slot_id]
-            rpps = entry.rpps
-            if rpps in search.already_asked or rpps in search.busy or not top.could_improve(rpps, lower):
-                continue
-            pro = self.professionals[rpps]
-            if matching.paused(pro, now) and (
-                matching.away(pro, search, now) or start < matching.after_pause(pro, now, lead).timestamp()
-            ):
-                continue
-            if entry.state != "free" and not search.include_held:
-                continue  # held for another request's offer: it may come free again
-            site = self.sites[(rpps, entry.site_id)]
-            if not open_now(site):
-                continue
-            distance = distance_km(patient.lat, patient.lon, site.place.lat, site.place.lon)
-            if entry.mode != "teleconsultation" and distance > radius:
-                continue
-            total, terms = matching.score(
-                (start - now_ts) / 3600, distance, entry.mode, pro, search, self._load(rpps, week)
-            )
-            top.offer(
-                matching.Candidate(
-                    "slot", pro, site, entry.mode, _dt(start), None, slot_id, round(distance, 2), total, terms
-                )
-            )
-        return top.best()
-
-    def _overflow_candidates(
-        self,
-        search: matching.Search,
-        professions: tuple[str, ...],
-        now: datetime,
-        lead: timedelta,
-        limit: int,
-        exclude: set[str],
-    ) -> list[matching.Candidate]:
-        week = paris_week(now)
-        wait0 = (matching.earliest_start(now, lead) - now).total_seconds() / 3600
-        cells = list(self._cells_in_reach(search))  # once, not once per profession
-        groups = [(bound, self._overflow.get((p, cell), set())) for p in professions for bound, cell in cells]
-        if search.teleconsultation_ok:
-            groups += [(0.0, self._tele_overflow.get(p, set())) for p in professions]
-        groups.sort(key=lambda g: g[0])
-        top = _Top(limit)
-        opening = _memo_opening_days(matching.earliest_start(now, lead), search.deadline)
-        for bound, keys in groups:
-            if wait0 + bound / matching.KM_PER_HOUR > top.kth:
-                break
-            for rpps, site_id in keys:
-                if rpps in exclude:
-                    continue
-                pro, site = self.professionals[rpps], self.sites[(rpps, site_id)]
-                taken = self.overflow_taken.get(rpps, {})
-                candidate = matching.overflow_candidate(
-                    matching.OverflowOffer(pro, site, taken),
-                    search,
-                    professions,
-                    now,
-                    lead,
-                    self._load(rpps, week),
-                    opening,
-                )
-                if candidate is not None:
-                    top.offer(candidate)
-        return top.best()
-
-
-class _Top:
-    """The best candidate of each professional, keeping only the `limit` best professionals."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.by_rpps: dict[str, matching.Candidate] = {}
-        self.kth = math.inf  # the score to beat once `limit` professionals are in
-
-    def could_improve(self, rpps: str, lower_bound: float) -> bool:
-        kept = self.by_rpps.get(rpps)
-        return kept is None or lower_bound <= kept.score
-
-    def offer(self, candidate: matching.Candidate) -> None:
-        rpps = candidate.professional.rpps
-        kept = self.by_rpps.get(rpps)
-        if kept is not None and kept.order() <= candidate.order():
-            return
-        self.by_rpps[rpps] = candidate
-        if len(self.by_rpps) > self.limit:
-            worst = max(self.by_rpps.values(), key=matching.Candidate.order)
-            del self.by_rpps[worst.professional.rpps]
-        if len(self.by_rpps) == self.limit:
-            self.kth = max(c.score for c in self.by_rpps.values())
-
-    def best(self) -> list[matching.Candidate]:
-        return sorted(self.by_rpps.values(), key=matching.Candidate.order)
-
-
-def _bound(start: float, now: float, distance_bound: float) -> float:
-    return (start - now) / 3600 + distance_bound / matching.KM_PER_HOUR
+        """The best `limit` professionals (one candidate each): slots first, then overflow
+        (the walk itself is in index_search.py)."""
+        return index_search.candidates(self, search, professions, now, lead, limit)
 
 
 def _dt(timestamp: float) -> datetime:
     return datetime.fromtimestamp(timestamp, UTC)
-
-
-def _memo_opening_days(after: datetime, before: datetime) -> Callable[[matching.Site], list[datetime]]:
-    """Most sites share their hours: work out each distinct set of hours once per search."""
-    seen: dict[tuple[int, str | None, tuple[Closure, ...]], list[datetime]] = {}
-
-    def days(site: matching.Site) -> list[datetime]:
-        key = (id(site.hours), site.department, site.closures)
-        if key not in seen:
-            seen[key] = matching.opening_days(site, after, before)
-        return seen[key]
-
-    return days
 
 
 def candidates_by_step(
