@@ -12,7 +12,7 @@ from pydantic import Field
 from services.common import audit
 from services.common.http import invalid_field, problems
 from services.common.inputs import IDENT, IdentQuery, InputModel, has_control_characters
-from services.ops import indicators
+from services.ops import indicators, views
 from services.ops.adapters import repository
 from services.ops.deps import OperationsDep, OperatorDep, account_manager, actor_of, cpts_reader
 from services.ops.exports import Format, to_csv
@@ -44,7 +44,12 @@ class AccountIn(InputModel):
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/v1/indicators", dependencies=[Depends(cpts_reader)], responses=problems(401, 403))
+@router.get(
+    "/v1/indicators",
+    dependencies=[Depends(cpts_reader)],
+    responses=problems(401, 403),
+    response_model=views.Indicators,
+)
 async def indicators_of_cpts(
     cpts_id: IdentQuery,
     first: Annotated[date, Query(alias="from")],

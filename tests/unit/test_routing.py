@@ -88,3 +88,29 @@ def test_the_gateway_logs_no_link_secret() -> None:
     assert "access_log /dev/stdout sas;" in conf
     mapping = re.search(r'"~\^/\((\w)\|(\w)\)/\[\^/\?\]\+', conf)
     assert mapping and set(mapping.groups()) == {"o", "p"}
+
+
+def test_every_json_route_of_the_contract_says_what_it_answers() -> None:
+    """A route in the OpenAPI document that answers JSON declares a response model: the
+    document then describes the body, and the fuzzer checks every answer against it."""
+    from fastapi.routing import APIRoute
+    from pydantic import BaseModel
+    from starlette.responses import Response
+
+    untyped = []
+    for routers in routing.ROUTERS.values():
+        for router in routers:
+            for route in router.routes:
+                if not isinstance(route, APIRoute) or not route.include_in_schema or route.status_code == 204:
+                    continue
+                answered_by = getattr(route.response_class, "value", route.response_class)  # a default placeholder
+                if (
+                    isinstance(answered_by, type)
+                    and issubclass(answered_by, Response)
+                    and answered_by.media_type != "application/json"
+                ):
+                    continue  # a page, a CSV: not JSON
+                model = route.response_model
+                if not (isinstance(model, type) and issubclass(model, BaseModel)):
+                    untyped.append(f"{sorted(route.methods)} {route.path}")
+    assert untyped == []
