@@ -105,3 +105,12 @@ TUESDAY_MORNING = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock(TUESDAY_MORNING)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Each test marked by its layer, from where it lives: `-m "not e2e and not integration"`
+    keeps the fast ones (unit tests and the service layer on memory)."""
+    for item in items:
+        layer = item.path.parent.name
+        if layer in ("e2e", "integration"):
+            item.add_marker(getattr(pytest.mark, layer))

@@ -19,6 +19,7 @@ from services.common.context import Context
 from services.common.messaging import Pump
 from services.common.parts import Handlers, ServicePart, Subscription
 from services.matcher.adapters import repository
+from services.matcher.adapters.allocation_store import SqlAllocationStorage
 from services.matcher.adapters.index_sync import IndexSync
 from services.matcher.allocation.cascade import Cascade
 from services.matcher.allocation.handlers import Allocation
@@ -72,9 +73,11 @@ def build(ctx: Context) -> Matcher:
     changes = Changes(waiting.poke)
     sync = IndexSync(db, index, ctx.clock, on_change=changes.professionals_changed)
     directory = Directory.build(db, ctx.clock, ctx.topics, sync.reload)
-    cascade = Cascade(ctx.topics, lead_time, index, ctx.settings.offer_timeout_minutes, changes.just_waiting)
-    waiting_list = WaitingList(db, ctx.clock, lead_time, index, cascade, changes)
-    allocation = Allocation(db, ctx.topics, ctx.clock, ctx.vault, cascade)
+    storage = SqlAllocationStorage(db, ctx.vault)
+    timeout = ctx.settings.offer_timeout_minutes
+    cascade = Cascade(storage, ctx.topics, lead_time, index, timeout, changes.just_waiting)
+    waiting_list = WaitingList(storage, ctx.clock, lead_time, index, cascade, changes)
+    allocation = Allocation(storage, ctx.topics, ctx.clock, cascade)
     space = ProfessionalSpace(db, ctx.clock, ctx.secret, directory)
     part = ServicePart(
         name="matcher",

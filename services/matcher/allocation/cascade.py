@@ -23,8 +23,10 @@ from schemas.topics import Topics
 from services.common import metrics
 from services.common.db import Transaction
 from services.common.motives import Step
-from services.matcher.adapters import models, repository, slots
+from services.matcher.adapters import models
+from services.matcher.adapters.repository import Claim
 from services.matcher.allocation import proposals
+from services.matcher.allocation.ports import AllocationStorage, AllocationStore
 from services.matcher.domain import matching
 from services.matcher.domain.decision import Ask, Decision, GiveUp, Wait, WaitReason
 from services.matcher.domain.index import DirectoryIndex
@@ -51,6 +53,7 @@ class Outcome(StrEnum):
 class Cascade:
     def __init__(
         self,
+        storage: AllocationStorage,
         topics: Topics,
         lead_time: timedelta,
         index: DirectoryIndex,
@@ -58,7 +61,7 @@ class Cascade:
         waiting: Callable[[str], None],
     ) -> None:
         """`waiting(request_id)`: the request was just put on the waiting list (see WaitingList)."""
-        self.topics, self.lead_time, self.index = topics, lead_time, index
+        self.storage, self.topics, self.lead_time, self.index = storage, topics, lead_time, index
         self.offer_timeout_minutes = offer_timeout_minutes
         self.waiting = waiting
 
@@ -68,7 +71,7 @@ class Cascade:
             await self._search_and_decide(tx, search, now)
 
     async def _search_and_decide(self, tx: Transaction, search: models.SearchRecord, now: datetime) -> None:
-        asked, pending = await repository.asked_and_pending(tx.session, search.request_id)
+        asked, pending = await self.storage.store(tx).asked_and_pending(search.request_id)
         query = proposals.query_for(self.index, search, asked)
         if not pending and (search.attempts == 0 or search.status == models.SearchStatus.OFFERED):  # a new round
             search.attempts += 1
@@ -107,20 +110,21 @@ class Cascade:
         One taken meanwhile by another request (our copy was stale) is passed over: the change
         that made it so reaches the index too; until then, it is not proposed again."""
         explanation = [proposals.explained(c) for c in decision.candidates[:EXPLAINED_CANDIDATES]]
+        store = self.storage.store(tx)
         made = 0
         for candidate in decision.candidates:
             offer_id = str(uuid.uuid4())
-            claimed = await repository.claim(tx.session, candidate, search.request_id, offer_id, now)
-            if claimed == repository.Claim.CLAIMED:
+            claimed = await store.claim(candidate, search.request_id, offer_id, now)
+            if claimed == Claim.CLAIMED:
                 await self._offer(tx, search, candidate, offer_id, decision.step, explanation, now)
                 made += 1
                 if made == decision.wanted:
                     break
                 continue
             passed_over.add(candidate.professional.rpps)
-            if claimed == repository.Claim.SLOT_TAKEN and candidate.slot_id:
+            if claimed == Claim.SLOT_TAKEN and candidate.slot_id:
                 self.index.mark_taken(candidate.slot_id)
-            elif claimed == repository.Claim.BUSY:
+            elif claimed == Claim.BUSY:
                 self.index.busy.add(candidate.professional.rpps)
         return made
 
@@ -177,9 +181,10 @@ class Cascade:
         territory = self.index.territory_of(search.commune_insee)
         timeout = timedelta(minutes=territory.offer_timeout_minutes if territory else self.offer_timeout_minutes)
         answer_by = matching.answer_by(now, timeout, search.deadline, c.site)
-        repository.add_offer(tx.session, search.request_id, c, offer_id, explanation, answer_by, now)
+        store = self.storage.store(tx)
+        store.add_offer(search.request_id, c, offer_id, explanation, answer_by, now)
         search.status, search.wait_reason, search.look_again_at = models.SearchStatus.OFFERED, None, None
-        pro_row = await tx.session.get(models.ProfessionalRow, c.professional.rpps)
+        pro_row = await store.professional(c.professional.rpps)
         channels = (pro_row.channels if pro_row else None) or []
         offered = proposals.proposal(search, c, offer_id, step, explanation, channels, answer_by)
         tx.emit(self.topics.matching, offered, now)
@@ -192,7 +197,7 @@ class Cascade:
         """End a pending offer (or undo an accepted one), free its slot, tell the professional."""
         if offer.status == models.OfferState.PENDING:
             offer.status, offer.decided_at = models.OfferState.WITHDRAWN, now
-        await slots.release_slot(tx.session, offer.offer_id, now)
+        await self.storage.store(tx).release_slot(offer.offer_id, now)
         withdrawn = OfferWithdrawn(request_id=offer.request_id, offer_id=offer.offer_id, reason=reason, cause=cause)
         tx.emit(self.topics.matching, withdrawn, now)
 
@@ -207,11 +212,12 @@ class Cascade:
     ) -> None:
         """The offer `ending` (request_id, offer_id) ended so: free its slot, ask the next one."""
         request_id, offer_id = ending
-        search, offer = await current(tx, request_id, offer_id)
+        store = self.storage.store(tx)
+        search, offer = await current(store, request_id, offer_id)
         if search is None or offer is None:
             return
         offer.status, offer.decided_at = models.OfferState(outcome), now
-        await slots.release_slot(tx.session, offer.offer_id, now)
+        await store.release_slot(offer.offer_id, now)
         if withdrawn_because:
             withdrawn = OfferWithdrawn(request_id=request_id, offer_id=offer_id, reason=withdrawn_because, cause=cause)
             tx.emit(self.topics.matching, withdrawn, now)
@@ -220,11 +226,11 @@ class Cascade:
 
 
 async def current(
-    tx: Transaction, request_id: str, offer_id: str
+    store: AllocationStore, request_id: str, offer_id: str
 ) -> tuple[models.SearchRecord | None, models.MatchOffer | None]:
     """The search and its pending offer, locked, if this answer is for an offer that still stands."""
-    search = await tx.session.get(models.SearchRecord, request_id, with_for_update=True)
-    offer = await tx.session.get(models.MatchOffer, offer_id, with_for_update=True)
+    search = await store.search(request_id, lock=True)
+    offer = await store.offer(offer_id, lock=True)
     if (
         search is None
         or offer is None

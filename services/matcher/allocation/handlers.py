@@ -26,12 +26,12 @@ from schemas.events import (
     TreatingDoctor,
 )
 from schemas.topics import Topics
-from services.common.db import Database, Transaction
+from services.common.db import Transaction
 from services.common.motives import catalogue, deadline_for, effective_urgency
-from services.common.sealing import Vault
-from services.matcher.adapters import models, repository, slots
+from services.matcher.adapters import models
 from services.matcher.allocation import proposals
 from services.matcher.allocation.cascade import Cascade, Outcome, current
+from services.matcher.allocation.ports import AllocationStorage
 
 log = structlog.get_logger(__name__)
 
@@ -40,16 +40,17 @@ class Allocation:
     """Requests matched to professionals: the event handlers of the cascade."""
 
     def __init__(
-        self, db: Database, topics: Topics, clock: Callable[[], datetime], vault: Vault, cascade: Cascade
+        self, storage: AllocationStorage, topics: Topics, clock: Callable[[], datetime], cascade: Cascade
     ) -> None:
-        self.db, self.topics, self.clock, self.vault, self.cascade = db, topics, clock, vault, cascade
+        self.storage, self.topics, self.clock, self.cascade = storage, topics, clock, cascade
 
     async def on_request_received(self, tx: Transaction, event: RequestReceived, _: CloudEvent) -> None:
-        if await tx.session.get(models.SearchRecord, event.request_id) is not None:
+        store = self.storage.store(tx)
+        if await store.search(event.request_id) is not None:
             return  # same request announced twice
         now = self.clock()
         urgency = effective_urgency(event.urgency, catalogue().motives.get(event.motive))
-        opened = await self.vault.open(tx.session, event.request_id, event.sealed_patient, PatientDetails)
+        opened = await store.open_sealed(event.request_id, event.sealed_patient, PatientDetails)
         # erased before it reached us: the commune's centre, nothing more
         patient = opened or proposals.commune_centre(event.commune_insee)
         search = models.SearchRecord(
@@ -71,14 +72,15 @@ class Allocation:
             status=models.SearchStatus.SEARCHING,
             updated_at=now,
         )
-        tx.session.add(search)
+        store.add_search(search)
         await self.cascade.search(tx, search, now)
 
     async def on_offer_accepted(self, tx: Transaction, event: OfferAccepted, _: CloudEvent) -> None:
         now = self.clock()
-        search, offer = await current(tx, event.request_id, event.offer_id)
+        store = self.storage.store(tx)
+        search, offer = await current(store, event.request_id, event.offer_id)
         if search is None or offer is None:
-            booked = await tx.session.get(models.MatchOffer, event.offer_id)
+            booked = await store.offer(event.offer_id)
             if booked is not None and booked.status == models.OfferState.ACCEPTED:
                 return  # this acceptance again (under another event id): it was booked already
             gone = "this offer no longer stands (the request was cancelled or already handled)"
@@ -91,17 +93,18 @@ class Allocation:
         if offer.kind == "overflow" and offer.window_end and offer.start <= event.start <= offer.window_end:
             start = event.start  # the professional chose a time inside the window
         offer.status, offer.decided_at, offer.start = models.OfferState.ACCEPTED, now, start
-        await slots.book_slot(tx.session, offer.offer_id, now)
+        await store.book_slot(offer.offer_id, now)
         search.status, search.updated_at = models.SearchStatus.CONFIRMED, now
-        for other in await repository.pending_offers_for(tx.session, search.request_id):  # parallel offers: first wins
+        for other in await store.pending_offers_for(search.request_id):  # parallel offers: first wins
             await self.cascade.withdraw(tx, other, "another professional accepted this patient first", "taken", now)
         tx.emit(self.topics.matching, await self._confirmed(tx, search, offer), now)
 
     async def _confirmed(
         self, tx: Transaction, search: models.SearchRecord, offer: models.MatchOffer
     ) -> AppointmentConfirmed:
-        pro = await tx.session.get(models.ProfessionalRow, offer.rpps)
-        site = await tx.session.get(models.SiteRow, (offer.rpps, offer.site_id))
+        store = self.storage.store(tx)
+        pro = await store.professional(offer.rpps)
+        site = await store.site(offer.rpps, offer.site_id)
         assert pro is not None and site is not None  # kept while an offer refers to them
         log.info("appointment confirmed", rpps=pro.rpps, kind=offer.kind)
         return AppointmentConfirmed(
@@ -121,16 +124,17 @@ class Allocation:
     async def _sealed_treating_doctor(self, tx: Transaction, search: models.SearchRecord, seen_by: str) -> str | None:
         """The patient's own doctor ("médecin traitant") is told, unless it is them who saw the
         patient: who they are, sealed under the request's key (see TreatingDoctor)."""
-        treating = await tx.session.get(models.ProfessionalRow, search.treating_rpps) if search.treating_rpps else None
+        store = self.storage.store(tx)
+        treating = await store.professional(search.treating_rpps) if search.treating_rpps else None
         if treating is None or not treating.active or treating.rpps == seen_by:
             return None
         channels = [Channel.model_validate(c) for c in (treating.channels or [])]
         told = TreatingDoctor(professional=proposals.professional_ref(treating), channels=channels)
-        return await self.vault.seal(tx.session, search.request_id, told)
+        return await store.seal(search.request_id, told)
 
     async def on_patient_erased(self, tx: Transaction, event: PatientErased, _: CloudEvent) -> None:
         """The request's details go; a search still running goes on from the commune's centre."""
-        search = await tx.session.get(models.SearchRecord, event.request_id, with_for_update=True)
+        search = await self.storage.store(tx).search(event.request_id, lock=True)
         if search is None or search.patient_erased_at is not None:
             return
         centre = proposals.commune_centre(search.commune_insee)
@@ -150,10 +154,11 @@ class Allocation:
 
     async def on_request_cancelled(self, tx: Transaction, event: RequestCancelled, _: CloudEvent) -> None:
         now = self.clock()
-        search = await tx.session.get(models.SearchRecord, event.request_id, with_for_update=True)
+        store = self.storage.store(tx)
+        search = await store.search(event.request_id, lock=True)
         if search is None or search.status == models.SearchStatus.CANCELLED:
             return
-        for offer in await repository.live_offers_for(tx.session, search.request_id):  # pending, or accepted (booked)
+        for offer in await store.live_offers_for(search.request_id):  # pending, or accepted (booked)
             await self.cascade.withdraw(tx, offer, "the regulator cancelled the request", "cancelled", now)
         search.status, search.updated_at = models.SearchStatus.CANCELLED, now
         log.info("search cancelled")
@@ -162,10 +167,11 @@ class Allocation:
         """A safety net: an offer still pending 15 minutes after its time limit — the notifier's
         answer never came, even with the offer published again — ends as expired and the search
         goes on; the notifier is told it is withdrawn. Returns how many offers."""
-        async with self.db.transaction() as tx:
-            overdue = await repository.offers_past_their_time(tx.session, grace=timedelta(minutes=15), now=self.clock())
+        async with self.storage.transaction() as tx:
+            store = self.storage.store(tx)
+            overdue = await store.offers_past_their_time(grace=timedelta(minutes=15), now=self.clock())
         for ending in overdue:
-            async with self.db.transaction() as tx:  # one at a time: a search claims professionals
+            async with self.storage.transaction() as tx:  # one at a time: a search claims professionals
                 late = "no answer came in time"
                 await self.cascade.next_candidate(tx, ending, Outcome.EXPIRED, self.clock(), late, cause="handled")
             log.warning("offer past its time limit ended by the matcher", request_id=ending[0], offer_id=ending[1])

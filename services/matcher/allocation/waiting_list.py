@@ -11,10 +11,11 @@ from datetime import datetime, timedelta
 
 import structlog
 
-from services.common.db import Database, database_away
-from services.matcher.adapters import models, repository
+from services.common.db import database_away
+from services.matcher.adapters import models
 from services.matcher.allocation import proposals
 from services.matcher.allocation.cascade import Cascade
+from services.matcher.allocation.ports import AllocationStorage
 from services.matcher.domain.decision import Wait, serving_order
 from services.matcher.domain.index import DirectoryIndex
 
@@ -61,14 +62,14 @@ class Changes:
 class WaitingList:
     def __init__(
         self,
-        db: Database,
+        storage: AllocationStorage,
         clock: Callable[[], datetime],
         lead_time: timedelta,
         index: DirectoryIndex,
         cascade: Cascade,
         changes: Changes,
     ) -> None:
-        self.db, self.clock, self.lead_time, self.index = db, clock, lead_time, index
+        self.storage, self.clock, self.lead_time, self.index = storage, clock, lead_time, index
         self.cascade, self.changes = cascade, changes
         # when this process last found nobody waiting (event-loop time): for a while after that,
         # changes alone do not send it to the database to look again (see _serve)
@@ -101,8 +102,7 @@ class WaitingList:
         if quiet and not fresh:
             self.changes.put_back(changed, fresh)
             return 0
-        async with self.db.engine.connect() as conn:
-            locked = await repository.claim_waiting_list(conn)
+        async with self.storage.waiting_list() as locked:
             if locked is None:
                 self._none_waiting_at = loop_time
                 return 0
@@ -111,19 +111,15 @@ class WaitingList:
                 self.changes.put_back(changed, fresh)  # another process serves the list now: try again shortly
                 asyncio.get_running_loop().call_later(0.1, self.changes.wake)
                 return 0
-            try:
-                await self._serve_in_order(now, changed, fresh)
-                return 0
-            finally:
-                await repository.release_waiting_list(conn)
+            await self._serve_in_order(now, changed, fresh)
+            return 0
 
     async def _serve_in_order(self, now: datetime, changed: set[str] | None, fresh: set[str]) -> None:
         nothing_changed = changed is not None and not changed
-        async with self.db.transaction() as tx:  # nothing changed: only those due, and the new
-            rows = await repository.waiting_searches(
-                tx.session, now=now, only_due_and=fresh if nothing_changed else None
-            )
-            asked = await repository.asked_for(tx.session, [r.request_id for r in rows])
+        async with self.storage.transaction() as tx:  # nothing changed: only those due, and the new
+            store = self.storage.store(tx)
+            rows = await store.waiting_searches(now=now, only_due_and=fresh if nothing_changed else None)
+            asked = await store.asked_for([r.request_id for r in rows])
         queue = sorted(rows, key=lambda r: serving_order(r.urgency, r.deadline, r.received_at, r.request_id))
         started = time.perf_counter()
         for row in queue:
@@ -152,10 +148,10 @@ class WaitingList:
         decision = proposals.decision_for(self.index, row, query, now, self.lead_time)
         if isinstance(decision, Wait) and decision.reason == row.wait_reason:
             if decision.look_again_at != row.look_again_at:
-                async with self.db.transaction() as tx:
-                    await repository.move_look_again(tx.session, row.request_id, decision.look_again_at)
+                async with self.storage.transaction() as tx:
+                    await self.storage.store(tx).move_look_again(row.request_id, decision.look_again_at)
             return
-        async with self.db.transaction() as tx:
-            search = await tx.session.get(models.SearchRecord, row.request_id, with_for_update=True)
+        async with self.storage.transaction() as tx:
+            search = await self.storage.store(tx).search(row.request_id, lock=True)
             if search is not None and search.status == models.SearchStatus.WAITING:
                 await self.cascade.search(tx, search, now)

@@ -1,0 +1,168 @@
+"""The service layer's tests run twice: against memory (fast: tests/fakes) and against a real
+PostgreSQL (the same behaviour where it counts). `pytest -m "not e2e and not integration"`
+runs only the memory half with the unit tests."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+
+from schemas.events import CloudEvent, EventData
+from schemas.topics import Topics
+from services.common.db import Database, Transaction
+from services.common.sealing import seal_with
+from services.matcher.adapters import models, repository
+from services.matcher.adapters.allocation_store import SqlAllocationStorage
+from services.matcher.allocation.cascade import Cascade
+from services.matcher.allocation.handlers import Allocation
+from services.matcher.allocation.waiting_list import Changes, WaitingList
+from services.matcher.domain.index import DirectoryIndex
+from tests.conftest import FakeClock, create_database
+from tests.fakes.matcher import MemoryAllocationStorage
+
+# a Tuesday, 09:00 in Paris: practices open, no public holiday
+TUESDAY_MORNING = datetime(2026, 12, 8, 8, 0, tzinfo=UTC)
+ALWAYS_OPEN = {day: [["00:00", "23:59"]] for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
+TOPICS = Topics(prefix="service.")
+
+
+class RecordingSqlStorage(SqlAllocationStorage):
+    """The PostgreSQL storage, keeping the events its transactions committed (as the memory does)."""
+
+    committed: list[tuple[str, CloudEvent]]
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Transaction]:
+        async with self.db.transaction() as tx:
+            yield tx
+        self.committed.extend(("", event) for event in tx.emitted)
+
+
+@dataclass
+class Allocating:
+    """The allocation built on one storage, with the directory rows its index mirrors."""
+
+    kind: str
+    storage: Any
+    clock: FakeClock
+    index: DirectoryIndex = field(default_factory=DirectoryIndex)
+    woken: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        changes = Changes(lambda: self.woken.append("wake"))
+        lead = timedelta(minutes=5)
+        self.cascade = Cascade(self.storage, TOPICS, lead, self.index, 15.0, changes.just_waiting)
+        self.waiting = WaitingList(self.storage, self.clock, lead, self.index, self.cascade, changes)
+        self.allocation = Allocation(self.storage, TOPICS, self.clock, self.cascade)
+        self.revision = 0
+
+    async def add(self, *rows: Any) -> None:
+        if self.kind == "memory":
+            for row in rows:
+                self.storage.memory.add(row)
+            return
+        async with self.storage.db.transaction() as tx:
+            for row in rows:
+                tx.session.add(row)
+
+    async def professional(self, rpps: str, lat: float, lon: float, slots: int = 1, **fields: Any) -> list[str]:
+        """A GP at (lat, lon), always open, with `slots` free slots from two hours from now."""
+        pro = models.ProfessionalRow(
+            rpps=rpps,
+            name=f"Dr {rpps}",
+            profession="general_practitioner",
+            cpts_id=None,
+            email=f"{rpps}@example.org",
+            channels=[{"type": "email", "destination": f"{rpps}@example.org"}],
+            updated_at=self.clock(),
+            **fields,
+        )
+        site = models.SiteRow(
+            rpps=rpps,
+            site_id="main",
+            name="Cabinet",
+            commune_insee="79174",
+            department="79",
+            lat=lat,
+            lon=lon,
+            opening_hours=ALWAYS_OPEN,
+            active=True,
+        )
+        start = self.clock() + timedelta(hours=2)
+        rows = [
+            models.Slot(
+                slot_id=f"{rpps}-{n}",
+                rpps=rpps,
+                site_id="main",
+                start=start + timedelta(minutes=20 * n),
+                end=start + timedelta(minutes=20 * (n + 1)),
+                mode="in_person",
+                state="free",
+                updated_at=self.clock(),
+            )
+            for n in range(slots)
+        ]
+        await self.add(pro, site, *rows)
+        self.revision += 1
+        self.index.put_professional(
+            repository.to_domain_professional(pro), [repository.to_domain_site(site)], self.revision
+        )
+        for slot in rows:
+            self.index.put_slot(slot.slot_id, rpps, "main", slot.start, slot.end, "in_person", "free", self.revision)
+        return [slot.slot_id for slot in rows]
+
+    async def sealed(self, request_id: str, details: BaseModel) -> str:
+        """`details` sealed under a key made for the request, as the intake does."""
+        if self.kind == "memory":
+            memory = self.storage.memory
+            return seal_with(memory.keys.get(request_id) or memory.create_key(request_id), details)
+        vault = self.storage.vault
+        async with self.storage.db.transaction() as tx:
+            key = await vault.key(tx.session, request_id) or await vault.create(tx.session, request_id, self.clock())
+            return seal_with(key, details)
+
+    async def handle(self, handler: Callable[..., Any], event: EventData) -> None:
+        async with self.storage.transaction() as tx:
+            await handler(tx, event, CloudEvent.wrap(event, source="/test", time=self.clock()))
+
+    def events(self, kind: type[EventData]) -> list[Any]:
+        return [e.payload() for _, e in self.storage.committed if isinstance(e.payload(), kind)]
+
+    async def search(self, request_id: str) -> models.SearchRecord:
+        async with self.storage.transaction() as tx:
+            found = await self.storage.store(tx).search(request_id)
+        assert found is not None
+        return found
+
+    async def slot(self, slot_id: str) -> str:
+        if self.kind == "memory":
+            return str(self.storage.memory.slots[slot_id].state)
+        async with self.storage.db.transaction() as tx:
+            found = await tx.session.get(models.Slot, slot_id)
+        assert found is not None
+        return str(found.state)
+
+
+@pytest.fixture(params=["memory", pytest.param("postgres", marks=pytest.mark.integration)])
+async def allocating(request: pytest.FixtureRequest) -> AsyncIterator[Allocating]:
+    clock = FakeClock(TUESDAY_MORNING)
+    if request.param == "memory":
+        yield Allocating("memory", MemoryAllocationStorage(), clock)
+        return
+    from tests.integration.helpers import migrated, vault_for_tests
+
+    # (the server is started only when a PostgreSQL half runs: the memory half needs none)
+    database_url = await create_database(request.getfixturevalue("postgres_url"))
+    db: Database = await migrated(database_url, "matcher")
+    storage = RecordingSqlStorage(db, vault_for_tests())
+    storage.committed = []
+    try:
+        yield Allocating("postgres", storage, clock)
+    finally:
+        await db.dispose()
