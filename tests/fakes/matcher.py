@@ -1,5 +1,6 @@
-"""The allocation's storage in memory (services/matcher/allocation/ports.py), for the fast layer
-of service tests: rows are the same SQLModel objects, kept in dicts; a transaction records the
+"""The matcher's storage in memory — the allocation's (services/matcher/allocation/ports.py) and
+the directory's (services/matcher/directory/ports.py) over the same rows — for the fast layer of
+service tests: rows are the same SQLModel objects, kept in dicts; a transaction records the
 events it emits and runs its after-commit callbacks when it ends without an error. The claim
 follows the same rules as repository.claim, without the locks one process does not need."""
 
@@ -20,6 +21,7 @@ from services.common.sealing import seal_with
 from services.matcher.adapters import models, repository
 from services.matcher.adapters.repository import Claim
 from services.matcher.allocation.ports import Sealed
+from services.matcher.directory.ports import Row
 from services.matcher.domain import matching
 
 
@@ -38,14 +40,17 @@ class MemoryTransaction:
         return event
 
 
-class MemoryAllocationStore:
+class MemoryMatcherStore:
     def __init__(self) -> None:
         self.searches: dict[str, models.SearchRecord] = {}
         self.offers: dict[str, models.MatchOffer] = {}
         self.professionals: dict[str, models.ProfessionalRow] = {}
         self.sites: dict[tuple[str, str], models.SiteRow] = {}
         self.slots: dict[str, models.Slot] = {}
+        self.territories: dict[str, models.TerritoryRow] = {}
+        self.templates_kept: dict[tuple[str, str], models.AvailabilityTemplate] = {}
         self.keys: dict[str, Fernet] = {}
+        self.audit: list[tuple[str, str, str]] = []  # (actor, action, detail)
 
     def add(self, row: Any) -> None:
         """A row of any of the matcher's tables (what a session's `add` does)."""
@@ -59,6 +64,10 @@ class MemoryAllocationStore:
             self.sites[(row.rpps, row.site_id)] = row
         elif isinstance(row, models.Slot):
             self.slots[row.slot_id] = row
+        elif isinstance(row, models.TerritoryRow):
+            self.territories[row.cpts_id] = row
+        elif isinstance(row, models.AvailabilityTemplate):
+            self.templates_kept[(row.rpps, row.site_id)] = row
         else:
             raise TypeError(f"no table in memory for {type(row).__name__}")
 
@@ -174,10 +183,131 @@ class MemoryAllocationStore:
         key = self.keys.get(request_id)
         return None if key is None else seal_with(key, details)
 
+    # --- the directory's questions (directory/ports.py) ----------------------------------------
 
-class MemoryAllocationStorage:
+    def _table(self, model: type[Any]) -> dict[Any, Any]:
+        tables: dict[type[Any], dict[Any, Any]] = {
+            models.TerritoryRow: self.territories,
+            models.ProfessionalRow: self.professionals,
+            models.SiteRow: self.sites,
+            models.Slot: self.slots,
+            models.MatchOffer: self.offers,
+            models.SearchRecord: self.searches,
+        }
+        return tables[model]
+
+    async def get(self, model: type[Row], key: Any, *, lock: bool = False) -> Row | None:
+        found: Row | None = self._table(model).get(tuple(key) if isinstance(key, list) else key)
+        return found
+
+    def upsert(self, row: Row | None, model: type[Row], values: dict[str, Any]) -> Row:
+        if row is None:
+            row = model(**values)
+        else:
+            for key, value in values.items():
+                setattr(row, key, value)
+        self.add(row)
+        return row
+
+    async def flush(self) -> None:
+        return None
+
+    async def any_territory(self) -> bool:
+        return bool(self.territories)
+
+    async def sites_of(self, rpps: str) -> dict[str, models.SiteRow]:
+        return {site_id: site for (owner, site_id), site in self.sites.items() if owner == rpps}
+
+    async def open_sites_of(self, rpps: list[str]) -> dict[str, list[models.SiteRow]]:
+        found: dict[str, list[models.SiteRow]] = {}
+        for (owner, _), site in sorted(self.sites.items()):
+            if owner in rpps and site.active:
+                found.setdefault(owner, []).append(site)
+        return found
+
+    async def professionals_page(
+        self, *, cpts_id: str, profession: str | None, commune_insee: str | None, limit: int, offset: int
+    ) -> tuple[int, list[models.ProfessionalRow]]:
+        at_commune = {owner for (owner, _), s in self.sites.items() if s.active and s.commune_insee == commune_insee}
+        found = [
+            p
+            for p in self.professionals.values()
+            if p.cpts_id == cpts_id
+            and (not profession or p.profession == profession)
+            and (not commune_insee or p.rpps in at_commune)
+        ]
+        found.sort(key=lambda p: (p.name, p.rpps))
+        return len(found), found[offset : offset + limit]
+
+    async def cpts_of(self, rpps: str) -> tuple[bool, str | None]:
+        pro = self.professionals.get(rpps)
+        return (pro is not None, pro.cpts_id if pro else None)
+
+    async def channels_of(self, rpps: str) -> list[dict[str, Any]]:
+        pro = self.professionals.get(rpps)
+        return list(pro.channels or []) if pro else []
+
+    async def active_with_email(self, email: str) -> list[models.ProfessionalRow]:
+        address = email.strip().lower()
+        channel = {"type": "email", "destination": email.strip()}
+        return [
+            p
+            for p in self.professionals.values()
+            if p.active and ((p.email or "").lower() == address or channel in (p.channels or []))
+        ][:5]
+
+    async def keep_template(self, *, rpps: str, site_id: str, rules: list[Any], weeks: int, now: datetime) -> None:
+        values = {"rpps": rpps, "site_id": site_id, "rules": rules, "weeks": weeks, "updated_at": now}
+        self.upsert(self.templates_kept.get((rpps, site_id)), models.AvailabilityTemplate, values)
+
+    async def templates(self) -> list[models.AvailabilityTemplate]:
+        return list(self.templates_kept.values())
+
+    async def overlapping(self, *, slot_id: str, rpps: str, start: datetime, end: datetime) -> bool:
+        return any(
+            s.rpps == rpps and s.slot_id != slot_id and s.state != models.SlotState.WITHDRAWN
+            and s.start < end and s.end > start
+            for s in self.slots.values()
+        )  # fmt: skip
+
+    async def slots_between(self, *, rpps: str, start: datetime, end: datetime, limit: int) -> list[models.Slot]:
+        found = [s for s in self.slots.values() if s.rpps == rpps and start <= s.start < end]
+        return sorted(found, key=lambda s: s.start)[:limit]
+
+    async def existing_slot_ids(self, slot_ids: list[str]) -> set[str]:
+        return set(slot_ids) & set(self.slots)
+
+    def put_free(self, slot: models.Slot | None, values: dict[str, Any]) -> models.Slot:
+        free = {"state": models.SlotState.FREE, "request_id": None, "offer_id": None}
+        return self.upsert(slot, models.Slot, {**values, **free})
+
+    def add_free(self, values: dict[str, Any]) -> models.Slot:
+        return self.upsert(None, models.Slot, {**values, "state": models.SlotState.FREE})
+
+    async def professional_of_slot(self, slot_id: str) -> str | None:
+        slot = self.slots.get(slot_id)
+        return slot.rpps if slot else None
+
+    async def withdraw_free_slots(self, *, rpps: str, site_id: str | None, now: datetime) -> list[models.Slot]:
+        gone = [
+            s
+            for s in self.slots.values()
+            if s.rpps == rpps and s.state == models.SlotState.FREE and site_id in (None, s.site_id)
+        ]
+        for slot in gone:
+            slot.state, slot.updated_at = models.SlotState.WITHDRAWN, now
+        return gone
+
+    async def pending_offers_of(self, rpps: str) -> list[models.MatchOffer]:
+        return [o for o in self.offers.values() if o.rpps == rpps and o.status == models.OfferState.PENDING]
+
+    async def record(self, by: Any, action: str, now: datetime, detail: str) -> None:
+        self.audit.append((f"{by.kind}:{by.id}", action, detail))
+
+
+class MemoryMatcherStorage:
     def __init__(self) -> None:
-        self.memory = MemoryAllocationStore()
+        self.memory = MemoryMatcherStore()
         self.committed: list[tuple[str, CloudEvent]] = []  # (topic, event), in commit order
 
     @asynccontextmanager
@@ -188,8 +318,12 @@ class MemoryAllocationStorage:
         for callback in tx.after_commit:
             callback()
 
-    def store(self, tx: Any) -> MemoryAllocationStore:
+    def store(self, tx: Any) -> MemoryMatcherStore:
         return self.memory
+
+    @asynccontextmanager
+    async def exclusive(self, name: str) -> AsyncIterator[None]:
+        yield
 
     @asynccontextmanager
     async def waiting_list(self) -> AsyncIterator[bool | None]:

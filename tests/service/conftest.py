@@ -19,12 +19,14 @@ from services.common.db import Database, Transaction
 from services.common.sealing import seal_with
 from services.matcher.adapters import models, repository
 from services.matcher.adapters.allocation_store import SqlAllocationStorage
+from services.matcher.adapters.directory_store import SqlDirectoryStorage
 from services.matcher.allocation.cascade import Cascade
 from services.matcher.allocation.handlers import Allocation
 from services.matcher.allocation.waiting_list import Changes, WaitingList
+from services.matcher.directory import Directory
 from services.matcher.domain.index import DirectoryIndex
 from tests.conftest import FakeClock, create_database
-from tests.fakes.matcher import MemoryAllocationStorage
+from tests.fakes.matcher import MemoryMatcherStorage
 
 # a Tuesday, 09:00 in Paris: practices open, no public holiday
 TUESDAY_MORNING = datetime(2026, 12, 8, 8, 0, tzinfo=UTC)
@@ -149,20 +151,83 @@ class Allocating:
         return str(found.state)
 
 
-@pytest.fixture(params=["memory", pytest.param("postgres", marks=pytest.mark.integration)])
+BOTH = ["memory", pytest.param("postgres", marks=pytest.mark.integration)]
+
+
+@asynccontextmanager
+async def matcher_database(request: pytest.FixtureRequest) -> AsyncIterator[Database]:
+    """A fresh matcher schema (the server is started only when a PostgreSQL half runs)."""
+    from tests.integration.helpers import migrated
+
+    db = await migrated(await create_database(request.getfixturevalue("postgres_url")), "matcher")
+    try:
+        yield db
+    finally:
+        await db.dispose()
+
+
+@pytest.fixture(params=BOTH)
 async def allocating(request: pytest.FixtureRequest) -> AsyncIterator[Allocating]:
     clock = FakeClock(TUESDAY_MORNING)
     if request.param == "memory":
-        yield Allocating("memory", MemoryAllocationStorage(), clock)
+        yield Allocating("memory", MemoryMatcherStorage(), clock)
         return
-    from tests.integration.helpers import migrated, vault_for_tests
+    from tests.integration.helpers import vault_for_tests
 
-    # (the server is started only when a PostgreSQL half runs: the memory half needs none)
-    database_url = await create_database(request.getfixturevalue("postgres_url"))
-    db: Database = await migrated(database_url, "matcher")
-    storage = RecordingSqlStorage(db, vault_for_tests())
-    storage.committed = []
-    try:
+    async with matcher_database(request) as db:
+        storage = RecordingSqlStorage(db, vault_for_tests())
+        storage.committed = []
         yield Allocating("postgres", storage, clock)
-    finally:
-        await db.dispose()
+
+
+class RecordingSqlDirectoryStorage(SqlDirectoryStorage):
+    """The directory's PostgreSQL storage, keeping the events its transactions committed."""
+
+    committed: list[tuple[str, CloudEvent]]
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Transaction]:
+        async with self.db.transaction() as tx:
+            yield tx
+        self.committed.extend(("", event) for event in tx.emitted)
+
+
+@dataclass
+class Supplying:
+    """The directory built on one storage, and what it told (events, index refreshes)."""
+
+    kind: str
+    storage: Any
+    clock: FakeClock
+    changed: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        async def refreshed(keys: list[str]) -> None:
+            self.changed.extend(keys)
+
+        self.directory = Directory.over(self.storage, self.clock, TOPICS, refreshed)
+
+    def events(self, kind: type[EventData]) -> list[Any]:
+        return [e.payload() for _, e in self.storage.committed if isinstance(e.payload(), kind)]
+
+    async def row(self, model: type[Any], key: Any) -> Any:
+        async with self.storage.transaction() as tx:
+            return await self.storage.store(tx).get(model, key)
+
+    async def add(self, *rows: Any) -> None:
+        async with self.storage.transaction() as tx:
+            store = self.storage.store(tx)
+            for row in rows:
+                store.upsert(None, type(row), row.model_dump())
+
+
+@pytest.fixture(params=BOTH)
+async def supplying(request: pytest.FixtureRequest) -> AsyncIterator[Supplying]:
+    clock = FakeClock(TUESDAY_MORNING)
+    if request.param == "memory":
+        yield Supplying("memory", MemoryMatcherStorage(), clock)
+        return
+    async with matcher_database(request) as db:
+        storage = RecordingSqlDirectoryStorage(db)
+        storage.committed = []
+        yield Supplying("postgres", storage, clock)

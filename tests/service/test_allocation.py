@@ -158,10 +158,12 @@ async def test_an_offer_long_past_its_time_is_ended_by_the_matcher(allocating: A
     assert await allocating.allocation.expire_overdue() == 0
 
 
-def test_the_memory_store_answers_every_question_the_allocation_asks() -> None:
-    """The fake keeps up with the port: every method of the protocol is there."""
+def test_the_memory_store_answers_every_question_the_matcher_asks() -> None:
+    """The fake keeps up with the ports: every method of each protocol is there."""
     from services.matcher.allocation.ports import AllocationStore
-    from tests.fakes.matcher import MemoryAllocationStore
+    from services.matcher.directory.ports import DirectoryStore
+    from tests.fakes.matcher import MemoryMatcherStore
 
-    asked = {name for name in vars(AllocationStore) if not name.startswith("_")}
-    assert asked <= set(dir(MemoryAllocationStore)), asked - set(dir(MemoryAllocationStore))
+    for port in (AllocationStore, DirectoryStore):
+        asked = {name for name in vars(port) if not name.startswith("_")}
+        assert asked <= set(dir(MemoryMatcherStore)), asked - set(dir(MemoryMatcherStore))

@@ -14,6 +14,7 @@ from schemas.topics import Topics
 from services.common.db import Database
 from services.matcher.directory.availability import Availability
 from services.matcher.directory.listed import ListedProfessionals
+from services.matcher.directory.ports import DirectoryStorage
 from services.matcher.directory.professionals import Professionals
 from services.matcher.directory.slots import Slots
 from services.matcher.directory.territories import Territories
@@ -28,6 +29,23 @@ class Directory:
     listed: ListedProfessionals
 
     @classmethod
+    def over(
+        cls,
+        storage: DirectoryStorage,
+        clock: Callable[[], datetime],
+        topics: Topics,
+        on_change: Callable[[list[str]], Awaitable[None]],
+    ) -> Directory:
+        """`on_change` refreshes this process's candidate index with what a write changed."""
+        return cls(
+            Territories(storage, clock, topics, on_change),
+            Professionals(storage, clock, topics, on_change),
+            Slots(storage, clock, topics, on_change),
+            Availability(storage, clock, topics, on_change),
+            ListedProfessionals(storage, clock, topics, on_change),
+        )
+
+    @classmethod
     def build(
         cls,
         db: Database,
@@ -35,11 +53,7 @@ class Directory:
         topics: Topics,
         on_change: Callable[[list[str]], Awaitable[None]],
     ) -> Directory:
-        """`on_change` refreshes this process's candidate index with what a write changed."""
-        return cls(
-            Territories(db, clock, topics, on_change),
-            Professionals(db, clock, topics, on_change),
-            Slots(db, clock, topics, on_change),
-            Availability(db, clock, topics, on_change),
-            ListedProfessionals(db, clock, topics, on_change),
-        )
+        """The directory on PostgreSQL (the service's, or a command's such as sas-import-rpps)."""
+        from services.matcher.adapters.directory_store import SqlDirectoryStorage
+
+        return cls.over(SqlDirectoryStorage(db), clock, topics, on_change)

@@ -10,8 +10,9 @@ from datetime import datetime
 
 from schemas.events import OfferInvalidated, ProfessionalChanged, SlotChanged
 from schemas.topics import Topics
-from services.common.db import Database, Transaction
-from services.matcher.adapters import models, repository, slots
+from services.common.db import Transaction
+from services.matcher.adapters import models, repository
+from services.matcher.directory.ports import DirectoryStorage, DirectoryStore
 from services.matcher.domain import matching
 
 
@@ -21,7 +22,7 @@ class DirectoryPart:
     returns (`on_change`, with what changed); other matcher processes hear of it through
     PostgreSQL notifications."""
 
-    db: Database
+    storage: DirectoryStorage
     clock: Callable[[], datetime]
     topics: Topics
     on_change: Callable[[list[str]], Awaitable[None]]
@@ -60,21 +61,25 @@ def announce_professional(tx: Transaction, topics: Topics, pro: models.Professio
     )
 
 
-async def withdraw_free_slots(tx: Transaction, topics: Topics, rpps: str, site_id: str | None, now: datetime) -> None:
+async def withdraw_free_slots(
+    tx: Transaction, store: DirectoryStore, topics: Topics, rpps: str, site_id: str | None, now: datetime
+) -> None:
     """A professional's free slots (at a site that closed, or all) withdrawn and announced."""
-    for slot in await slots.withdraw_free_slots(tx.session, rpps=rpps, site_id=site_id, now=now):
+    for slot in await store.withdraw_free_slots(rpps=rpps, site_id=site_id, now=now):
         announce_slot(tx, topics, slot, now)
 
 
-async def void_impossible_offers(tx: Transaction, topics: Topics, rpps: str, now: datetime) -> None:
+async def void_impossible_offers(
+    tx: Transaction, store: DirectoryStore, topics: Topics, rpps: str, now: datetime
+) -> None:
     """The professional's pending offers their changed card no longer allows are voided."""
-    pro = await tx.session.get(models.ProfessionalRow, rpps)
+    pro = await store.get(models.ProfessionalRow, rpps)
     assert pro is not None
-    for offer in await repository.pending_offers_of(tx.session, rpps):
-        site = await tx.session.get(models.SiteRow, (rpps, offer.site_id))
+    for offer in await store.pending_offers_of(rpps):
+        site = await store.get(models.SiteRow, (rpps, offer.site_id))
         end = offer.window_end
         if offer.slot_id:
-            slot = await tx.session.get(models.Slot, offer.slot_id)
+            slot = await store.get(models.Slot, offer.slot_id)
             end = slot.end if slot else offer.start
         assert site is not None and end is not None
         reason = matching.offer_still_possible(

@@ -56,7 +56,7 @@ def working_days(start: date, count: int) -> list[date]:
 async def load_demo(directory: Directory, now: datetime) -> int:
     """Fill an empty directory; returns the number of slots published. One process loads it,
     the others (of the same deployment, starting at once) find it there."""
-    async with directory.territories.db.exclusive("demo"):
+    async with directory.territories.storage.exclusive("demo"):
         if not await directory.territories.none_yet():
             return 0
         return await _load(directory, now)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from services.common import geo
 from services.matcher.adapters import models
-from services.matcher.adapters import professionals as rows
 from services.matcher.directory.changes import (
     DirectoryPart,
     announce_professional,
@@ -22,17 +23,18 @@ class ListedProfessionals(DirectoryPart):
         settings (participation, overflow, caps, channels, sites entered by hand) are left as
         they are. A new professional does not take part in the SAS until someone says so."""
         now = self.clock()
-        async with self.db.transaction() as tx:
-            pro = await tx.session.get(models.ProfessionalRow, listed.rpps, with_for_update=True)
+        async with self.storage.transaction() as tx:
+            store = self.storage.store(tx)
+            pro = await store.get(models.ProfessionalRow, listed.rpps, lock=True)
             created = pro is None
             if pro is None:
-                pro = _new_professional(listed, cpts_id)
-                pro.updated_at = now
-                tx.session.add(pro)
-                await tx.session.flush()
+                pro = store.upsert(
+                    None, models.ProfessionalRow, {**_new_professional(listed, cpts_id), "updated_at": now}
+                )
+                await store.flush()
             changed = created or (pro.name, pro.profession) != (listed.name, listed.profession)
             pro.name, pro.profession = listed.name, listed.profession
-            existing = await rows.sites_of(tx.session, rpps=listed.rpps)
+            existing = await store.sites_of(listed.rpps)
             for practice in listed.practices:
                 place = geo.commune(practice.commune_insee)
                 if place is None:
@@ -50,29 +52,29 @@ class ListedProfessionals(DirectoryPart):
                 if site is None or any(getattr(site, k) != v for k, v in values.items()):
                     changed = True
                     keys = {"rpps": listed.rpps, "site_id": practice.site_id}
-                    rows.upsert(tx.session, site, models.SiteRow, {**keys, **values})
+                    store.upsert(site, models.SiteRow, {**keys, **values})
             for gone in existing.values():
                 if gone.site_id.startswith("rpps-") and gone.active:  # no longer listed: closed
                     changed, gone.active = True, False
-                    await withdraw_free_slots(tx, self.topics, listed.rpps, gone.site_id, now)
+                    await withdraw_free_slots(tx, store, self.topics, listed.rpps, gone.site_id, now)
             if changed:
                 pro.updated_at = now
-                await tx.session.flush()
-                await void_impossible_offers(tx, self.topics, listed.rpps, now)
+                await store.flush()
+                await void_impossible_offers(tx, store, self.topics, listed.rpps, now)
                 announce_professional(tx, self.topics, pro, now)
         if changed:
             await self.on_change([f"professional:{listed.rpps}"])
         return "created" if created else "updated" if changed else "unchanged"
 
 
-def _new_professional(listed: Listed, cpts_id: str) -> models.ProfessionalRow:
+def _new_professional(listed: Listed, cpts_id: str) -> dict[str, Any]:
     """A professional the directory lists, not yet taking part: reached by the e-mail it gives."""
     email = next((p.email for p in listed.practices if p.email), None)
-    return models.ProfessionalRow(
-        rpps=listed.rpps,
-        name=listed.name,
-        profession=listed.profession,
-        cpts_id=cpts_id,
-        email=email,
-        channels=[{"type": "email", "destination": email}] if email else [],
-    )
+    return {
+        "rpps": listed.rpps,
+        "name": listed.name,
+        "profession": listed.profession,
+        "cpts_id": cpts_id,
+        "email": email,
+        "channels": [{"type": "email", "destination": email}] if email else [],
+    }

@@ -7,10 +7,8 @@ from datetime import timedelta
 from typing import Any
 
 from schemas.events import ProfessionalLinkRequested
-from services.common import audit
 from services.common.audit import Actor
 from services.matcher.adapters import models
-from services.matcher.adapters import professionals as rows
 from services.matcher.directory.changes import (
     DirectoryPart,
     announce_professional,
@@ -40,16 +38,16 @@ class Professionals(DirectoryPart):
         """Create or replace a professional and their sites; a site left out is deactivated
         (its free slots withdrawn), since slots and past offers still refer to it."""
         now = self.clock()
-        async with self.db.transaction() as tx:
-            pro = await tx.session.get(models.ProfessionalRow, rpps, with_for_update=True)
+        async with self.storage.transaction() as tx:
+            store = self.storage.store(tx)
+            pro = await store.get(models.ProfessionalRow, rpps, lock=True)
             created = pro is None
             values = {"rpps": rpps, "active": True, **fields, "updated_at": now}
-            pro = rows.upsert(tx.session, pro, models.ProfessionalRow, values)
-            await tx.session.flush()
-            existing = await rows.sites_of(tx.session, rpps=rpps)
+            pro = store.upsert(pro, models.ProfessionalRow, values)
+            await store.flush()
+            existing = await store.sites_of(rpps)
             kept = [
-                rows.upsert(
-                    tx.session,
+                store.upsert(
                     existing.pop(given.site_id, None),
                     models.SiteRow,
                     {"rpps": rpps, **vars(given), "active": True},
@@ -58,11 +56,11 @@ class Professionals(DirectoryPart):
             ]
             for gone in existing.values():
                 gone.active = False
-                await withdraw_free_slots(tx, self.topics, rpps, gone.site_id, now)
+                await withdraw_free_slots(tx, store, self.topics, rpps, gone.site_id, now)
             if not pro.active:
-                await withdraw_free_slots(tx, self.topics, rpps, None, now)
-            await tx.session.flush()
-            await void_impossible_offers(tx, self.topics, rpps, now)
+                await withdraw_free_slots(tx, store, self.topics, rpps, None, now)
+            await store.flush()
+            await void_impossible_offers(tx, store, self.topics, rpps, now)
             announce_professional(tx, self.topics, pro, now)
         await self.on_change([f"professional:{rpps}", f"load:{rpps}"])
         return pro, kept, created
@@ -70,14 +68,15 @@ class Professionals(DirectoryPart):
     async def deactivate(self, rpps: str) -> None:
         """The professional stops taking SAS patients: free slots withdrawn, pending offer voided."""
         now = self.clock()
-        async with self.db.transaction() as tx:
-            pro = await tx.session.get(models.ProfessionalRow, rpps, with_for_update=True)
+        async with self.storage.transaction() as tx:
+            store = self.storage.store(tx)
+            pro = await store.get(models.ProfessionalRow, rpps, lock=True)
             if pro is None:
                 raise NotFound(f"no professional {rpps}")
             pro.active, pro.updated_at = False, now
-            await withdraw_free_slots(tx, self.topics, rpps, None, now)
-            await tx.session.flush()
-            await void_impossible_offers(tx, self.topics, rpps, now)
+            await withdraw_free_slots(tx, store, self.topics, rpps, None, now)
+            await store.flush()
+            await void_impossible_offers(tx, store, self.topics, rpps, now)
             announce_professional(tx, self.topics, pro, now)
         await self.on_change([f"professional:{rpps}"])
 
@@ -88,19 +87,20 @@ class Professionals(DirectoryPart):
         or a coordinator: they take effect for the next match. `recorded`: who did it and the
         audit trail's action for it."""
         now = self.clock()
-        async with self.db.transaction() as tx:
-            pro = await tx.session.get(models.ProfessionalRow, rpps, with_for_update=True)
+        async with self.storage.transaction() as tx:
+            store = self.storage.store(tx)
+            pro = await store.get(models.ProfessionalRow, rpps, lock=True)
             if pro is None:
                 raise NotFound(f"no professional {rpps}")
             if recorded is not None:
                 by, action = recorded
                 shown = ", ".join(f"{k}={v.isoformat() if hasattr(v, 'isoformat') else v}" for k, v in fields.items())
-                await audit.record(tx.session, by, action, None, now, detail=f"{rpps} {shown}")
+                await store.record(by, action, now, f"{rpps} {shown}")
             for key, value in fields.items():
                 setattr(pro, key, value)
             pro.updated_at = now
-            await tx.session.flush()
-            await void_impossible_offers(tx, self.topics, rpps, now)
+            await store.flush()
+            await void_impossible_offers(tx, store, self.topics, rpps, now)
             announce_professional(tx, self.topics, pro, now)
         await self.on_change([f"professional:{rpps}"])
         return pro
@@ -111,8 +111,9 @@ class Professionals(DirectoryPart):
         Returns how many were sent one (the page says the same thing whatever the answer)."""
         now = self.clock()
         sent = 0
-        async with self.db.transaction() as tx:
-            for pro in await rows.active_with_email(tx.session, email=email):
+        async with self.storage.transaction() as tx:
+            store = self.storage.store(tx)
+            for pro in await store.active_with_email(email):
                 if pro.link_sent_at is not None and now - pro.link_sent_at < quiet:
                     continue
                 pro.link_sent_at = now
@@ -125,35 +126,38 @@ class Professionals(DirectoryPart):
 
     async def get(self, rpps: str) -> tuple[models.ProfessionalRow, list[models.SiteRow]]:
         """A professional and their open sites."""
-        async with self.db.transaction() as tx:
-            pro = await tx.session.get(models.ProfessionalRow, rpps)
+        async with self.storage.transaction() as tx:
+            store = self.storage.store(tx)
+            pro = await store.get(models.ProfessionalRow, rpps)
             if pro is None:
                 raise NotFound(f"no professional {rpps}")
-            sites = await rows.open_sites_of(tx.session, rpps=[rpps])
+            sites = await store.open_sites_of([rpps])
         return pro, sites.get(rpps, [])
 
     async def page(
         self, cpts_id: str, profession: str | None, commune_insee: str | None, limit: int, offset: int
     ) -> tuple[int, list[tuple[models.ProfessionalRow, list[models.SiteRow]]]]:
         """A territory's professionals, by name, a page at a time, with their open sites."""
-        async with self.db.transaction() as tx:
-            total, pros = await rows.professionals_page(
-                tx.session,
+        async with self.storage.transaction() as tx:
+            store = self.storage.store(tx)
+            total, pros = await store.professionals_page(
                 cpts_id=cpts_id,
                 profession=profession,
                 commune_insee=commune_insee,
                 limit=limit,
                 offset=offset,
             )
-            sites = await rows.open_sites_of(tx.session, rpps=[p.rpps for p in pros])
+            sites = await store.open_sites_of([p.rpps for p in pros])
         return total, [(p, sites.get(p.rpps, [])) for p in pros]
 
     async def cpts_of(self, rpps: str) -> tuple[bool, str | None]:
         """Whether the professional is known, and their CPTS (who may write their card)."""
-        async with self.db.transaction() as tx:
-            return await rows.cpts_of(tx.session, rpps=rpps)
+        async with self.storage.transaction() as tx:
+            store = self.storage.store(tx)
+            return await store.cpts_of(rpps)
 
     async def channels_of(self, rpps: str) -> list[dict[str, Any]]:
         """The professional's channels as stored (none for one not known yet)."""
-        async with self.db.transaction() as tx:
-            return await rows.channels_of(tx.session, rpps=rpps)
+        async with self.storage.transaction() as tx:
+            store = self.storage.store(tx)
+            return await store.channels_of(rpps)

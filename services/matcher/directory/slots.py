@@ -18,37 +18,41 @@ class Slots(DirectoryPart):
         """Create or change a free slot; `alone`: refuse it when another slot of the professional
         overlaps it (checked under the professional's row lock: two at once cannot both pass)."""
         now = self.clock()
-        async with self.db.transaction() as tx:
-            pro = await tx.session.get(models.ProfessionalRow, rpps, with_for_update=alone)
+        async with self.storage.transaction() as tx:
+            store = self.storage.store(tx)
+            pro = await store.get(models.ProfessionalRow, rpps, lock=alone)
             if pro is None or not pro.active:
                 raise UnknownReference("rpps", f"no active professional {rpps} in the directory")
-            site = await tx.session.get(models.SiteRow, (rpps, site_id))
+            site = await store.get(models.SiteRow, (rpps, site_id))
             if site is None or not site.active:
                 raise UnknownReference("site_id", f"professional {rpps} has no site {site_id}")
-            if alone and await slots.overlapping(tx.session, slot_id=slot_id, rpps=rpps, start=start, end=end):
+            if alone and await store.overlapping(slot_id=slot_id, rpps=rpps, start=start, end=end):
                 raise SlotOverlap(f"professional {rpps} already has a slot between {start} and {end}")
-            slot = await slots.slot_for_change(tx.session, slot_id)
+            slot = await store.get(models.Slot, slot_id, lock=True)
             created = slot is None
             if slot is not None and slot.state in (models.SlotState.HELD, models.SlotState.BOOKED):
                 raise SlotBusy(f"slot {slot_id} is {slot.state}: it cannot be changed now")
             values = {"slot_id": slot_id, "rpps": rpps, "site_id": site_id, "start": start, "end": end, "mode": mode}
-            slot = slots.put_free(tx.session, slot, {**values, "updated_at": now})
+            slot = store.put_free(slot, {**values, "updated_at": now})
             announce_slot(tx, self.topics, slot, now)
         await self.on_change([f"slot:{slot_id}"])
         return slot, created
 
     async def between(self, rpps: str, start: datetime, end: datetime, limit: int) -> list[models.Slot]:
         """A professional's slots starting in [start, end), in time order (any state)."""
-        async with self.db.transaction() as tx:
-            return await slots.slots_between(tx.session, rpps=rpps, start=start, end=end, limit=limit)
+        async with self.storage.transaction() as tx:
+            store = self.storage.store(tx)
+            return await store.slots_between(rpps=rpps, start=start, end=end, limit=limit)
 
     async def professional_of(self, slot_id: str) -> str | None:
-        async with self.db.transaction() as tx:
-            return await slots.professional_of_slot(tx.session, slot_id)
+        async with self.storage.transaction() as tx:
+            store = self.storage.store(tx)
+            return await store.professional_of_slot(slot_id)
 
     async def get(self, slot_id: str) -> models.Slot:
-        async with self.db.transaction() as tx:
-            slot = await tx.session.get(models.Slot, slot_id)
+        async with self.storage.transaction() as tx:
+            store = self.storage.store(tx)
+            slot = await store.get(models.Slot, slot_id)
         if slot is None:
             raise NotFound(f"no slot {slot_id}")
         return slot
@@ -56,8 +60,9 @@ class Slots(DirectoryPart):
     async def withdraw(self, slot_id: str) -> None:
         """Withdraw a slot; one held for a pending offer is withdrawn too, and the offer voided."""
         now = self.clock()
-        async with self.db.transaction() as tx:
-            slot = await slots.slot_for_change(tx.session, slot_id)
+        async with self.storage.transaction() as tx:
+            store = self.storage.store(tx)
+            slot = await store.get(models.Slot, slot_id, lock=True)
             if slot is None:
                 raise NotFound(f"no slot {slot_id}")
             if slot.state == models.SlotState.BOOKED:

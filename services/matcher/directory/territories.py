@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from schemas.events import TerritoryChanged
 from services.matcher.adapters import models
-from services.matcher.adapters.professionals import any_territory, upsert
 from services.matcher.directory.changes import DirectoryPart
 from services.matcher.directory.errors import NotFound
 
@@ -21,8 +20,9 @@ class Territories(DirectoryPart):
         finess: str | None = None,
     ) -> tuple[models.TerritoryRow, bool]:
         """Create or replace a territory; returns it and whether it is new."""
-        async with self.db.transaction() as tx:
-            territory = await tx.session.get(models.TerritoryRow, cpts_id, with_for_update=True)
+        async with self.storage.transaction() as tx:
+            store = self.storage.store(tx)
+            territory = await store.get(models.TerritoryRow, cpts_id, lock=True)
             created = territory is None
             fields = {
                 "name": name,
@@ -33,7 +33,7 @@ class Territories(DirectoryPart):
                 "finess": finess,
                 "updated_at": self.clock(),
             }
-            territory = upsert(tx.session, territory, models.TerritoryRow, {"cpts_id": cpts_id, **fields})
+            territory = store.upsert(territory, models.TerritoryRow, {"cpts_id": cpts_id, **fields})
             now = territory.updated_at
             announced = TerritoryChanged(cpts_id=cpts_id, name=name, communes=communes, changed_at=now)
             tx.emit(self.topics.directory, announced, now)
@@ -41,13 +41,15 @@ class Territories(DirectoryPart):
         return territory, created
 
     async def get(self, cpts_id: str) -> models.TerritoryRow:
-        async with self.db.transaction() as tx:
-            found = await tx.session.get(models.TerritoryRow, cpts_id)
+        async with self.storage.transaction() as tx:
+            store = self.storage.store(tx)
+            found = await store.get(models.TerritoryRow, cpts_id)
         if found is None:
             raise NotFound(f"no territory {cpts_id}")
         return found
 
     async def none_yet(self) -> bool:
         """No territory at all (a new deployment: the demo data may be loaded)."""
-        async with self.db.transaction() as tx:
-            return not await any_territory(tx.session)
+        async with self.storage.transaction() as tx:
+            store = self.storage.store(tx)
+            return not await store.any_territory()
