@@ -31,8 +31,11 @@ from services.notifier.channels import (
     SmtpMailSender,
     WebhookSender,
 )
+from services.notifier.messages import Messages
+from services.notifier.news import MatcherNews
 from services.notifier.pages import OfferPages, templates
 from services.notifier.service import NotifierService
+from services.notifier.store import SqlNotifierStorage
 
 
 def senders(ctx: Context, poster: SignedPoster) -> dict[str, Sender]:
@@ -69,37 +72,27 @@ def build(ctx: Context, contacts: ContactSource) -> tuple[NotifierService, Servi
     db = ctx.database("notifier")
     env = templates()
     poster = SignedPoster(ctx.settings.outbound)
-    # the pumps run the service's sending, the service pokes them: each given to the other as it is made
-    dispatcher = Pump("notifier-dispatch", lambda: service.messages.dispatch(), ctx.settings.sweep_interval_seconds)
+    # the pumps run the messages' sending, the messages poke them: each given to the other as it is made
+    dispatcher = Pump("notifier-dispatch", lambda: messages.dispatch(), ctx.settings.sweep_interval_seconds)
     # poked when one is written; the rounds in between only retry (rare): no need to look every second
     link_emails = Pump(
-        "notifier-link-emails",
-        lambda: service.messages.send_link_emails(),
-        max(15.0, ctx.settings.sweep_interval_seconds),
+        "notifier-link-emails", lambda: messages.send_link_emails(), max(15.0, ctx.settings.sweep_interval_seconds)
     )
-    service = NotifierService(
-        db,
-        ctx.topics,
-        ctx.clock,
-        ctx.secret,
-        ctx.settings.base_url,
-        timedelta(minutes=ctx.settings.offer_timeout_minutes),
-        senders(ctx, poster),
-        contacts,
-        env,
-        ctx.vault,
-        ctx.settings.reminder_minutes,
-        wake_dispatch=dispatcher.poke,
-        wake_link_emails=link_emails.poke,
+    messages = Messages(
+        db, ctx.clock, ctx.secret, ctx.settings.base_url, senders(ctx, poster), env, dispatcher.poke, link_emails.poke
     )
+    storage = SqlNotifierStorage(db, ctx.vault)
+    offer_timeout = timedelta(minutes=ctx.settings.offer_timeout_minutes)
+    news = MatcherNews(storage, ctx.clock, ctx.secret, offer_timeout, messages)
+    service = NotifierService(storage, ctx.topics, ctx.clock, contacts, messages, ctx.settings.reminder_minutes)
     handlers: Handlers = {
-        OfferProposed: service.news.on_offer_proposed,
-        OfferWithdrawn: service.news.on_offer_withdrawn,
-        AppointmentConfirmed: service.news.on_appointment_confirmed,
-        PatientErased: service.news.on_patient_erased,
-        PlatformAppointmentBooked: service.news.on_platform_booked,
-        PlatformAppointmentChanged: service.news.on_platform_changed,
-        ProfessionalLinkRequested: service.news.on_link_requested,
+        OfferProposed: news.on_offer_proposed,
+        OfferWithdrawn: news.on_offer_withdrawn,
+        AppointmentConfirmed: news.on_appointment_confirmed,
+        PatientErased: news.on_patient_erased,
+        PlatformAppointmentBooked: news.on_platform_booked,
+        PlatformAppointmentChanged: news.on_platform_changed,
+        ProfessionalLinkRequested: news.on_link_requested,
     }
     part = ServicePart(
         name="notifier",

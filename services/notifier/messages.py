@@ -18,6 +18,7 @@ from services.notifier.dispatch import ProfessionalMessages
 from services.notifier.domain import offer_token
 from services.notifier.link_messages import LinkMessages
 from services.notifier.models import AuditEntry, Notification, Offer
+from services.notifier.ports import NotifierStore
 
 log = structlog.get_logger(__name__)
 
@@ -63,6 +64,7 @@ class Messages:
     def notify(
         self,
         tx: Transaction,
+        store: NotifierStore,
         offer: Offer,
         purpose: str,
         now: datetime,
@@ -74,7 +76,7 @@ class Messages:
         if not channels:
             log.warning("no way to reach this professional: nothing sent", rpps=offer.rpps, purpose=purpose)
             return
-        tx.session.add(
+        store.add(
             Notification(
                 offer_id=offer.offer_id,
                 purpose=purpose,
@@ -123,11 +125,13 @@ class Messages:
         )
 
 
-def record(tx: Transaction, offer: Offer, actor: str, action: str, detail: str | None, now: datetime) -> None:
+def record(
+    tx: Transaction, store: NotifierStore, offer: Offer, actor: str, action: str, detail: str | None, now: datetime
+) -> None:
     """An entry of the offer's audit trail (and the offers metric, but for a view)."""
     if action != "viewed":
         tx.after_commit.append(lambda: metrics.OFFERS.labels(action).inc())
-    tx.session.add(
+    store.add(
         AuditEntry(
             at=now, offer_id=offer.offer_id, request_id=offer.request_id, actor=actor, action=action, detail=detail
         )

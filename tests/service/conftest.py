@@ -11,7 +11,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from cryptography.fernet import Fernet
 from pydantic import BaseModel
+from sqlmodel import col, select
 
 from schemas.events import CloudEvent, EventData
 from schemas.topics import Topics
@@ -25,8 +27,16 @@ from services.matcher.allocation.handlers import Allocation
 from services.matcher.allocation.waiting_list import Changes, WaitingList
 from services.matcher.directory import Directory
 from services.matcher.domain.index import DirectoryIndex
+from services.notifier.channels import Message, ShownContact
+from services.notifier.messages import Messages
+from services.notifier.models import AuditEntry, Notification
+from services.notifier.news import MatcherNews
+from services.notifier.pages import templates as notifier_templates
+from services.notifier.service import NotifierService
+from services.notifier.store import SqlNotifierStorage
 from tests.conftest import FakeClock, create_database
 from tests.fakes.matcher import MemoryMatcherStorage
+from tests.fakes.notifier import MemoryNotifierStorage
 
 # a Tuesday, 09:00 in Paris: practices open, no public holiday
 TUESDAY_MORNING = datetime(2026, 12, 8, 8, 0, tzinfo=UTC)
@@ -231,3 +241,99 @@ async def supplying(request: pytest.FixtureRequest) -> AsyncIterator[Supplying]:
         storage = RecordingSqlDirectoryStorage(db)
         storage.committed = []
         yield Supplying("postgres", storage, clock)
+
+
+class RecordingSqlNotifierStorage(SqlNotifierStorage):
+    """The notifier's PostgreSQL storage, keeping the events its transactions committed."""
+
+    committed: list[tuple[str, CloudEvent]]
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Transaction]:
+        async with self.db.transaction() as tx:
+            yield tx
+        self.committed.extend(("", event) for event in tx.emitted)
+
+
+class PatientContacts:
+    """The intake's side of the offer page: one contact for every request, each look recorded."""
+
+    def __init__(self) -> None:
+        self.shown: list[tuple[str, str]] = []
+
+    async def contact(self, request_id: str, rpps: str) -> ShownContact | None:
+        self.shown.append((request_id, rpps))
+        return ShownContact("Mme Patiente", "06 00 00 00 01")
+
+
+SECRET = b"service-tests"
+
+
+class Unsent:
+    """A sender no test here reaches: sending is tested with a real SMTP sink (tests/e2e)."""
+
+    async def send(self, message: Message) -> None:
+        raise AssertionError("nothing is sent in the service-layer tests")
+
+
+@dataclass
+class Notifying:
+    """The notifier's flows built on one storage."""
+
+    kind: str
+    storage: Any
+    clock: FakeClock
+    contacts: PatientContacts = field(default_factory=PatientContacts)
+
+    def __post_init__(self) -> None:
+        db = getattr(self.storage, "db", None)  # the message queues' (sending is not what these tests look at)
+        senders = {"email": Unsent()}
+        self.messages = Messages(db, self.clock, SECRET, "https://sas.example.org", senders, notifier_templates())
+        self.news = MatcherNews(self.storage, self.clock, SECRET, timedelta(minutes=15), self.messages)
+        self.service = NotifierService(self.storage, TOPICS, self.clock, self.contacts, self.messages, 5.0)
+
+    async def handle(self, handler: Callable[..., Any], event: EventData) -> None:
+        async with self.storage.transaction() as tx:
+            await handler(tx, event, CloudEvent.wrap(event, source="/test", time=self.clock()))
+
+    def events(self, kind: type[EventData]) -> list[Any]:
+        return [e.payload() for _, e in self.storage.committed if isinstance(e.payload(), kind)]
+
+    async def messages_queued(self) -> list[str]:
+        """The purposes of the messages waiting to be sent, in order."""
+        if self.kind == "memory":
+            return [n.purpose for n in self.storage.memory.notifications]
+        async with self.storage.db.transaction() as tx:
+            found = await tx.session.execute(select(Notification.purpose).order_by(col(Notification.id)))
+            return list(found.scalars())
+
+    async def audited(self) -> list[str]:
+        if self.kind == "memory":
+            return [a.action for a in self.storage.memory.audit]
+        async with self.storage.db.transaction() as tx:
+            found = await tx.session.execute(select(AuditEntry.action).order_by(col(AuditEntry.id)))
+            return list(found.scalars())
+
+    async def sealed(self, request_id: str, details: BaseModel) -> str:
+        if self.kind == "memory":
+            key = self.storage.memory.keys.setdefault(request_id, Fernet(Fernet.generate_key()))
+            return seal_with(key, details)
+        async with self.storage.db.transaction() as tx:
+            return seal_with(await self.storage.vault.create(tx.session, request_id, self.clock()), details)
+
+
+@pytest.fixture(params=BOTH)
+async def notifying(request: pytest.FixtureRequest) -> AsyncIterator[Notifying]:
+    clock = FakeClock(TUESDAY_MORNING)
+    if request.param == "memory":
+        yield Notifying("memory", MemoryNotifierStorage(), clock)
+        return
+    from tests.integration.helpers import migrated, vault_for_tests
+
+    db = await migrated(await create_database(request.getfixturevalue("postgres_url")), "notifier")
+    storage = RecordingSqlNotifierStorage(db, vault_for_tests())
+    storage.committed = []
+    try:
+        yield Notifying("postgres", storage, clock)
+    finally:
+        await db.dispose()
