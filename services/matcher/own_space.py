@@ -8,16 +8,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from typing import Any
-
-from sqlalchemy import Select
-from sqlmodel import col, select
 
 from services.common import personal_link
 from services.common.audit import SYSTEM, Actor
 from services.common.clock import PARIS
-from services.common.db import Database, Transaction
-from services.matcher.adapters import models, repository
+from services.common.db import Database
+from services.matcher.adapters import models, professional_space, repository
 from services.matcher.directory import Directory
 from services.matcher.directory.errors import SlotBusy, SlotOverlap
 from services.matcher.domain import own_space
@@ -61,10 +57,6 @@ class SpaceView:
     @property
     def no_overflow_today(self) -> bool:
         return self.professional.no_overflow_on == own_space.today(self.now)
-
-
-async def _rows(tx: Transaction, query: Select[Any]) -> list[Any]:
-    return list((await tx.session.execute(query)).scalars())
 
 
 def _appointments(
@@ -117,41 +109,8 @@ class ProfessionalSpace:
         horizon = datetime.combine(own_space.today(now) + timedelta(days=own_space.PUBLISH_DAYS), time(0), tzinfo=PARIS)
         mine = pro.rpps
         async with self.db.transaction() as tx:
-            sites = await _rows(
-                tx,
-                select(models.SiteRow)
-                .where(col(models.SiteRow.rpps) == mine, col(models.SiteRow.active))
-                .order_by(col(models.SiteRow.name)),
-            )
-            offers = await _rows(
-                tx,
-                select(models.MatchOffer)
-                .where(
-                    col(models.MatchOffer.rpps) == mine,
-                    col(models.MatchOffer.status).in_([models.OfferState.PENDING, models.OfferState.ACCEPTED]),
-                    col(models.MatchOffer.start) >= since,
-                )
-                .order_by(col(models.MatchOffer.start))
-                .limit(100),
-            )
-            booked = await _rows(
-                tx,
-                select(models.PlatformAppointment)
-                .where(
-                    col(models.PlatformAppointment.rpps) == mine,
-                    col(models.PlatformAppointment.status) == "booked",
-                    col(models.PlatformAppointment.start) >= since,
-                )
-                .order_by(col(models.PlatformAppointment.start))
-                .limit(100),
-            )
-            slots = await _rows(
-                tx,
-                select(models.Slot)
-                .where(col(models.Slot.rpps) == mine, col(models.Slot.start) >= since, col(models.Slot.start) < horizon)
-                .where(col(models.Slot.state) != models.SlotState.WITHDRAWN)
-                .order_by(col(models.Slot.start))
-                .limit(300),
+            sites, offers, booked, slots = await professional_space.space_of(
+                tx.session, rpps=mine, since=since, horizon=horizon
             )
         return SpaceView(pro, sites, _appointments(sites, offers, booked, slots), _pending(offers), slots, link, now)
 
