@@ -33,6 +33,11 @@ p99 under 1 s. The closing line:
     python bench/load.py --ramp                  # until p99 passes 1 s
     python bench/load.py --rate 50 --duration 60
     python bench/load.py --url http://127.0.0.1:8000 --key KEY --ramp
+    python bench/load.py --rate 10 --statements 30   # which statements a request costs
+
+`--statements N` starts the embedded PostgreSQL first with pg_stat_statements loaded (the service
+shares it) and prints, per request of each step, every statement's count and time for the N most
+called, and all statements together (`db_statements`, `db_statement_ms`).
 """
 
 from __future__ import annotations
@@ -205,6 +210,36 @@ class Processes:
         finally:
             await connection.close()
 
+    async def statements(self, top: int, reset: bool = False) -> list[Any]:
+        """pg_stat_statements' statements by calls (with --statements), or reset it; [] without it."""
+        if not self.data_dir:
+            return []
+        try:
+            connection = await asyncpg.connect(host=str(Path(self.data_dir) / "postgres"), user="postgres")
+        except (OSError, asyncpg.PostgresError):
+            return []
+        try:
+            if reset:
+                await connection.execute("SELECT pg_stat_statements_reset()")
+                return []
+            if top == 0:  # the total, as one row
+                return [
+                    await connection.fetchrow(
+                        "SELECT sum(calls) AS calls, sum(total_exec_time) AS ms FROM pg_stat_statements"
+                    )
+                ]
+            return list(
+                await connection.fetch(
+                    "SELECT calls, total_exec_time, regexp_replace(query, '\\s+', ' ', 'g') AS query "
+                    "FROM pg_stat_statements ORDER BY calls DESC LIMIT $1",
+                    top,
+                )
+            )
+        except asyncpg.PostgresError:  # the extension is not loaded
+            return []
+        finally:
+            await connection.close()
+
     def memory_mb(self) -> dict[str, float]:
         totals: dict[str, float] = {}
         for group, processes in self.groups().items():
@@ -229,6 +264,7 @@ class StepResult:
     cpu_cores: dict[str, float]
     memory_mb: dict[str, float]
     per_request: dict[str, float]  # the service's CPU (idle polling included), PostgreSQL transactions
+    statements: list[tuple[float, float, str]]  # per request: calls, ms, the statement (with --statements)
 
     @property
     def p99(self) -> float:
@@ -245,6 +281,7 @@ class StepResult:
             f"unresolved={dict(self.unresolved)} http_errors={dict(self.http_errors)}\n"
             f"    cpu_cores[{cpu}] memory_mb[{mem}] "
             f"per_request[{' '.join(f'{k}={v:.1f}' for k, v in self.per_request.items())}]"
+            + "".join(f"\n    statement calls={c:.2f} ms={ms:.2f} {q[:160]}" for c, ms, q in self.statements)
         )
 
 
@@ -355,6 +392,8 @@ class LoadRun:
         sends: set[asyncio.Task[None]] = set()
         cpu_before, wall_before = self.processes.cpu(), time.perf_counter()
         transactions_before = await self.processes.transactions()
+        if self.args.statements:
+            await self.processes.statements(0, reset=True)
         memory: dict[str, float] = {}
         sampling = asyncio.create_task(self._sample_memory(memory))
         first = time.perf_counter() + 0.05
@@ -381,6 +420,9 @@ class LoadRun:
             await asyncio.sleep(0.1)
         cpu_after, wall_after = self.processes.cpu(), time.perf_counter()
         transactions_after = await self.processes.transactions()
+        statements = await self.processes.statements(self.args.statements) if self.args.statements else []
+        totals = await self.processes.statements(0) if self.args.statements else []
+        total = totals[0] if totals and totals[0]["calls"] is not None else None
         sampling.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await sampling
@@ -397,6 +439,9 @@ class LoadRun:
         }
         if transactions_before is not None and transactions_after is not None:
             per_request["db_transactions"] = (transactions_after - transactions_before) / count
+        if total is not None:
+            per_request["db_statements"] = float(total["calls"]) / count
+            per_request["db_statement_ms"] = float(total["ms"]) / count
         return StepResult(
             rate,
             achieved,
@@ -408,6 +453,7 @@ class LoadRun:
             cpu,
             memory,
             per_request,
+            [(row["calls"] / count, row["total_exec_time"] / count, row["query"]) for row in statements],
         )
 
     async def _sample_memory(self, peak: dict[str, float]) -> None:
@@ -490,6 +536,26 @@ def start_service(args: argparse.Namespace, folder: Path) -> tuple[subprocess.Po
     return service, f"http://127.0.0.1:{port}"
 
 
+async def track_statements(pgdata: Path) -> Any:
+    """The embedded server the service will use, started first with pg_stat_statements loaded
+    (every statement counted, those inside functions too): the service shares it."""
+    from services.common.embedded import EmbeddedPostgres
+
+    server = EmbeddedPostgres(pgdata).start()
+    conf = Path(server._server.pgdata) / "postgresql.conf"  # type: ignore[attr-defined]
+    conf.write_text(
+        conf.read_text() + "\nshared_preload_libraries = 'pg_stat_statements'\npg_stat_statements.track = 'all'\n"
+    )
+    server.pause()
+    server.resume()
+    connection = await asyncpg.connect(host=str(pgdata), user="postgres")
+    try:
+        await connection.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+    finally:
+        await connection.close()
+    return server
+
+
 def stop_service(service: subprocess.Popen[bytes]) -> None:
     """SIGTERM (a clean stop), then anything left of its process group is killed: a worker or a
     broker left behind would load the machine and spoil every later measurement."""
@@ -507,8 +573,11 @@ async def main(args: argparse.Namespace) -> None:
     if args.url:
         base = args.url.rstrip("/")
     else:
+        tracking = await track_statements(folder / "data" / "postgres") if args.statements else None
         service, base = start_service(args, folder)
         atexit.register(stop_service, service)  # also when the run is interrupted
+        if tracking is not None:
+            atexit.register(tracking.stop)
     pid = service.pid if service else args.pid
     root = psutil.Process(pid) if pid else None
     processes = Processes(root, str(folder / "data") if service else args.data_dir)
@@ -621,4 +690,7 @@ if __name__ == "__main__":
     parser.add_argument("--explain", type=int, default=3, help="print the history of the N slowest requests")
     parser.add_argument("--log-level", default="INFO", help="the service's (its log is in the data folder)")
     parser.add_argument("--keep", action="store_true", help="keep the data folder and the service's log")
+    parser.add_argument(
+        "--statements", type=int, default=0, help="print the N most called statements per request (pg_stat_statements)"
+    )
     asyncio.run(main(parser.parse_args()))
