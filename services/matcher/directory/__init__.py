@@ -54,6 +54,7 @@ class Directory:
         on_change: Callable[[list[str]], Awaitable[None]],
     ) -> Directory:
         """The directory on PostgreSQL (the service's, or a command's such as sas-import-rpps)."""
+        # here, not at the top: the adapter imports this package's ports (a cycle at import time)
         from services.matcher.adapters.directory_store import SqlDirectoryStorage
 
         return cls.over(SqlDirectoryStorage(db), clock, topics, on_change)
