@@ -27,7 +27,10 @@ two versions with on a noisy machine. `--ramp` steps the rate
 up (10, 20, 50, 100, 200, 400, …) until p99 passes 1 s and prints the knee, the highest rate with
 p99 under 1 s. The closing line:
 
-    load knee_rps=… p50_ms_at_20=… p99_ms_at_20=… rss_mb=…
+    load knee_rps=… p50_ms_at_20=… p99_ms_at_20=… cpu_ms_per_request_at_20=… idle_cores=… rss_mb=…
+
+(`cpu_ms_per_request_at_20`: service, broker and PostgreSQL together, each also printed apart per
+step; `idle_cores`: the three over `--idle` seconds of nothing happening before the load.)
 
     python bench/load.py                         # 20 requests/s for 30 s
     python bench/load.py --ramp                  # until p99 passes 1 s
@@ -434,8 +437,9 @@ class LoadRun:
         errors = Counter(t.http_error for t in tracked_all if t.http_error)
         seconds = wall_after - wall_before
         cpu = {k: (cpu_after.get(k, 0.0) - cpu_before.get(k, 0.0)) / seconds for k in cpu_after}
-        per_request = {
-            "service_cpu_ms": 1000 * (cpu_after.get("service", 0.0) - cpu_before.get("service", 0.0)) / count,
+        per_request = {  # CPU of each part, idle polling included
+            f"{part}_cpu_ms": 1000 * (cpu_after.get(part, 0.0) - cpu_before.get(part, 0.0)) / count
+            for part in ("service", "broker", "postgres")
         }
         if transactions_before is not None and transactions_after is not None:
             per_request["db_transactions"] = (transactions_after - transactions_before) / count
@@ -588,6 +592,7 @@ async def main(args: argparse.Namespace) -> None:
     await runner.setup()
     await web.TCPSite(runner, "0.0.0.0" if args.url else "127.0.0.1", receiver_port, backlog=1024).start()
     connector = aiohttp.TCPConnector(limit=256)
+    idle: dict[str, float] = {}  # cores used with nothing happening, before the load
     try:
         async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as http:
             run.receiver.http = http
@@ -595,8 +600,8 @@ async def main(args: argparse.Namespace) -> None:
             await run.load_directory(http)
             await asyncio.sleep(args.quiet)  # the directory's own events settle
             idle_before = processes.cpu()
-            await asyncio.sleep(args.quiet)
-            idle = {k: (v - idle_before.get(k, 0.0)) / args.quiet for k, v in processes.cpu().items()}
+            await asyncio.sleep(args.idle)
+            idle.update({k: (v - idle_before.get(k, 0.0)) / args.idle for k, v in processes.cpu().items()})
             print("idle cpu_cores[" + " ".join(f"{k}={v:.2f}" for k, v in idle.items()) + "]", flush=True)
             bench_process = psutil.Process()
             results: list[StepResult] = []
@@ -658,7 +663,14 @@ async def main(args: argparse.Namespace) -> None:
     p99 = at20.p99 if at20 else float("nan")
     rss = max((sum(r.memory_mb.values()) for r in results), default=float("nan"))
     knee_text = f"{knee:g}" if args.ramp else f">={knee:g}(no ramp)"
-    print(f"load knee_rps={knee_text} p50_ms_at_20={p50:.1f} p99_ms_at_20={p99:.1f} rss_mb={rss:.0f}")
+    cpu_at_20 = (
+        sum(at20.per_request.get(f"{p}_cpu_ms", 0.0) for p in ("service", "broker", "postgres")) if at20 else None
+    )
+    print(
+        f"load knee_rps={knee_text} p50_ms_at_20={p50:.1f} p99_ms_at_20={p99:.1f} "
+        f"cpu_ms_per_request_at_20={cpu_at_20 if cpu_at_20 is not None else float('nan'):.1f} "
+        f"idle_cores={sum(idle.values()):.2f} rss_mb={rss:.0f}"
+    )
     if not args.keep:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -677,7 +689,8 @@ if __name__ == "__main__":
     parser.add_argument("--ramp", action="store_true", help="10, 20, 50, 100, 200, 400 … until p99 passes 1 s")
     parser.add_argument("--duration", type=float, default=30.0, help="seconds of sending per step")
     parser.add_argument("--settle", type=float, default=30.0, help="seconds to wait for the last answers of a step")
-    parser.add_argument("--quiet", type=float, default=5.0, help="seconds without load: settle, then idle CPU")
+    parser.add_argument("--quiet", type=float, default=5.0, help="seconds for the directory's events to settle")
+    parser.add_argument("--idle", type=float, default=60.0, help="seconds of nothing happening: the idle CPU")
     parser.add_argument("--gps", type=int, default=300)
     parser.add_argument("--slots", type=int, default=20, help="free slots per GP in the next 48 h")
     parser.add_argument("--department", default="79")
