@@ -6,38 +6,22 @@ follows the same rules as repository.claim, without the locks one process does n
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from cryptography.fernet import Fernet
 from pydantic import BaseModel
 
-from schemas.events import CandidateExplanation, CloudEvent, EventData
-from services.common.clock import utcnow
+from schemas.events import CandidateExplanation
 from services.common.sealing import seal_with
 from services.matcher.adapters import models, repository
 from services.matcher.adapters.repository import Claim
 from services.matcher.allocation.ports import Sealed
 from services.matcher.directory.ports import Row
 from services.matcher.domain import matching
-
-
-@dataclass
-class MemoryTransaction:
-    """What a handler is given: events emitted, callbacks after the commit."""
-
-    emitted: list[CloudEvent] = field(default_factory=list)
-    topics: list[str] = field(default_factory=list)
-    after_commit: list[Callable[[], None]] = field(default_factory=list)
-
-    def emit(self, topic: str, data: EventData, now: datetime | None = None) -> CloudEvent:
-        event = CloudEvent.wrap(data, source="/memory", time=now or utcnow())
-        self.emitted.append(event)
-        self.topics.append(topic)
-        return event
+from tests.fakes.memory import MemoryStorage
 
 
 class MemoryMatcherStore:
@@ -305,18 +289,10 @@ class MemoryMatcherStore:
         self.audit.append((f"{by.kind}:{by.id}", action, detail))
 
 
-class MemoryMatcherStorage:
+class MemoryMatcherStorage(MemoryStorage):
     def __init__(self) -> None:
+        super().__init__()
         self.memory = MemoryMatcherStore()
-        self.committed: list[tuple[str, CloudEvent]] = []  # (topic, event), in commit order
-
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[MemoryTransaction]:
-        tx = MemoryTransaction()
-        yield tx
-        self.committed.extend(zip(tx.topics, tx.emitted, strict=True))
-        for callback in tx.after_commit:
-            callback()
 
     def store(self, tx: Any) -> MemoryMatcherStore:
         return self.memory

@@ -3,18 +3,15 @@ tests: offers, messages queued, audit entries and link e-mails kept in lists and
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
 from cryptography.fernet import Fernet
 from sqlmodel import SQLModel
 
-from schemas.events import CloudEvent
 from services.notifier.models import AuditEntry, LinkMessage, Notification, Offer, OfferStatus
 from services.notifier.ports import Sealed
-from tests.fakes.matcher import MemoryTransaction
+from tests.fakes.memory import MemoryStorage
 
 
 class MemoryNotifierStore:
@@ -75,18 +72,10 @@ class MemoryNotifierStore:
         return None if token is None or key is None else model.model_validate_json(key.decrypt(token.encode()))
 
 
-class MemoryNotifierStorage:
+class MemoryNotifierStorage(MemoryStorage):
     def __init__(self) -> None:
+        super().__init__()
         self.memory = MemoryNotifierStore()
-        self.committed: list[tuple[str, CloudEvent]] = []
-
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[MemoryTransaction]:
-        tx = MemoryTransaction()
-        yield tx
-        self.committed.extend(zip(tx.topics, tx.emitted, strict=True))
-        for callback in tx.after_commit:
-            callback()
 
     def store(self, tx: Any) -> MemoryNotifierStore:
         return self.memory

@@ -44,16 +44,37 @@ ALWAYS_OPEN = {day: [["00:00", "23:59"]] for day in ("mon", "tue", "wed", "thu",
 TOPICS = Topics(prefix="service.")
 
 
-class RecordingSqlStorage(SqlAllocationStorage):
-    """The PostgreSQL storage, keeping the events its transactions committed (as the memory does)."""
+class Recording:
+    """A PostgreSQL storage keeping the events its transactions committed, as the memory ones do."""
 
-    committed: list[tuple[str, CloudEvent]]
+    db: Database
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.committed: list[tuple[str, CloudEvent]] = []
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
         async with self.db.transaction() as tx:
             yield tx
         self.committed.extend(("", event) for event in tx.emitted)
+
+
+class RecordingSqlStorage(Recording, SqlAllocationStorage):
+    pass
+
+
+class RecordingSqlDirectoryStorage(Recording, SqlDirectoryStorage):
+    pass
+
+
+class RecordingSqlNotifierStorage(Recording, SqlNotifierStorage):
+    pass
+
+
+def committed_events(storage: Any, kind: type[EventData]) -> list[Any]:
+    """The payloads of the events of this type the storage's transactions committed, in order."""
+    return [e.payload() for _, e in storage.committed if isinstance(e.payload(), kind)]
 
 
 @dataclass
@@ -144,7 +165,7 @@ class Allocating:
             await handler(tx, event, CloudEvent.wrap(event, source="/test", time=self.clock()))
 
     def events(self, kind: type[EventData]) -> list[Any]:
-        return [e.payload() for _, e in self.storage.committed if isinstance(e.payload(), kind)]
+        return committed_events(self.storage, kind)
 
     async def search(self, request_id: str) -> models.SearchRecord:
         async with self.storage.transaction() as tx:
@@ -186,20 +207,7 @@ async def allocating(request: pytest.FixtureRequest) -> AsyncIterator[Allocating
 
     async with matcher_database(request) as db:
         storage = RecordingSqlStorage(db, vault_for_tests())
-        storage.committed = []
         yield Allocating("postgres", storage, clock)
-
-
-class RecordingSqlDirectoryStorage(SqlDirectoryStorage):
-    """The directory's PostgreSQL storage, keeping the events its transactions committed."""
-
-    committed: list[tuple[str, CloudEvent]]
-
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Transaction]:
-        async with self.db.transaction() as tx:
-            yield tx
-        self.committed.extend(("", event) for event in tx.emitted)
 
 
 @dataclass
@@ -218,7 +226,7 @@ class Supplying:
         self.directory = Directory.over(self.storage, self.clock, TOPICS, refreshed)
 
     def events(self, kind: type[EventData]) -> list[Any]:
-        return [e.payload() for _, e in self.storage.committed if isinstance(e.payload(), kind)]
+        return committed_events(self.storage, kind)
 
     async def row(self, model: type[Any], key: Any) -> Any:
         async with self.storage.transaction() as tx:
@@ -239,20 +247,7 @@ async def supplying(request: pytest.FixtureRequest) -> AsyncIterator[Supplying]:
         return
     async with matcher_database(request) as db:
         storage = RecordingSqlDirectoryStorage(db)
-        storage.committed = []
         yield Supplying("postgres", storage, clock)
-
-
-class RecordingSqlNotifierStorage(SqlNotifierStorage):
-    """The notifier's PostgreSQL storage, keeping the events its transactions committed."""
-
-    committed: list[tuple[str, CloudEvent]]
-
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Transaction]:
-        async with self.db.transaction() as tx:
-            yield tx
-        self.committed.extend(("", event) for event in tx.emitted)
 
 
 class PatientContacts:
@@ -297,7 +292,7 @@ class Notifying:
             await handler(tx, event, CloudEvent.wrap(event, source="/test", time=self.clock()))
 
     def events(self, kind: type[EventData]) -> list[Any]:
-        return [e.payload() for _, e in self.storage.committed if isinstance(e.payload(), kind)]
+        return committed_events(self.storage, kind)
 
     async def messages_queued(self) -> list[str]:
         """The purposes of the messages waiting to be sent, in order."""
@@ -332,7 +327,6 @@ async def notifying(request: pytest.FixtureRequest) -> AsyncIterator[Notifying]:
 
     db = await migrated(await create_database(request.getfixturevalue("postgres_url")), "notifier")
     storage = RecordingSqlNotifierStorage(db, vault_for_tests())
-    storage.committed = []
     try:
         yield Notifying("postgres", storage, clock)
     finally:

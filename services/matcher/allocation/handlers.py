@@ -31,7 +31,7 @@ from services.common.motives import catalogue, deadline_for, effective_urgency
 from services.matcher.adapters import models
 from services.matcher.allocation import proposals
 from services.matcher.allocation.cascade import Cascade, Outcome, current
-from services.matcher.allocation.ports import AllocationStorage
+from services.matcher.allocation.ports import AllocationStorage, AllocationStore
 
 log = structlog.get_logger(__name__)
 
@@ -97,12 +97,11 @@ class Allocation:
         search.status, search.updated_at = models.SearchStatus.CONFIRMED, now
         for other in await store.pending_offers_for(search.request_id):  # parallel offers: first wins
             await self.cascade.withdraw(tx, other, "another professional accepted this patient first", "taken", now)
-        tx.emit(self.topics.matching, await self._confirmed(tx, search, offer), now)
+        tx.emit(self.topics.matching, await self._confirmed(store, search, offer), now)
 
     async def _confirmed(
-        self, tx: Transaction, search: models.SearchRecord, offer: models.MatchOffer
+        self, store: AllocationStore, search: models.SearchRecord, offer: models.MatchOffer
     ) -> AppointmentConfirmed:
-        store = self.storage.store(tx)
         pro = await store.professional(offer.rpps)
         site = await store.site(offer.rpps, offer.site_id)
         assert pro is not None and site is not None  # kept while an offer refers to them
@@ -118,19 +117,8 @@ class Allocation:
             mode=offer.mode,
             slot_id=offer.slot_id,
             motive=search.motive,
-            sealed_treating_doctor=await self._sealed_treating_doctor(tx, search, offer.rpps),
+            sealed_treating_doctor=await _sealed_treating_doctor(store, search, offer.rpps),
         )
-
-    async def _sealed_treating_doctor(self, tx: Transaction, search: models.SearchRecord, seen_by: str) -> str | None:
-        """The patient's own doctor ("médecin traitant") is told, unless it is them who saw the
-        patient: who they are, sealed under the request's key (see TreatingDoctor)."""
-        store = self.storage.store(tx)
-        treating = await store.professional(search.treating_rpps) if search.treating_rpps else None
-        if treating is None or not treating.active or treating.rpps == seen_by:
-            return None
-        channels = [Channel.model_validate(c) for c in (treating.channels or [])]
-        told = TreatingDoctor(professional=proposals.professional_ref(treating), channels=channels)
-        return await store.seal(search.request_id, told)
 
     async def on_patient_erased(self, tx: Transaction, event: PatientErased, _: CloudEvent) -> None:
         """The request's details go; a search still running goes on from the commune's centre."""
@@ -176,3 +164,14 @@ class Allocation:
                 await self.cascade.next_candidate(tx, ending, Outcome.EXPIRED, self.clock(), late, cause="handled")
             log.warning("offer past its time limit ended by the matcher", request_id=ending[0], offer_id=ending[1])
         return len(overdue)
+
+
+async def _sealed_treating_doctor(store: AllocationStore, search: models.SearchRecord, seen_by: str) -> str | None:
+    """The patient's own doctor ("médecin traitant") is told, unless it is them who saw the
+    patient: who they are, sealed under the request's key (see TreatingDoctor)."""
+    treating = await store.professional(search.treating_rpps) if search.treating_rpps else None
+    if treating is None or not treating.active or treating.rpps == seen_by:
+        return None
+    channels = [Channel.model_validate(c) for c in (treating.channels or [])]
+    told = TreatingDoctor(professional=proposals.professional_ref(treating), channels=channels)
+    return await store.seal(search.request_id, told)

@@ -12,6 +12,7 @@ from schemas.events import OfferInvalidated, ProfessionalChanged, SlotChanged
 from schemas.topics import Topics
 from services.common.db import Transaction
 from services.matcher.adapters import models, repository
+from services.matcher.directory.errors import NotFound
 from services.matcher.directory.ports import DirectoryStorage, DirectoryStore
 from services.matcher.domain import matching
 
@@ -91,3 +92,21 @@ async def void_impossible_offers(
                 OfferInvalidated(request_id=offer.request_id, offer_id=offer.offer_id, reason=reason),
                 now,
             )
+
+
+async def professional_changed(
+    tx: Transaction, store: DirectoryStore, topics: Topics, pro: models.ProfessionalRow, now: datetime
+) -> None:
+    """After any change to a professional's card: the offers it makes impossible voided, the
+    change announced (written first, so that the offers are judged against the new card)."""
+    await store.flush()
+    await void_impossible_offers(tx, store, topics, pro.rpps, now)
+    announce_professional(tx, topics, pro, now)
+
+
+async def professional_for_change(store: DirectoryStore, rpps: str) -> models.ProfessionalRow:
+    """The professional's row, locked; NotFound when the directory does not have them."""
+    pro = await store.get(models.ProfessionalRow, rpps, lock=True)
+    if pro is None:
+        raise NotFound(f"no professional {rpps}")
+    return pro

@@ -8,8 +8,7 @@ from services.common import geo
 from services.matcher.adapters import models
 from services.matcher.directory.changes import (
     DirectoryPart,
-    announce_professional,
-    void_impossible_offers,
+    professional_changed,
     withdraw_free_slots,
 )
 from services.matcher.domain.rpps import Listed
@@ -59,9 +58,7 @@ class ListedProfessionals(DirectoryPart):
                     await withdraw_free_slots(tx, store, self.topics, listed.rpps, gone.site_id, now)
             if changed:
                 pro.updated_at = now
-                await store.flush()
-                await void_impossible_offers(tx, store, self.topics, listed.rpps, now)
-                announce_professional(tx, self.topics, pro, now)
+                await professional_changed(tx, store, self.topics, pro, now)
         if changed:
             await self.on_change([f"professional:{listed.rpps}"])
         return "created" if created else "updated" if changed else "unchanged"

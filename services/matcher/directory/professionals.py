@@ -11,8 +11,8 @@ from services.common.audit import Actor
 from services.matcher.adapters import models
 from services.matcher.directory.changes import (
     DirectoryPart,
-    announce_professional,
-    void_impossible_offers,
+    professional_changed,
+    professional_for_change,
     withdraw_free_slots,
 )
 from services.matcher.directory.errors import NotFound
@@ -59,9 +59,7 @@ class Professionals(DirectoryPart):
                 await withdraw_free_slots(tx, store, self.topics, rpps, gone.site_id, now)
             if not pro.active:
                 await withdraw_free_slots(tx, store, self.topics, rpps, None, now)
-            await store.flush()
-            await void_impossible_offers(tx, store, self.topics, rpps, now)
-            announce_professional(tx, self.topics, pro, now)
+            await professional_changed(tx, store, self.topics, pro, now)
         await self.on_change([f"professional:{rpps}", f"load:{rpps}"])
         return pro, kept, created
 
@@ -70,14 +68,10 @@ class Professionals(DirectoryPart):
         now = self.clock()
         async with self.storage.transaction() as tx:
             store = self.storage.store(tx)
-            pro = await store.get(models.ProfessionalRow, rpps, lock=True)
-            if pro is None:
-                raise NotFound(f"no professional {rpps}")
+            pro = await professional_for_change(store, rpps)
             pro.active, pro.updated_at = False, now
             await withdraw_free_slots(tx, store, self.topics, rpps, None, now)
-            await store.flush()
-            await void_impossible_offers(tx, store, self.topics, rpps, now)
-            announce_professional(tx, self.topics, pro, now)
+            await professional_changed(tx, store, self.topics, pro, now)
         await self.on_change([f"professional:{rpps}"])
 
     async def change_settings(
@@ -89,9 +83,7 @@ class Professionals(DirectoryPart):
         now = self.clock()
         async with self.storage.transaction() as tx:
             store = self.storage.store(tx)
-            pro = await store.get(models.ProfessionalRow, rpps, lock=True)
-            if pro is None:
-                raise NotFound(f"no professional {rpps}")
+            pro = await professional_for_change(store, rpps)
             if recorded is not None:
                 by, action = recorded
                 shown = ", ".join(f"{k}={v.isoformat() if hasattr(v, 'isoformat') else v}" for k, v in fields.items())
@@ -99,9 +91,7 @@ class Professionals(DirectoryPart):
             for key, value in fields.items():
                 setattr(pro, key, value)
             pro.updated_at = now
-            await store.flush()
-            await void_impossible_offers(tx, store, self.topics, rpps, now)
-            announce_professional(tx, self.topics, pro, now)
+            await professional_changed(tx, store, self.topics, pro, now)
         await self.on_change([f"professional:{rpps}"])
         return pro
 
