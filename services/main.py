@@ -15,6 +15,7 @@ import contextlib
 import os
 import secrets
 import signal
+import socket
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from typing import Any
 import structlog
 import uvicorn
 from fastapi import FastAPI
+from uvicorn.supervisors import Multiprocess
 
 from schemas.topics import Topics
 from services import routing
@@ -36,6 +38,7 @@ from services.common.context import Context
 from services.common.db import Database, database_away, service_engine
 from services.common.db_roles import DatabaseRoles
 from services.common.embedded import EmbeddedKafka, database
+from services.common.listening import listening_socket
 from services.common.logging import configure_logging
 from services.common.messaging import make_broker
 from services.common.parts import ServicePart
@@ -246,6 +249,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     # uvicorn re-raises SIGTERM once it has shut down: exit through the `with` below, so that
     # the embedded database and broker are stopped too.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    sock = listening_socket(settings.host, settings.port)  # first: a port held elsewhere stops us here
     with infrastructure(settings) as (database_url, bootstrap):
         base, workers = settings.base_url, settings.worker_count
         print(
@@ -256,13 +260,28 @@ def main(argv: Sequence[str] | None = None) -> None:
             f"  Processes       {workers}\n",
             flush=True,
         )
-        options = server_options(settings)
         if workers == 1:
             app, _ = build_app(settings, database_url, bootstrap, services)
-            uvicorn.run(app, **options)
+            serve(uvicorn.Config(app, **server_options(settings)), sock)
         else:
             os.environ.update(worker_environment(settings, database_url, bootstrap, services))
-            uvicorn.run("services.main:worker_app", factory=True, workers=workers, **options)
+            serve(
+                uvicorn.Config("services.main:worker_app", factory=True, workers=workers, **server_options(settings)),
+                sock,
+            )
+
+
+def serve(config: uvicorn.Config, sock: socket.socket) -> None:
+    """uvicorn on the socket this process already listens on: its workers share that one socket
+    (services/common/listening.py), none binds the port again."""
+    if config.workers > 1:
+        Multiprocess(config, sockets=[sock]).run()
+        return
+    config.load_app()
+    server = uvicorn.Server(config)
+    server.run(sockets=[sock])
+    if not server.started:
+        sys.exit(3)  # uvicorn's start-up failure: the application did not start (its log says why)
 
 
 def server_options(settings: Settings) -> dict[str, Any]:
