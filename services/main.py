@@ -318,6 +318,7 @@ def worker_environment(
         env["KAFKA_FETCH_MAX_WAIT_MS"] = str(settings.fetch_max_wait_ms)
         env["KAFKA_SESSION_TIMEOUT_MS"] = str(settings.session_timeout_ms)
         env["KAFKA_HEARTBEAT_INTERVAL_MS"] = str(settings.heartbeat_interval_ms)
+        env["CONSUMER_REST_AFTER_MS"] = str(settings.rest_after_ms)
     return env
 
 

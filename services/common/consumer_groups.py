@@ -14,6 +14,7 @@ from faststream.kafka import KafkaBroker
 
 from schemas.topics import Topics
 from services.common import metrics
+from services.common.consumer_rest import ConsumerRest
 from services.common.db import Database
 from services.common.messaging import BatchSubscriber, EventConsumer, SharedConsumer, subscriber_options
 from services.common.parts import Subscription
@@ -45,8 +46,9 @@ class Joined(ConsumerRebalanceListener):  # type: ignore[misc]
 
 
 class ConsumerGroups:
-    def __init__(self, settings: Settings, broker: KafkaBroker, topics: Topics) -> None:
+    def __init__(self, settings: Settings, broker: KafkaBroker, topics: Topics, rest: ConsumerRest) -> None:
         self.settings, self.broker, self.topics = settings, broker, topics
+        self.rest = rest  # idle consumers stop fetching until woken (consumer_rest.py)
         self.joined: dict[str, Joined] = {}  # by subscription name (shared consumers appear under each)
 
     def register(self, subscriptions: Sequence[tuple[Subscription, Database]]) -> None:
@@ -101,6 +103,7 @@ class ConsumerGroups:
             **subscriber_options(self.settings, patience_ms),
         )
         joined.subscriber(function.subscriber_function())
+        self.rest.watch(joined.subscriber)
 
     def healthy(self) -> dict[str, bool]:
         """Each consumer group: joined, and its commits not failing for 10 s or more."""
@@ -120,6 +123,7 @@ class ConsumerGroups:
             consumer = getattr(joined.subscriber, "consumer", None)
             if consumer is not None and consumer.assignment():
                 await consumer.seek_to_beginning(*consumer.assignment())
+        self.rest.wake()  # a resting consumer reads what it was rewound to now
 
     async def measure(self) -> None:
         """Gauges read at scrape time: each group's health and lag."""

@@ -42,7 +42,10 @@ class ServicePart:
     routers: list[APIRouter] = field(default_factory=list)
     subscriptions: list[Subscription] = field(default_factory=list)
     pumps: list[Pump] = field(default_factory=list)
+    # (job, seconds): run once per deployment, by the process relaying this service's outbox
     timers: list[tuple[Callable[[], Awaitable[Any]], float]] = field(default_factory=list)
+    # (job, seconds): run in every process (what each process keeps in memory)
+    local_timers: list[tuple[Callable[[], Awaitable[Any]], float]] = field(default_factory=list)
     on_start: list[Callable[[], Awaitable[None]]] = field(default_factory=list)  # before consuming
     on_stop: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     # SQL selecting the ids of requests stuck on this service's side (see services/common/reconcile.py)

@@ -18,6 +18,9 @@ from services.common.db import Database
 log = structlog.get_logger(__name__)
 
 
+PUBLISHED = "events_published"  # the channel a relay notifies once it published (services/common/consumer_rest.py)
+
+
 class OutboxRelay:
     """Publishes a service's committed outbox rows to Kafka, oldest first.
 
@@ -38,6 +41,8 @@ class OutboxRelay:
         self.broker = broker
         self.batch = batch
         self.on_notified: Callable[[], None] = lambda: None  # the runtime pokes its pump
+        # when set, told that a relay (of any service, in any process) has just published
+        self.on_published: Callable[[], None] | None = None
         self._connection: asyncpg.Connection | None = None
         self.leading = False
         self.retake_every = 1.0  # seconds between tries to take the lead while another process holds it
@@ -73,8 +78,10 @@ class OutboxRelay:
             for row in rows
         ]
         await asyncio.gather(*acknowledgements)
-        await connection.execute(
-            "UPDATE outbox_message SET published_at = now() WHERE seq = ANY($1::bigint[])", [r["seq"] for r in rows]
+        await connection.execute(  # marked, and the resting consumers of every process woken
+            "WITH marked AS (UPDATE outbox_message SET published_at = now() WHERE seq = ANY($1::bigint[])) "
+            f"SELECT pg_notify('{PUBLISHED}', '')",
+            [r["seq"] for r in rows],
         )
         return len(rows)
 
@@ -89,6 +96,9 @@ class OutboxRelay:
             self.leading = False
             connection = await self.db.own_connection()  # it holds the lock and listens
             await connection.add_listener(f"outbox_{self.db.schema}", lambda *_: self.on_notified())
+            if self.on_published is not None:
+                told = self.on_published
+                await connection.add_listener(PUBLISHED, lambda *_: told())
             self._connection = connection
         loop = asyncio.get_running_loop()
         if not self.leading and loop.time() - self._tried_at >= self.retake_every:

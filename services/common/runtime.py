@@ -22,6 +22,7 @@ from services.common import metrics
 from services.common.access.registry import ClientRegistry
 from services.common.broker_watch import BrokerWatch
 from services.common.consumer_groups import ConsumerGroups
+from services.common.consumer_rest import ConsumerRest
 from services.common.messaging import Pump, ensure_topics
 from services.common.parts import ServicePart
 from services.common.rate_limits import RateLimits
@@ -64,7 +65,9 @@ class Runtime:
         self.topics, self.parts = topics, list(parts)
         self.scheduler = AsyncIOScheduler(timezone="UTC")
         self.relays: dict[str, OutboxRelay] = {}
-        self.consumers = ConsumerGroups(settings, broker, topics)
+        # consumers that rest when nothing comes, woken by any relay's publishing (consumer_rest.py)
+        self.rest = ConsumerRest(settings.rest_after_ms / 1000, settings.consumer_look_seconds)
+        self.consumers = ConsumerGroups(settings, broker, topics, self.rest)
         self._registered = False
         self._watch: asyncio.Task[None] | None = None
         self.broker_watch = BrokerWatch(
@@ -90,6 +93,8 @@ class Runtime:
             pump = Pump(f"{part.name}-outbox", relay.relay_more, self.settings.relay_interval_seconds)
             part.db.on_commit.append(pump.poke)  # a commit here
             relay.on_notified = pump.poke  # a commit in any process
+            if self.rest.enabled and part is self.parts[0]:
+                relay.on_published = self.rest.wake  # one listener per process is enough
             part.pumps.append(pump)
             part.on_stop.append(relay.close)
         self.consumers.register([(sub, part.db) for part in self.parts for sub in part.subscriptions])
@@ -112,13 +117,16 @@ class Runtime:
             for pump in part.pumps:
                 pump.start()
             for job, seconds in part.timers:
+                leading = _when_leading(self.relays[part.name], job)
+                self.scheduler.add_job(leading, "interval", seconds=seconds, max_instances=1, coalesce=True)
+            for job, seconds in part.local_timers:
                 self.scheduler.add_job(job, "interval", seconds=seconds, max_instances=1, coalesce=True)
         self.scheduler.add_job(self.limits.storage.prune, "interval", hours=1, max_instances=1)
         for part in self.parts:
             keep = timedelta(hours=self.settings.event_retention_hours)
             self.scheduler.add_job(prune_delivered, "interval", args=(part.db, keep), hours=1, max_instances=1)
             if part.stuck:
-                reconcile = Reconciler(part.db, part.stuck).run_once
+                reconcile = _when_leading(self.relays[part.name], Reconciler(part.db, part.stuck).run_once)
                 seconds = self.settings.reconcile_seconds
                 self.scheduler.add_job(reconcile, "interval", seconds=seconds, max_instances=1, coalesce=True)
         self.scheduler.start()
@@ -207,6 +215,18 @@ class Runtime:
     ) -> FastAPI:
         """The HTTP application serving these parts (services/common/web.py)."""
         return make_app(self, title, on_started, documented)
+
+
+def _when_leading(relay: OutboxRelay, job: Callable[[], Awaitable[Any]]) -> Callable[[], Awaitable[None]]:
+    """A service's timers run once per deployment, not in each of its processes: in the one that
+    relays its outbox (OutboxRelay.leading). When that process dies another takes the relay over,
+    the timers with it. Each timer stays safe to run twice (its claims skip locked rows)."""
+
+    async def run() -> None:
+        if relay.leading:
+            await job()
+
+    return run
 
 
 STOP_STEP_SECONDS = 5.0

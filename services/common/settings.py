@@ -71,9 +71,8 @@ class Settings(BaseSettings):
 
     # Kafka tuning. The embedded broker answers a consumer's waiting fetch only when the wait
     # times out (measured: 300–500 ms per hop with the Kafka default of 500 ms), so the wait is
-    # short there — at the price of ~0.2 core of polling when idle (one consumer per process, see
-    # SharedConsumer) — and the Kafka default
-    # against a real cluster.
+    # short there, and consumers rest when idle (consumer_rest.py); the Kafka default against a
+    # real cluster.
     topic_prefix: str = "sas."
     topic_partitions: int = 6
     topic_replication_factor: int = Field(
@@ -87,13 +86,24 @@ class Settings(BaseSettings):
     consumer_batch: int = Field(default=200, ge=1, le=10_000, description="events handled in one transaction at most")
     # FastStream sleeps this long again after a look that found nothing: keep it short
     consumer_batch_wait_ms: int = Field(default=5, ge=1, le=1000)
+    consumer_rest_after_ms: int | None = Field(
+        default=None,
+        ge=0,
+        le=600_000,
+        description="a consumer that found nothing this long stops fetching until an event is published "
+        "(services/common/consumer_rest.py); 0: never. Unset: 1000 on the embedded broker, 0 against Kafka",
+    )
+    consumer_look_seconds: float = Field(
+        default=5.0, gt=0, le=300, description="a resting consumer fetches anyway this often"
+    )
 
     # Behaviour.
     demo_data: bool = True
     offer_timeout_minutes: float = 15.0
     lead_time_minutes: float = 30.0
-    sweep_interval_seconds: float = 1.0
-    relay_interval_seconds: float = 0.2
+    # the pumps and sweeps are woken when there is work; these rounds are the safety net (retries, time passing)
+    sweep_interval_seconds: float = Field(default=5.0, gt=0, le=3600)
+    relay_interval_seconds: float = Field(default=5.0, gt=0, le=3600)
     broker_check_seconds: float = Field(default=2.0, gt=0, le=60, description="how often the broker's log is checked")
     replay_margin_seconds: float = Field(
         default=300, ge=0, description="after a broker loss, events published this long before it are replayed too"
@@ -169,6 +179,12 @@ class Settings(BaseSettings):
         return 500 if self.kafka_bootstrap_servers else 10
 
     @property
+    def rest_after_ms(self) -> int:
+        if self.consumer_rest_after_ms is not None:
+            return self.consumer_rest_after_ms
+        return 0 if self.kafka_bootstrap_servers else 1000
+
+    @property
     def session_timeout_ms(self) -> int:
         """Group joins take about half of it on the embedded broker: short there."""
         if self.kafka_session_timeout_ms is not None:
@@ -179,7 +195,7 @@ class Settings(BaseSettings):
     def heartbeat_interval_ms(self) -> int:
         if self.kafka_heartbeat_interval_ms is not None:
             return self.kafka_heartbeat_interval_ms
-        return self.session_timeout_ms // 6
+        return self.session_timeout_ms // 3  # Kafka's advice: at most a third of the session
 
     @property
     def worker_count(self) -> int:

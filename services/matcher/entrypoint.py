@@ -105,8 +105,8 @@ def build(ctx: Context) -> Matcher:
         on_start=[sync.start],
         on_stop=[sync.stop],
         # ... and 15 minutes past it, the matcher ends it itself and goes on
+        local_timers=[(lambda: _forget_past(index, ctx), 3600.0)],  # each process's own index
         timers=[
-            (lambda: _forget_past(index, ctx), 3600.0),
             (allocation.expire_overdue, 60.0),
             (directory.availability.expand_templates, 3600.0),  # weekly availability: the weeks ahead filled again
         ],

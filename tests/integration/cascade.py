@@ -39,6 +39,9 @@ class Cascade:
         self.log = Path(tempfile.mkstemp(suffix=".log")[1])
         # the reconciler (requests stuck a minute) looks every 5 s: its safety net acts within the tests' window
         common = {"INTERNAL_API_KEY": "ik", "BROKER_CHECK_SECONDS": "0.5", "RECONCILE_SECONDS": "5"}
+        # consumers rest as on the embedded broker, and look on their own only every 30 s: each hop
+        # between these processes is carried by a relay's wake (services/common/consumer_rest.py)
+        common |= {"CONSUMER_REST_AFTER_MS": "300", "CONSUMER_LOOK_SECONDS": "30"}
         self.intake = start_service("intake", database_url, bootstrap, self.prefix, self.log, **common)
         self.matcher = start_service("matcher", database_url, bootstrap, self.prefix, self.log, **common)
         self.notifier = start_service(
