@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 from alembic import command
@@ -144,6 +145,15 @@ class Database:
         self.source = source
         self.sessions = async_sessionmaker(engine, expire_on_commit=False)
         self.on_commit: list[Callable[[], None]] = []
+        self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")  # the same pool
+
+    async def statement(self, sql: str, **params: Any) -> list[Any]:
+        """One statement on its own, committed as it runs: one round trip where a unit of work
+        costs three (BEGIN, the statement, COMMIT) — for single-statement work on a hot path such
+        as the rate counters. Returns its rows (none for a statement that returns none)."""
+        async with self._autocommit.connect() as conn:
+            result = await conn.execute(text(sql), params)
+            return list(result.all()) if result.returns_rows else []
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:

@@ -67,7 +67,7 @@ def presented_key(request: Request) -> str:
 
 
 async def authenticated(request: Request, _: Annotated[Any, Security(BEARER)] = None) -> Client:
-    """The client behind the request's key (looked up on every call: a revoked key is refused at once)."""
+    """The client behind the request's key (a revoked key is refused: services/common/access/known.py)."""
     known: Client | None = getattr(request.state, "client", None)
     if known is not None:  # the route's rule looked it up already
         return known

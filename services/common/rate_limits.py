@@ -43,34 +43,29 @@ class PostgresStorage(Storage):
         return (SQLAlchemyError, OSError)
 
     async def incr(self, key: str, expiry: int, amount: int = 1) -> int:
-        async with self.db.transaction() as tx:
-            found = await tx.session.execute(
-                text(
-                    "INSERT INTO rate_counter AS r (key, count, expires_at) "
-                    "VALUES (:k, :n, clock_timestamp() + make_interval(secs => :e)) "
-                    "ON CONFLICT (key) DO UPDATE SET "
-                    "count = CASE WHEN r.expires_at <= clock_timestamp() THEN :n ELSE r.count + :n END, "
-                    "expires_at = CASE WHEN r.expires_at <= clock_timestamp() "
-                    "THEN clock_timestamp() + make_interval(secs => :e) ELSE r.expires_at END "
-                    "RETURNING count"
-                ),
-                {"k": key, "n": amount, "e": float(expiry)},
-            )
-            return int(found.scalar_one())
+        rows = await self.db.statement(  # one statement, committed as it runs (a hit on every call)
+            "INSERT INTO rate_counter AS r (key, count, expires_at) "
+            "VALUES (:k, :n, clock_timestamp() + make_interval(secs => :e)) "
+            "ON CONFLICT (key) DO UPDATE SET "
+            "count = CASE WHEN r.expires_at <= clock_timestamp() THEN :n ELSE r.count + :n END, "
+            "expires_at = CASE WHEN r.expires_at <= clock_timestamp() "
+            "THEN clock_timestamp() + make_interval(secs => :e) ELSE r.expires_at END "
+            "RETURNING count",
+            k=key,
+            n=amount,
+            e=float(expiry),
+        )
+        return int(rows[0][0])
 
     async def get(self, key: str) -> int:
-        async with self.db.transaction() as tx:
-            found = await tx.session.execute(
-                text("SELECT count FROM rate_counter WHERE key = :k AND expires_at > clock_timestamp()"), {"k": key}
-            )
-            return int(found.scalar_one_or_none() or 0)
+        rows = await self.db.statement(
+            "SELECT count FROM rate_counter WHERE key = :k AND expires_at > clock_timestamp()", k=key
+        )
+        return int(rows[0][0]) if rows else 0
 
     async def get_expiry(self, key: str) -> float:
-        async with self.db.transaction() as tx:
-            found = await tx.session.execute(
-                text("SELECT extract(epoch FROM expires_at) FROM rate_counter WHERE key = :k"), {"k": key}
-            )
-            return float(found.scalar_one_or_none() or time.time())
+        rows = await self.db.statement("SELECT extract(epoch FROM expires_at) FROM rate_counter WHERE key = :k", k=key)
+        return float(rows[0][0]) if rows else time.time()
 
     async def check(self) -> bool:
         return await self.db.ping()

@@ -26,6 +26,9 @@ class CountersAway:
     def transaction(self) -> Any:
         raise RuntimeError("no connection") from ConnectionRefusedError(111, "Connection refused")
 
+    async def statement(self, *_: Any, **__: Any) -> Any:
+        raise RuntimeError("no connection") from ConnectionRefusedError(111, "Connection refused")
+
 
 class DatabaseAway:
     """The notifier's service as it is while PostgreSQL restarts."""

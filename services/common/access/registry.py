@@ -1,7 +1,8 @@
 """The clients, kept in schema `access` of the shared database and read by every process.
 
-A key is looked up by its hash on every call, so a revocation takes effect at once in every
-process; `last_used_at` is written at most once a minute per client. Keys from the environment
+A key is looked up by its hash, then kept by the process while it hears every change of the
+clients (services/common/access/known.py): a revocation takes effect in every process within
+the time a notification takes; `last_used_at` is written at most once a minute per client. Keys from the environment
 (`REGULATOR_API_KEYS`, `ADMIN_API_KEYS`, `FHIR_API_KEYS`) are clients too: recorded at start
 under an id derived from the key, and ended by removing them from the environment.
 """
@@ -21,6 +22,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col, select
 
 from services.common import audit
+from services.common.access.known import KnownClients
 from services.common.access.models import ApiClient
 from services.common.access.roles import Client, Role
 from services.common.audit import Actor
@@ -103,10 +105,12 @@ class ClientRegistry:
         self.environment = list(environment)
         self.environment_hashes = {key_hash(env.key) for env in self.environment}
         self.clock = clock
+        self.known = KnownClients(db, keep_for=TOUCH_EVERY)  # verified lately, forgotten at any change
 
     async def start(self) -> None:
         """Bring the schema up to date and record the environment's keys as clients."""
         await self.db.migrate(MIGRATIONS)
+        await self.known.listen()
         now = self.clock()
         async with self.db.transaction() as tx:
             for env in self.environment:
@@ -167,12 +171,21 @@ class ClientRegistry:
         dropped the connection: after a restart the pool's first connection is a dead one."""
         if not key or len(key) > 200:
             return None
+        hashed, now = key_hash(key), self.clock()
+        known = self.known.client(hashed, now)
+        if known is not None:
+            return known
+        await self.known.listen()
+        generation = self.known.generation()
         try:
-            return await self._authenticate(key)
+            client = await self._authenticate(key)
         except Exception as error:
             if not database_away(error):
                 raise
-            return await self._authenticate(key)
+            client = await self._authenticate(key)
+        if client is not None:
+            self.known.keep("key", hashed, client, now, generation)
+        return client
 
     async def _authenticate(self, key: str) -> Client | None:
         async with self.db.transaction() as tx:
@@ -198,7 +211,8 @@ class ClientRegistry:
             return list(rows.scalars().all())
 
     async def revoke(self, client_id: str, by: Actor = audit.SYSTEM) -> ApiClient:
-        """The key answers 401 from now on, in every process (it is looked up on every call)."""
+        """The key answers 401 from now on: here at once, in the other processes when the change
+        reaches them (milliseconds: services/common/access/known.py)."""
         async with self.db.transaction() as tx:
             row = await tx.session.get(ApiClient, client_id, with_for_update=True)
             if row is None:
@@ -206,7 +220,8 @@ class ClientRegistry:
             if row.revoked_at is None:
                 row.revoked_at = self.clock()
                 await audit.record(tx.session, by, "client.revoked", None, self.clock(), detail=client_id)
-            return row
+        self.known.forget()  # at once here; the other processes when the trigger's notification reaches them
+        return row
 
     async def rotate_signing_secret(
         self, client_id: str, overlap: timedelta = ROTATION_OVERLAP, by: Actor = audit.SYSTEM
@@ -221,19 +236,28 @@ class ClientRegistry:
             row.previous_secret_until = self.clock() + overlap
             row.signing_secret = secret
             await audit.record(tx.session, by, "client.secret_rotated", None, self.clock(), detail=client_id)
+        self.known.forget()
         return secret
 
     async def signing_secrets(self, client_id: str) -> list[str]:
         """The secrets a push to this client is signed with: the current one, and the previous
         one while its overlap lasts (both signatures are sent). Empty: sign with the default."""
-        async with self.db.transaction() as tx:
-            row = await tx.session.get(ApiClient, client_id)
-        if row is None:
-            return []
-        found = [row.signing_secret] if row.signing_secret else []
-        if row.previous_signing_secret and row.previous_secret_until and row.previous_secret_until > self.clock():
-            found.append(row.previous_signing_secret)
+        now = self.clock()
+        kept = self.known.get("secrets", client_id, now)
+        if kept is None:
+            generation = self.known.generation()
+            async with self.db.transaction() as tx:
+                row = await tx.session.get(ApiClient, client_id)
+            if row is None:
+                return []
+            kept = (row.signing_secret, row.previous_signing_secret, row.previous_secret_until)
+            self.known.keep("secrets", client_id, kept, now, generation)
+        current, previous, until = kept
+        found = [current] if current else []
+        if previous and until and until > now:
+            found.append(previous)
         return found
 
     async def dispose(self) -> None:
+        await self.known.close()
         await self.db.dispose()
