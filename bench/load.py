@@ -200,8 +200,9 @@ class Processes:
             totals[group] = total
         return totals
 
-    async def transactions(self) -> int | None:
-        """Transactions PostgreSQL has ended so far (all databases), when its socket is known."""
+    async def transactions(self) -> tuple[int, int] | None:
+        """Transactions PostgreSQL has ended so far (all databases), and how many of them were
+        rolled back, when its socket is known."""
         if not self.data_dir:
             return None
         try:
@@ -209,7 +210,11 @@ class Processes:
         except (OSError, asyncpg.PostgresError):
             return None
         try:
-            return int(await connection.fetchval("SELECT sum(xact_commit + xact_rollback) FROM pg_stat_database"))
+            row = await connection.fetchrow(
+                "SELECT sum(xact_commit + xact_rollback) AS ended, sum(xact_rollback) AS rolled_back "
+                "FROM pg_stat_database"
+            )
+            return int(row["ended"]), int(row["rolled_back"])
         finally:
             await connection.close()
 
@@ -442,7 +447,8 @@ class LoadRun:
             for part in ("service", "broker", "postgres")
         }
         if transactions_before is not None and transactions_after is not None:
-            per_request["db_transactions"] = (transactions_after - transactions_before) / count
+            per_request["db_transactions"] = (transactions_after[0] - transactions_before[0]) / count
+            per_request["db_rollbacks"] = (transactions_after[1] - transactions_before[1]) / count
         if total is not None:
             per_request["db_statements"] = float(total["calls"]) / count
             per_request["db_statement_ms"] = float(total["ms"]) / count
