@@ -7,6 +7,7 @@ A `Transaction` commits the state change and the events it causes (outbox rows) 
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
@@ -146,11 +147,32 @@ class Database:
         self.sessions = async_sessionmaker(engine, expire_on_commit=False)
         self.on_commit: list[Callable[[], None]] = []
         self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")  # the same pool
+        self._disposing: set[asyncio.Task[None]] = set()
+
+    def connections_lost(self) -> None:
+        """A connection of ours saw the server end it (a restart, a failover): the pooled ones are
+        dead too. The pool is replaced now, so that the next unit of work — a regulator's request
+        just after the restart — opens a live connection instead of failing on a dead one (the
+        pool checks nothing on checkout: a round trip per transaction). The old pool's connections
+        are dropped without touching their sockets."""
+        task = asyncio.get_running_loop().create_task(self.engine.dispose(close=False))
+        self._disposing.add(task)
+        task.add_done_callback(self._disposing.discard)
 
     async def statement(self, sql: str, **params: Any) -> list[Any]:
         """One statement on its own, committed as it runs: one round trip where a unit of work
         costs three (BEGIN, the statement, COMMIT) — for single-statement work on a hot path such
-        as the rate counters. Returns its rows (none for a statement that returns none)."""
+        as the rate counters. Returns its rows (none for a statement that returns none). Tried
+        twice when the connection was dead (after a database restart the pool's first connection
+        is): only for statements that may run twice, as a counter's increment."""
+        try:
+            return await self._statement(sql, params)
+        except Exception as error:
+            if not database_away(error):
+                raise
+            return await self._statement(sql, params)
+
+    async def _statement(self, sql: str, params: dict[str, Any]) -> list[Any]:
         async with self._autocommit.connect() as conn:
             result = await conn.execute(text(sql), params)
             return list(result.all()) if result.returns_rows else []

@@ -96,6 +96,7 @@ class OutboxRelay:
             self.leading = False
             connection = await self.db.own_connection()  # it holds the lock and listens
             await connection.add_listener(f"outbox_{self.db.schema}", lambda *_: self.on_notified())
+            connection.add_termination_listener(self._terminated)
             if self.on_published is not None:
                 told = self.on_published
                 await connection.add_listener(PUBLISHED, lambda *_: told())
@@ -150,8 +151,12 @@ class OutboxRelay:
             )
         return replayed
 
+    def _terminated(self, _: object) -> None:
+        self.db.connections_lost()  # the server ended our connection: the pooled ones are gone too
+
     async def close(self) -> None:
         if self._connection is not None and not self._connection.is_closed():
+            self._connection.remove_termination_listener(self._terminated)  # closed on purpose
             await self._connection.close()  # the lock goes with it
         self._connection, self.leading = None, False
 

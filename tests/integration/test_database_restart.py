@@ -45,7 +45,8 @@ async def test_postgresql_stopped_and_started_mid_cascade_loses_nothing(kafka_bo
         assert paused.status_code == 503 and "Réessayez" in paused.text
         await asyncio.sleep(3)
         server.resume()
-        await cascade.post(3)
+        after = await cascade.post(3)
+        assert [a.status_code for a in after] == [202, 202, 202], [(a.status_code, a.text[:300]) for a in after]
 
         statuses = await cascade.until_all_ended()
         assert len(statuses) == 9

@@ -57,16 +57,20 @@ class KnownClients:
         try:
             connection = await self.db.own_connection()
             await connection.add_listener(CHANNEL, lambda *_: self.forget())
-            connection.add_termination_listener(lambda _: self._lost())
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+            connection.add_termination_listener(self._terminated)
+        except Exception as error:  # the database away (any wrapping): calls are looked up meanwhile
             log.warning("not keeping verified keys: cannot listen for client changes", error=type(error).__name__)
             return
         self.forget()  # what changed while nobody listened
         self._listener = connection
 
+    def _terminated(self, _: object) -> None:
+        self._lost()
+
     def _lost(self) -> None:
         self._listener = None
         self.forget()
+        self.db.connections_lost()
 
     def forget(self) -> None:
         self._generation += 1
@@ -95,6 +99,7 @@ class KnownClients:
 
     async def close(self) -> None:
         if self._listener is not None:
+            self._listener.remove_termination_listener(self._terminated)  # closed on purpose
             with contextlib.suppress(Exception):
                 await self._listener.close()
         self._listener = None

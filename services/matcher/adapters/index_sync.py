@@ -2,7 +2,8 @@
 
 At start: LISTEN on `matcher_directory` first, then load a snapshot, so that no change falls
 between the two. Then every notification (`<kind>:<key>`, sent by triggers on commit) reloads
-that row; revisions make a late or repeated reload harmless. If the listening connection
+that row — but a slot's, which carries the slot itself (`slotrow:<json>`, matcher_0013) and is put
+in the index as it is; revisions make a late or repeated change harmless. If the listening connection
 drops, everything is loaded again.
 """
 
@@ -13,7 +14,7 @@ import contextlib
 import json
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -126,6 +127,12 @@ class IndexSync:
         for key in keys:
             kind, _, ident = key.partition(":")
             wanted[kind].append(ident)
+        for payload in wanted["slotrow"]:  # the slot itself, as its change notification carries it (matcher_0013)
+            row = json.loads(payload)
+            start, end = (datetime.fromtimestamp(float(row[k]), UTC) for k in ("start", "end"))
+            self.index.put_slot(
+                row["slot_id"], row["rpps"], row["site_id"], start, end, row["mode"], row["state"], row["revision"]
+            )
         async with self._reading:
             conn = self._connection()
             if wanted["territory"]:
@@ -140,7 +147,8 @@ class IndexSync:
         changed: set[str] | None = None
         if not wanted["territory"]:
             changed = {*wanted["professional"], *wanted["load"]}
-            changed |= {entry.rpps for slot_id in wanted["slot"] if (entry := self.index.slots.get(slot_id))}
+            slot_ids = [*wanted["slot"], *(json.loads(payload)["slot_id"] for payload in wanted["slotrow"])]
+            changed |= {entry.rpps for slot_id in slot_ids if (entry := self.index.slots.get(slot_id))}
         for callback in self.on_change:
             callback(changed)
 
