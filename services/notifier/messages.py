@@ -94,10 +94,12 @@ class Messages:
         link = self.link(offer) if notification.purpose in ("offer", "reminder") else None
         own_link = self.own_link(offer.rpps) if notification.purpose in OWN_LINK_PURPOSES else None
         context = {"offer": offer, "link": link, "own_link": own_link, "recipient_name": notification.recipient_name}
-        subject, _, text = (
-            self.templates.get_template(f"email/{notification.purpose}.txt").render(**context).partition("\n")
-        )
-        if channel["type"] == "sms":
+        subject, text = "", ""  # a webhook carries the data alone: no template is rendered for it
+        if channel["type"] == "email":
+            subject, _, text = (
+                self.templates.get_template(f"email/{notification.purpose}.txt").render(**context).partition("\n")
+            )
+        elif channel["type"] == "sms":
             text = self.templates.get_template(f"sms/{notification.purpose}.txt").render(**context).strip()
         data = {
             "event": notification.purpose,
