@@ -46,8 +46,7 @@ async def test_a_resting_consumer_takes_nothing_until_woken(kafka_bootstrap: str
     rest = ConsumerRest(rest_after=0.2, look_every=60)
     broker, topic, received = await _resting_consumer(kafka_bootstrap, rest)
     try:
-        resting = rest.rests
-        assert await eventually(lambda: _rested_since(rest, resting), timeout=5)
+        await _until_resting(rest)
         await publish_raw(kafka_bootstrap, topic, [(None, b"while resting")])
         await asyncio.sleep(1.5)
         assert b"while resting" not in received  # no fetch while it rests: the broker was not asked
@@ -61,13 +60,17 @@ async def test_a_resting_consumer_looks_on_its_own_after_a_while(kafka_bootstrap
     rest = ConsumerRest(rest_after=0.2, look_every=1.0)
     broker, topic, received = await _resting_consumer(kafka_bootstrap, rest)
     try:
-        resting = rest.rests
-        assert await eventually(lambda: _rested_since(rest, resting), timeout=5)
+        await _until_resting(rest)
         await publish_raw(kafka_bootstrap, topic, [(None, b"nobody woke it")])
         assert await eventually(lambda: _has(received, b"nobody woke it"), timeout=5)
     finally:
         await broker.stop()
 
 
-async def _rested_since(rest: ConsumerRest, count: int) -> bool:
-    return rest.rests > count
+async def _until_resting(rest: ConsumerRest) -> None:
+    resting = rest.rests
+
+    async def rested() -> bool:
+        return rest.rests > resting
+
+    assert await eventually(rested, timeout=5)

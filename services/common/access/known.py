@@ -54,20 +54,21 @@ class KnownClients:
         if self.listening or loop.time() - self._tried_at < RELISTEN_SECONDS:
             return
         self._tried_at = loop.time()
+        connection: asyncpg.Connection | None = None
         try:
             connection = await self.db.own_connection()
             await connection.add_listener(CHANNEL, lambda *_: self.forget())
             connection.add_termination_listener(self._terminated)
         except Exception as error:  # the database away (any wrapping): calls are looked up meanwhile
             log.warning("not keeping verified keys: cannot listen for client changes", error=type(error).__name__)
+            if connection is not None:
+                connection.terminate()  # taken out of the pool: nobody else would close it
             return
         self.forget()  # what changed while nobody listened
         self._listener = connection
 
     def _terminated(self, _: object) -> None:
-        self._lost()
-
-    def _lost(self) -> None:
+        """The server ended the listening connection: keep nothing until listening again."""
         self._listener = None
         self.forget()
         self.db.connections_lost()

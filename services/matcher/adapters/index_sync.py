@@ -127,8 +127,8 @@ class IndexSync:
         for key in keys:
             kind, _, ident = key.partition(":")
             wanted[kind].append(ident)
-        for payload in wanted["slotrow"]:  # the slot itself, as its change notification carries it (matcher_0013)
-            row = json.loads(payload)
+        carried = [json.loads(payload) for payload in wanted["slotrow"]]  # the slots themselves (matcher_0013)
+        for row in carried:
             start, end = (datetime.fromtimestamp(float(row[k]), UTC) for k in ("start", "end"))
             self.index.put_slot(
                 row["slot_id"], row["rpps"], row["site_id"], start, end, row["mode"], row["state"], row["revision"]
@@ -147,7 +147,7 @@ class IndexSync:
         changed: set[str] | None = None
         if not wanted["territory"]:
             changed = {*wanted["professional"], *wanted["load"]}
-            slot_ids = [*wanted["slot"], *(json.loads(payload)["slot_id"] for payload in wanted["slotrow"])]
+            slot_ids = [*wanted["slot"], *(row["slot_id"] for row in carried)]
             changed |= {entry.rpps for slot_id in slot_ids if (entry := self.index.slots.get(slot_id))}
         for callback in self.on_change:
             callback(changed)
