@@ -373,9 +373,15 @@ class LoadRun:
     async def _put(self, http: aiohttp.ClientSession, path: str, body: dict[str, Any]) -> None:
         """The directory is written with the admin key (a regulator's key writes none of it)."""
         admin = {"Authorization": f"Bearer {self.args.admin_key}"}
-        async with http.put(f"{self.base}{path}", json=body, headers=admin) as response:
-            if response.status >= 300:
-                sys.exit(f"PUT {path}: HTTP {response.status} {await response.text()}")
+        for _ in range(10):  # a polite client waits out its rate limit (429 with Retry-After)
+            async with http.put(f"{self.base}{path}", json=body, headers=admin) as response:
+                if response.status == 429:
+                    await asyncio.sleep(float(response.headers.get("Retry-After", "1")))
+                    continue
+                if response.status >= 300:
+                    sys.exit(f"PUT {path}: HTTP {response.status} {await response.text()}")
+                return
+        sys.exit(f"PUT {path}: still rate-limited after 10 tries")
 
     async def _post_request(self, http: aiohttp.ClientSession, request_id: str, tracked: Tracked) -> None:
         body = {

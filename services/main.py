@@ -36,6 +36,7 @@ from services.common.audit import Actor
 from services.common.clock import Clock, utcnow
 from services.common.context import Context
 from services.common.db import Database, database_away, service_engine
+from services.common.db_listener import DatabaseListener
 from services.common.db_roles import DatabaseRoles
 from services.common.embedded import EmbeddedKafka, database
 from services.common.listening import listening_socket
@@ -137,10 +138,12 @@ def build_runtime(
     roles = DatabaseRoles(database_url, secret.encode()) if settings.database_roles else None
     role_urls = {service: roles.url(service) for service in services} if roles else {}
     # the shared schema as the first hosted service's role (each may do what the registry does there)
-    clients = ClientRegistry(Context.schema_database(role_urls.get(services[0], database_url), "access"), keys, clock)
+    access = Context.schema_database(role_urls.get(services[0], database_url), "access")
+    listener = DatabaseListener(access)  # the process's one listening connection (db_listener.py)
+    clients = ClientRegistry(access, keys, clock, listener)
     vault = Vault(DataKeys.from_setting(data_keys(settings)))
     topics = Topics(settings.topic_prefix)
-    ctx = Context(settings, database_url, topics, clock, secret.encode(), clients, vault, role_urls)
+    ctx = Context(settings, database_url, topics, clock, secret.encode(), clients, vault, role_urls, listener)
     parts: list[ServicePart] = []
     intake_service = directory = space = None
     if "intake" in services:
@@ -173,7 +176,7 @@ def build_runtime(
         parts.append(ops.build(ctx, pauses))
     provision = (lambda: roles.provision(services, ACCESS_MIGRATIONS)) if roles else None
     broker = make_broker(settings, bootstrap_servers)
-    runtime = Runtime(settings, broker, bootstrap_servers, ctx.topics, parts, clients, provision)
+    runtime = Runtime(settings, broker, bootstrap_servers, ctx.topics, parts, clients, provision, listener)
 
     async def demo() -> None:
         if directory is not None and settings.demo_data:

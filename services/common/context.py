@@ -8,6 +8,7 @@ from schemas.topics import Topics
 from services.common.access.registry import ClientRegistry
 from services.common.clock import Clock
 from services.common.db import Database, service_engine
+from services.common.db_listener import DatabaseListener
 from services.common.sealing import Vault
 from services.common.settings import Settings
 
@@ -22,6 +23,7 @@ class Context:
     clients: ClientRegistry  # who calls the API; a regulator client's signing secrets
     vault: Vault  # the application's keys and each request's (patient data: services/common/sealing.py)
     role_urls: dict[str, str] = field(default_factory=dict)  # each service's own role (db_roles.py)
+    listener: DatabaseListener | None = None  # the process's one listening connection (db_listener.py)
 
     def database(self, schema: str) -> Database:
         """The service's schema, reached as the service's own role when there is one."""

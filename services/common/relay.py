@@ -14,6 +14,7 @@ from sqlalchemy import text
 
 from services.common import metrics
 from services.common.db import Database
+from services.common.db_listener import DatabaseListener
 
 log = structlog.get_logger(__name__)
 
@@ -28,7 +29,8 @@ class OutboxRelay:
     on a connection of its own (when that process dies its connection and lock go with it, and
     another process takes over at its next try). That keeps each request's events in commit
     order. A trigger notifies `outbox_<schema>` when a transaction writes to the outbox, which
-    wakes the relaying process whichever process committed.
+    wakes the relaying process whichever process committed (heard through the process's one
+    listening connection, `listener`: see db_listener.py for why not this one).
 
     A round reads a batch, hands every message to the producer at once (in order), waits for
     all the acknowledgements, then marks the rows: no transaction stays open while the broker
@@ -36,13 +38,17 @@ class OutboxRelay:
     event ids they have handled.
     """
 
-    def __init__(self, db: Database, broker: KafkaBroker, batch: int = 500) -> None:
+    def __init__(
+        self, db: Database, broker: KafkaBroker, batch: int = 500, listener: DatabaseListener | None = None
+    ) -> None:
+        """`listener`: the process's listening connection (one of its own when not given)."""
         self.db = db
         self.broker = broker
         self.batch = batch
         self.on_notified: Callable[[], None] = lambda: None  # the runtime pokes its pump
-        # when set, told that a relay (of any service, in any process) has just published
-        self.on_published: Callable[[], None] | None = None
+        self.listener = listener or DatabaseListener(db)
+        self._own_listener = listener is None
+        self._heard = False  # whether the listener was asked for our channel
         self._connection: asyncpg.Connection | None = None
         self.leading = False
         self.retake_every = 1.0  # seconds between tries to take the lead while another process holds it
@@ -92,14 +98,13 @@ class OutboxRelay:
 
     async def _lead(self) -> asyncpg.Connection | None:
         connection = self._connection
+        if not self._heard:
+            self._heard = True  # asked once: should the database be away, the listener keeps trying
+            await self.listener.listen(f"outbox_{self.db.schema}", lambda _: self.on_notified())
         if connection is None or connection.is_closed():
             self.leading = False
-            connection = await self.db.own_connection()  # it holds the lock and listens
-            await connection.add_listener(f"outbox_{self.db.schema}", lambda *_: self.on_notified())
+            connection = await self.db.own_connection()  # it holds the lock
             connection.add_termination_listener(self._terminated)
-            if self.on_published is not None:
-                told = self.on_published
-                await connection.add_listener(PUBLISHED, lambda *_: told())
             self._connection = connection
         loop = asyncio.get_running_loop()
         if not self.leading and loop.time() - self._tried_at >= self.retake_every:
@@ -159,6 +164,8 @@ class OutboxRelay:
             self._connection.remove_termination_listener(self._terminated)  # closed on purpose
             await self._connection.close()  # the lock goes with it
         self._connection, self.leading = None, False
+        if self._own_listener:
+            await self.listener.close()
 
     async def backlog(self) -> int:
         async with self.db.engine.connect() as conn:

@@ -23,11 +23,12 @@ from services.common.access.registry import ClientRegistry
 from services.common.broker_watch import BrokerWatch
 from services.common.consumer_groups import ConsumerGroups
 from services.common.consumer_rest import ConsumerRest
+from services.common.db_listener import DatabaseListener
 from services.common.messaging import Pump, ensure_topics
 from services.common.parts import ServicePart
 from services.common.rate_limits import RateLimits
 from services.common.reconcile import Reconciler
-from services.common.relay import OutboxRelay, prune_delivered
+from services.common.relay import PUBLISHED, OutboxRelay, prune_delivered
 from services.common.settings import Settings
 from services.common.web import make_app
 
@@ -57,10 +58,14 @@ class Runtime:
         parts: Sequence[ServicePart],
         clients: ClientRegistry,
         prepare: Callable[[], Awaitable[None]] | None = None,
+        listener: DatabaseListener | None = None,
     ) -> None:
+        """`listener`: the process's one listening connection, shared with the parts' own
+        listeners (db_listener.py); made here on the clients' database when not given."""
         self.settings, self.broker, self.bootstrap_servers = settings, broker, bootstrap_servers
         self.prepare = prepare  # before anything: the database's roles (services/common/db_roles.py)
         self.clients = clients  # who may call the routes (services/common/access)
+        self.listener = listener or DatabaseListener(clients.db)
         self.limits = RateLimits(clients.db)  # shared by every process (services/common/rate_limits.py)
         self.topics, self.parts = topics, list(parts)
         self.scheduler = AsyncIOScheduler(timezone="UTC")
@@ -88,13 +93,11 @@ class Runtime:
             return
         self._registered = True
         for part in self.parts:
-            relay = OutboxRelay(part.db, self.broker)
+            relay = OutboxRelay(part.db, self.broker, listener=self.listener)
             self.relays[part.name] = relay
             pump = Pump(f"{part.name}-outbox", relay.relay_more, self.settings.relay_interval_seconds)
             part.db.on_commit.append(pump.poke)  # a commit here
             relay.on_notified = pump.poke  # a commit in any process
-            if self.rest.enabled and part is self.parts[0]:
-                relay.on_published = self.rest.wake  # one listener per process is enough
             part.pumps.append(pump)
             part.on_stop.append(relay.close)
         self.consumers.register([(sub, part.db) for part in self.parts for sub in part.subscriptions])
@@ -112,6 +115,8 @@ class Runtime:
             for hook in part.on_start:
                 await hook()
         self._register()
+        if self.rest.enabled:  # a relay (of any service, in any process) has just published
+            await self.listener.listen(PUBLISHED, lambda _: self.rest.wake())
         await self.broker.start()
         for part in self.parts:
             for pump in part.pumps:
@@ -154,6 +159,7 @@ class Runtime:
             for hook in part.on_stop:
                 await _within(f"{part.name} on_stop", hook())
             await _within(f"{part.name} database", part.db.dispose())
+        await _within("listening connection", self.listener.close())
         await _within("clients database", self.clients.dispose())
 
     async def _look(self) -> int:

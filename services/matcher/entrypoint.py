@@ -71,7 +71,7 @@ def build(ctx: Context) -> Matcher:
     # is given the list to serve as it is made, the list's changes are given the pump's poke
     waiting = Pump("matcher-waiting", lambda: waiting_list.serve(), ctx.settings.sweep_interval_seconds, min_gap=0.05)
     changes = Changes(waiting.poke)
-    sync = IndexSync(db, index, ctx.clock, on_change=changes.professionals_changed)
+    sync = IndexSync(db, index, ctx.clock, on_change=changes.professionals_changed, listener=ctx.listener)
     directory = Directory.build(db, ctx.clock, ctx.topics, sync.reload)
     storage = SqlAllocationStorage(db, ctx.vault)
     timeout = ctx.settings.offer_timeout_minutes

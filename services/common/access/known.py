@@ -1,33 +1,30 @@
 """The clients a process verified lately, so that each call with a known key is not looked up
 again (three round trips and an ORM load per call, measured in issue 24).
 
-Kept only while the process listens on `access_clients`: the trigger of access_0005 notifies at
-the commit of any change of a client (revoked, rotated, created), and every process listening
-forgets everything it kept. So a revocation reaches every process within the time a
-notification takes (milliseconds; at once in the process that revoked). When the listening
-connection is lost nothing is kept, every call is looked up, until it listens again. An entry
-is also kept at most `TOUCH_EVERY` (a minute): then the call is looked up, which records the
-client's `last_used_at` as before — and bounds how long a change could go unheard if a
-connection died without the process noticing.
+Kept only while the process listens on `access_clients` (through its one listening connection,
+services/common/db_listener.py): the trigger of access_0005 notifies at the commit of any change
+of a client (revoked, rotated, created), and every process listening forgets everything it kept.
+So a revocation reaches every process within the time a notification takes (milliseconds; at
+once in the process that revoked). When the listening connection is lost nothing is kept, every
+call is looked up, until it listens again. An entry is also kept at most `TOUCH_EVERY` (a
+minute): then the call is looked up, which records the client's `last_used_at` as before — and
+bounds how long a change could go unheard if a connection died without the process noticing.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import asyncpg
 import structlog
 
 from services.common.access.roles import Client
 from services.common.db import Database
+from services.common.db_listener import DatabaseListener
 
 log = structlog.get_logger(__name__)
 CHANNEL = "access_clients"
-RELISTEN_SECONDS = 5.0  # how often to try listening again after the connection was lost
 
 
 @dataclass(frozen=True)
@@ -37,39 +34,36 @@ class Kept:
 
 
 class KnownClients:
-    def __init__(self, db: Database, keep_for: timedelta, limit: int = 10_000) -> None:
+    def __init__(
+        self, db: Database, keep_for: timedelta, limit: int = 10_000, listener: DatabaseListener | None = None
+    ) -> None:
+        """`listener`: the process's listening connection (one of its own when not given)."""
         self.db, self.keep_for, self.limit = db, keep_for, limit
+        self.listener = listener or DatabaseListener(db)
+        self._own_listener = listener is None
         self._kept: dict[tuple[str, str], Kept] = {}  # ("key", key hash) → Client; ("secrets", client id) → …
         self._generation = 0  # moved on by every change heard: a read that began before it is not kept
-        self._listener: asyncpg.Connection | None = None
-        self._tried_at = -float("inf")
+        self._asked = False  # whether the listener was asked for our channel
 
     @property
     def listening(self) -> bool:
-        return self._listener is not None and not self._listener.is_closed()
+        return self._asked and self.listener.listening
 
     async def listen(self) -> None:
-        """Listen if not listening (tried at most every RELISTEN_SECONDS); never raises."""
-        loop = asyncio.get_running_loop()
-        if self.listening or loop.time() - self._tried_at < RELISTEN_SECONDS:
+        """Ask the listener for client changes, once; never raises (should the database be away,
+        the listener keeps trying, and calls are looked up meanwhile)."""
+        if self._asked:
             return
-        self._tried_at = loop.time()
-        connection: asyncpg.Connection | None = None
+        self._asked = True
+        self.listener.when_lost(self._lost)
+        self.listener.when_listening(self.forget)  # what changed while nobody listened
         try:
-            connection = await self.db.own_connection()
-            await connection.add_listener(CHANNEL, lambda *_: self.forget())
-            connection.add_termination_listener(self._terminated)
-        except Exception as error:  # the database away (any wrapping): calls are looked up meanwhile
+            await self.listener.listen(CHANNEL, lambda _: self.forget())
+        except Exception as error:  # the database away (any wrapping)
             log.warning("not keeping verified keys: cannot listen for client changes", error=type(error).__name__)
-            if connection is not None:
-                connection.terminate()  # taken out of the pool: nobody else would close it
-            return
-        self.forget()  # what changed while nobody listened
-        self._listener = connection
 
-    def _terminated(self, _: object) -> None:
+    def _lost(self) -> None:
         """The server ended the listening connection: keep nothing until listening again."""
-        self._listener = None
         self.forget()
         self.db.connections_lost()
 
@@ -99,9 +93,6 @@ class KnownClients:
         return found if isinstance(found, Client) else None
 
     async def close(self) -> None:
-        if self._listener is not None:
-            self._listener.remove_termination_listener(self._terminated)  # closed on purpose
-            with contextlib.suppress(Exception):
-                await self._listener.close()
-        self._listener = None
+        if self._own_listener:
+            await self.listener.close()
         self.forget()

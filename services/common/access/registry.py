@@ -28,6 +28,7 @@ from services.common.access.roles import Client, Role
 from services.common.audit import Actor
 from services.common.clock import Clock, utcnow
 from services.common.db import Database, database_away
+from services.common.db_listener import DatabaseListener
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 KEY_PREFIX = "sask_"
@@ -100,12 +101,21 @@ class UnknownClient(Exception):
 
 
 class ClientRegistry:
-    def __init__(self, db: Database, environment: Sequence[EnvironmentKey] = (), clock: Clock = utcnow) -> None:
+    def __init__(
+        self,
+        db: Database,
+        environment: Sequence[EnvironmentKey] = (),
+        clock: Clock = utcnow,
+        listener: DatabaseListener | None = None,
+    ) -> None:
+        """`listener`: the process's listening connection (services/common/db_listener.py)."""
         self.db = db
         self.environment = list(environment)
         self.environment_hashes = {key_hash(env.key) for env in self.environment}
         self.clock = clock
-        self.known = KnownClients(db, keep_for=TOUCH_EVERY)  # verified lately, forgotten at any change
+        self.known = KnownClients(
+            db, keep_for=TOUCH_EVERY, listener=listener
+        )  # verified lately, forgotten at any change
 
     async def start(self) -> None:
         """Bring the schema up to date and record the environment's keys as clients."""

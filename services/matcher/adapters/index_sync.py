@@ -1,10 +1,12 @@
 """Keeps this process's DirectoryIndex in step with the matcher's tables.
 
-At start: LISTEN on `matcher_directory` first, then load a snapshot, so that no change falls
-between the two. Then every notification (`<kind>:<key>`, sent by triggers on commit) reloads
-that row — but a slot's, which carries the slot itself (`slotrow:<json>`, matcher_0013) and is put
-in the index as it is; revisions make a late or repeated change harmless. If the listening connection
-drops, everything is loaded again.
+At start: LISTEN on `matcher_directory` first (through the process's one listening connection,
+services/common/db_listener.py), then load a snapshot, so that no change falls between the two.
+Then every notification (`<kind>:<key>`, sent by triggers on commit) reloads that row — but a
+slot's, which carries the slot itself (`slotrow:<json>`, matcher_0013) and is put in the index as
+it is; revisions make a late or repeated change harmless. If the listening connection drops,
+everything is loaded again once it listens again. Rows are read on a plain connection of the
+index's own, which does not listen.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import structlog
 
 from services.common.clock import Clock, paris_week
 from services.common.db import Database
+from services.common.db_listener import DatabaseListener
 from services.matcher.adapters import repository
 from services.matcher.domain import matching
 from services.matcher.domain.index import DirectoryIndex, Territory
@@ -38,19 +41,26 @@ class IndexSync:
         clock: Clock,
         interval: float = 0.005,
         on_change: Callable[[set[str] | None], None] | None = None,
+        listener: DatabaseListener | None = None,
     ) -> None:
+        """`listener`: the process's listening connection (one of its own when not given)."""
         self.db, self.index, self.clock, self.interval = db, index, clock, interval
+        self.listener = listener or DatabaseListener(db)
+        self._own_listener = listener is None
+        self._stale = False  # changes may have been missed (the listening connection was lost)
         self._pending: set[str] = set()
         # told after the index took in a change: which professionals changed (None: maybe all)
         self.on_change: list[Callable[[set[str] | None], None]] = [on_change] if on_change else []
         self._wake = asyncio.Event()
-        self._listener: asyncpg.Connection | None = None
+        self._reader: asyncpg.Connection | None = None
         self._task: asyncio.Task[None] | None = None
         # one query at a time on the connection (the sync task and writers' own refreshes)
         self._reading = asyncio.Lock()
 
     async def start(self) -> None:
-        await self._listen()
+        self.listener.when_lost(self._lost)
+        self.listener.when_listening(self._wake.set)  # (stale: everything is loaded again)
+        await self.listener.listen(CHANNEL, self._notified)
         await self.load_all()
         self._task = asyncio.create_task(self._run(), name="matcher-index-sync")
 
@@ -59,16 +69,17 @@ class IndexSync:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        if self._listener is not None and not self._listener.is_closed():
-            await self._listener.close()
+        if self._reader is not None and not self._reader.is_closed():
+            await self._reader.close()
+        if self._own_listener:
+            await self.listener.close()
 
-    async def _listen(self) -> None:
-        connection = await self.db.own_connection()  # it listens, and the reloads read on it
-        await connection.add_listener(CHANNEL, self._notified)
-        connection.add_termination_listener(lambda _: self._wake.set())
-        self._listener = connection
+    def _lost(self) -> None:
+        self._stale = True
+        self._wake.set()
+        self.db.connections_lost()  # the server ended a connection: the pooled ones are gone too
 
-    def _notified(self, _connection: Any, _pid: int, _channel: str, payload: str) -> None:
+    def _notified(self, payload: str) -> None:
         self._pending.add(payload)
         self._wake.set()
 
@@ -78,10 +89,12 @@ class IndexSync:
             self._wake.clear()
             keys: set[str] = set()
             try:
-                if self._listener is None or self._listener.is_closed():
-                    log.warning("index listener lost: reloading everything")
-                    await self._listen()
-                    await self.load_all()
+                if self._stale:
+                    if not self.listener.listening:
+                        continue  # woken again once it listens
+                    log.warning("index listener was lost: reloading everything")
+                    await self.load_all()  # listening first, then the snapshot: nothing falls between
+                    self._stale = False
                     continue
                 keys, self._pending = self._pending, set()
                 await self.refresh(keys)
@@ -95,7 +108,7 @@ class IndexSync:
     async def load_all(self) -> None:
         now = self.clock()
         async with self._reading:
-            conn = self._connection()
+            conn = await self._connection()
             for row in await conn.fetch("SELECT * FROM territory"):
                 self.index.put_territory(_territory(row), row["revision"])
             await self._load_professionals(conn, None)
@@ -134,7 +147,7 @@ class IndexSync:
                 row["slot_id"], row["rpps"], row["site_id"], start, end, row["mode"], row["state"], row["revision"]
             )
         async with self._reading:
-            conn = self._connection()
+            conn = await self._connection()
             if wanted["territory"]:
                 for row in await conn.fetch("SELECT * FROM territory WHERE cpts_id = ANY($1)", wanted["territory"]):
                     self.index.put_territory(_territory(row), row["revision"])
@@ -152,13 +165,13 @@ class IndexSync:
         for callback in self.on_change:
             callback(changed)
 
-    def _connection(self) -> asyncpg.Connection:
-        """The listening connection reads too: a reload is a few plain queries, and asyncpg
-        without the ORM around it costs a fraction of the CPU (the index reloads rows several
-        times per request under load)."""
-        if self._listener is None or self._listener.is_closed():
-            raise ConnectionError("the index's listening connection is closed")
-        return self._listener
+    async def _connection(self) -> asyncpg.Connection:
+        """The index's own plain connection (opened again when it was lost): a reload is a few
+        plain queries, and asyncpg without the ORM around it costs a fraction of the CPU (the
+        index reloads rows several times per request under load). Called holding `_reading`."""
+        if self._reader is None or self._reader.is_closed():
+            self._reader = await self.db.own_connection()
+        return self._reader
 
     async def _load_professionals(self, conn: asyncpg.Connection, rpps: list[str] | None) -> None:
         where, params = ("WHERE p.rpps = ANY($1)", [rpps]) if rpps is not None else ("", [])
