@@ -41,6 +41,13 @@ class ProfessionalMessages:
     def __init__(self, senders: dict[str, Sender], compose: Compose, on_next_channel: list[Callable[[], None]]) -> None:
         self.senders, self.compose, self.on_next_channel = senders, compose, on_next_channel
 
+    def outgoing(self, notification: Notification, offer: Offer) -> Outgoing:
+        """The notification's message on its current channel."""
+        assert notification.id is not None, "flushed"
+        channel = (notification.channels or [])[notification.channel_index]
+        message = self.compose(notification, offer, channel)
+        return Outgoing(notification.id, offer.offer_id, offer.request_id, notification.purpose, message)
+
     async def claim(self, tx: Transaction, now: datetime, limit: int, lease_until: datetime) -> list[Outgoing]:
         due = (
             await tx.session.execute(
@@ -52,14 +59,9 @@ class ProfessionalMessages:
                 .with_for_update(of=Notification, skip_locked=True)
             )
         ).all()
-        claimed = []
-        for notification, offer in due:
-            assert notification.id is not None
-            channel = (notification.channels or [])[notification.channel_index]
+        for notification, _ in due:
             notification.next_attempt_at = lease_until
-            message = self.compose(notification, offer, channel)
-            claimed.append(Outgoing(notification.id, offer.offer_id, offer.request_id, notification.purpose, message))
-        return claimed
+        return [self.outgoing(notification, offer) for notification, offer in due]
 
     def key(self, item: Outgoing) -> Hashable:
         return item.offer_id

@@ -1,6 +1,6 @@
 """Reaching professionals: the messages of an offer's life (offer, reminder, withdrawn, the
-treating doctor's news, the national platform's bookings) queued in the transaction that
-decided them and sent after it by the dispatcher; the links they carry."""
+treating doctor's news, the national platform's bookings) written in the transaction that
+decided them and handed to the sender once it commits; the links they carry."""
 
 from __future__ import annotations
 
@@ -38,11 +38,13 @@ class Messages:
         wake_dispatch: Callable[[], None] | None = None,
         wake_link_emails: Callable[[], None] | None = None,
     ) -> None:
-        """`wake_dispatch` and `wake_link_emails` poke the pumps that send (after a commit)."""
+        """`wake_dispatch` pokes the pump that sends a message on its next channel (a new message
+        is handed to the sender instead); `wake_link_emails` the one of the link e-mails."""
         self.clock, self.secret, self.base_url, self.templates = clock, secret, base_url, templates
         self.on_notification: list[Callable[[], None]] = [wake_dispatch] if wake_dispatch else []
         self.on_link_email: list[Callable[[], None]] = [wake_link_emails] if wake_link_emails else []
-        self.queue = DeliveryQueue(db, ProfessionalMessages(senders, self.render, self.on_notification), clock)
+        self.outbound = ProfessionalMessages(senders, self.render, self.on_notification)
+        self.queue = DeliveryQueue(db, self.outbound, clock)
         self.link_emails = DeliveryQueue(db, LinkMessages(senders["email"], templates, self.own_link), clock)
 
     def link(self, offer: Offer) -> str:
@@ -71,23 +73,26 @@ class Messages:
         channels: list[dict[str, str]] | None = None,
         recipient_name: str | None = None,
     ) -> None:
-        """Queue a message (sent by `dispatch` once this transaction is committed)."""
+        """Write a message, handed to the sender once this transaction commits.
+
+        It is written leased (its next attempt a lease ahead), so that no round of `dispatch`
+        claims it meanwhile: it costs no claim of its own. Should the process die before sending
+        it, a round takes it up once the lease is over; a failed channel is retried by the rounds."""
         channels = offer.channels if channels is None else channels
         if not channels:
             log.warning("no way to reach this professional: nothing sent", rpps=offer.rpps, purpose=purpose)
             return
-        store.add(
-            Notification(
-                offer_id=offer.offer_id,
-                purpose=purpose,
-                channels=channels,
-                delivered=[],
-                recipient_name=recipient_name or offer.professional_name,
-                next_attempt_at=now,
-                created_at=now,
-            )
+        notification = Notification(
+            offer_id=offer.offer_id,
+            purpose=purpose,
+            channels=channels,
+            delivered=[],
+            recipient_name=recipient_name or offer.professional_name,
+            next_attempt_at=self.queue.lease_until(now),
+            created_at=now,
         )
-        tx.after_commit.extend(self.on_notification)
+        store.add(notification)
+        tx.after_commit.append(lambda: self.queue.send_claimed([self.outbound.outgoing(notification, offer)]))
 
     def render(self, notification: Notification, offer: Offer, channel: dict[str, str]) -> Message:
         """The message on one channel: its template's text (e-mail or SMS) and its data (webhook)."""

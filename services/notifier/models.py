@@ -64,7 +64,8 @@ class NotificationStatus(StrEnum):
 
 
 class Notification(SQLModel, table=True):
-    """A message to a professional, sent by the dispatcher after the offer is committed."""
+    """A message to a professional, handed to the sender once the transaction that wrote it
+    committed; retries and next channels by the dispatcher (messages.py)."""
 
     __tablename__ = "notification"
     __table_args__ = (Index("notification_pending", "id", postgresql_where="status = 'pending'"),)

@@ -29,6 +29,7 @@ class MemoryNotifierStore:
         if isinstance(row, Offer):
             self.offers[row.offer_id] = row
         elif isinstance(row, Notification):
+            row.id = row.id or len(self.notifications) + 1  # as the database numbers them
             self.notifications.append(row)
         elif isinstance(row, AuditEntry):
             self.audit.append(row)

@@ -28,6 +28,7 @@ from services.matcher.allocation.waiting_list import Changes, WaitingList
 from services.matcher.directory import Directory
 from services.matcher.domain.index import DirectoryIndex
 from services.notifier.channels import Message, ShownContact
+from services.notifier.dispatch import Outgoing
 from services.notifier.messages import Messages
 from services.notifier.models import AuditEntry, Notification
 from services.notifier.news import MatcherNews
@@ -284,6 +285,8 @@ class Notifying:
         db = getattr(self.storage, "db", None)  # the message queues' (sending is not what these tests look at)
         senders = {"email": Unsent()}
         self.messages = Messages(db, self.clock, SECRET, "https://sas.example.org", senders, notifier_templates())
+        self.handed: list[Outgoing] = []  # what was handed to the sender after a commit
+        self.messages.queue.send_claimed = self.handed.extend  # type: ignore[method-assign]
         self.news = MatcherNews(self.storage, self.clock, SECRET, timedelta(minutes=15), self.messages)
         self.service = NotifierService(self.storage, TOPICS, self.clock, self.contacts, self.messages, 5.0)
 

@@ -59,6 +59,9 @@ async def test_an_offer_is_recorded_once_and_told(notifying: Notifying) -> None:
     await notifying.handle(notifying.news.on_offer_proposed, offer)
     await notifying.handle(notifying.news.on_offer_proposed, offer)  # again: nothing more
     assert await notifying.messages_queued() == ["offer"]
+    [handed] = notifying.handed  # to the sender once committed, with no claim of its own
+    assert (handed.purpose, handed.message.channel, handed.message.destination) == ("offer", "email", offer.email)
+    assert handed.notification_id is not None and link(offer) in handed.message.text
     page = await notifying.service.open(link(offer))
     assert page.offer.status == OfferStatus.PENDING and page.contact is None
     assert page.offer.patient_age_band == "60-69" and await notifying.audited() == ["viewed"]
