@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable
 from datetime import datetime, timedelta
 from typing import Generic, Protocol, TypeVar
 
@@ -44,10 +44,25 @@ class Outbound(Protocol[Item]):
         """Send one item; raise when the receiver did not take it."""
         ...
 
-    async def record(self, tx: Transaction, item: Item, error: str | None, now: datetime) -> bool:
-        """What came of one send (`error` is None when it was delivered); True when a later item
-        of the same key may have become due through it (the queue then goes round again)."""
+    async def record(self, db: Database, sent: list[tuple[Item, str | None]], now: datetime) -> bool:
+        """What came of the sends (`error` None: delivered), in one transaction or one statement;
+        True when a later item of the same key may have become due through them (the queue then
+        goes round again)."""
         ...
+
+
+RecordOne = Callable[[Transaction, Item, str | None, datetime], Awaitable[bool]]
+
+
+async def record_in_one_transaction(
+    db: Database, record_one: RecordOne[Item], sent: list[tuple[Item, str | None]], now: datetime
+) -> bool:
+    """An `Outbound.record` for owners that record each send with ORM reads and writes."""
+    more = False
+    async with db.transaction() as tx:
+        for item, error in sent:
+            more = await record_one(tx, item, error, now) or more
+    return more
 
 
 class DeliveryQueue(Generic[Item]):
@@ -132,11 +147,7 @@ class DeliveryQueue(Generic[Item]):
         tries = 0
         while True:
             try:
-                more = False
-                async with self.db.transaction() as tx:
-                    for item, error in zip(items, errors, strict=True):
-                        more = await self.outbound.record(tx, item, error, self.clock()) or more
-                return more
+                return await self.outbound.record(self.db, list(zip(items, errors, strict=True)), self.clock())
             except Exception as error:
                 tries += 1
                 if not database_away(error) or asyncio.get_running_loop().time() >= give_up_at:

@@ -16,7 +16,7 @@ import structlog
 from sqlalchemy import text
 
 from services.common.access.registry import ClientRegistry
-from services.common.db import Transaction
+from services.common.db import Database, Transaction
 from services.common.signing import SignedPoster
 from services.intake.models import CallbackDelivery
 
@@ -88,28 +88,31 @@ class RegulatorCallbacks:
             },
         )
 
-    async def record(self, tx: Transaction, item: Callback, error: str | None, now: datetime) -> bool:
-        """One statement: the outcome, and whether the request has a later callback waiting."""
-        row = (
-            await tx.session.execute(
-                text(
-                    "UPDATE callback_delivery SET attempts = attempts + 1,"
-                    " status = CASE WHEN :ok THEN 'delivered'"
-                    "   WHEN attempts + 1 >= :tries THEN 'failed' ELSE status END,"
-                    " delivered_at = CASE WHEN :ok THEN CAST(:now AS timestamptz) ELSE delivered_at END,"
-                    " last_error = CASE WHEN :ok THEN last_error ELSE CAST(:error AS varchar) END,"
-                    " next_attempt_at = CASE WHEN :ok THEN next_attempt_at"
-                    "   ELSE CAST(:now AS timestamptz) + least(300, power(2, attempts + 1)) * interval '1 second' END"
-                    " WHERE id = :id AND status = 'pending'"
-                    " RETURNING attempts, EXISTS (SELECT 1 FROM callback_delivery later"
-                    "   WHERE later.request_id = callback_delivery.request_id AND later.status = 'pending'"
-                    "   AND later.id > callback_delivery.id) AS more"
-                ),
-                {"ok": error is None, "tries": CALLBACK_TRIES, "now": now, "error": error, "id": item.id},
-            )
-        ).first()
-        if row is None:  # no longer pending (given up, or recorded by another process)
-            return False
-        if error is not None:
-            log.warning("callback not delivered", request_id=item.request_id, attempts=row.attempts, error=error)
-        return bool(row.more)
+    async def record(self, db: Database, sent: list[tuple[Callback, str | None]], now: datetime) -> bool:
+        """One statement on its own (no transaction around it) for all the outcomes, and whether
+        a request has a later callback waiting. Rows no longer pending (given up, or recorded by
+        another process) are left as they are. Should the connection have died under it, it is
+        tried once more: a delivery recorded already is not pending any more, a failure may be
+        counted twice."""
+        rows = await db.statement(
+            "UPDATE callback_delivery d SET attempts = d.attempts + 1,"
+            " status = CASE WHEN r.ok THEN 'delivered' WHEN d.attempts + 1 >= :tries THEN 'failed' ELSE d.status END,"
+            " delivered_at = CASE WHEN r.ok THEN CAST(:now AS timestamptz) ELSE d.delivered_at END,"
+            " last_error = CASE WHEN r.ok THEN d.last_error ELSE r.error END,"
+            " next_attempt_at = CASE WHEN r.ok THEN d.next_attempt_at"
+            "   ELSE CAST(:now AS timestamptz) + least(300, power(2, d.attempts + 1)) * interval '1 second' END"
+            " FROM unnest(CAST(:ids AS bigint[]), CAST(:oks AS boolean[]), CAST(:errors AS varchar[]))"
+            "   AS r(id, ok, error)"
+            " WHERE d.id = r.id AND d.status = 'pending'"
+            " RETURNING d.request_id, d.attempts, r.error, EXISTS (SELECT 1 FROM callback_delivery later"
+            "   WHERE later.request_id = d.request_id AND later.status = 'pending' AND later.id > d.id) AS more",
+            tries=CALLBACK_TRIES,
+            now=now,
+            ids=[item.id for item, _ in sent],
+            oks=[error is None for _, error in sent],
+            errors=[error for _, error in sent],
+        )
+        for row in rows:
+            if row.error is not None:
+                log.warning("callback not delivered", request_id=row.request_id, attempts=row.attempts, error=row.error)
+        return any(row.more for row in rows)

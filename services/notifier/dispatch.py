@@ -16,7 +16,8 @@ import structlog
 from sqlmodel import col, select
 
 from services.common import metrics
-from services.common.db import Transaction
+from services.common.db import Database, Transaction
+from services.common.delivery import record_in_one_transaction
 from services.notifier.channels import Message, Sender
 from services.notifier.models import DeliveryAttempt, Notification, NotificationStatus, Offer
 
@@ -69,7 +70,10 @@ class ProfessionalMessages:
     async def send(self, item: Outgoing) -> None:
         await self.senders[item.message.channel].send(item.message)
 
-    async def record(self, tx: Transaction, item: Outgoing, error: str | None, now: datetime) -> bool:
+    async def record(self, db: Database, sent: list[tuple[Outgoing, str | None]], now: datetime) -> bool:
+        return await record_in_one_transaction(db, self.record_one, sent, now)
+
+    async def record_one(self, tx: Transaction, item: Outgoing, error: str | None, now: datetime) -> bool:
         """An offer's messages are not held back by one another between rounds: never more to do
         at once (a next channel pokes the pump itself)."""
         notification = await tx.session.get(Notification, item.notification_id, with_for_update=True)

@@ -11,7 +11,8 @@ import structlog
 from jinja2 import Environment
 from sqlmodel import col, select
 
-from services.common.db import Transaction
+from services.common.db import Database, Transaction
+from services.common.delivery import record_in_one_transaction
 from services.notifier.channels import Message, Sender
 from services.notifier.models import LinkMessage, NotificationStatus
 
@@ -62,7 +63,10 @@ class LinkMessages:
     async def send(self, item: LinkEmail) -> None:
         await self.email.send(item.message)
 
-    async def record(self, tx: Transaction, item: LinkEmail, error: str | None, now: datetime) -> bool:
+    async def record(self, db: Database, sent: list[tuple[LinkEmail, str | None]], now: datetime) -> bool:
+        return await record_in_one_transaction(db, self.record_one, sent, now)
+
+    async def record_one(self, tx: Transaction, item: LinkEmail, error: str | None, now: datetime) -> bool:
         row = await tx.session.get(LinkMessage, item.row_id, with_for_update=True)
         if row is None or row.status != NotificationStatus.PENDING:
             return False
