@@ -4,8 +4,9 @@ transaction). Locks are said where they are taken."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import case, insert, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, delete, select
 
@@ -37,14 +38,45 @@ async def history_of(session: AsyncSession, *, request_id: str) -> list[RequestH
     return list(found.scalars().all())
 
 
-async def callback_pending(session: AsyncSession, *, request_id: str) -> bool:
-    """Whether a callback of this request still waits to be delivered."""
-    found = await session.execute(
+async def add_callback(
+    session: AsyncSession,
+    *,
+    event_id: str,
+    request_id: str,
+    url: str,
+    payload: dict[str, Any],
+    at: datetime,
+    lease_until: datetime,
+) -> tuple[int, bool]:
+    """Queue a callback (one statement): leased until `lease_until` when nothing of its request
+    is pending before it — then it is first, for its writer to hand over after the commit — else
+    due at `at`, behind the others. Returns its id and whether it is first. Callers hold the
+    request's row lock, so that no other callback of it is written meanwhile."""
+    pending_before = (
         select(CallbackDelivery.id)
         .where(col(CallbackDelivery.request_id) == request_id, col(CallbackDelivery.status) == "pending")
-        .limit(1)
+        .exists()
     )
-    return found.first() is not None
+    due = case((pending_before, at), else_=lease_until)
+    row = (
+        await session.execute(
+            insert(CallbackDelivery)
+            .values(
+                event_id=event_id,
+                request_id=request_id,
+                url=url,
+                payload=payload,
+                status="pending",
+                attempts=0,
+                next_attempt_at=due,
+                created_at=at,
+            )
+            .returning(col(CallbackDelivery.id), col(CallbackDelivery.next_attempt_at) == lease_until)
+        )
+    ).one()
+    delivery_id, first = row
+    assert delivery_id is not None
+    return delivery_id, bool(first)
 
 
 async def received_before(session: AsyncSession, *, before: datetime, limit: int) -> list[OrientationRequest]:

@@ -18,7 +18,7 @@ from services.common.signing import SignedPoster
 from services.intake import repository
 from services.intake.callbacks import Callback, CallbackSecrets, RegulatorCallbacks
 from services.intake.domain import RequestStatus
-from services.intake.models import CallbackDelivery, OrientationRequest, RequestHistory
+from services.intake.models import OrientationRequest, RequestHistory
 
 log = structlog.get_logger(__name__)
 
@@ -56,20 +56,21 @@ class StatusMoves:
         tx.session.add(RequestHistory(request_id=request.request_id, status=status, at=at, reason=reason))
         if request.callback_url:
             event_id = str(uuid.uuid4())
-            first = not await repository.callback_pending(tx.session, request_id=request.request_id)
-            delivery = CallbackDelivery(
+            payload = callback_payload(request, event_id, at)
+            delivery_id, first = await repository.add_callback(
+                tx.session,
                 event_id=event_id,
                 request_id=request.request_id,
                 url=request.callback_url,
-                payload=callback_payload(request, event_id, at),
-                status="pending",
-                next_attempt_at=self.callbacks.lease_until(self.clock()) if first else at,
-                created_at=at,
+                payload=payload,
+                at=at,
+                lease_until=self.callbacks.lease_until(self.clock()),
             )
-            tx.session.add(delivery)
-            if first:
-                client_id = request.client_id  # whose secret signs it (the row's id is known after the flush)
-                tx.after_commit.append(lambda: self.callbacks.send_claimed([Callback.of(delivery, client_id)]))
+            if first:  # signed with its client's secret
+                callback = Callback(
+                    delivery_id, request.request_id, event_id, request.callback_url, payload, request.client_id
+                )
+                tx.after_commit.append(lambda: self.callbacks.send_claimed([callback]))
             else:
                 tx.after_commit.extend(self.on_callback)
         tx.after_commit.append(lambda: metrics.REQUEST_STATUS.labels(str(status)).inc())
