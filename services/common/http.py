@@ -13,9 +13,9 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.middleware.base import RequestResponseEndpoint
 from starlette.responses import Response
 from starlette.routing import Match, Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.common.db import database_away, text_not_storable
 
@@ -69,6 +69,35 @@ def _answer_known_failure(exc: Exception) -> JSONResponse | None:
     return None
 
 
+class KnownFailures:
+    """Answers the failures that are not bugs (see `_answer_known_failure`) here, not by an
+    `Exception` handler: Starlette re-raises after those, and the server then closes the
+    connection — a client reusing it saw its next call dropped. A plain ASGI middleware: the
+    `@app.middleware` kind runs each call in a task of its own, a cost on every request."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watched(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched)
+        except Exception as exc:
+            answer = _answer_known_failure(exc)
+            if answer is None or started:
+                raise
+            await answer(scope, receive, send)
+
+
 # A service's domain exceptions and the problem each is answered with (ServicePart.problems)
 ProblemMap = dict[type[Exception], Callable[[Any], Problem]]
 
@@ -79,17 +108,7 @@ def install_problem_handlers(app: FastAPI, domain: ProblemMap | None = None) -> 
     for kind, problem_of in (domain or {}).items():
         app.add_exception_handler(kind, _domain_handler(problem_of))
 
-    @app.middleware("http")
-    async def known_failures(request: Request, call_next: RequestResponseEndpoint) -> Response:
-        """Answered here, not by an `Exception` handler: Starlette re-raises after those, and the
-        server then closes the connection — a client reusing it saw its next call dropped."""
-        try:
-            return await call_next(request)
-        except Exception as exc:
-            answer = _answer_known_failure(exc)
-            if answer is None:
-                raise
-            return answer
+    app.add_middleware(KnownFailures)
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:

@@ -15,12 +15,11 @@ from urllib.parse import unquote_plus
 
 import fastapi_offline
 import structlog
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
-from starlette.datastructures import Headers
-from starlette.middleware.base import RequestResponseEndpoint
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -42,18 +41,34 @@ def loggable(path: str) -> str:
 def install_log_context(app: FastAPI) -> None:
     """Bind a correlation id (X-Request-ID, or a new one) and the path to every log line of a call
     (without the secret of a link: see `loggable`)."""
+    app.add_middleware(LogContext)
 
-    @app.middleware("http")
-    async def bind(request: Request, call_next: RequestResponseEndpoint) -> Response:
+
+class LogContext:
+    """See `install_log_context`. Plain ASGI middlewares here: the `@app.middleware` kind runs
+    each call in a task of its own, with streams between the two, a cost on every request."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
         structlog.contextvars.clear_contextvars()
-        correlation = request.headers.get("x-request-id") or uuid.uuid4().hex
+        correlation = Headers(scope=scope).get("x-request-id") or uuid.uuid4().hex
         structlog.contextvars.bind_contextvars(
-            correlation_id=correlation, http=f"{request.method} {loggable(request.url.path)}"
+            correlation_id=correlation, http=f"{scope['method']} {loggable(scope['path'])}"
         )
-        CLIENT_IP.set(request.client.host if request.client else None)  # for the audit trail
-        response = await call_next(request)
-        response.headers["X-Request-ID"] = correlation
-        return response
+        client = scope.get("client")
+        CLIENT_IP.set(client[0] if client else None)  # for the audit trail
+
+        async def with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message)["X-Request-ID"] = correlation
+            await send(message)
+
+        await self.app(scope, receive, with_id)
 
 
 # how the paths under a prefix say "refused" when no route ran: (status, title, detail) → answer
@@ -185,24 +200,39 @@ def install_security_headers(app: FastAPI, script_hashes: Sequence[str], https: 
     """Every answer: no framing, no type sniffing, no referrer (a link's token never leaves in a
     Referer), a Content-Security-Policy (pages: their own resources only); HSTS behind https."""
     page_policy = PAGE_POLICY.format(scripts=" ".join(f"'sha256-{h}'" for h in script_hashes))
+    app.add_middleware(SecurityHeaders, page_policy=page_policy, https=https)
 
-    @app.middleware("http")
-    async def secure_headers(request: Request, call_next: RequestResponseEndpoint) -> Response:
-        response = await call_next(request)
-        kind = response.headers.get("content-type", "")
-        if request.url.path == "/docs" or request.url.path.startswith("/docs/"):
-            policy = DOCS_POLICY
-        elif kind.startswith("text/html"):
-            policy = page_policy
-        else:
-            policy = DATA_POLICY
-        response.headers.setdefault("Content-Security-Policy", policy)
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["Referrer-Policy"] = "no-referrer"
-        response.headers["X-Frame-Options"] = "DENY"
-        if https:
-            response.headers["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
-        return response
+
+class SecurityHeaders:
+    """See `install_security_headers` (a plain ASGI middleware, as LogContext)."""
+
+    def __init__(self, app: ASGIApp, page_policy: str, https: bool) -> None:
+        self.app, self.page_policy, self.https = app, page_policy, https
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+
+        async def secured(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                if path == "/docs" or path.startswith("/docs/"):
+                    policy = DOCS_POLICY
+                elif headers.get("content-type", "").startswith("text/html"):
+                    policy = self.page_policy
+                else:
+                    policy = DATA_POLICY
+                headers.setdefault("Content-Security-Policy", policy)
+                headers["X-Content-Type-Options"] = "nosniff"
+                headers["Referrer-Policy"] = "no-referrer"
+                headers["X-Frame-Options"] = "DENY"
+                if self.https:
+                    headers["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
+            await send(message)
+
+        await self.app(scope, receive, secured)
 
 
 TEMPLATES = Path(__file__).resolve().parents[1]  # services/: each service's templates/ below it
