@@ -112,8 +112,11 @@ class DatabaseListener:
             except Exception:  # one listener's fault must not keep the others from hearing
                 log.exception("a notification's callback failed", channel=channel)
 
-    def _terminated(self, _: object) -> None:
-        """The server ended the connection: tell everyone, and listen again as soon as possible."""
+    def _terminated(self, connection: object) -> None:
+        """The server ended the connection: tell everyone, and listen again as soon as possible.
+        (Told a little after the fact: a connection opened meanwhile is left alone.)"""
+        if self._connection is not None and self._connection is not connection:
+            return
         self._connection = None
         log.warning("listening connection lost: listening again")
         for callback in self._on_lost:
