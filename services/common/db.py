@@ -99,6 +99,7 @@ class Transaction:
     source: str
     emitted: list[CloudEvent] = field(default_factory=list)
     after_commit: list[Callable[[], None]] = field(default_factory=list)
+    marks: set[str] = field(default_factory=set)  # what its steps note for each other ("done once")
 
     def emit(self, topic: str, data: EventData, now: datetime | None = None) -> CloudEvent:
         """Record an event in the outbox; it is published only if the transaction commits."""

@@ -50,11 +50,16 @@ class StatusMoves:
 
         Callers hold the request's row lock. A callback with nothing of its request pending before
         it is written leased and handed to the sender when the transaction commits (no claim of its
-        own); otherwise it waits its turn in the queue."""
+        own); otherwise it waits its turn in the queue. The queue is poked after the commit — unless
+        the one before it was written by this same transaction: that one cannot have been delivered
+        before this one is visible, so its delivery finds this one due and goes round itself (a
+        round at the commit would find nothing to claim)."""
         request.status = status
         request.updated_at = at
         tx.session.add(RequestHistory(request_id=request.request_id, status=status, at=at, reason=reason))
         if request.callback_url:
+            written_before = f"callback:{request.request_id}" in tx.marks
+            tx.marks.add(f"callback:{request.request_id}")
             event_id = str(uuid.uuid4())
             payload = callback_payload(request, event_id, at)
             delivery_id, first = await repository.add_callback(
@@ -71,7 +76,7 @@ class StatusMoves:
                     delivery_id, request.request_id, event_id, request.callback_url, payload, request.client_id
                 )
                 tx.after_commit.append(lambda: self.callbacks.send_claimed([callback]))
-            else:
+            elif not written_before:
                 tx.after_commit.extend(self.on_callback)
         tx.after_commit.append(lambda: metrics.REQUEST_STATUS.labels(str(status)).inc())
         log.info("request status", status=str(status))
