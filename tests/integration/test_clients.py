@@ -18,6 +18,7 @@ async def test_keys_are_stored_hashed_and_an_environment_key_ends_when_it_leaves
 ) -> None:
     db = Context.schema_database(database_url, "access")
     first = ClientRegistry(db, environment_keys("sas79:regA,regB", "adm", "plat"))
+    later: ClientRegistry | None = None
     await first.start()
     try:
         created = await first.create("SAS 86", Role.REGULATOR, "sas86", ["86"])
@@ -37,6 +38,9 @@ async def test_keys_are_stored_hashed_and_an_environment_key_ends_when_it_leaves
         assert await later.authenticate("regA") is not None
         assert (await later.authenticate(created.key)) is not None  # clients made by the API stay
     finally:
+        for registry in (first, later):
+            if registry is not None:
+                await registry.known.close()  # (its listening connection)
         await db.dispose()
 
 

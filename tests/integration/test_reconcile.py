@@ -105,4 +105,5 @@ async def test_a_request_never_searched_ends_unresolved_when_its_deadline_passed
             assert [row[0] for row in told][-1].endswith("request.cancelled.v1")  # the matcher drops it if it comes
     finally:
         await service.moves.close()
+        await clients.dispose()
         await db.dispose()
