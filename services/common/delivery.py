@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Callable, Hashable
 from datetime import datetime, timedelta
 from typing import Generic, Protocol, TypeVar
 
@@ -49,20 +49,6 @@ class Outbound(Protocol[Item]):
         True when a later item of the same key may have become due through them (the queue then
         goes round again)."""
         ...
-
-
-RecordOne = Callable[[Transaction, Item, str | None, datetime], Awaitable[bool]]
-
-
-async def record_in_one_transaction(
-    db: Database, record_one: RecordOne[Item], sent: list[tuple[Item, str | None]], now: datetime
-) -> bool:
-    """An `Outbound.record` for owners that record each send with ORM reads and writes."""
-    more = False
-    async with db.transaction() as tx:
-        for item, error in sent:
-            more = await record_one(tx, item, error, now) or more
-    return more
 
 
 class DeliveryQueue(Generic[Item]):

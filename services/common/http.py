@@ -69,10 +69,8 @@ def _answer_known_failure(exc: Exception) -> JSONResponse | None:
     return None
 
 
-class KnownFailures:
-    """Answers the failures that are not bugs (see `_answer_known_failure`) here, not by an
-    `Exception` handler: Starlette re-raises after those, and the server then closes the
-    connection — a client reusing it saw its next call dropped. A plain ASGI middleware: the
+class HttpMiddleware:
+    """A plain ASGI middleware that sees HTTP calls only (anything else passes through): the
     `@app.middleware` kind runs each call in a task of its own, a cost on every request."""
 
     def __init__(self, app: ASGIApp) -> None:
@@ -82,6 +80,18 @@ class KnownFailures:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        await self.http(scope, receive, send)
+
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raise NotImplementedError
+
+
+class KnownFailures(HttpMiddleware):
+    """Answers the failures that are not bugs (see `_answer_known_failure`) here, not by an
+    `Exception` handler: Starlette re-raises after those, and the server then closes the
+    connection — a client reusing it saw its next call dropped."""
+
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = False
 
         async def watched(message: Message) -> None:

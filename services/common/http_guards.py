@@ -24,7 +24,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.common.audit import CLIENT_IP
-from services.common.http import problem_response
+from services.common.http import HttpMiddleware, problem_response
 from services.common.inputs import has_control_characters
 
 SECRET_PATHS = ("o", "p")  # /o/<offer link>, /p/<personal link>: the second segment is a secret
@@ -44,17 +44,10 @@ def install_log_context(app: FastAPI) -> None:
     app.add_middleware(LogContext)
 
 
-class LogContext:
-    """See `install_log_context`. Plain ASGI middlewares here: the `@app.middleware` kind runs
-    each call in a task of its own, with streams between the two, a cost on every request."""
+class LogContext(HttpMiddleware):
+    """See `install_log_context`."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         structlog.contextvars.clear_contextvars()
         correlation = Headers(scope=scope).get("x-request-id") or uuid.uuid4().hex
         structlog.contextvars.bind_contextvars(
@@ -203,16 +196,14 @@ def install_security_headers(app: FastAPI, script_hashes: Sequence[str], https: 
     app.add_middleware(SecurityHeaders, page_policy=page_policy, https=https)
 
 
-class SecurityHeaders:
-    """See `install_security_headers` (a plain ASGI middleware, as LogContext)."""
+class SecurityHeaders(HttpMiddleware):
+    """See `install_security_headers`."""
 
     def __init__(self, app: ASGIApp, page_policy: str, https: bool) -> None:
-        self.app, self.page_policy, self.https = app, page_policy, https
+        super().__init__(app)
+        self.page_policy, self.https = page_policy, https
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope["path"]
 
         async def secured(message: Message) -> None:

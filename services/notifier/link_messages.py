@@ -12,7 +12,6 @@ from jinja2 import Environment
 from sqlmodel import col, select
 
 from services.common.db import Database, Transaction
-from services.common.delivery import record_in_one_transaction
 from services.notifier.channels import Message, Sender
 from services.notifier.models import LinkMessage, NotificationStatus
 
@@ -64,12 +63,15 @@ class LinkMessages:
         await self.email.send(item.message)
 
     async def record(self, db: Database, sent: list[tuple[LinkEmail, str | None]], now: datetime) -> bool:
-        return await record_in_one_transaction(db, self.record_one, sent, now)
+        async with db.transaction() as tx:
+            for item, error in sent:
+                await self._record_one(tx, item, error, now)
+        return False
 
-    async def record_one(self, tx: Transaction, item: LinkEmail, error: str | None, now: datetime) -> bool:
+    async def _record_one(self, tx: Transaction, item: LinkEmail, error: str | None, now: datetime) -> None:
         row = await tx.session.get(LinkMessage, item.row_id, with_for_update=True)
         if row is None or row.status != NotificationStatus.PENDING:
-            return False
+            return
         row.attempts += 1
         if error is None:
             row.status, row.sent_at = NotificationStatus.SENT, now
@@ -79,4 +81,3 @@ class LinkMessages:
             log.warning("personal link not sent: given up", rpps=row.rpps, error=error)
         else:
             row.last_error, row.next_attempt_at = error, now + timedelta(seconds=min(300, 5 * 2**row.attempts))
-        return False
