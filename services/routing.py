@@ -31,18 +31,21 @@ EVERY_PROCESS = ("/healthz", "/metrics", "/docs", "/openapi.json")  # served by 
 PER_SERVICE = ("/healthz", "/metrics")  # also as /healthz/<service>, /metrics/<service> at the gateway
 FRONT = "intake"  # answers the bare EVERY_PROCESS paths at the gateway
 PRIVATE = ("/internal",)  # service to service only: the gateway refuses them
+TRIAL_ONLY = ("/mailbox",)  # the trial mailbox: on the machine itself, never through the gateway
 PORT = 8000
 
 
 def area(path: str) -> str:
     """The prefix a path is routed by: `/v1/<resource>`, else its first segment (`/o`, `/ops`, `/fhir`)."""
+    if path == "/":
+        return "/"  # the front door
     segments = path.strip("/").split("/")
     depth = 2 if segments[0] == "v1" else 1
     return "/" + "/".join(segments[:depth])
 
 
 def _private(path: str) -> bool:
-    return any(path == p or path.startswith(p + "/") for p in PRIVATE)
+    return any(path == p or path.startswith(p + "/") for p in (*PRIVATE, *TRIAL_ONLY))
 
 
 def table() -> dict[str, str]:
@@ -52,7 +55,7 @@ def table() -> dict[str, str]:
         for router in routers:
             for route in router.routes:
                 if not isinstance(route, APIRoute) or _private(route.path):
-                    continue  # service-to-service routes are each service's own, never routed
+                    continue  # service-to-service and trial routes are each process's own, never routed
                 prefix = area(route.path)
                 if owners.setdefault(prefix, service) != service:
                     raise ValueError(f"{prefix} is served by both {owners[prefix]} and {service}")
@@ -100,9 +103,11 @@ def nginx_conf() -> str:
     ]
     for prefix in PRIVATE:
         lines.append(f"    location {prefix}/ {{ return 404; }}  # service to service only")
+    for prefix in TRIAL_ONLY:
+        lines.append(f"    location {prefix} {{ return 404; }}  # make run's trial only, never deployed")
     for prefix, service in table().items():
-        if prefix not in PRIVATE:
-            lines.append(f"    location = {prefix} {{ proxy_pass http://{service}:{PORT}; }}")
+        lines.append(f"    location = {prefix} {{ proxy_pass http://{service}:{PORT}; }}")
+        if prefix != "/":
             lines.append(f"    location {prefix}/ {{ proxy_pass http://{service}:{PORT}; }}")
     for path in EVERY_PROCESS:
         lines.append(f"    location = {path} {{ proxy_pass http://{FRONT}:{PORT}; }}")

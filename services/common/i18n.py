@@ -152,6 +152,25 @@ def number(value: float | int | None, lang: Lang = "fr", digits: int = 1) -> str
     return str(format_decimal(value, format=f"#,##0.{'#' * digits}" if digits else "#,##0", locale=LOCALES[lang]))
 
 
+def distance(km: float | None, lang: Lang = "fr") -> str:
+    """`2,4 km` in French, `2.4 km` in English (a no-break space before the unit)."""
+    return "–" if km is None else f"{number(km, lang)}\u00a0km"
+
+
+def age_band(band: str | None, lang: Lang = "fr") -> str:
+    """An age band (services/common/patient.py: `<2`, `2-17`, `18-29` … `90+`) in words."""
+    if not band:
+        return ""
+    words = {
+        "fr": {"<2": "nourrisson (< 2 ans)", "2-17": "enfant (2–17 ans)", "90+": "90 ans et plus"},
+        "en": {"<2": "infant (under 2)", "2-17": "child (2–17)", "90+": "aged 90 and over"},
+    }[lang]
+    if band in words:
+        return words[band]
+    span = band.replace("-", "–")
+    return f"{span} ans" if lang == "fr" else f"aged {span}"
+
+
 def percent(share: float | None, lang: Lang = "fr") -> str:
     """A share (0 to 1) as `83 %` in French, `83%` in English; a dash for no value."""
     if share is None:
@@ -212,7 +231,8 @@ def clock_time(value: datetime | None) -> str:
 
 def page_templates(folder: Path, **filters: Callable[..., Any]) -> Environment:
     """The one way a service makes its pages' templates: HTML escaped, and the filters every page
-    shares (`when`, `short`, `clock`, `day`, `date`, `label`, `number`, `percent`), with the
+    shares (`when`, `short`, `clock`, `day`, `date`, `label`, `number`, `percent`, `distance`,
+    `age_band`), with the
     service's own (`filters`) beside them."""
     env = Environment(loader=FileSystemLoader(folder), autoescape=select_autoescape(["html"]))
     env.filters.update(
@@ -224,6 +244,8 @@ def page_templates(folder: Path, **filters: Callable[..., Any]) -> Environment:
         label=label,
         number=number,
         percent=percent,
+        distance=distance,
+        age_band=age_band,
         **filters,
     )
     return env

@@ -9,7 +9,7 @@ from schemas.events import AppointmentConfirmed, OfferProposed, RequestUnresolve
 from services.common.context import Context
 from services.common.messaging import Pump
 from services.common.parts import Handlers, ServicePart, Subscription
-from services.intake import api
+from services.intake import api, pages
 from services.intake.callbacks import CallbackSecrets
 from services.intake.retention import Retention
 from services.intake.service import IntakeService
@@ -20,7 +20,7 @@ STUCK = (
 )
 
 
-ROUTERS = [api.router, api.internal]  # the paths it serves: services/routing.py
+ROUTERS = [api.router, api.internal, pages.front]  # the paths it serves: services/routing.py
 
 
 def build(ctx: Context) -> tuple[IntakeService, ServicePart]:
@@ -48,7 +48,7 @@ def build(ctx: Context) -> tuple[IntakeService, ServicePart]:
         db=db,
         migrations=Path(__file__).parent / "migrations",
         routers=ROUTERS,
-        provides=[service],
+        provides=[service, pages.intake_pages(s.base_url.startswith("https://"))],
         problems=api.PROBLEMS,
         subscriptions=[Subscription("intake", [ctx.topics.matching], handlers)],
         pumps=[callbacks],

@@ -32,19 +32,6 @@ def offer_expiry(now: datetime, deadline: datetime, timeout: timedelta) -> datet
     return min(now + timeout, deadline)
 
 
-def age_band_label(band: str | None) -> str | None:
-    """An age band (services/common/patient.py) as the offer page writes it."""
-    if band is None:
-        return None
-    if band == "<2":
-        return "nourrisson (< 2 ans)"
-    if band == "2-17":
-        return "enfant (2–17 ans)"
-    if band == "90+":
-        return "90 ans et plus"
-    return band.replace("-", "–") + " ans"
-
-
 class OfferUnavailable(Exception):
     """The link cannot be used for a decision: with the page to show instead."""
 

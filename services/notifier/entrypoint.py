@@ -19,7 +19,7 @@ from services.common.context import Context
 from services.common.messaging import Pump
 from services.common.parts import Handlers, ServicePart, Subscription
 from services.common.signing import SignedPoster
-from services.notifier import pages
+from services.notifier import mailbox, pages
 from services.notifier.channels import (
     ContactSource,
     EmailSender,
@@ -65,7 +65,7 @@ def senders(ctx: Context, poster: SignedPoster) -> dict[str, Sender]:
 STUCK = "SELECT request_id FROM offer WHERE status = 'accepted' AND decided_at < now() - interval '1 minute'"
 
 
-ROUTERS = [pages.router]  # the paths it serves: services/routing.py
+ROUTERS = [pages.router, mailbox.router]  # the paths it serves: services/routing.py
 
 
 def build(ctx: Context, contacts: ContactSource) -> tuple[NotifierService, ServicePart]:
@@ -99,7 +99,7 @@ def build(ctx: Context, contacts: ContactSource) -> tuple[NotifierService, Servi
         db=db,
         migrations=Path(__file__).parent / "migrations",
         routers=ROUTERS,
-        provides=[OfferPages(service, env)],
+        provides=[OfferPages(service, env), mailbox.mailbox_pages(ctx.settings.base_url.startswith("https://"))],
         on_stop=[poster.close, *([contacts.close] if isinstance(contacts, HttpContactSource) else [])],
         subscriptions=[
             Subscription("notifier", [ctx.topics.matching, ctx.topics.requests], handlers),

@@ -23,7 +23,7 @@ from services.common.db import database_away
 from services.common.deps import per_address, provided, public
 from services.common.http import failures_answered_by
 from services.common.motives import catalogue
-from services.notifier.domain import REFUSAL_REASONS, OfferUnavailable, age_band_label, time_choices
+from services.notifier.domain import REFUSAL_REASONS, OfferUnavailable, time_choices
 from services.notifier.models import OfferStatus
 from services.notifier.service import NotifierService, OfferPage
 
@@ -120,7 +120,7 @@ def motive_label(code: str, lang: str = "fr") -> str:
 
 
 def templates() -> Environment:
-    return i18n.page_templates(TEMPLATES, motive_label=motive_label, age_band=age_band_label)
+    return i18n.page_templates(TEMPLATES, motive_label=motive_label)
 
 
 def language(request: Request, asked: str | None = None) -> str:

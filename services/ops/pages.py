@@ -185,7 +185,17 @@ async def live_view(ops: Operations, cpts: str) -> dict[str, Any]:
             for w in waiting
         ],
         "outcomes": [
-            {"request_id": o.request_id, "outcome": o.outcome, "reason": o.reason, "at": o.at} for o in outcomes
+            {
+                "request_id": o.request_id,
+                "outcome": o.outcome,
+                "reason": o.reason,
+                "at": o.at,
+                # an appointment: with whom, and when
+                "professional": (o.name or o.appointment_rpps) if o.outcome == "confirmed" else None,
+                "start": o.appointment_start if o.outcome == "confirmed" else None,
+                "extra": o.kind == "overflow",
+            }
+            for o in outcomes
         ],
     }
 

@@ -43,7 +43,9 @@ async def test_a_coordinator_follows_a_request_live(stack: Stack, browser: Brows
     [offer] = await stack.mail.wait_for(gp)
     await stack.http.post(f"{link_path(offer)}/accept")
     outcome = await mine.wait_for_selector(f'[data-outcome="{request_id}"]', timeout=LIVE_WAIT_MS)
-    assert outcome is not None and "rendez-vous" in await outcome.inner_text()
+    assert outcome is not None
+    said = await outcome.inner_text()  # with whom, and when
+    assert "rendez-vous avec Dr 30000000001" in said and ("15:00" in said or "15 h" in said), said
     assert await mine.locator(f'[data-request="{request_id}"]').count() == 0  # no longer in progress
     await shot(mine, "ops-live-confirmed")
 

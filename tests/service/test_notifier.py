@@ -162,3 +162,15 @@ def test_the_memory_store_answers_every_question_the_notifier_asks() -> None:
 
     asked = {name for name in vars(NotifierStore) if not name.startswith("_")}
     assert asked <= set(dir(MemoryNotifierStore)), asked - set(dir(MemoryNotifierStore))
+
+
+async def test_the_offer_page_writes_distances_and_ages_in_the_readers_language(notifying: Notifying) -> None:
+    from services.notifier.pages import OfferPages, templates
+
+    offer = proposed(notifying)
+    await notifying.handle(notifying.news.on_offer_proposed, offer)
+    page = await notifying.service.open(link(offer))
+    drawn = OfferPages(notifying.service, templates())
+    french, english = (bytes(drawn.render(page, lang).body).decode() for lang in ("fr", "en"))
+    assert "1,2\u00a0km" in french and "60–69 ans" in french
+    assert "1.2\u00a0km" in english and "aged 60–69" in english and "60–69 ans" not in english

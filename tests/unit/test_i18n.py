@@ -28,3 +28,10 @@ def test_codes_have_labels_and_an_unknown_code_shows_itself() -> None:
     assert i18n.label("too_far", "refusal") == "trop loin"
     assert i18n.label("coordinator", "role") == "coordinateur de CPTS"
     assert i18n.label("brand_new_code", "unresolved") == "brand_new_code"
+
+
+def test_distances_and_age_bands_are_written_in_the_readers_language() -> None:
+    assert i18n.distance(2.44, "fr") == "2,4\u00a0km" and i18n.distance(2.44, "en") == "2.4\u00a0km"
+    assert i18n.distance(None) == "–"
+    assert i18n.age_band("60-69", "fr") == "60–69 ans" and i18n.age_band("60-69", "en") == "aged 60–69"
+    assert i18n.age_band("<2", "en") == "infant (under 2)" and i18n.age_band(None, "en") == ""

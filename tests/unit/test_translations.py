@@ -84,3 +84,32 @@ def test_every_text_of_the_operations_pages_has_its_english_translation() -> Non
     assert len(texts_) > 100 and "Annuaire" in texts_ and "Adresse ou mot de passe incorrect." in texts_
     english = i18n.translations(OPS_LOCALE, "en")
     assert [t for t in texts_ if english.gettext(t) == t and t not in ("Pause", "Action")] == []
+
+
+def template_texts(*folders: Path) -> list[str]:
+    return [
+        m.group(2)
+        for folder in folders
+        for template in sorted(folder.glob("*.html"))
+        for m in re.finditer(r'_\((["\'])(.+?)\1\)', template.read_text())
+    ]
+
+
+def test_every_text_of_the_front_door_and_the_console_has_its_english_translation() -> None:
+    from services.common.pages import SHARED_TEMPLATES
+    from services.intake import pages as intake
+
+    found = template_texts(intake.TEMPLATES, SHARED_TEMPLATES)
+    code = Path(intake.__file__).parent / "console.py"
+    if code.exists():
+        found += re.findall(r'\bN_\(\s*"(.+?)"\s*\)', code.read_text())
+    assert "Console des régulateurs" in found and "Aller au contenu" in found
+    english = i18n.translations(intake.LOCALE, "en")
+    assert [t for t in found if english.gettext(t) == t] == []
+
+
+def test_the_shared_layout_speaks_english_in_the_trial_mailbox_too() -> None:
+    from services.common.pages import SHARED_TEMPLATES
+
+    english = i18n.translations(LOCALE, "en")
+    assert [t for t in template_texts(SHARED_TEMPLATES) if english.gettext(t) == t] == []

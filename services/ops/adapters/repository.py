@@ -216,7 +216,9 @@ _PENDING_OFFERS = (
 _LATEST_OUTCOMES = (
     "SELECT request_id, CASE WHEN cancelled_at IS NOT NULL THEN 'cancelled' "
     "WHEN confirmed_at IS NOT NULL THEN 'confirmed' ELSE 'unresolved' END AS outcome, reason, "
-    "greatest(cancelled_at, confirmed_at, unresolved_at) AS at FROM ops_request "
+    "greatest(cancelled_at, confirmed_at, unresolved_at) AS at, appointment_start, kind, appointment_rpps, "
+    "(SELECT v.name FROM ops_professional_version v WHERE v.rpps = r.appointment_rpps "
+    "ORDER BY v.at DESC LIMIT 1) AS name FROM ops_request r "
     "WHERE (patient_cpts = :c OR appointment_cpts = :c) AND (confirmed_at IS NOT NULL OR "
     "cancelled_at IS NOT NULL OR unresolved_at IS NOT NULL) ORDER BY at DESC LIMIT 15"
 )
