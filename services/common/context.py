@@ -29,6 +29,15 @@ class Context:
         """The service's schema, reached as the service's own role when there is one."""
         return self.schema_database(self.role_urls.get(schema, self.database_url), schema)
 
+    def shared(self, service: str) -> Database:
+        """The shared schema `access` reached as `service`'s own role (what db_roles.py grants it
+        there), for a part that keeps rows of its own there (people's accounts). Disposed by the
+        part (`on_stop`)."""
+        url = self.role_urls.get(service, self.database_url)
+        return Database(
+            service_engine(url, "access", pool_size=2), schema="access", source=f"/sas-orientation/{service}"
+        )
+
     @staticmethod
     def schema_database(database_url: str, schema: str) -> Database:
         return Database(service_engine(database_url, schema), schema=schema, source=f"/sas-orientation/{schema}")

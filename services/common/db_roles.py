@@ -11,7 +11,10 @@ process starts (`DATABASE_ROLES`, on by default): a login role per service — `
   even to the owner);
 - `api_client`, `rate_counter`: what authenticating, rate limits and the clients API do;
 - `request_key`: the intake makes and destroys request keys; the matcher and the notifier only
-  read them.
+  read them;
+- `account`, `account_session`, `login_attempt`: the operations service manages people's
+  accounts; the intake logs regulators in to their console (sessions and attempts, no account
+  written but a stronger hash).
 
 So a flaw in one service's queries cannot read or change another service's tables, nor rewrite
 the audit trail. `deploy/database-roles.sql` is the same, written out for a DBA
@@ -38,6 +41,11 @@ ACCESS_GRANTS: dict[str, dict[str, str]] = {  # table → service → privileges
     "api_client": {s: "SELECT, INSERT, UPDATE" for s in SERVICES},
     "rate_counter": {s: "SELECT, INSERT, UPDATE, DELETE" for s in SERVICES},
     "request_key": {"intake": "SELECT, INSERT, UPDATE, DELETE", "matcher": "SELECT", "notifier": "SELECT"},
+    # people's accounts: the operations service manages them; the intake's console logs its
+    # regulators in (a stronger hash at login is an UPDATE)
+    "account": {"ops": "SELECT, INSERT, UPDATE", "intake": "SELECT, UPDATE"},
+    "account_session": {s: "SELECT, INSERT, UPDATE, DELETE" for s in ("intake", "ops")},
+    "login_attempt": {s: "SELECT, INSERT, DELETE" for s in ("intake", "ops")},
     "alembic_version": {s: "SELECT" for s in SERVICES},  # each process checks the schema is current
 }
 

@@ -67,8 +67,8 @@ LABELS: dict[str, dict[str, dict[str, str]]] = {
         },
     },
     "role": {
-        "fr": {"coordinator": "coordinateur de CPTS", "sas_admin": "administrateur SAS"},
-        "en": {"coordinator": "CPTS coordinator", "sas_admin": "SAS administrator"},
+        "fr": {"coordinator": "coordinateur de CPTS", "sas_admin": "administrateur SAS", "regulator": "régulateur"},
+        "en": {"coordinator": "CPTS coordinator", "sas_admin": "SAS administrator", "regulator": "regulator"},
     },
     "profession": {
         "fr": {

@@ -1,5 +1,6 @@
-"""The SAS's accounts page (/ops/accounts): a sas_admin creates a coordinator, sets a new
-password (which also enables a disabled account) or disables an account — without the API."""
+"""The SAS's accounts page (/ops/accounts): a sas_admin creates a coordinator or a regulator (of
+an organisation, for the console at /r), sets a new password (which also enables a disabled
+account) or disables an account — without the API."""
 
 from __future__ import annotations
 
@@ -10,11 +11,12 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from services.common.access.accounts import ROLES, Operator
+from services.common.access.roles import DEPARTMENT
 from services.common.audit import Actor
 from services.common.deps import public
 from services.common.i18n import N_
 from services.common.inputs import IDENT, has_control_characters
-from services.ops.accounts import ROLES, Operator
 from services.ops.deps import Operations, OperationsDep, OperatorDep, PageRoute
 
 router = APIRouter(
@@ -68,7 +70,9 @@ async def accounts(request: Request, operator: OperatorDep, ops: OperationsDep, 
     return await _page(request, ops, operator, done=done)
 
 
-def _invalid(email: str, password: str, role: str, cpts_id: str) -> str | None:
+def _invalid(
+    email: str, password: str, role: str, cpts_id: str, organisation: str, departments: list[str]
+) -> str | None:
     if not EMAIL.match(email) or has_control_characters(email):
         return N_("Adresse e-mail non valide.")
     if not 12 <= len(password) <= 200:
@@ -77,6 +81,10 @@ def _invalid(email: str, password: str, role: str, cpts_id: str) -> str | None:
         return N_("Rôle inconnu.")
     if role == "coordinator" and not re.match(IDENT, cpts_id):
         return N_("Un coordinateur est rattaché à une CPTS : indiquez son identifiant.")
+    if role == "regulator" and not re.match(IDENT, organisation):
+        return N_("Un régulateur appartient à une organisation (son SAS) : indiquez son identifiant.")
+    if role == "regulator" and not all(re.match(DEPARTMENT, d) for d in departments):
+        return N_("Départements : des codes comme 79, 2A ou 974, séparés par des virgules.")
     return None
 
 
@@ -90,17 +98,28 @@ async def save_account(
     password: Annotated[str, Form(max_length=200)],
     role: Annotated[str, Form(max_length=20)],
     cpts_id: Annotated[str, Form(max_length=100)] = "",
+    organisation: Annotated[str, Form(max_length=100)] = "",
+    departments: Annotated[str, Form(max_length=500)] = "",
 ) -> Response:
     """Create an account, or set a new password (and role) for an existing one."""
     refused = _refusal(request, ops, operator, csrf)
     if refused is not None:
         return refused
     assert operator is not None  # _refusal sent anyone else away
-    error = _invalid(email.strip(), password, role, cpts_id.strip())
+    chosen = [d.strip().upper() for d in departments.split(",") if d.strip()]
+    error = _invalid(email.strip(), password, role, cpts_id.strip(), organisation.strip(), chosen)
     if error:
         return await _page(request, ops, operator, 422, error)
-    by = Actor("account", operator.email)
-    await ops.accounts.put(email.strip(), password, role, cpts_id.strip() if role == "coordinator" else None, by)
+    regulator = role == "regulator"
+    await ops.accounts.put(
+        email.strip(),
+        password,
+        role,
+        cpts_id.strip() if role == "coordinator" else None,
+        Actor("account", operator.email),
+        organisation=organisation.strip() if regulator else None,
+        departments=(chosen or None) if regulator else None,
+    )
     return RedirectResponse("/ops/accounts?done=saved", status_code=303)
 
 

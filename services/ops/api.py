@@ -10,6 +10,8 @@ from fastapi.responses import Response
 from pydantic import Field
 
 from services.common import audit
+from services.common.access.accounts import InvalidAccount
+from services.common.access.roles import DEPARTMENT
 from services.common.http import invalid_field, problems
 from services.common.inputs import IDENT, IdentQuery, InputModel, has_control_characters
 from services.ops import indicators, views
@@ -37,8 +39,14 @@ def checked_period(first: date, last: date) -> tuple[date, date]:
 
 class AccountIn(InputModel):
     password: str = Field(min_length=12, max_length=200)
-    role: Literal["coordinator", "sas_admin"]
-    cpts_id: str | None = Field(default=None, pattern=IDENT)
+    role: Literal["coordinator", "sas_admin", "regulator"]
+    cpts_id: str | None = Field(default=None, pattern=IDENT, description="a coordinator's CPTS")
+    organisation: str | None = Field(
+        default=None, pattern=IDENT, description="a regulator's: its console shows this organisation's requests"
+    )
+    departments: list[Annotated[str, Field(pattern=DEPARTMENT)]] | None = Field(
+        default=None, max_length=110, description="a regulator's; none: every département"
+    )
 
 
 router = APIRouter(tags=["operations"])
@@ -109,11 +117,20 @@ async def put_account(
     ops: OperationsDep,
     operator: OperatorDep,
 ) -> Response:
-    """Create or update an operations account (the SAS, or a sas_admin, does it)."""
+    """Create or update an account: a coordinator (`cpts_id`) or a sas_admin for the operations
+    pages, a regulator (`organisation`, `departments`) for the console at /r."""
     if "@" not in email or len(email) > 200 or has_control_characters(email):
         raise invalid_field("email", "an e-mail address")
     try:
-        await ops.accounts.put(email, body.password, body.role, body.cpts_id, actor_of(request, operator))
-    except ValueError as error:
-        raise invalid_field("cpts_id", str(error)) from None
+        await ops.accounts.put(
+            email,
+            body.password,
+            body.role,
+            body.cpts_id,
+            actor_of(request, operator),
+            organisation=body.organisation,
+            departments=body.departments,
+        )
+    except InvalidAccount as error:
+        raise invalid_field("role", str(error)) from None
     return Response(status_code=204)

@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse, Response
 from jinja2 import Environment
 
 from services.common import i18n
+from services.common.access.accounts import Accounts, Operator
 from services.common.access.roles import Forbidden, Role, require
 from services.common.audit import SYSTEM, Actor
 from services.common.db import Database
@@ -20,7 +21,6 @@ from services.common.deps import authenticated, described, provided
 from services.common.http import BEARER, Problem, failures_answered_by
 from services.common.i18n import N_
 from services.common.inputs import IdentQuery
-from services.ops.accounts import Accounts, Operator
 from services.ops.adapters import repository
 from services.ops.professionals import ProfessionalPauses
 

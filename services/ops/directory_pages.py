@@ -12,12 +12,12 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
+from services.common.access.accounts import Operator
 from services.common.clock import PARIS
 from services.common.deps import public
 from services.common.i18n import N_
 from services.common.inputs import IDENT, Ident
 from services.ops import professionals
-from services.ops.accounts import Operator
 from services.ops.adapters import cards, repository
 from services.ops.deps import Operations, OperationsDep, OperatorDep, PageRoute
 

@@ -14,11 +14,11 @@ from jinja2 import Environment
 
 from services.common import i18n
 from services.common.access import api as clients_api
+from services.common.access.accounts import Accounts
 from services.common.clock import last_paris_day
 from services.common.context import Context
 from services.common.parts import ServicePart, Subscription
 from services.ops import account_pages, api, audit_pages, directory_pages, pages, read_model
-from services.ops.accounts import Accounts
 from services.ops.deps import Operations
 from services.ops.professionals import HttpPauses, ProfessionalPauses
 
@@ -41,14 +41,15 @@ ROUTERS = [
 
 def build(ctx: Context, pauses: ProfessionalPauses) -> ServicePart:
     db = ctx.database("ops")
-    accounts = Accounts(db, ctx.clock)
+    people = ctx.shared("ops")  # the accounts live in the shared schema: the console checks them too
+    accounts = Accounts(people, ctx.clock)
     return ServicePart(
         name="ops",
         db=db,
         migrations=Path(__file__).parent / "migrations",
         routers=ROUTERS,
         provides=[Operations(db, accounts, templates(), ctx.settings.base_url.startswith("https://"), pauses)],
-        on_stop=[pauses.close] if isinstance(pauses, HttpPauses) else [],
+        on_stop=[*([pauses.close] if isinstance(pauses, HttpPauses) else []), people.dispose],
         on_start=[lambda: _admin_from_settings(ctx, accounts)],
         subscriptions=[
             # the dashboards may lag a fifth of a second: bigger batches, less polling

@@ -17,13 +17,13 @@ from fastapi import APIRouter, Cookie, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from services.common import i18n
+from services.common.access.accounts import Operator, TooManyAttempts, WrongDoor
 from services.common.clock import PARIS
 from services.common.deps import per_address, public
 from services.common.http import Problem, invalid_field
 from services.common.i18n import N_
 from services.common.inputs import has_control_characters
 from services.ops import charts, indicators
-from services.ops.accounts import Operator, TooManyAttempts
 from services.ops.adapters import repository
 from services.ops.api import checked_period
 from services.ops.deps import CSRF_COOKIE, LOCALE, SESSION_COOKIE, Operations, OperationsDep, OperatorDep, PageRoute
@@ -72,6 +72,10 @@ async def log_in(
         token = await ops.accounts.log_in(email, password, client)
     except TooManyAttempts:
         return _login_page(request, ops, N_("Trop de tentatives : réessayez dans un quart d'heure."), 429)
+    except WrongDoor:
+        return _login_page(
+            request, ops, N_("Ce compte est celui d'un régulateur : connectez-vous à la console, /r."), 403
+        )
     if token is None:
         return _login_page(request, ops, N_("Adresse ou mot de passe incorrect."), 401)
     response = RedirectResponse("/ops", status_code=303)

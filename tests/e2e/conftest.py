@@ -29,11 +29,13 @@ from fastapi import FastAPI, Request, Response
 from playwright.async_api import Browser, async_playwright
 from standardwebhooks.webhooks import Webhook
 
+from services.common.access.accounts import Accounts
 from services.common.clock import PARIS
 from services.common.embedded import free_port
 from services.common.runtime import Runtime
 from services.common.settings import Settings
 from services.main import build_app
+from services.ops.deps import Operations
 from tests.conftest import TUESDAY_MORNING, FakeClock, create_database
 
 API_KEY = "test-regulator-key"
@@ -140,6 +142,11 @@ class Stack:
     auth: dict[str, str] = field(default_factory=lambda: {"Authorization": f"Bearer {API_KEY}"})  # a regulator
     admin: dict[str, str] = field(default_factory=lambda: {"Authorization": f"Bearer {ADMIN_KEY}"})
     platform: dict[str, str] = field(default_factory=lambda: {"Authorization": f"Bearer {FHIR_KEY}"})
+
+    def accounts(self) -> Accounts:
+        """People's accounts, as the operations service keeps them (the shared schema)."""
+        ops = next(p for p in self.runtime.parts if p.name == "ops")
+        return next(thing for thing in ops.provides if isinstance(thing, Operations)).accounts
 
     def paris(self, day_offset: int, hour: int, minute: int = 0) -> datetime:
         """A Paris wall-clock time on the fake clock's day (+ day_offset)."""

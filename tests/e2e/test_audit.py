@@ -11,7 +11,6 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from services.common.access.registry import key_hash
 from services.common.db import asyncpg_url
-from services.ops.accounts import Accounts
 from tests.e2e.conftest import ADMIN_KEY, API_KEY, Stack, link_path, operator_client
 
 pytestmark = pytest.mark.e2e
@@ -117,8 +116,7 @@ async def test_a_sas_admin_reads_the_trail_on_a_page_filtered_and_nobody_else_do
     [offer] = await stack.mail.wait_for(gp)
     accepted = await stack.http.post(f"{link_path(offer)}/accept")
     assert "Jeanne Patiente" in accepted.text, accepted.text
-    ops = next(p for p in stack.runtime.parts if p.name == "ops")
-    accounts = Accounts(ops.db, stack.clock)
+    accounts = stack.accounts()
     await accounts.put("admin@audit-page.example.org", "un mot de passe long", "sas_admin", None)
     await accounts.put("coord@audit-page.example.org", "un mot de passe long", "coordinator", "cpts-audit")
     admin = await operator_client(stack, "admin@audit-page.example.org", "un mot de passe long")

@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 
-from services.ops.accounts import Accounts
 from tests.e2e.conftest import Stack, body_of, link_path, operator_client
 from tests.integration.helpers import eventually
 
@@ -175,10 +174,7 @@ async def test_coordinators_see_which_requests_wait_and_why(stack: Stack) -> Non
     waiting = await stack.submit("86194")
     await stack.wait_waiting(waiting)
 
-    ops = next(p for p in stack.runtime.parts if p.name == "ops")
-    await Accounts(ops.db, stack.clock).put(
-        "coord@cpts-86.example.org", "un mot de passe long", "coordinator", "CPTS-86"
-    )
+    await stack.accounts().put("coord@cpts-86.example.org", "un mot de passe long", "coordinator", "CPTS-86")
     coordinator = await operator_client(stack, "coord@cpts-86.example.org", "un mot de passe long")
     try:
 

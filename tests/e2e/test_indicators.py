@@ -14,7 +14,6 @@ import httpx
 import pytest
 
 from services.ops import read_model
-from services.ops.accounts import Accounts
 from tests.e2e.conftest import Stack, link_path, operator_client
 
 pytestmark = pytest.mark.e2e
@@ -119,8 +118,7 @@ async def test_prometheus_metrics_show_what_happened(stack: Stack) -> None:
 
 
 async def test_coordinators_see_their_own_cpts_only(stack: Stack) -> None:
-    ops = next(p for p in stack.runtime.parts if p.name == "ops")
-    accounts = Accounts(ops.db, stack.clock)
+    accounts = stack.accounts()
     await accounts.put("coord@cpts-e2e.example.org", "un mot de passe long", "coordinator", "cpts-e2e")
     await accounts.put("coord@elsewhere.example.org", "un autre mot de passe", "coordinator", "elsewhere")
     mine = await operator_client(stack, "coord@cpts-e2e.example.org", "un mot de passe long")
@@ -199,8 +197,7 @@ async def test_accounts_are_managed_by_the_sas(stack: Stack) -> None:
 
 
 async def test_a_sas_admin_first_chooses_a_cpts(stack: Stack) -> None:
-    ops = next(p for p in stack.runtime.parts if p.name == "ops")
-    await Accounts(ops.db, stack.clock).put("admin@sas.example.org", "a long enough password", "sas_admin", None)
+    await stack.accounts().put("admin@sas.example.org", "a long enough password", "sas_admin", None)
     client = await operator_client(stack, "admin@sas.example.org", "a long enough password")
     try:
         first = await client.get("/ops")
@@ -222,8 +219,7 @@ def form_token(page: str) -> str:
 
 
 async def test_a_sas_admin_manages_accounts_from_a_page(stack: Stack) -> None:
-    ops = next(p for p in stack.runtime.parts if p.name == "ops")
-    await Accounts(ops.db, stack.clock).put("chief@sas.example.org", "a long enough password", "sas_admin", None)
+    await stack.accounts().put("chief@sas.example.org", "a long enough password", "sas_admin", None)
     admin = await operator_client(stack, "chief@sas.example.org", "a long enough password")
     try:
         page = await admin.get("/ops/accounts")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 from playwright.async_api import Browser, Page
 
-from services.ops.accounts import Accounts
 from tests.e2e.conftest import Stack, link_path
 from tests.e2e.test_browser import ARTIFACTS, shot
 
@@ -29,8 +28,7 @@ async def test_a_coordinator_follows_a_request_live(stack: Stack, browser: Brows
     territory = {"name": "CPTS Rouen", "communes": ["76540"], "radius_km": 30}
     assert (await stack.http.put("/v1/territories/cpts-rouen", json=territory, headers=stack.admin)).status_code == 201
     gp = await stack.professional("30000000001", "76540", slots=[stack.paris(0, 15, 0)], cpts_id="cpts-rouen")
-    ops = next(p for p in stack.runtime.parts if p.name == "ops")
-    accounts = Accounts(ops.db, stack.clock)
+    accounts = stack.accounts()
     await accounts.put("coord@rouen.example.org", "mot de passe de Rouen", "coordinator", "cpts-rouen")
     await accounts.put("coord@caen.example.org", "mot de passe de Caen", "coordinator", "cpts-caen")
     mine = await logged_in(browser, stack, "coord@rouen.example.org", "mot de passe de Rouen")
@@ -66,10 +64,7 @@ async def test_the_dashboard_fits_a_phone_and_speaks_french(stack: Stack, browse
     territory = {"name": "CPTS Évreux", "communes": ["27229"], "radius_km": 30}
     assert (await stack.http.put("/v1/territories/cpts-evreux", json=territory, headers=stack.admin)).status_code == 201
     await stack.professional("27000000001", "27229", slots=[stack.paris(0, 16, 0)], cpts_id="cpts-evreux")
-    ops = next(p for p in stack.runtime.parts if p.name == "ops")
-    await Accounts(ops.db, stack.clock).put(
-        "coord@evreux.example.org", "mot de passe d'Évreux", "coordinator", "cpts-evreux"
-    )
+    await stack.accounts().put("coord@evreux.example.org", "mot de passe d'Évreux", "coordinator", "cpts-evreux")
     request_id = await stack.submit("27229")
     await stack.wait_status(request_id, "offered")
     context = await browser.new_context(viewport={"width": 360, "height": 780}, locale="fr-FR")
@@ -99,8 +94,7 @@ async def test_a_sas_admin_picks_a_cpts_by_name_and_reads_labels_in_french_then_
     [offer] = await stack.mail.wait_for(gp)
     await stack.http.post(f"{link_path(offer)}/refuse", data={"reason": "too_far"})
     await stack.wait_status(request_id, "unresolved")
-    ops = next(p for p in stack.runtime.parts if p.name == "ops")
-    await Accounts(ops.db, stack.clock).put("admin@sas.example.org", "mot de passe du SAS", "sas_admin", None)
+    await stack.accounts().put("admin@sas.example.org", "mot de passe du SAS", "sas_admin", None)
 
     for viewport in ({"width": 1280, "height": 900}, {"width": 360, "height": 780}):
         context = await browser.new_context(viewport=viewport, locale="fr-FR")

@@ -10,7 +10,6 @@ import re
 import pytest
 from playwright.async_api import Browser
 
-from services.ops.accounts import Accounts
 from tests.e2e.conftest import Stack, link_path, operator_client
 from tests.e2e.test_browser import fits_the_screen, shot
 from tests.e2e.test_ops_browser import logged_in
@@ -40,8 +39,7 @@ async def test_a_coordinator_finds_and_pauses_a_professional(stack: Stack, brows
     await stack.http.post(f"{link_path(other)}/accept")
     await stack.wait_status(before, "confirmed")
 
-    ops = next(p for p in stack.runtime.parts if p.name == "ops")
-    accounts = Accounts(ops.db, stack.clock)
+    accounts = stack.accounts()
     await accounts.put("coord@morlaix.example.org", "mot de passe de Morlaix", "coordinator", "cpts-morlaix")
     page = await logged_in(browser, stack, "coord@morlaix.example.org", "mot de passe de Morlaix")
     await page.get_by_role("link", name="Annuaire").click()
@@ -96,10 +94,7 @@ async def test_a_coordinator_finds_and_pauses_a_professional(stack: Stack, brows
 
 
 async def test_a_malformed_form_gets_a_page_not_json(stack: Stack) -> None:
-    ops = next(p for p in stack.runtime.parts if p.name == "ops")
-    await Accounts(ops.db, stack.clock).put(
-        "coord@lannion.example.org", "mot de passe de Lannion", "coordinator", "c-l"
-    )
+    await stack.accounts().put("coord@lannion.example.org", "mot de passe de Lannion", "coordinator", "c-l")
     client = await operator_client(stack, "coord@lannion.example.org", "mot de passe de Lannion")
     try:
         page = await client.get("/ops/directory", params={"cpts_id": "c-l"})

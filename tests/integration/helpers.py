@@ -56,6 +56,13 @@ async def migrated(database_url: str, schema: str) -> Database:
     return db
 
 
+async def accounts_database(database_url: str) -> Database:
+    """The shared schema where people's accounts live, with the operations schema migrated (its
+    migration moves its old accounts there)."""
+    await (await migrated(database_url, "ops")).dispose()
+    return Database(service_engine(database_url, "access"), schema="access", source="/test/accounts")
+
+
 async def read_topic(
     bootstrap: str,
     topic: str,

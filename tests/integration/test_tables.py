@@ -81,3 +81,26 @@ async def test_the_models_match_the_migrated_tables(database_url: str, service: 
         await db.dispose()
     assert len(metadata.tables) >= 4
     assert [summary(d) for d in found] == []
+
+
+async def test_the_shared_schemas_models_match_its_migrated_tables(database_url: str) -> None:
+    """People's accounts (services/common/access/models.py). The clients' table is left out: its
+    model declares `str` (varchar) for the migration's `text` columns, the same in PostgreSQL."""
+    from services.common.access import models as access_models
+    from services.common.db import Database, service_engine
+
+    await (await migrated(database_url, "ops")).dispose()  # the shared schema, migrated on the way
+    db = Database(service_engine(database_url, "access"), schema="access", source="/test/access")
+    metadata = MetaData()
+    for value in vars(access_models).values():
+        if isinstance(value, type) and issubclass(value, SQLModel) and value.__module__ == access_models.__name__:
+            table = getattr(value, "__table__", None)
+            if table is not None and table.name != "api_client":
+                table.to_metadata(metadata)
+    try:
+        async with db.engine.connect() as conn:
+            found = await conn.run_sync(differences, metadata)
+    finally:
+        await db.dispose()
+    assert set(metadata.tables) == {"account", "account_session", "login_attempt"}
+    assert [summary(d) for d in found] == []

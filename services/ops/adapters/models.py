@@ -1,12 +1,12 @@
 """The operations service's tables (schema `ops`): the read model the topics feed (each row holds
-the facts its events carried, see read_model.py) and the operations accounts. Declared as the
+the facts its events carried, see read_model.py). Declared as the
 migrations made them; tests/integration/test_tables.py checks they agree."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, Column, DateTime, Identity, false, func
+from sqlalchemy import Boolean, Column, DateTime, false
 from sqlmodel import Field, SQLModel
 
 from services.common.tables import json_column, timestamp
@@ -88,35 +88,3 @@ class TerritoryRow(SQLModel, table=True):
     name: str
     communes: list[str] = json_column(nullable=False)
     changed_at: datetime = timestamp()
-
-
-class AccountRow(SQLModel, table=True):
-    """An operations account (coordinator or SAS admin): argon2id hash, never the password."""
-
-    __tablename__ = "ops_account"
-    email: str = Field(primary_key=True)
-    password_hash: str
-    role: str
-    cpts_id: str | None = None
-    updated_at: datetime = timestamp()
-    disabled: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, server_default=false()))
-
-
-class SessionRow(SQLModel, table=True):
-    """A logged-in browser: the token's hash, its CSRF token, when it ends."""
-
-    __tablename__ = "ops_session"
-    token_hash: str = Field(primary_key=True)
-    email: str
-    csrf: str
-    expires_at: datetime = timestamp()
-    last_seen_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False, server_default=func.now()))
-
-
-class LoginAttemptRow(SQLModel, table=True):
-    __tablename__ = "ops_login_attempt"
-    id: int | None = Field(default=None, sa_column=Column(BigInteger, Identity(), primary_key=True))
-    email: str = Field(index=True)
-    client: str = Field(index=True)
-    at: datetime = timestamp()
-    ok: bool

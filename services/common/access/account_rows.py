@@ -1,5 +1,5 @@
-"""The operations accounts, their sessions and login attempts (queries of services/ops/accounts.py).
-Passwords and tokens arrive here hashed."""
+"""People's accounts, their sessions and login attempts (the queries of accounts.py), in the shared
+schema. Passwords and tokens arrive here hashed."""
 
 from __future__ import annotations
 
@@ -11,14 +11,30 @@ from sqlalchemy.dialects.postgresql import insert as upsert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlmodel import col
 
-from services.ops.adapters.models import AccountRow, LoginAttemptRow, SessionRow
+from services.common.access.models import AccountRow, LoginAttemptRow, SessionRow
 
 
 async def put_account(
-    session: AsyncSession, *, email: str, password_hash: str, role: str, cpts_id: str | None, now: datetime
+    session: AsyncSession,
+    *,
+    email: str,
+    password_hash: str,
+    role: str,
+    cpts_id: str | None,
+    organisation: str | None,
+    departments: list[str] | None,
+    now: datetime,
 ) -> None:
     """Created, or replaced and enabled again."""
-    values = {"email": email, "password_hash": password_hash, "role": role, "cpts_id": cpts_id, "updated_at": now}
+    values = {
+        "email": email,
+        "password_hash": password_hash,
+        "role": role,
+        "cpts_id": cpts_id,
+        "organisation": organisation,
+        "departments": departments,
+        "updated_at": now,
+    }
     statement = upsert(AccountRow).values(values)
     changes = {name: statement.excluded[name] for name in values if name != "email"} | {"disabled": False}
     await session.execute(statement.on_conflict_do_update(index_elements=["email"], set_=changes))
@@ -41,12 +57,15 @@ async def failures_since(session: AsyncSession, *, email: str, client: str, sinc
     return int(for_address), int(from_client)
 
 
-async def password_hash_of(session: AsyncSession, *, email: str) -> str | None:
-    """The enabled account's password hash (None: no such account, or disabled)."""
+async def password_hash_of(session: AsyncSession, *, email: str) -> tuple[str, str] | None:
+    """The enabled account's password hash and role (None: no such account, or disabled)."""
     found = await session.execute(
-        select(col(AccountRow.password_hash)).where(col(AccountRow.email) == email, ~col(AccountRow.disabled))
+        select(col(AccountRow.password_hash), col(AccountRow.role)).where(
+            col(AccountRow.email) == email, ~col(AccountRow.disabled)
+        )
     )
-    return found.scalar()
+    row = found.first()
+    return (row[0], row[1]) if row else None
 
 
 async def record_attempt(session: AsyncSession, *, email: str, client: str, at: datetime, ok: bool) -> None:
@@ -72,11 +91,11 @@ async def open_session(
 
 # one statement: the session found live and its last use written (at most once per `touch`)
 _LIVE_SESSION = (
-    "UPDATE ops_session s SET last_seen_at = CASE WHEN s.last_seen_at < :touch "
+    "UPDATE account_session s SET last_seen_at = CASE WHEN s.last_seen_at < :touch "
     "THEN CAST(:now AS timestamptz) ELSE s.last_seen_at END "
-    "FROM ops_account a WHERE a.email = s.email AND s.token_hash = :t AND s.expires_at > :now "
+    "FROM account a WHERE a.email = s.email AND s.token_hash = :t AND s.expires_at > :now "
     "AND s.last_seen_at > :idle AND NOT a.disabled "
-    "RETURNING a.email, a.role, a.cpts_id, s.csrf"
+    "RETURNING a.email, a.role, a.cpts_id, a.organisation, a.departments, s.csrf"
 )
 
 
@@ -98,6 +117,8 @@ async def all_accounts(conn: AsyncConnection) -> list[Any]:
             col(AccountRow.email),
             col(AccountRow.role),
             col(AccountRow.cpts_id),
+            col(AccountRow.organisation),
+            col(AccountRow.departments),
             col(AccountRow.disabled),
             col(AccountRow.updated_at),
         ).order_by(col(AccountRow.disabled), col(AccountRow.email))
