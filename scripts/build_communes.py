@@ -1,7 +1,8 @@
 """Rebuild `services/common/data/communes.csv.gz` from the INSEE compilation in shared/data.
 
-One row per INSEE code: its name, department, centre (lat, lon), population, and `current`,
-the code of the commune it belongs to today (itself, or the commune a former one merged into).
+One row per INSEE code: its name, department, centre (lat, lon), population, `current`, the
+code of the commune it belongs to today (itself, or the commune a former one merged into), and
+its postcodes (space-separated: the regulators' console finds a commune by one).
 Paris, Lyon and Marseille get a row of their own at the mean of their arrondissements.
 A commune without coordinates takes its department's centre.
 
@@ -32,6 +33,9 @@ def build(communes_csv: Path, departements_csv: Path) -> list[dict[str, str]]:
     for r in rows:
         by_code[r["insee_com"]].append(r)
 
+    def postcodes(code: str) -> str:
+        return " ".join(sorted({r["code_postal"].zfill(5) for r in by_code[code] if r["code_postal"]}))
+
     def coords(code: str, dep: str) -> tuple[str, str]:
         for r in by_code[code]:
             if r["lat"] and r["lng"]:
@@ -49,6 +53,7 @@ def build(communes_csv: Path, departements_csv: Path) -> list[dict[str, str]]:
                 "lon": lon,
                 "population": r["population_2021"] or "0",
                 "current": r["insee_com"],
+                "postcodes": postcodes(r["insee_com"]),
             }
     for r in rows:  # former communes: their own centre, attached to today's commune
         code, parent = r["insee_com"], r["insee_parente"]
@@ -62,6 +67,7 @@ def build(communes_csv: Path, departements_csv: Path) -> list[dict[str, str]]:
                 "lon": lon,
                 "population": "0",
                 "current": parent,
+                "postcodes": postcodes(code),
             }
     for code, name in CITIES_WITH_ARRONDISSEMENTS.items():
         arms = [
@@ -79,6 +85,7 @@ def build(communes_csv: Path, departements_csv: Path) -> list[dict[str, str]]:
             "lon": f"{lon:.5f}",
             "population": str(sum(int(a["population"]) for a in arms)),
             "current": code,
+            "postcodes": " ".join(sorted({p for a in arms for p in a["postcodes"].split()})),
         }
     return sorted(out.values(), key=lambda v: v["insee"])
 
@@ -89,7 +96,9 @@ def main() -> None:
     departements = Path(sys.argv[2]) if len(sys.argv) > 2 else shared / "departements.csv"
     table = build(communes, departements)
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=["insee", "name", "dep", "lat", "lon", "population", "current"])
+    writer = csv.DictWriter(
+        buffer, fieldnames=["insee", "name", "dep", "lat", "lon", "population", "current", "postcodes"]
+    )
     writer.writeheader()
     writer.writerows(table)
     OUT.write_bytes(gzip.compress(buffer.getvalue().encode(), mtime=0))

@@ -9,6 +9,8 @@ import csv
 import gzip
 import io
 import math
+import re
+import unicodedata
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -26,6 +28,7 @@ class Commune:
     lon: float
     population: int
     current: str  # the commune it belongs to today (itself unless merged)
+    postcodes: tuple[str, ...] = ()
 
 
 @cache
@@ -33,7 +36,14 @@ def communes() -> dict[str, Commune]:
     text = gzip.decompress(COMMUNES_FILE.read_bytes()).decode()
     return {
         r["insee"]: Commune(
-            r["insee"], r["name"], r["dep"], float(r["lat"]), float(r["lon"]), int(r["population"]), r["current"]
+            r["insee"],
+            r["name"],
+            r["dep"],
+            float(r["lat"]),
+            float(r["lon"]),
+            int(r["population"]),
+            r["current"],
+            tuple(r.get("postcodes", "").split()),
         )
         for r in csv.DictReader(io.StringIO(text))
     }
@@ -41,6 +51,37 @@ def communes() -> dict[str, Commune]:
 
 def commune(insee: str) -> Commune | None:
     return communes().get(insee)
+
+
+def _folded(text: str) -> str:
+    """Lower case, no accents, hyphens and apostrophes as spaces: `Saint-Étienne` ~ `saint etienne`."""
+    plain = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
+    return " ".join(re.sub(r"[-'’]", " ", plain).split())
+
+
+@cache
+def _by_name() -> list[tuple[str, Commune]]:
+    """Today's communes by folded name, the most populated first (a name shared by several:
+    the larger one is likelier)."""
+    current = [c for c in communes().values() if c.current == c.insee]
+    return [(_folded(c.name), c) for c in sorted(current, key=lambda c: -c.population)]
+
+
+def find_communes(query: str, limit: int = 10) -> list[Commune]:
+    """Communes as a regulator types them: an INSEE code, a postcode, or the start of a name
+    (case, accents and hyphens aside; `st` for `saint`); today's communes only."""
+    query = query.strip()[:100]
+    if re.fullmatch(r"[0-9][0-9AB][0-9]{3}", query.upper()):
+        found = communes().get(query.upper())
+        exact = [communes()[found.current]] if found else []
+        by_post = [c for _, c in _by_name() if query in c.postcodes]
+        return list(dict.fromkeys(exact + by_post))[:limit]
+    wanted = re.sub(r"^(st|ste)\b", lambda m: "saint" if m.group(1) == "st" else "sainte", _folded(query))
+    if not wanted:
+        return []
+    starts = [c for name, c in _by_name() if name.startswith(wanted)]
+    exact = [c for c in starts if _folded(c.name) == wanted]
+    return list(dict.fromkeys(exact + starts))[:limit]
 
 
 def distance_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:

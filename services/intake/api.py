@@ -85,8 +85,11 @@ class RequestIn(InputModel):
     correlation_id: str | None = Field(default=None, max_length=200, description="echoed on every callback")
 
 
-def to_new_request(body: RequestIn, caller: Client | None = None) -> NewRequest:
-    """Check what the schema cannot (known motive, known commune) and locate the patient."""
+def to_new_request(
+    body: RequestIn, caller: Client | None = None, organisation: str | None = None, posted_by: Actor | None = None
+) -> NewRequest:
+    """Check what the schema cannot (known motive, known commune) and locate the patient; the
+    request is the caller's organisation's (a key's client), or `organisation`'s (the console)."""
     if body.motive not in catalogue().motives:
         raise invalid_field("motive", f"unknown motive {body.motive!r}; see GET /v1/motives")
     unknown_flags = sorted(set(body.patient.red_flags) - set(catalogue().red_flags))
@@ -124,8 +127,9 @@ def to_new_request(body: RequestIn, caller: Client | None = None) -> NewRequest:
         contact_name=contact.name,
         contact_phone=contact.phone,
         body=body.model_dump(mode="json"),
-        organisation=caller.organisation if caller else "legacy",
+        organisation=caller.organisation if caller else organisation or "legacy",
         client_id=caller.client_id if caller else None,
+        posted_by=posted_by or (Actor("client", caller.client_id) if caller else None),
     )
 
 

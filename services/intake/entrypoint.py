@@ -6,10 +6,11 @@ from datetime import timedelta
 from pathlib import Path
 
 from schemas.events import AppointmentConfirmed, OfferProposed, RequestUnresolved, RequestWaiting, SearchStarted
+from services.common.access.accounts import Accounts
 from services.common.context import Context
 from services.common.messaging import Pump
 from services.common.parts import Handlers, ServicePart, Subscription
-from services.intake import api, pages
+from services.intake import api, console, pages
 from services.intake.callbacks import CallbackSecrets
 from services.intake.retention import Retention
 from services.intake.service import IntakeService
@@ -20,7 +21,7 @@ STUCK = (
 )
 
 
-ROUTERS = [api.router, api.internal, pages.front]  # the paths it serves: services/routing.py
+ROUTERS = [api.router, api.internal, pages.front, console.router]  # the paths it serves: services/routing.py
 
 
 def build(ctx: Context) -> tuple[IntakeService, ServicePart]:
@@ -36,6 +37,8 @@ def build(ctx: Context) -> tuple[IntakeService, ServicePart]:
     service = IntakeService(
         db, ctx.topics, secrets, s.outbound, ctx.vault, ctx.clock, ctx.secret, retention, callbacks.poke
     )
+    intake_pages = pages.intake_pages(s.base_url.startswith("https://"))
+    people = ctx.shared("intake")  # regulators' accounts (the console); the operations service manages them
     handlers: Handlers = {
         SearchStarted: service.news.on_search_started,
         OfferProposed: service.news.on_offer_proposed,
@@ -48,11 +51,11 @@ def build(ctx: Context) -> tuple[IntakeService, ServicePart]:
         db=db,
         migrations=Path(__file__).parent / "migrations",
         routers=ROUTERS,
-        provides=[service, pages.intake_pages(s.base_url.startswith("https://"))],
+        provides=[service, intake_pages, console.Console(service, Accounts(people, ctx.clock), intake_pages)],
         problems=api.PROBLEMS,
         subscriptions=[Subscription("intake", [ctx.topics.matching], handlers)],
         pumps=[callbacks],
-        on_stop=[service.moves.close],
+        on_stop=[service.moves.close, people.dispose],
         timers=[
             (service.end_unsearched, 60.0),  # ... and when its deadline passed, it ends
             (service.retention.apply, s.retention_sweep_seconds),

@@ -37,6 +37,8 @@ class OrientationRequest(SQLModel, table=True):
     detail: str | None = None
     alternatives: list[dict[str, Any]] | None = json_column()
     waiting: dict[str, Any] | None = json_column()  # while searching: why nobody is asked yet
+    # while offered: the latest offer's {"name", "rpps", "answer_by"} (the console shows it)
+    asked: dict[str, Any] | None = json_column()
     callback_url: str | None = None  # where the regulator wants status changes pushed
     correlation_id: str | None = None  # the regulator's, echoed on every message
     created_at: datetime = timestamp()

@@ -53,13 +53,18 @@ class MatcherNews:
         if request and follows(RequestStatus(request.status), RequestStatus.OFFERED):
             request.explanation = [e.model_dump(mode="json") for e in event.explanation]
             request.waiting = None
+            request.asked = {
+                "name": event.professional.name,
+                "rpps": event.professional.rpps,
+                "answer_by": event.answer_by.isoformat() if event.answer_by else None,
+            }
             if request.status != RequestStatus.OFFERED:  # a second parallel offer is no news to the regulator
                 await self.moves.move(tx, request, RequestStatus.OFFERED, ce.time)
 
     async def on_appointment_confirmed(self, tx: Transaction, event: AppointmentConfirmed, ce: CloudEvent) -> None:
         request = await _for_update(tx, event.request_id)
         if request and follows(RequestStatus(request.status), RequestStatus.CONFIRMED):
-            request.waiting = None
+            request.waiting = request.asked = None
             request.appointment = {
                 "professional": event.professional.model_dump(mode="json"),
                 "site": event.site.model_dump(mode="json"),
@@ -72,7 +77,7 @@ class MatcherNews:
     async def on_unresolved(self, tx: Transaction, event: RequestUnresolved, ce: CloudEvent) -> None:
         request = await _for_update(tx, event.request_id)
         if request and follows(RequestStatus(request.status), RequestStatus.UNRESOLVED):
-            request.reason, request.detail, request.waiting = event.reason, event.detail, None
+            request.reason, request.detail, request.waiting, request.asked = event.reason, event.detail, None, None
             request.alternatives = [a.model_dump(mode="json", exclude_none=True) for a in event.alternatives]
             await self.moves.move(tx, request, RequestStatus.UNRESOLVED, ce.time, reason=event.reason)
 

@@ -31,6 +31,16 @@ async def owned(
     return (await session.execute(query.with_for_update() if lock else query)).scalar_one_or_none()
 
 
+async def recent_of(session: AsyncSession, *, organisation: str, limit: int) -> list[OrientationRequest]:
+    found = await session.execute(
+        select(OrientationRequest)
+        .where(col(OrientationRequest.organisation) == organisation)
+        .order_by(col(OrientationRequest.received_at).desc())
+        .limit(limit)
+    )
+    return list(found.scalars())
+
+
 async def history_of(session: AsyncSession, *, request_id: str) -> list[RequestHistory]:
     found = await session.execute(
         select(RequestHistory).where(col(RequestHistory.request_id) == request_id).order_by(col(RequestHistory.id))

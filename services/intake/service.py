@@ -59,6 +59,7 @@ class NewRequest:
     body: dict[str, Any]  # what was sent, for idempotency
     organisation: str = "legacy"  # the posting client's: the request is its own
     client_id: str | None = None
+    posted_by: Actor | None = None  # for the audit trail: the key's client, or the console's account
 
     def row(self, request_id: str, fingerprint: str, now: datetime) -> OrientationRequest:
         """The request's row (its contact goes apart: PatientContact)."""
@@ -140,8 +141,7 @@ class IntakeService:
             contact = json.dumps({"name": new.contact_name, "phone": new.contact_phone})
             tx.session.add(PatientContact(request_id=request_id, sealed=self.vault.keys.encrypt(contact)))
             tx.session.add(RequestHistory(request_id=request_id, status=RequestStatus.RECEIVED, at=now))
-            poster = Actor("client", new.client_id) if new.client_id else SYSTEM
-            await audit.record(tx.session, poster, "request.posted", request_id, now)
+            await audit.record(tx.session, new.posted_by or SYSTEM, "request.posted", request_id, now)
             key = await self.vault.create(tx.session, request_id, now)  # erasure destroys it
             tx.emit(
                 self.topics.requests,
@@ -188,11 +188,16 @@ class IntakeService:
             if request.status == RequestStatus.UNRESOLVED:
                 raise CannotCancel(f"request {request_id} already ended unresolved ({request.reason})")
             now = self.clock()
-            request.reason, request.detail = "cancelled", "cancelled by the regulator"
+            request.reason, request.detail, request.asked = "cancelled", "cancelled by the regulator", None
             await self.moves.move(tx, request, RequestStatus.CANCELLED, now, reason="cancelled")
             tx.emit(self.topics.requests, RequestCancelled(request_id=request_id, cancelled_at=now), now)
         log.info("request cancelled", request_id=request_id)
         return request
+
+    async def recent(self, organisation: str, limit: int = 100) -> list[OrientationRequest]:
+        """The organisation's latest requests, newest first (the console's list; no patient data)."""
+        async with self.db.transaction() as tx:
+            return await repository.recent_of(tx.session, organisation=organisation, limit=limit)
 
     async def end_unsearched(self) -> int:
         """A safety net: a request still `received` when its deadline passed was never searched

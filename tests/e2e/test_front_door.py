@@ -19,7 +19,7 @@ async def test_the_front_door_links_every_space_in_both_languages(stack: Stack) 
     assert 'href="/mailbox"' not in french.text  # e-mails go to a relay here
     english = await stack.http.get("/", params={"lang": "en"})
     assert "Regulators&#39; console" in english.text and 'lang="en"' in english.text
-    for path in ("/ops", "/docs", "/fhir/metadata"):  # every link leads somewhere
+    for path in ("/r", "/ops", "/docs", "/fhir/metadata"):  # every link leads somewhere
         assert (await stack.http.get(path)).status_code in (200, 303, 401), path
 
 
