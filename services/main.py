@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import secrets
 import signal
@@ -102,6 +103,15 @@ def _persistent_secret(path: Path) -> str:
     path.write_text(value)
     path.chmod(0o600)
     return value
+
+
+def trial_regulator(settings: Settings) -> tuple[str, str, str]:
+    """`make run`'s regulator account for the console: the first regulator key's organisation
+    (a bare key is an organisation of its own), a password kept in DATA_DIR."""
+    first = environment_keys(settings.regulator_api_keys, "", "")[0]
+    organisation = first.organisation or first.client_id
+    password = _persistent_secret(settings.data_dir / "trial_regulator_password")[:20]
+    return "regulateur@essai.example.org", password, organisation
 
 
 def data_keys(settings: Settings) -> str:
@@ -241,6 +251,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         key = _persistent_secret(settings.data_dir / "demo_api_key")
         settings.regulator_api_keys = key
         print(f"\n  No REGULATOR_API_KEYS set: demo regulator key  {key}\n", flush=True)
+    if trial:
+        settings.trial_regulator = trial_regulator(settings)
     if not settings.admin_api_keys.strip() and not settings.database_url:
         key = _persistent_secret(settings.data_dir / "demo_admin_key")
         settings.admin_api_keys = key
@@ -255,7 +267,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     sock = listening_socket(settings.host, settings.port)  # first: a port held elsewhere stops us here
     with infrastructure(settings) as (database_url, bootstrap):
         base, workers = settings.base_url, settings.worker_count
+        if settings.trial_regulator:
+            email, password, _ = settings.trial_regulator
+            print(
+                f"  Open {base}/ to begin: the regulators' console is {base}/r\n"
+                f"  Trial regulator  {email}  password {password}\n"
+                f"  Trial mailbox    {base}/mailbox  (the e-mails to doctors, kept on this machine)\n",
+                flush=True,
+            )
         print(
+            f"  Front door      {base}/\n"
             f"  Regulator API   {base}/v1/requests   (docs: {base}/docs)\n"
             f"  FHIR (platform) {base}/fhir/metadata\n"
             f"  Health          {base}/healthz\n"
@@ -322,6 +343,8 @@ def worker_environment(
         env["KAFKA_SESSION_TIMEOUT_MS"] = str(settings.session_timeout_ms)
         env["KAFKA_HEARTBEAT_INTERVAL_MS"] = str(settings.heartbeat_interval_ms)
         env["CONSUMER_REST_AFTER_MS"] = str(settings.rest_after_ms)
+    if settings.trial_regulator:
+        env["TRIAL_REGULATOR"] = json.dumps(settings.trial_regulator)
     return env
 
 

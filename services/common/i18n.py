@@ -90,6 +90,7 @@ LABELS: dict[str, dict[str, dict[str, str]]] = {
     },
     "outcome": {
         "fr": {
+            "received": "reçue",
             "confirmed": "rendez-vous",
             "unresolved": "sans solution",
             "cancelled": "annulée",
@@ -97,6 +98,7 @@ LABELS: dict[str, dict[str, dict[str, str]]] = {
             "searching": "recherche en cours",
         },
         "en": {
+            "received": "received",
             "confirmed": "appointment",
             "unresolved": "no solution",
             "cancelled": "cancelled",

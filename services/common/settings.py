@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     data_keys: str = ""
     ops_admin_email: str | None = None
     ops_admin_password: str | None = None
+    # `make run`'s trial: a regulator's account for the console, of the demo key's organisation
+    # (set by services/main.py when no database is given; never in a deployment)
+    trial_regulator: tuple[str, str, str] | None = Field(default=None, exclude=True)
 
     # E-mail: printed and kept under data_dir/mail when SMTP_HOST is unset.
     smtp_host: str | None = None

@@ -17,7 +17,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
-from services.common import i18n
 from services.common.access.accounts import CONSOLE, Accounts, Operator, TooManyAttempts, WrongDoor
 from services.common.audit import Actor
 from services.common.clock import PARIS
@@ -26,6 +25,7 @@ from services.common.http import Problem, failures_answered_by
 from services.common.i18n import N_
 from services.common.inputs import Ident, has_control_characters
 from services.common.motives import catalogue
+from services.common.pages import language
 from services.intake import console_views as views
 from services.intake.api import RequestIn, to_new_request
 from services.intake.domain import CannotCancel, ReceivedAtOutOfRange, RequestNotFound
@@ -142,9 +142,7 @@ async def _signed_in(request: Request, console: Console) -> Operator | Response:
 async def _home(
     request: Request, console: Console, regulator: Operator, status: int = 200, **form: Any
 ) -> HTMLResponse:
-    lang = i18n.choose(
-        request.query_params.get("lang"), request.headers.get("accept-language"), request.cookies.get("sas_lang")
-    )
+    lang = language(request)
     assert regulator.organisation is not None
     rows = [views.row_view(r) for r in await console.service.recent(regulator.organisation, SHOWN)]
     return console.pages.page(
@@ -250,36 +248,47 @@ async def send(
 # --- one request ----------------------------------------------------------------------------
 
 
-@router.get("/r/requests/{request_id}", response_class=HTMLResponse)
-async def one_request(request: Request, request_id: Ident, console: ConsoleDep) -> Response:
-    regulator = await _signed_in(request, console)
+NOT_OURS = N_("Aucune demande de votre organisation ne porte ce numéro.")
+
+
+def _not_ours(request: Request, console: Console, regulator: Operator) -> HTMLResponse:
+    """Another organisation's request is answered as if it did not exist."""
+    return console.pages.page(request, "console_message.html", 404, text=NOT_OURS, regulator=regulator)
+
+
+async def _request_page(request: Request, request_id: str, console: Console, part: bool) -> Response:
+    """A request's page, or its live part (polled: not recorded as a new reading each time)."""
+    regulator = await (console.regulator(request) if part else _signed_in(request, console))
     if isinstance(regulator, Response):
         return regulator
+    if regulator is None or regulator.organisation is None:
+        return Response(status_code=401)
+    reader = None if part else Actor("account", regulator.email)
     try:
-        found, history = await console.service.get(
-            request_id, regulator.organisation, Actor("account", regulator.email)
-        )
-    except RequestNotFound:  # another organisation's request too: as if it did not exist
-        return console.pages.page(
-            request,
-            "console_message.html",
-            404,
-            text=N_("Aucune demande de votre organisation ne porte ce numéro."),
-            regulator=regulator,
-        )
+        found, history = await console.service.get(request_id, regulator.organisation, reader)
+    except RequestNotFound:
+        return _not_ours(request, console, regulator)
     view = views.row_view(found)
-    lang = i18n.choose(
-        request.query_params.get("lang"), request.headers.get("accept-language"), request.cookies.get("sas_lang")
-    )
     return console.pages.page(
         request,
-        "console_request.html",
+        "console_request_part.html" if part else "console_request.html",
         regulator=regulator,
         r=view,
         history=history,
-        summary=views.summary(view, lang),
+        summary=views.summary(view, language(request)),
         done=request.query_params.get("done"),
     )
+
+
+@router.get("/r/requests/{request_id}", response_class=HTMLResponse)
+async def one_request(request: Request, request_id: Ident, console: ConsoleDep) -> Response:
+    return await _request_page(request, request_id, console, part=False)
+
+
+@router.get("/r/requests/{request_id}/part", response_class=HTMLResponse)
+async def one_request_part(request: Request, request_id: Ident, console: ConsoleDep) -> Response:
+    """The request's state alone, polled by its page every few seconds (no reload)."""
+    return await _request_page(request, request_id, console, part=True)
 
 
 @router.post("/r/requests/{request_id}/cancel", response_class=HTMLResponse)
@@ -293,13 +302,7 @@ async def cancel(
     try:
         await console.service.cancel(request_id, regulator.organisation, Actor("account", regulator.email))
     except RequestNotFound:
-        return console.pages.page(
-            request,
-            "console_message.html",
-            404,
-            text=N_("Aucune demande de votre organisation ne porte ce numéro."),
-            regulator=regulator,
-        )
+        return _not_ours(request, console, regulator)
     except CannotCancel:
         return console.pages.page(
             request,
@@ -313,20 +316,22 @@ async def cancel(
 
 @router.post("/r/requests/{request_id}/erase", response_class=HTMLResponse)
 async def erase(
-    request: Request, request_id: Ident, console: ConsoleDep, csrf: Annotated[str, Form(max_length=100)]
+    request: Request,
+    request_id: Ident,
+    console: ConsoleDep,
+    csrf: Annotated[str, Form(max_length=100)],
+    confirm: Annotated[str, Form(max_length=3)] = "",
 ) -> Response:
+    """Irreversible: the form's box must be ticked (a stray click erases nothing)."""
     regulator = await _signed_in(request, console)
     if isinstance(regulator, Response):
         return regulator
     _checked(regulator, csrf)
+    if confirm != "on":
+        text = N_("Cochez « Effacement définitif » pour effacer les données du patient : rien n'est effacé.")
+        return console.pages.page(request, "console_message.html", 422, text=text, regulator=regulator)
     try:
         await console.service.erase(request_id, regulator.organisation, Actor("account", regulator.email))
     except RequestNotFound:
-        return console.pages.page(
-            request,
-            "console_message.html",
-            404,
-            text=N_("Aucune demande de votre organisation ne porte ce numéro."),
-            regulator=regulator,
-        )
+        return _not_ours(request, console, regulator)
     return RedirectResponse(f"/r/requests/{request_id}?done=erased", status_code=303)

@@ -60,6 +60,10 @@ def build(ctx: Context, pauses: ProfessionalPauses) -> ServicePart:
 
 
 async def _admin_from_settings(ctx: Context, accounts: Accounts) -> None:
-    """OPS_ADMIN_EMAIL and OPS_ADMIN_PASSWORD create or update a sas_admin account at start."""
+    """OPS_ADMIN_EMAIL and OPS_ADMIN_PASSWORD create or update a sas_admin account at start; the
+    trial's regulator account too."""
     if ctx.settings.ops_admin_email and ctx.settings.ops_admin_password:
         await accounts.put(ctx.settings.ops_admin_email, ctx.settings.ops_admin_password, "sas_admin", None)
+    if ctx.settings.trial_regulator:  # make run's trial: the console's account (services/main.py)
+        email, password, organisation = ctx.settings.trial_regulator
+        await accounts.put(email, password, "regulator", organisation=organisation)

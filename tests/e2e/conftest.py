@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import email
 import os
 import re
@@ -252,6 +253,19 @@ async def operator_client(stack: Stack, email: str, password: str) -> httpx.Asyn
 
 @pytest.fixture(scope="module")
 async def stack(kafka_bootstrap: str, postgres_url: str) -> AsyncIterator[Stack]:
+    async with running_stack(kafka_bootstrap, postgres_url) as started:
+        yield started
+
+
+@pytest.fixture(scope="module")
+async def trial_stack(kafka_bootstrap: str, postgres_url: str) -> AsyncIterator[Stack]:
+    """As `make run`'s trial: no SMTP relay, the e-mails kept in DATA_DIR/mail (the trial mailbox)."""
+    async with running_stack(kafka_bootstrap, postgres_url, trial=True) as started:
+        yield started
+
+
+@contextlib.asynccontextmanager
+async def running_stack(kafka_bootstrap: str, postgres_url: str, trial: bool = False) -> AsyncIterator[Stack]:
     database_url = await create_database(postgres_url)
     mail = SmtpSink()
     mail.controller.start()
@@ -268,7 +282,7 @@ async def stack(kafka_bootstrap: str, postgres_url: str) -> AsyncIterator[Stack]
         fhir_api_keys=FHIR_KEY,
         internal_api_key="internal-test-key",
         secret_key="test-secret",
-        smtp_host="127.0.0.1",
+        smtp_host=None if trial else "127.0.0.1",
         smtp_port=mail.controller.port,
         topic_prefix=f"t{uuid.uuid4().hex[:8]}.",
         port=port,

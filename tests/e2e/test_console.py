@@ -74,7 +74,7 @@ async def test_a_regulator_sends_and_follows_a_request_to_the_appointment(stack:
         # another organisation: not in its list, its page answers as if there were no such request
         assert request_id not in (await other.get("/r/list")).text
         assert (await other.get(f"/r/requests/{request_id}")).status_code == 404
-        refused = await other.post(f"/r/requests/{request_id}/erase", data={"csrf": other_csrf})
+        refused = await other.post(f"/r/requests/{request_id}/erase", data={"csrf": other_csrf, "confirm": "on"})
         assert refused.status_code == 404
 
         audit = await stack.http.get("/v1/audit", params={"request_id": request_id}, headers=stack.auth)
@@ -105,7 +105,9 @@ async def test_a_cancel_from_the_console_withdraws_the_offer_and_erase_reaches_t
         [_, withdrawn] = await stack.mail.wait_for(gp, count=2)  # the GP is told the offer is withdrawn
         assert withdrawn["Subject"]
 
-        erased = await mine.post(f"/r/requests/{request_id}/erase", data={"csrf": csrf})
+        unconfirmed = await mine.post(f"/r/requests/{request_id}/erase", data={"csrf": csrf})
+        assert unconfirmed.status_code == 422 and "patient_erased_at" not in await stack.status(request_id)
+        erased = await mine.post(f"/r/requests/{request_id}/erase", data={"csrf": csrf, "confirm": "on"})
         assert erased.status_code == 303
         assert "patient_erased_at" in await stack.status(request_id)
     finally:
