@@ -105,6 +105,25 @@ def _persistent_secret(path: Path) -> str:
     return value
 
 
+def trial_keys(settings: Settings, trial: bool) -> None:
+    """Keys not given: demo ones, made once and kept in DATA_DIR, printed; in the trial, the
+    console's regulator account too."""
+    if not settings.regulator_api_keys.strip():
+        key = _persistent_secret(settings.data_dir / "demo_api_key")
+        settings.regulator_api_keys = key
+        print(f"\n  No REGULATOR_API_KEYS set: demo regulator key  {key}\n", flush=True)
+    if trial:
+        settings.trial_regulator = trial_regulator(settings)
+    if not settings.admin_api_keys.strip() and not settings.database_url:
+        key = _persistent_secret(settings.data_dir / "demo_admin_key")
+        settings.admin_api_keys = key
+        print(f"  No ADMIN_API_KEYS set: trial admin key (clients, directory)  {key}\n", flush=True)
+    if not settings.fhir_keys:
+        key = _persistent_secret(settings.data_dir / "demo_fhir_key")
+        settings.fhir_api_keys = key
+        print(f"  No FHIR_API_KEYS set: demo key of the national platform (/fhir)  {key}\n", flush=True)
+
+
 def trial_regulator(settings: Settings) -> tuple[str, str, str]:
     """`make run`'s regulator account for the console: the first regulator key's organisation
     (a bare key is an organisation of its own), a password kept in DATA_DIR."""
@@ -247,20 +266,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(f"missing secrets: set {', '.join(missing)} (see docs/security.md)")
     if trial:
         trial_secrets(settings)
-    if not settings.regulator_api_keys.strip():
-        key = _persistent_secret(settings.data_dir / "demo_api_key")
-        settings.regulator_api_keys = key
-        print(f"\n  No REGULATOR_API_KEYS set: demo regulator key  {key}\n", flush=True)
-    if trial:
-        settings.trial_regulator = trial_regulator(settings)
-    if not settings.admin_api_keys.strip() and not settings.database_url:
-        key = _persistent_secret(settings.data_dir / "demo_admin_key")
-        settings.admin_api_keys = key
-        print(f"  No ADMIN_API_KEYS set: trial admin key (clients, directory)  {key}\n", flush=True)
-    if not settings.fhir_keys:
-        key = _persistent_secret(settings.data_dir / "demo_fhir_key")
-        settings.fhir_api_keys = key
-        print(f"  No FHIR_API_KEYS set: demo key of the national platform (/fhir)  {key}\n", flush=True)
+    trial_keys(settings, trial)
     # uvicorn re-raises SIGTERM once it has shut down: exit through the `with` below, so that
     # the embedded database and broker are stopped too.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
