@@ -147,6 +147,11 @@ def label(code: str | None, kind: str, lang: Lang = "fr") -> str:
     return LABELS.get(kind, {}).get(lang, {}).get(code, code)
 
 
+def colon(lang: Lang = "fr") -> str:
+    """French puts a space before a colon: "trop loin : 1", "too far: 1"."""
+    return " : " if lang == "fr" else ": "
+
+
 def number(value: float | int | None, lang: Lang = "fr", digits: int = 1) -> str:
     """`12,5` in French, `12.5` in English; a dash for no value."""
     if value is None:

@@ -46,9 +46,12 @@ class Pages:
     def page(self, request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
         asked = request.query_params.get("lang")
         lang = language(request)
-        colon = " : " if lang == "fr" else ": "
         html = self.env.get_template(template).render(
-            _=self.gettext(lang), lang=lang, colon=colon, other_lang="fr" if lang == "en" else "en", **context
+            _=self.gettext(lang),
+            lang=lang,
+            colon=i18n.colon(lang),
+            other_lang="fr" if lang == "en" else "en",
+            **context,
         )
         response = HTMLResponse(html, status_code=status, headers={"Cache-Control": "no-store"})
         if asked in ("fr", "en"):

@@ -274,7 +274,7 @@ async def _request_page(request: Request, request_id: str, console: Console, par
         "console_request_part.html" if part else "console_request.html",
         regulator=regulator,
         r=view,
-        history=history,
+        history=views.history_view(history, language(request)),
         summary=views.summary(view, language(request)),
         done=request.query_params.get("done"),
     )

@@ -12,7 +12,8 @@ from pydantic import ValidationError
 from services.common import geo, i18n
 from services.common.i18n import N_
 from services.common.motives import Motive, catalogue
-from services.intake.models import OrientationRequest
+from services.intake.domain import WAITING
+from services.intake.models import OrientationRequest, RequestHistory
 
 
 def motive_choices(lang: i18n.Lang) -> list[dict[str, Any]]:
@@ -93,6 +94,20 @@ def row_view(request: OrientationRequest) -> dict[str, Any]:
         "erased": request.patient_erased_at,
         "deadline": request.deadline,
     }
+
+
+def history_view(history: list[RequestHistory], lang: i18n.Lang) -> list[dict[str, Any]]:
+    """Each step in words: a search that waits says why (it would otherwise read "searching"
+    twice), a request without solution says its reason."""
+    steps = []
+    for step in history:
+        said = i18n.label(step.status, "outcome", lang)
+        if step.reason and step.reason.startswith(WAITING):
+            said = i18n.label(step.reason.removeprefix(WAITING), "waiting", lang)
+        elif step.status == "unresolved" and step.reason:
+            said = f"{said}{i18n.colon(lang)}{i18n.label(step.reason, 'unresolved', lang)}"
+        steps.append({"at": step.at, "said": said})
+    return steps
 
 
 def located(place: str, chosen: str) -> tuple[dict[str, Any] | None, str | None, list[geo.Commune]]:

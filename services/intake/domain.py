@@ -33,6 +33,9 @@ def follows(current: RequestStatus, new: RequestStatus) -> bool:
     return current not in FINAL and new != RequestStatus.RECEIVED
 
 
+WAITING = "waiting: "  # how a search that waits records its reason in a request's history
+
+
 def same_wait(before: dict[str, Any] | None, after: dict[str, Any]) -> bool:
     """Whether a waiting notice says nothing new: same reason, same detail, same next look."""
     return before is not None and all(before.get(k) == after[k] for k in ("reason", "detail", "look_again_at"))

@@ -14,7 +14,7 @@ from schemas.events import (
     SearchStarted,
 )
 from services.common.db import Transaction
-from services.intake.domain import RequestStatus, follows, same_wait
+from services.intake.domain import WAITING, RequestStatus, follows, same_wait
 from services.intake.models import OrientationRequest
 from services.intake.status import StatusMoves
 
@@ -46,7 +46,7 @@ class MatcherNews:
         if request.status == RequestStatus.SEARCHING and same_wait(request.waiting, waiting):
             return  # waiting for the same reason until the same time: no news
         request.deadline, request.waiting = event.deadline, waiting
-        await self.moves.move(tx, request, RequestStatus.SEARCHING, ce.time, reason=f"waiting: {event.reason}")
+        await self.moves.move(tx, request, RequestStatus.SEARCHING, ce.time, reason=f"{WAITING}{event.reason}")
 
     async def on_offer_proposed(self, tx: Transaction, event: OfferProposed, ce: CloudEvent) -> None:
         request = await _for_update(tx, event.request_id)

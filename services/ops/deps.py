@@ -51,8 +51,7 @@ class Operations:
         asked = request.query_params.get("lang")
         lang = self.language(request)
         gettext = i18n.translations(LOCALE, lang).gettext
-        colon = " : " if lang == "fr" else ": "  # "trop loin : 1", "too far: 1"
-        html = self.templates.get_template(template).render(_=gettext, lang=lang, colon=colon, **context)
+        html = self.templates.get_template(template).render(_=gettext, lang=lang, colon=i18n.colon(lang), **context)
         response = HTMLResponse(html, status_code=status, headers={"Cache-Control": "no-store"})
         if asked in ("fr", "en"):
             response.set_cookie(LANG_COOKIE, lang, samesite="strict", secure=self.secure_cookies, max_age=365 * 86400)

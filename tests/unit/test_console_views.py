@@ -9,6 +9,7 @@ import pytest
 
 from services.common import geo
 from services.intake import console_views as views
+from services.intake.models import RequestHistory
 
 
 @pytest.mark.parametrize(
@@ -84,3 +85,21 @@ def test_the_summary_read_to_the_patient_says_who_when_and_where() -> None:
     )
     assert "by teleconsultation" in views.summary(view | {"appointment": {"mode": "teleconsultation"}}, "en")
     assert views.summary(view | {"status": "offered"}, "fr") == ""
+
+
+def test_the_history_says_why_a_search_waits_and_why_nothing_was_found() -> None:
+    at = datetime(2026, 12, 1, 9, tzinfo=UTC)
+    history = [
+        RequestHistory(request_id="r", status="searching", at=at),
+        RequestHistory(request_id="r", status="searching", at=at, reason="waiting: candidates_busy"),
+        RequestHistory(request_id="r", status="unresolved", at=at, reason="all_declined"),
+        RequestHistory(request_id="r", status="cancelled", at=at, reason="cancelled"),
+    ]
+    said = [step["said"] for step in views.history_view(history, "en")]
+    assert said == [
+        "searching",
+        "waiting: professionals busy",
+        "no solution: every professional asked declined",
+        "cancelled",
+    ]
+    assert views.history_view(history[1:2], "fr")[0]["said"] == "en attente : professionnels occupés"
