@@ -16,6 +16,11 @@ broker lose its log while it ran. The runtime then restarts its consumers from t
 the new topics, and each service's relay publishes again the outbox rows published since the
 broker was last seen whole under the epoch it recorded, minus a margin for what consumers had not
 read yet (`OutboxRelay.follow_epoch`). Consumers skip the event ids they have handled.
+
+A look never lasts more than `look_timeout`: the follow-up waits for the relay's round in
+progress, and a round caught by the loss waits for its acknowledgements until the producer gives
+up (seen: a look held that way, a process that never healed). A look cut short is a failed look:
+what it was waiting on is logged, and the next look heals again.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -42,10 +48,12 @@ class BrokerWatch:
         epoch_topic: str,
         create_topics: Callable[[], Awaitable[None]],
         on_look: Callable[[str, bool], Awaitable[None]],
+        look_timeout: float = 30.0,
     ) -> None:
         self.bootstrap_servers = bootstrap_servers
         self.topics, self.epoch_topic = list(topics), epoch_topic
         self.create_topics, self.on_look = create_topics, on_look
+        self.look_timeout = look_timeout
         self.epoch: str | None = None  # the broker's epoch as this process knows it
         self.healthy = False  # reachable, every topic there, epoch known, the look's follow-up done
         self.losses = 0
@@ -56,13 +64,22 @@ class BrokerWatch:
     async def check(self) -> bool:
         """One look; heals if the broker lost its log. Returns whether the broker is whole now."""
         async with self._healing:
+            looking = asyncio.create_task(self._check(), name="broker-look")
             try:
-                await self._check()
+                await asyncio.wait_for(asyncio.shield(looking), self.look_timeout)
             except (KafkaError, OSError, TimeoutError) as error:
-                if self.healthy:
+                if not looking.done():
+                    where = _awaiting(looking)
+                    log.warning("broker look stuck: cut short", seconds=self.look_timeout, waiting_on=where)
+                    looking.cancel()
+                    await asyncio.wait({looking}, timeout=5)
+                elif self.healthy:
                     log.warning("broker unreachable", error=type(error).__name__)
                 self.healthy = False
                 await self._reset_client()
+            except asyncio.CancelledError:
+                looking.cancel()
+                raise
         return self.healthy
 
     async def _check(self) -> None:
@@ -139,6 +156,20 @@ class BrokerWatch:
 
     async def close(self) -> None:
         await self._reset_client()
+
+
+def _awaiting(task: asyncio.Task[None]) -> list[str]:
+    """Where a task is waiting: its chain of awaits, innermost last (for the log)."""
+    chain: list[str] = []
+    awaited: Any = task.get_coro()
+    while awaited is not None:
+        frame = getattr(awaited, "cr_frame", None)
+        if frame is None:
+            chain.append(type(awaited).__name__)  # a future, a task: the end of what can be read
+            break
+        chain.append(f"{frame.f_code.co_name} ({frame.f_code.co_filename.rsplit('/', 2)[-1]}:{frame.f_lineno})")
+        awaited = getattr(awaited, "cr_await", None)
+    return chain
 
 
 async def _quietly(stopping: Awaitable[None]) -> None:
